@@ -1,0 +1,5 @@
+//! CPU kernels. Everything here works on raw pointers and layouts that the
+//! tensor layer validated against their storages.
+
+pub mod iter;
+pub mod kernels;

@@ -1,0 +1,103 @@
+//! Copies, casts and fills.
+
+use crate::cpu::kernels;
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::tensor::layout::fmt_shape;
+use crate::tensor::{DType, Element, Scalar, Tensor};
+
+/// `dst.copy_(src)`: broadcasts `src` to `dst`'s shape and casts its dtype.
+pub fn copy_(dst: &Tensor, src: &Tensor) -> Result<()> {
+    let src_layout = src.layout().broadcast_to(dst.shape()).map_err(|_| {
+        Error::Runtime(format!(
+            "output with shape {} doesn't match the broadcast shape {}",
+            fmt_shape(dst.shape()),
+            fmt_shape(src.shape())
+        ))
+    })?;
+    check_no_internal_overlap(dst)?;
+    // A source overlapping the destination is read from a snapshot.
+    let src = if dst.same_storage(src) && !dst.same_tensor(src) {
+        contiguous_copy(src)?
+    } else {
+        src.clone()
+    };
+    let src_strides = if dst.same_storage(&src) {
+        dst.strides().to_vec()
+    } else {
+        src_layout.strides.to_vec()
+    };
+    dispatch!(src.dtype(), S => dispatch!(dst.dtype(), D => {
+        kernels::map1::<S, D>(&src, &src_strides, dst, D::cast_from);
+    }));
+    dst.bump_version();
+    Ok(())
+}
+
+/// PyTorch refuses writes into a tensor whose elements alias each other.
+pub fn check_no_internal_overlap(t: &Tensor) -> Result<()> {
+    let aliased = t
+        .shape()
+        .iter()
+        .zip(t.strides())
+        .any(|(&d, &s)| d > 1 && s == 0);
+    if aliased {
+        return Err(Error::Runtime(
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory location. Please clone() the tensor before performing the operation.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh contiguous tensor with the same values and dtype.
+pub fn contiguous_copy(t: &Tensor) -> Result<Tensor> {
+    cast_copy(t, t.dtype())
+}
+
+/// A fresh contiguous tensor holding `t` cast to `dtype`.
+pub fn cast_copy(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let out = Tensor::empty(t.shape(), dtype)?;
+    dispatch!(t.dtype(), S => dispatch!(dtype, D => {
+        kernels::map1::<S, D>(t, t.strides(), &out, D::cast_from);
+    }));
+    Ok(out)
+}
+
+/// `t.contiguous()`: `t` itself when already contiguous.
+pub fn contiguous(t: &Tensor) -> Result<Tensor> {
+    if t.is_contiguous() {
+        Ok(t.clone())
+    } else {
+        contiguous_copy(t)
+    }
+}
+
+/// `t.to(dtype)`: `t` itself when nothing changes, unless `copy`.
+pub fn to_dtype(t: &Tensor, dtype: DType, copy: bool) -> Result<Tensor> {
+    if t.dtype() == dtype && !copy {
+        Ok(t.clone())
+    } else {
+        cast_copy(t, dtype)
+    }
+}
+
+/// `t.fill_(v)`.
+pub fn fill_(t: &Tensor, v: Scalar) -> Result<()> {
+    check_no_internal_overlap(t)?;
+    dispatch!(t.dtype(), T => kernels::fill::<T>(t, v.to::<T>()));
+    t.bump_version();
+    Ok(())
+}
+
+/// The elements of `t` in row-major order, converted to `T`.
+pub fn to_vec<T: Element>(t: &Tensor) -> Vec<T> {
+    let mut out = Vec::with_capacity(t.numel());
+    dispatch!(t.dtype(), S => {
+        let p = t.data_ptr::<S>();
+        crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| {
+            // SAFETY: offsets come from the validated layout of `t`.
+            out.push(T::cast_from(unsafe { *p.offset(o) }));
+        });
+    });
+    out
+}

@@ -1,0 +1,319 @@
+//! `tensor[...]` and `tensor[...] = value`, with NumPy/PyTorch semantics:
+//! basic indices (ints, slices, None, Ellipsis, bools) make a view; integer
+//! and boolean tensors index "advanced"-ly and gather into a new tensor.
+
+use crate::cpu::iter::for_each_offset;
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::ops::copy;
+use crate::tensor::layout::{broadcast_shapes, fmt_shape, Dims, Layout};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Clone, Debug)]
+pub enum TensorIndex {
+    Int(i64),
+    Slice { start: Option<i64>, stop: Option<i64>, step: Option<i64> },
+    None,
+    Ellipsis,
+    Bool(bool),
+    Tensor(Tensor),
+}
+
+/// The result of applying the basic part of an index: a view plus the
+/// advanced (tensor) indices still to apply, by dim of that view.
+struct Plan {
+    view: Layout,
+    advanced: Vec<(usize, Tensor)>,
+}
+
+fn consumed(ix: &TensorIndex) -> usize {
+    match ix {
+        TensorIndex::Int(_) | TensorIndex::Slice { .. } => 1,
+        TensorIndex::Tensor(t) if is_mask(t) => t.ndim(),
+        TensorIndex::Tensor(_) => 1,
+        _ => 0,
+    }
+}
+
+fn is_mask(t: &Tensor) -> bool {
+    matches!(t.dtype(), DType::Bool | DType::U8)
+}
+
+/// Python's `slice.indices` clamping, with PyTorch's refusal of steps <= 0.
+fn clamp_slice(start: Option<i64>, stop: Option<i64>, step: Option<i64>, size: usize) -> Result<(usize, usize, usize)> {
+    let step = step.unwrap_or(1);
+    if step <= 0 {
+        return Err(Error::Value("step must be greater than zero".into()));
+    }
+    let n = size as i64;
+    let norm = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
+    let s = start.map_or(0, norm);
+    let e = stop.map_or(n, norm);
+    let len = if e > s { (e - s + step - 1) / step } else { 0 };
+    Ok((s as usize, len as usize, step as usize))
+}
+
+fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
+    let used: usize = indices.iter().map(consumed).sum();
+    let ellipses = indices.iter().filter(|i| matches!(i, TensorIndex::Ellipsis)).count();
+    if ellipses > 1 {
+        return Err(Error::Index("an index can only have a single ellipsis ('...')".into()));
+    }
+    if used > t.ndim() {
+        return Err(Error::Index(format!(
+            "too many indices for tensor of dimension {}",
+            t.ndim()
+        )));
+    }
+    let mut view = t.layout().clone();
+    let mut advanced = Vec::new();
+    let mut dim = 0usize;
+    for ix in indices {
+        match ix {
+            TensorIndex::Int(i) => {
+                view = view.select(dim as i64, *i).map_err(|_| {
+                    Error::Index(format!(
+                        "index {i} is out of bounds for dimension {dim} with size {}",
+                        view.shape[dim]
+                    ))
+                })?;
+            }
+            TensorIndex::Slice { start, stop, step } => {
+                let (s, len, st) = clamp_slice(*start, *stop, *step, view.shape[dim])?;
+                view = view.slice(dim, s, len, st);
+                dim += 1;
+            }
+            TensorIndex::None => {
+                view = view.unsqueeze(dim as i64)?;
+                dim += 1;
+            }
+            TensorIndex::Bool(b) => {
+                view = view.unsqueeze(dim as i64)?;
+                if !b {
+                    view = view.slice(dim, 0, 0, 1);
+                }
+                dim += 1;
+            }
+            TensorIndex::Ellipsis => dim += t.ndim() - used,
+            TensorIndex::Tensor(ix) if is_mask(ix) => {
+                for (j, &m) in ix.shape().iter().enumerate() {
+                    if m != view.shape[dim + j] {
+                        return Err(Error::Index(format!(
+                            "The shape of the mask {} at index {j} does not match the shape of the indexed tensor {} at index {}",
+                            fmt_shape(ix.shape()),
+                            fmt_shape(&view.shape),
+                            dim + j
+                        )));
+                    }
+                }
+                if ix.ndim() == 0 {
+                    // A 0-d mask acts like a bool index.
+                    view = view.unsqueeze(dim as i64)?;
+                    if !ix.get_scalar(0).to_bool() {
+                        view = view.slice(dim, 0, 0, 1);
+                    }
+                    dim += 1;
+                    continue;
+                }
+                for (j, coords) in nonzero(ix)?.into_iter().enumerate() {
+                    advanced.push((dim + j, coords));
+                }
+                dim += ix.ndim();
+            }
+            TensorIndex::Tensor(ix) => {
+                if !matches!(ix.dtype(), DType::I64 | DType::I32 | DType::I16 | DType::I8) {
+                    return Err(Error::Index(
+                        "tensors used as indices must be long, int, byte or bool tensors".into(),
+                    ));
+                }
+                advanced.push((dim, ix.clone()));
+                dim += 1;
+            }
+        }
+    }
+    Ok(Plan { view, advanced })
+}
+
+/// The coordinates of the non-zero elements of `t`, one int64 tensor per dim.
+pub fn nonzero(t: &Tensor) -> Result<Vec<Tensor>> {
+    let mut coords: Vec<Vec<i64>> = vec![Vec::new(); t.ndim()];
+    let mut idx = vec![0usize; t.ndim()];
+    dispatch!(t.dtype(), T => {
+        let p = t.data_ptr::<T>();
+        for_each_offset(t.shape(), t.strides(), |o| {
+            // SAFETY: offsets come from the validated layout of `t`.
+            if crate::tensor::Element::to_bool(unsafe { *p.offset(o) }) {
+                for (c, &i) in coords.iter_mut().zip(&idx) {
+                    c.push(i as i64);
+                }
+            }
+            // Advance the row-major multi-index alongside the offsets.
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < t.shape()[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        });
+    });
+    coords
+        .into_iter()
+        .map(|c| {
+            let n = c.len();
+            Tensor::from_slice(&c, &[n])
+        })
+        .collect()
+}
+
+/// The gather plan of advanced indexing: output shape, and for each output
+/// block its source offset; each block has the shape/strides of `post`.
+struct Gather {
+    out_shape: Dims,
+    bases: Vec<isize>,
+    post: Layout,
+}
+
+fn gather_plan(p: &Plan) -> Result<Gather> {
+    let v = &p.view;
+    let mut bshape: Dims = Dims::new();
+    for (_, ix) in &p.advanced {
+        bshape = broadcast_shapes(&bshape, ix.shape()).map_err(|_| {
+            let shapes: Vec<String> = p.advanced.iter().map(|(_, t)| fmt_shape(t.shape())).collect();
+            Error::Index(format!(
+                "shape mismatch: indexing tensors could not be broadcast together with shapes {}",
+                shapes.join(", ")
+            ))
+        })?;
+    }
+    let nb: usize = bshape.iter().product();
+    let mut adv_off = vec![0isize; nb];
+    for (d, ix) in &p.advanced {
+        let (size, stride) = (v.shape[*d] as i64, v.strides[*d]);
+        let src = copy::cast_copy(ix, DType::I64)?;
+        let ix = src.layout().broadcast_to(&bshape)?;
+        let pi = src.data_ptr::<i64>();
+        let mut k = 0;
+        let mut err = None;
+        for_each_offset(&bshape, &ix.strides, |o| {
+            // SAFETY: `src` is contiguous with the index's own shape, and `ix`
+            // strides are that shape broadcast to `bshape`.
+            let i = unsafe { *pi.offset(o) };
+            if i < -size || i >= size {
+                err.get_or_insert(Error::Index(format!(
+                    "index {i} is out of bounds for dimension {d} with size {size}"
+                )));
+            } else {
+                adv_off[k] += (if i < 0 { i + size } else { i }) as isize * stride;
+            }
+            k += 1;
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    let adv_dims: Vec<usize> = p.advanced.iter().map(|(d, _)| *d).collect();
+    let mut sorted = adv_dims.clone();
+    sorted.dedup();
+    let adjacent = sorted.windows(2).all(|w| w[1] == w[0] + 1);
+    let first = sorted.first().copied().unwrap_or(0);
+    let rest: Vec<usize> = (0..v.ndim()).filter(|d| !sorted.contains(d)).collect();
+    let (pre, post): (Vec<usize>, Vec<usize>) = if adjacent {
+        rest.iter().partition(|&&d| d < first)
+    } else {
+        (Vec::new(), rest)
+    };
+    let pre_l = Layout {
+        shape: pre.iter().map(|&d| v.shape[d]).collect(),
+        strides: pre.iter().map(|&d| v.strides[d]).collect(),
+        offset: 0,
+    };
+    let post = Layout {
+        shape: post.iter().map(|&d| v.shape[d]).collect(),
+        strides: post.iter().map(|&d| v.strides[d]).collect(),
+        offset: 0,
+    };
+    let mut bases = Vec::with_capacity(pre_l.numel() * nb);
+    for_each_offset(&pre_l.shape, &pre_l.strides, |po| {
+        bases.extend(adv_off.iter().map(|&a| v.offset as isize + po + a));
+    });
+    let mut out_shape = pre_l.shape.clone();
+    out_shape.extend_from_slice(&bshape);
+    out_shape.extend_from_slice(&post.shape);
+    Ok(Gather { out_shape, bases, post })
+}
+
+/// `t[indices]`.
+pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
+    let p = plan(t, indices)?;
+    if p.advanced.is_empty() {
+        return t.view_with(p.view);
+    }
+    let g = gather_plan(&p)?;
+    let out = Tensor::empty(&g.out_shape, t.dtype())?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let base = t.storage().as_ptr();
+    dispatch!(t.dtype(), T => {
+        let (src, dst) = (base as *const T, out.data_ptr::<T>());
+        let mut pos = 0usize;
+        for &b in &g.bases {
+            for_each_offset(&g.post.shape, &g.post.strides, |o| {
+                // SAFETY: `b + o` addresses an element of the validated view
+                // (indices were bounds-checked); `pos` < out.numel().
+                unsafe { *dst.add(pos) = *src.offset(b + o) };
+                pos += 1;
+            });
+        }
+    });
+    Ok(out)
+}
+
+/// `t[indices] = value`.
+pub fn index_put_(t: &Tensor, indices: &[TensorIndex], value: &Tensor) -> Result<()> {
+    let p = plan(t, indices)?;
+    if p.advanced.is_empty() {
+        let target = t.view_with(p.view)?;
+        return copy::copy_(&target, &strip_leading_ones(value, target.ndim())?);
+    }
+    copy::check_no_internal_overlap(t)?;
+    let g = gather_plan(&p)?;
+    let value = strip_leading_ones(value, g.out_shape.len())?;
+    let vexp = value.layout().broadcast_to(&g.out_shape).map_err(|_| {
+        Error::Runtime(format!(
+            "shape mismatch: value tensor of shape {} cannot be broadcast to indexing result of shape {}",
+            fmt_shape(value.shape()),
+            fmt_shape(&g.out_shape)
+        ))
+    })?;
+    let vals = copy::cast_copy(&value.view_with(vexp)?, t.dtype())?;
+    let base = t.storage().as_ptr();
+    dispatch!(t.dtype(), T => {
+        let (dst, src) = (base as *mut T, vals.data_ptr::<T>());
+        let mut pos = 0usize;
+        for &b in &g.bases {
+            for_each_offset(&g.post.shape, &g.post.strides, |o| {
+                // SAFETY: as in `index`; `vals` is contiguous with the output shape.
+                unsafe { *dst.offset(b + o) = *src.add(pos) };
+                pos += 1;
+            });
+        }
+    });
+    t.bump_version();
+    Ok(())
+}
+
+/// PyTorch lets a value carry extra leading size-1 dims in assignments.
+fn strip_leading_ones(v: &Tensor, ndim: usize) -> Result<Tensor> {
+    let mut l = v.layout().clone();
+    while l.ndim() > ndim && l.shape[0] == 1 {
+        l.shape.remove(0);
+        l.strides.remove(0);
+    }
+    if l.ndim() == v.ndim() {
+        Ok(v.clone())
+    } else {
+        v.view_with(l)
+    }
+}

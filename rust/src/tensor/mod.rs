@@ -1,0 +1,209 @@
+//! The tensor handle: a cheap `Arc` to storage, layout, dtype and autograd state.
+
+pub mod device;
+pub mod dtype;
+pub mod layout;
+pub mod storage;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+pub use device::Device;
+pub use dtype::{DType, Element, Scalar};
+pub use layout::{Dims, Layout, Strides};
+pub use storage::Storage;
+
+use crate::error::{Error, Result};
+
+/// Per-tensor autograd state. The autograd engine extends this.
+#[derive(Default)]
+pub struct AutogradMeta {
+    pub requires_grad: bool,
+    pub grad: Option<Tensor>,
+}
+
+pub struct TensorImpl {
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+    autograd: Mutex<AutogradMeta>,
+}
+
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorImpl>);
+
+impl Tensor {
+    /// Makes a tensor over `storage`, validating that `layout` fits inside it.
+    pub fn from_parts(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Result<Tensor> {
+        layout.check_fits(storage.nbytes() / dtype.size())?;
+        Ok(Tensor(Arc::new(TensorImpl {
+            storage,
+            layout,
+            dtype,
+            autograd: Mutex::new(AutogradMeta::default()),
+        })))
+    }
+
+    /// An uninitialised contiguous tensor.
+    pub fn empty(shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let nbytes = bytes_for(shape, dtype)?;
+        let storage = Arc::new(Storage::new_uninit(nbytes)?);
+        Tensor::from_parts(storage, Layout::contiguous(shape), dtype)
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let nbytes = bytes_for(shape, dtype)?;
+        let storage = Arc::new(Storage::new_zeroed(nbytes)?);
+        Tensor::from_parts(storage, Layout::contiguous(shape), dtype)
+    }
+
+    /// A contiguous tensor holding a copy of `data`.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Tensor> {
+        let numel = layout::checked_numel(shape)?;
+        if numel != data.len() {
+            return Err(Error::Runtime(format!(
+                "shape {} is invalid for input of size {}",
+                layout::fmt_shape(shape),
+                data.len()
+            )));
+        }
+        let t = Tensor::empty(shape, T::DTYPE)?;
+        // SAFETY: `t` is a fresh contiguous buffer of exactly `numel` elements of T.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), t.data_ptr::<T>(), numel) };
+        Ok(t)
+    }
+
+    pub fn scalar<T: Element>(v: T) -> Result<Tensor> {
+        Tensor::from_slice(&[v], &[])
+    }
+
+    /// A new handle over the same storage with another layout (a view).
+    pub fn view_with(&self, layout: Layout) -> Result<Tensor> {
+        Tensor::from_parts(self.0.storage.clone(), layout, self.0.dtype)
+    }
+
+    /// The same storage and layout reinterpreted under a fresh handle
+    /// (no autograd history): `detach`.
+    pub fn alias(&self) -> Tensor {
+        Tensor(Arc::new(TensorImpl {
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            dtype: self.0.dtype,
+            autograd: Mutex::new(AutogradMeta::default()),
+        }))
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.0.storage
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.0.layout.shape
+    }
+    pub fn strides(&self) -> &[isize] {
+        &self.0.layout.strides
+    }
+    pub fn offset(&self) -> usize {
+        self.0.layout.offset
+    }
+    pub fn ndim(&self) -> usize {
+        self.0.layout.ndim()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+    pub fn version(&self) -> u64 {
+        self.0.storage.version()
+    }
+    pub fn bump_version(&self) {
+        self.0.storage.bump_version()
+    }
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+    pub fn same_tensor(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Pointer to element 0 of this view.
+    ///
+    /// Callers must pass `T` equal to `self.dtype()` and stay within the
+    /// layout, which was validated against the storage.
+    pub fn data_ptr<T: Element>(&self) -> *mut T {
+        debug_assert_eq!(T::DTYPE, self.dtype());
+        self.raw_ptr() as *mut T
+    }
+
+    /// Address of element 0 of this view, as bytes.
+    pub fn raw_ptr(&self) -> *mut u8 {
+        // The offset is inside the storage (validated in `from_parts`) unless
+        // the view is empty, in which case it is never dereferenced.
+        self.0
+            .storage
+            .as_ptr()
+            .wrapping_add(self.offset() * self.dtype().size())
+    }
+
+    pub fn requires_grad(&self) -> bool {
+        self.0.autograd.lock().requires_grad
+    }
+
+    pub fn set_requires_grad(&self, flag: bool) -> Result<()> {
+        if flag && !self.dtype().is_floating_point() {
+            return Err(Error::Runtime(
+                "only Tensors of floating point and complex dtype can require gradients".into(),
+            ));
+        }
+        self.0.autograd.lock().requires_grad = flag;
+        Ok(())
+    }
+
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.autograd.lock().grad.clone()
+    }
+
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        self.0.autograd.lock().grad = grad;
+    }
+
+    /// Reads element `i` of a contiguous walk, as a scalar (for `item`/`tolist`).
+    pub fn get_scalar(&self, flat_offset: usize) -> Scalar {
+        crate::dispatch!(self.dtype(), T => {
+            // SAFETY: callers pass offsets computed from this tensor's layout.
+            let v = unsafe { *self.data_ptr::<T>().add(flat_offset) };
+            v.to_scalar()
+        })
+    }
+}
+
+fn bytes_for(shape: &[usize], dtype: DType) -> Result<usize> {
+    let numel = layout::checked_numel(shape)?;
+    numel.checked_mul(dtype.size()).ok_or_else(|| Error::OutOfMemory {
+        device: "DefaultCPUAllocator".into(),
+        bytes: usize::MAX,
+    })
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor(shape={:?}, dtype={}, device={})",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )
+    }
+}
