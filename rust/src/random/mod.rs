@@ -2,7 +2,7 @@
 //! depends only on (seed, offset, i), so a GPU backend can produce the same
 //! stream by giving each thread its own counter.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -76,9 +76,9 @@ impl Generator {
 }
 
 /// The process-wide CPU generator behind `manual_seed`.
-pub fn default_generator() -> &'static Generator {
-    static GEN: OnceLock<Generator> = OnceLock::new();
-    GEN.get_or_init(|| Generator::new(DEFAULT_SEED))
+pub fn default_generator() -> &'static Arc<Generator> {
+    static GEN: OnceLock<Arc<Generator>> = OnceLock::new();
+    GEN.get_or_init(|| Arc::new(Generator::new(DEFAULT_SEED)))
 }
 
 /// 32 random bits to a float in [0, 1) with 24 bits of precision.

@@ -1,0 +1,166 @@
+"""rtorch: PyTorch's programming model with a Rust core.
+
+``import rtorch as torch`` and keep your code.
+"""
+
+from __future__ import annotations
+
+import builtins as _builtins
+from typing import Any
+
+from rtorch import _C
+from rtorch._C import (
+    Generator,
+    OutOfMemoryError,
+    Tensor,
+    arange,
+    as_tensor,
+    bernoulli,
+    bfloat16,
+    bool,
+    can_cast,
+    default_generator,
+    device,
+    dtype,
+    empty,
+    empty_like,
+    eye,
+    float16,
+    float32,
+    float64,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    get_default_dtype,
+    get_rng_state,
+    initial_seed,
+    int8,
+    int16,
+    int32,
+    int64,
+    linspace,
+    logspace,
+    manual_seed,
+    normal,
+    ones,
+    ones_like,
+    promote_types,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    seed,
+    set_default_dtype,
+    set_rng_state,
+    tensor,
+    uint8,
+    zeros,
+    zeros_like,
+)
+from rtorch._dtype_info import finfo, iinfo
+from rtorch._size import Size
+from rtorch._tensor import LEGACY_TYPES as _LEGACY_TYPES
+from rtorch._tensor_str import set_printoptions
+
+Tensor._set_size_class(Size)
+
+float = float32
+double = float64
+half = float16
+long = int64
+int = int32
+short = int16
+
+FloatTensor = _LEGACY_TYPES["FloatTensor"]
+DoubleTensor = _LEGACY_TYPES["DoubleTensor"]
+HalfTensor = _LEGACY_TYPES["HalfTensor"]
+BFloat16Tensor = _LEGACY_TYPES["BFloat16Tensor"]
+LongTensor = _LEGACY_TYPES["LongTensor"]
+IntTensor = _LEGACY_TYPES["IntTensor"]
+ShortTensor = _LEGACY_TYPES["ShortTensor"]
+CharTensor = _LEGACY_TYPES["CharTensor"]
+ByteTensor = _LEGACY_TYPES["ByteTensor"]
+BoolTensor = _LEGACY_TYPES["BoolTensor"]
+
+__version__ = "0.1.0"
+
+
+def is_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is an ``rtorch.Tensor``."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:
+    """Whether ``input`` has a floating point dtype."""
+    return input.is_floating_point()
+
+
+def numel(input: Tensor) -> int:
+    """The number of elements of ``input``."""
+    return input.numel()
+
+
+def broadcast_shapes(*shapes: Any) -> Size:
+    """The shape that tensors of ``shapes`` broadcast to, with PyTorch's errors.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.broadcast_shapes((2, 1), (3,))
+        torch.Size([2, 3])
+    """
+    result: list = []
+    for i, s in enumerate(shapes):
+        dims = [s] if isinstance(s, _builtins.int) else list(s)
+        n = max(len(result), len(dims))
+        a = [1] * (n - len(result)) + result
+        b = [1] * (n - len(dims)) + dims
+        for k, (x, y) in enumerate(zip(a, b)):
+            if y < 0:
+                raise RuntimeError(f"Trying to create tensor with negative dimension {y}: {dims}")
+            if x != y and x != 1 and y != 1:
+                raise RuntimeError(
+                    "Shape mismatch: objects cannot be broadcast to a single shape.  "
+                    f"Mismatch is between arg {i - 1} and arg {i}."
+                )
+            a[k] = y if x == 1 else x
+        result = a
+    return Size(result)
+
+
+def _method(name: str):
+    """The function form of a tensor method: ``rtorch.f(t, ...) == t.f(...)``."""
+
+    def fn(input: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Function form of :meth:`rtorch.Tensor.{name}`."
+    return fn
+
+
+reshape = _method("reshape")
+permute = _method("permute")
+transpose = _method("transpose")
+swapaxes = _method("swapaxes")
+swapdims = _method("swapdims")
+t = _method("t")
+squeeze = _method("squeeze")
+unsqueeze = _method("unsqueeze")
+flatten = _method("flatten")
+unflatten = _method("unflatten")
+narrow = _method("narrow")
+select = _method("select")
+as_strided = _method("as_strided")
+diagonal = _method("diagonal")
+clone = _method("clone")
+detach = _method("detach")
+add = _method("add")
+sub = subtract = _method("sub")
+mul = multiply = _method("mul")
+div = divide = true_divide = _method("div")
+
+from rtorch import cuda  # noqa: E402

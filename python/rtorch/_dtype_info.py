@@ -1,0 +1,93 @@
+"""``rtorch.finfo`` and ``rtorch.iinfo``: numeric limits of dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtorch import _C
+
+_NP_FLOATS = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+_NP_INTS = {
+    "uint8": np.uint8,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+}
+
+
+def _name(dtype: _C.dtype) -> str:
+    return repr(dtype).split(".")[-1]
+
+
+class finfo:
+    """Machine limits of a floating point dtype, as ``torch.finfo``.
+
+    Args:
+        type (rtorch.dtype, optional): a floating point dtype; the default
+            dtype when omitted.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.finfo(rtorch.float16).max
+        65504.0
+    """
+
+    def __init__(self, type: _C.dtype | None = None) -> None:
+        dtype = _C.get_default_dtype() if type is None else type
+        if not isinstance(dtype, _C.dtype) or not dtype.is_floating_point:
+            raise TypeError(
+                "torch.finfo() requires a floating point input type. "
+                "Use torch.iinfo to handle 'torch.finfo'"
+            )
+        self.dtype = _name(dtype)
+        if self.dtype == "bfloat16":
+            self.bits = 16
+            self.eps = 0.0078125
+            self.max = 3.3895313892515355e38
+            self.min = -3.3895313892515355e38
+            self.tiny = self.smallest_normal = 1.1754943508222875e-38
+            self.resolution = 0.01
+        else:
+            info = np.finfo(_NP_FLOATS[self.dtype])
+            self.bits = int(info.bits)
+            self.eps = float(info.eps)
+            self.max = float(info.max)
+            self.min = float(info.min)
+            self.tiny = self.smallest_normal = float(info.tiny)
+            self.resolution = float(info.resolution)
+
+    def __repr__(self) -> str:
+        return (
+            f"finfo(resolution={self.resolution}, min={self.min:g}, max={self.max:g}, "
+            f"eps={self.eps:g}, smallest_normal={self.tiny:g}, tiny={self.tiny:g}, "
+            f"dtype={self.dtype})"
+        )
+
+
+class iinfo:
+    """Machine limits of an integer dtype, as ``torch.iinfo``.
+
+    Args:
+        type (rtorch.dtype): an integer or bool dtype.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.iinfo(rtorch.int8).min
+        -128
+    """
+
+    def __init__(self, type: _C.dtype) -> None:
+        if not isinstance(type, _C.dtype) or type.is_floating_point:
+            raise TypeError(f"{type!r} is not supported by torch.iinfo")
+        self.dtype = _name(type)
+        if self.dtype == "bool":
+            self.bits, self.min, self.max = 8, 0, 1
+        else:
+            info = np.iinfo(_NP_INTS[self.dtype])
+            self.bits, self.min, self.max = int(info.bits), int(info.min), int(info.max)
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"

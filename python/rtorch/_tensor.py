@@ -1,0 +1,197 @@
+"""Python-level methods of ``rtorch.Tensor``: the parts of the API that are
+pure convenience (printing, NumPy conversion, legacy type names). Everything
+numeric lives in Rust (``rtorch._C.Tensor``)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+
+from rtorch import _C
+from rtorch._C import Tensor
+
+_TYPE_NAMES = {
+    _C.float32: "torch.FloatTensor",
+    _C.float64: "torch.DoubleTensor",
+    _C.float16: "torch.HalfTensor",
+    _C.bfloat16: "torch.BFloat16Tensor",
+    _C.int64: "torch.LongTensor",
+    _C.int32: "torch.IntTensor",
+    _C.int16: "torch.ShortTensor",
+    _C.int8: "torch.CharTensor",
+    _C.uint8: "torch.ByteTensor",
+    _C.bool: "torch.BoolTensor",
+}
+_DTYPE_OF_NAME = {name: dt for dt, name in _TYPE_NAMES.items()}
+_DTYPE_OF_NAME.update({name.replace("torch.", "rtorch."): dt for dt, name in _TYPE_NAMES.items()})
+
+
+class _ArrayView:
+    """Exposes a tensor's memory through ``__array_interface__``; NumPy keeps
+    it (and so the tensor) alive as the array's base."""
+
+    __slots__ = ("__array_interface__", "_tensor")
+
+    def __init__(self, tensor: Tensor) -> None:
+        self._tensor = tensor
+        self.__array_interface__ = tensor._array_interface()
+
+
+def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
+    """The tensor as a NumPy array sharing its memory.
+
+    Args:
+        force (bool): detach first instead of refusing a tensor that
+            requires grad.
+    """
+    if self.requires_grad:
+        if not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. "
+                "Use tensor.detach().numpy() instead."
+            )
+        self = self.detach()
+    return np.asarray(_ArrayView(self))
+
+
+def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+    arr = numpy(self)
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return arr.copy() if copy else arr
+
+
+def __repr__(self: Tensor, *, tensor_contents: Any = None) -> str:
+    from rtorch import _tensor_str
+
+    return _tensor_str._str(self, tensor_contents=tensor_contents)
+
+
+def __format__(self: Tensor, format_spec: str) -> str:
+    if self.dim() == 0:
+        return self.item().__format__(format_spec)
+    return object.__format__(self, format_spec)
+
+
+def __iter__(self: Tensor):
+    if self.dim() == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (self[i] for i in range(self.shape[0]))
+
+
+def __reversed__(self: Tensor):
+    if self.dim() == 0:
+        return self
+    return (self[i] for i in reversed(range(self.shape[0])))
+
+
+def __deepcopy__(self: Tensor, memo: dict) -> Tensor:
+    if id(self) in memo:
+        return memo[id(self)]
+    out = self.clone()
+    if type(self) is not Tensor:
+        out = type(self)._make_subclass(type(self), out, self.requires_grad)
+    else:
+        out.requires_grad_(self.requires_grad)
+    memo[id(self)] = out
+    return out
+
+
+def type_(self: Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any):
+    """With no argument, the legacy type name (``'torch.FloatTensor'``);
+    otherwise the tensor cast to that dtype or type name."""
+    if dtype is None:
+        return _TYPE_NAMES[self.dtype]
+    if isinstance(dtype, str):
+        if dtype not in _DTYPE_OF_NAME:
+            raise ValueError(f"invalid type: '{dtype}'")
+        dtype = _DTYPE_OF_NAME[dtype]
+    elif isinstance(dtype, builtins.type) and hasattr(dtype, "dtype"):
+        dtype = dtype.dtype
+    return self.to(dtype)
+
+
+def _caster(dtype: _C.dtype):
+    def cast(self: Tensor, memory_format: Any = None) -> Tensor:
+        return self.to(dtype)
+
+    cast.__doc__ = f"``self.to({dtype!r})``."
+    return cast
+
+
+def _new_factory(fn):
+    def new(self: Tensor, *size: Any, dtype=None, device=None, requires_grad=False, **kw):
+        return fn(*size, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    return new
+
+
+def new_full(self: Tensor, size: Any, fill_value: Any, *, dtype=None, device=None, requires_grad=False):
+    return _C.full(size, fill_value, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def new_tensor(self: Tensor, data: Any, *, dtype=None, device=None, requires_grad=False):
+    return _C.tensor(data, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def _install() -> None:
+    methods = {
+        "numpy": numpy,
+        "__array__": __array__,
+        "__repr__": __repr__,
+        "__format__": __format__,
+        "__iter__": __iter__,
+        "__reversed__": __reversed__,
+        "__deepcopy__": __deepcopy__,
+        "type": type_,
+        "float": _caster(_C.float32),
+        "double": _caster(_C.float64),
+        "half": _caster(_C.float16),
+        "bfloat16": _caster(_C.bfloat16),
+        "long": _caster(_C.int64),
+        "int": _caster(_C.int32),
+        "short": _caster(_C.int16),
+        "char": _caster(_C.int8),
+        "byte": _caster(_C.uint8),
+        "bool": _caster(_C.bool),
+        "new_empty": _new_factory(_C.empty),
+        "new_zeros": _new_factory(_C.zeros),
+        "new_ones": _new_factory(_C.ones),
+        "new_full": new_full,
+        "new_tensor": new_tensor,
+    }
+    for name, fn in methods.items():
+        fn.__name__ = name
+        setattr(Tensor, name, fn)
+    # NumPy defers to the tensor's reflected operators (np.float64(2) * t).
+    Tensor.__array_priority__ = 1000
+
+
+_install()
+
+
+class _LegacyTensorType(type):
+    """``isinstance(t, rtorch.FloatTensor)`` checks the dtype, as in PyTorch."""
+
+    dtype: _C.dtype
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+def _legacy_type(name: str, dtype: _C.dtype) -> type:
+    def __new__(cls, *args: Any, device: Any = None):
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            return args[0].to(dtype)
+        if len(args) == 1 and not isinstance(args[0], builtins.int) and type(args[0]).__name__ != "Size":
+            return _C.tensor(args[0], dtype=dtype)
+        from rtorch._C import empty
+
+        return empty(*args, dtype=dtype)
+
+    return _LegacyTensorType(name, (), {"__new__": __new__, "dtype": dtype})
+
+
+LEGACY_TYPES = {name.split(".")[1]: _legacy_type(name.split(".")[1], dt) for dt, name in _TYPE_NAMES.items()}
