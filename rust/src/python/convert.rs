@@ -26,8 +26,16 @@ pub fn parse_size(fname: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> 
 
 /// A sequence of ints (anything with `__index__`), with PyTorch's error.
 pub fn int_list(fname: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
-    if let Ok(i) = index_int(obj) {
-        return Ok(vec![i]);
+    if let Ok(tup) = obj.cast::<PyTuple>() {
+        // The common case (`view(2, 3)`), without the generic sequence protocol.
+        let mut out = Vec::with_capacity(tup.len());
+        for (pos, item) in tup.iter().enumerate() {
+            out.push(size_item(fname, &item, pos)?);
+        }
+        return Ok(out);
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(vec![obj.extract::<i64>()?]);
     }
     let seq = obj.cast::<PySequence>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -37,15 +45,23 @@ pub fn int_list(fname: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     })?;
     let mut out = Vec::with_capacity(seq.len()?);
     for (pos, item) in seq.try_iter()?.enumerate() {
-        let item = item?;
-        out.push(index_int(&item).map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{fname}(): argument 'size' (position 1) must be tuple of ints, but found element of type {} at pos {pos}",
-                type_name(&item)
-            ))
-        })?);
+        out.push(size_item(fname, &item?, pos)?);
     }
     Ok(out)
+}
+
+fn size_item(fname: &str, item: &Bound<'_, PyAny>, pos: usize) -> PyResult<i64> {
+    if item.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = item.extract::<i64>() {
+            return Ok(v);
+        }
+    }
+    index_int(item).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{fname}(): argument 'size' (position 1) must be tuple of ints, but found element of type {} at pos {pos}",
+            type_name(item)
+        ))
+    })
 }
 
 /// An int from anything with `__index__` (Python ints, NumPy ints, 0-d int tensors).

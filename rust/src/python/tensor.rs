@@ -505,8 +505,8 @@ impl PyTensor {
     fn __bool__(&self) -> PyResult<bool> {
         if self.t.numel() != 1 {
             return Err(PyRuntimeError::new_err(format!(
-                "Boolean value of Tensor with {} values is ambiguous",
-                if self.t.numel() == 0 { "no" } else { "more than one" }
+                "Boolean value of Tensor with {} is ambiguous",
+                if self.t.numel() == 0 { "no values" } else { "more than one value" }
             )));
         }
         Ok(self.t.get_scalar(0).to_bool())
@@ -657,29 +657,29 @@ impl PyTensor {
         binop_inplace(slf.py(), BinaryOp::Div, &slf.t, other, None)?;
         Ok(slf)
     }
-    fn __add__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Add, &self.t, o, None, false)
+    fn __add__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Add, &self.t, o, None, false)?)
     }
-    fn __radd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Add, &self.t, o, None, true)
+    fn __radd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Add, &self.t, o, None, true)?)
     }
-    fn __sub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Sub, &self.t, o, None, false)
+    fn __sub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Sub, &self.t, o, None, false)?)
     }
-    fn __rsub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Sub, &self.t, o, None, true)
+    fn __rsub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Sub, &self.t, o, None, true)?)
     }
-    fn __mul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Mul, &self.t, o, None, false)
+    fn __mul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Mul, &self.t, o, None, false)?)
     }
-    fn __rmul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Mul, &self.t, o, None, true)
+    fn __rmul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Mul, &self.t, o, None, true)?)
     }
-    fn __truediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Div, &self.t, o, None, false)
+    fn __truediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Div, &self.t, o, None, false)?)
     }
-    fn __rtruediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Option<PyTensor>> {
-        binop(py, BinaryOp::Div, &self.t, o, None, true)
+    fn __rtruediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        or_not_implemented(py, binop(py, BinaryOp::Div, &self.t, o, None, true)?)
     }
     fn __iadd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<()> {
         binop_inplace(py, BinaryOp::Add, &self.t, o, None)
@@ -733,6 +733,14 @@ impl PyTensor {
         let draw = with_generator(generator, |g| rnd::bernoulli(&probs, g))??;
         copy::copy_(&slf.t, &draw)?;
         Ok(slf)
+    }
+}
+
+/// Operators return `NotImplemented` for foreign operands so Python tries the other side.
+fn or_not_implemented(py: Python<'_>, r: Option<PyTensor>) -> PyResult<Py<PyAny>> {
+    match r {
+        Some(t) => Ok(Py::new(py, t)?.into_any()),
+        None => Ok(py.NotImplemented()),
     }
 }
 
