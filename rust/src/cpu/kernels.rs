@@ -5,29 +5,38 @@ use crate::cpu::iter::for_each_row;
 use crate::tensor::{Element, Tensor};
 
 /// `dst[i] = f(src[i])`, with `src` already broadcast to `dst`'s shape.
-pub fn map1<S: Element, D: Element>(src: &Tensor, src_strides: &[isize], dst: &Tensor, f: impl Fn(S) -> D) {
+pub fn map1<S: Element, D: Element>(
+    src: &Tensor,
+    src_strides: &[isize],
+    dst: &Tensor,
+    f: impl Fn(S) -> D,
+) {
     let (ps, pd) = (src.data_ptr::<S>(), dst.data_ptr::<D>());
-    for_each_row(dst.shape(), [dst.strides(), src_strides], |[od, os], len, [sd, ss]| {
-        // SAFETY: offsets and strides come from layouts validated against
-        // their storages, and `len` stays inside the broadcast shape.
-        unsafe {
-            let (d, s) = (pd.offset(od), ps.offset(os));
-            if sd == 1 && ss == 1 {
-                let d = std::slice::from_raw_parts_mut(d, len);
-                let s = std::slice::from_raw_parts(s, len);
-                for (o, &x) in d.iter_mut().zip(s) {
-                    *o = f(x);
-                }
-            } else if sd == 1 && ss == 0 {
-                let v = f(*s);
-                std::slice::from_raw_parts_mut(d, len).fill(v);
-            } else {
-                for i in 0..len as isize {
-                    *d.offset(i * sd) = f(*s.offset(i * ss));
+    for_each_row(
+        dst.shape(),
+        [dst.strides(), src_strides],
+        |[od, os], len, [sd, ss]| {
+            // SAFETY: offsets and strides come from layouts validated against
+            // their storages, and `len` stays inside the broadcast shape.
+            unsafe {
+                let (d, s) = (pd.offset(od), ps.offset(os));
+                if sd == 1 && ss == 1 {
+                    let d = std::slice::from_raw_parts_mut(d, len);
+                    let s = std::slice::from_raw_parts(s, len);
+                    for (o, &x) in d.iter_mut().zip(s) {
+                        *o = f(x);
+                    }
+                } else if sd == 1 && ss == 0 {
+                    let v = f(*s);
+                    std::slice::from_raw_parts_mut(d, len).fill(v);
+                } else {
+                    for i in 0..len as isize {
+                        *d.offset(i * sd) = f(*s.offset(i * ss));
+                    }
                 }
             }
-        }
-    });
+        },
+    );
 }
 
 /// `dst[i] = f(a[i], b[i])`, with `a` and `b` broadcast to `dst`'s shape.

@@ -81,7 +81,11 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
         // Writing through the iterator is safe even when `b` aliases `a`:
         // each output element depends only on the same element of `b`
         // unless `b` is a shifted view, so snapshot that case.
-        let bt = if bt.same_storage(a) && !bt.same_tensor(a) { copy::contiguous_copy(&bt)? } else { bt };
+        let bt = if bt.same_storage(a) && !bt.same_tensor(a) {
+            copy::contiguous_copy(&bt)?
+        } else {
+            bt
+        };
         run(op, a, &bt, a, alpha)?;
     } else {
         let tmp = Tensor::empty(a.shape(), dtype)?;
@@ -98,9 +102,10 @@ fn check_alpha(op: BinaryOp, alpha: Option<Scalar>, dtype: DType) -> Result<()> 
             return Err(Error::Runtime(format!("{} does not take alpha", op.name())));
         }
         if al.category() > dtype.category() {
-            return Err(Error::Runtime(format!(
+            return Err(Error::Runtime(
                 "For integral input tensors, argument alpha must not be a floating point number."
-            )));
+                    .into(),
+            ));
         }
     }
     Ok(())
@@ -116,7 +121,15 @@ fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, alpha: Option<Scalar>
     Ok(())
 }
 
-fn arith<T: Element>(op: BinaryOp, a: &Tensor, sa: &[isize], b: &Tensor, sb: &[isize], out: &Tensor, alpha: T) {
+fn arith<T: Element>(
+    op: BinaryOp,
+    a: &Tensor,
+    sa: &[isize],
+    b: &Tensor,
+    sb: &[isize],
+    out: &Tensor,
+    alpha: T,
+) {
     // f32 arithmetic done in f64 and rounded once is correctly rounded, so
     // one f64 path serves every float type; integers wrap like C++.
     if T::DTYPE.is_floating_point() {
@@ -127,7 +140,9 @@ fn arith<T: Element>(op: BinaryOp, a: &Tensor, sa: &[isize], b: &Tensor, sb: &[i
             BinaryOp::Mul => |x, y, _| x * y,
             BinaryOp::Div => |x, y, _| x / y,
         };
-        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| T::from_f64(f(x.to_f64(), y.to_f64(), al)));
+        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| {
+            T::from_f64(f(x.to_f64(), y.to_f64(), al))
+        });
     } else {
         let al = alpha.to_i64();
         let f: fn(i64, i64, i64) -> i64 = match op {
@@ -137,6 +152,8 @@ fn arith<T: Element>(op: BinaryOp, a: &Tensor, sa: &[isize], b: &Tensor, sb: &[i
             // Unreachable: integer division is computed in a float dtype.
             BinaryOp::Div => |x, y, _| x.checked_div(y).unwrap_or(0),
         };
-        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| T::from_i64(f(x.to_i64(), y.to_i64(), al)));
+        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| {
+            T::from_i64(f(x.to_i64(), y.to_i64(), al))
+        });
     }
 }

@@ -62,10 +62,16 @@ pub fn arange(start: Scalar, end: Scalar, step: Scalar, dtype: DType) -> Result<
 /// `torch.linspace`: symmetric from both ends like PyTorch, so the last value is exact.
 pub fn linspace(start: f64, end: f64, steps: i64, dtype: DType) -> Result<Tensor> {
     if steps < 0 {
-        return Err(Error::Runtime("number of steps must be non-negative".into()));
+        return Err(Error::Runtime(
+            "number of steps must be non-negative".into(),
+        ));
     }
     let n = steps as usize;
-    let step = if n > 1 { (end - start) / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 {
+        (end - start) / (n - 1) as f64
+    } else {
+        0.0
+    };
     let half = n / 2;
     from_fn(n, dtype, |i| {
         let v = if i < half {
@@ -83,7 +89,10 @@ pub fn linspace(start: f64, end: f64, steps: i64, dtype: DType) -> Result<Tensor
 
 pub fn logspace(start: f64, end: f64, steps: i64, base: f64, dtype: DType) -> Result<Tensor> {
     let exps = linspace(start, end, steps, DType::F64)?;
-    let vals: Vec<f64> = copy::to_vec::<f64>(&exps).iter().map(|&e| base.powf(e)).collect();
+    let vals: Vec<f64> = copy::to_vec::<f64>(&exps)
+        .iter()
+        .map(|&e| base.powf(e))
+        .collect();
     copy::cast_copy(&Tensor::from_slice(&vals, &[vals.len()])?, dtype)
 }
 
@@ -110,7 +119,9 @@ pub fn eye(n: i64, m: i64, dtype: DType) -> Result<Tensor> {
 pub fn from_scalars(data: &[Scalar], shape: &[usize], dtype: DType) -> Result<Tensor> {
     let t = Tensor::empty(shape, dtype)?;
     if t.numel() != data.len() {
-        return Err(Error::Runtime("from_scalars: shape does not match data".into()));
+        return Err(Error::Runtime(
+            "from_scalars: shape does not match data".into(),
+        ));
     }
     dispatch!(dtype, T => {
         let p = t.data_ptr::<T>();

@@ -12,7 +12,11 @@ use crate::tensor::{DType, Tensor};
 #[derive(Clone, Debug)]
 pub enum TensorIndex {
     Int(i64),
-    Slice { start: Option<i64>, stop: Option<i64>, step: Option<i64> },
+    Slice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
+    },
     None,
     Ellipsis,
     Bool(bool),
@@ -40,7 +44,12 @@ fn is_mask(t: &Tensor) -> bool {
 }
 
 /// Python's `slice.indices` clamping, with PyTorch's refusal of steps <= 0.
-fn clamp_slice(start: Option<i64>, stop: Option<i64>, step: Option<i64>, size: usize) -> Result<(usize, usize, usize)> {
+fn clamp_slice(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+    size: usize,
+) -> Result<(usize, usize, usize)> {
     let step = step.unwrap_or(1);
     if step <= 0 {
         return Err(Error::Value("step must be greater than zero".into()));
@@ -55,9 +64,14 @@ fn clamp_slice(start: Option<i64>, stop: Option<i64>, step: Option<i64>, size: u
 
 fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
     let used: usize = indices.iter().map(consumed).sum();
-    let ellipses = indices.iter().filter(|i| matches!(i, TensorIndex::Ellipsis)).count();
+    let ellipses = indices
+        .iter()
+        .filter(|i| matches!(i, TensorIndex::Ellipsis))
+        .count();
     if ellipses > 1 {
-        return Err(Error::Index("an index can only have a single ellipsis ('...')".into()));
+        return Err(Error::Index(
+            "an index can only have a single ellipsis ('...')".into(),
+        ));
     }
     if used > t.ndim() {
         return Err(Error::Index(format!(
@@ -179,7 +193,11 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
     let mut bshape: Dims = Dims::new();
     for (_, ix) in &p.advanced {
         bshape = broadcast_shapes(&bshape, ix.shape()).map_err(|_| {
-            let shapes: Vec<String> = p.advanced.iter().map(|(_, t)| fmt_shape(t.shape())).collect();
+            let shapes: Vec<String> = p
+                .advanced
+                .iter()
+                .map(|(_, t)| fmt_shape(t.shape()))
+                .collect();
             Error::Index(format!(
                 "shape mismatch: indexing tensors could not be broadcast together with shapes {}",
                 shapes.join(", ")
@@ -240,7 +258,11 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
     let mut out_shape = pre_l.shape.clone();
     out_shape.extend_from_slice(&bshape);
     out_shape.extend_from_slice(&post.shape);
-    Ok(Gather { out_shape, bases, post })
+    Ok(Gather {
+        out_shape,
+        bases,
+        post,
+    })
 }
 
 /// `t[indices]`.

@@ -51,7 +51,9 @@ pub fn result_type(operands: &[&Operand]) -> DType {
                 dim = Some(dim.map_or(t.dtype(), |d| d.promote(t.dtype())))
             }
             Operand::Tensor(t) => zero = Some(zero.map_or(t.dtype(), |d| d.promote(t.dtype()))),
-            Operand::Scalar(s) => wrapped = Some(wrapped.map_or(s.category(), |c| c.max(s.category()))),
+            Operand::Scalar(s) => {
+                wrapped = Some(wrapped.map_or(s.category(), |c| c.max(s.category())))
+            }
         }
     }
     let mut out = match (dim, zero) {

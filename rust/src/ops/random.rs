@@ -8,7 +8,12 @@ use crate::random::{philox, u32_to_unit_f32, u64_to_unit_f64, Generator};
 use crate::tensor::{DType, Element, Tensor};
 
 /// Draws `n` values, `per_block` from each Philox block, via `f(block, lane)`.
-fn draw<V>(gen: &Generator, n: usize, per_block: usize, mut f: impl FnMut(&[u32; 4], usize) -> V) -> Vec<V> {
+fn draw<V>(
+    gen: &Generator,
+    n: usize,
+    per_block: usize,
+    mut f: impl FnMut(&[u32; 4], usize) -> V,
+) -> Vec<V> {
     let blocks = n.div_ceil(per_block) as u64;
     let (key, start) = gen.reserve(blocks);
     let mut out = Vec::with_capacity(n);
@@ -81,7 +86,9 @@ pub fn standard_normal(gen: &Generator, n: usize, dtype: DType) -> Vec<f64> {
 pub fn normal_(t: &Tensor, mean: f64, std: f64, gen: &Generator) -> Result<()> {
     require_float(t, "normal_kernel_cpu")?;
     if std < 0.0 {
-        return Err(Error::Runtime(format!("normal expects std >= 0.0, but found std {std}")));
+        return Err(Error::Runtime(format!(
+            "normal expects std >= 0.0, but found std {std}"
+        )));
     }
     let vals: Vec<f64> = standard_normal(gen, t.numel(), t.dtype())
         .iter()
@@ -124,10 +131,16 @@ pub fn random_(t: &Tensor, low: i64, high: Option<i64>, gen: &Generator) -> Resu
 pub fn bernoulli(p: &Tensor, gen: &Generator) -> Result<Tensor> {
     let probs = copy::to_vec::<f64>(p);
     if probs.iter().any(|&x| !(0.0..=1.0).contains(&x)) {
-        return Err(Error::Runtime("Expected p_in >= 0 && p_in <= 1 to be true, but got false.".into()));
+        return Err(Error::Runtime(
+            "Expected p_in >= 0 && p_in <= 1 to be true, but got false.".into(),
+        ));
     }
     let u = uniforms(gen, probs.len(), DType::F64);
-    let vals: Vec<f64> = u.iter().zip(&probs).map(|(&x, &q)| (x < q) as u8 as f64).collect();
+    let vals: Vec<f64> = u
+        .iter()
+        .zip(&probs)
+        .map(|(&x, &q)| (x < q) as u8 as f64)
+        .collect();
     let out = Tensor::empty(p.shape(), p.dtype())?;
     write_f64(&out, &vals)?;
     Ok(out)

@@ -15,14 +15,22 @@ pub fn view(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
             "view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead.".into(),
         )
     })?;
-    t.view_with(Layout { shape, strides, offset: t.offset() })
+    t.view_with(Layout {
+        shape,
+        strides,
+        offset: t.offset(),
+    })
 }
 
 /// `reshape`: a view when the strides allow it, else a copy.
 pub fn reshape(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
     let shape = infer_size(sizes, t.numel())?;
     match t.layout().view_strides(&shape) {
-        Some(strides) => t.view_with(Layout { shape, strides, offset: t.offset() }),
+        Some(strides) => t.view_with(Layout {
+            shape,
+            strides,
+            offset: t.offset(),
+        }),
         None => {
             let c = copy::contiguous_copy(t)?;
             c.view_with(Layout::contiguous(&shape))
@@ -144,7 +152,11 @@ pub fn as_strided(t: &Tensor, size: &[i64], stride: &[i64], offset: Option<i64>)
             "Tensor: invalid storage offset {offset}"
         )));
     }
-    t.view_with(Layout { shape, strides, offset: offset as usize })
+    t.view_with(Layout {
+        shape,
+        strides,
+        offset: offset as usize,
+    })
 }
 
 /// `diagonal(offset, dim1, dim2)` as a view.
@@ -158,10 +170,19 @@ pub fn diagonal(t: &Tensor, offset: i64, d1: i64, d2: i64) -> Result<Tensor> {
     }
     let l = t.layout();
     let (sa, sb) = (l.shape[a] as i64, l.shape[b] as i64);
-    let len = if offset >= 0 { sa.min(sb - offset) } else { (sa + offset).min(sb) }.max(0);
+    let len = if offset >= 0 {
+        sa.min(sb - offset)
+    } else {
+        (sa + offset).min(sb)
+    }
+    .max(0);
     let mut off = l.offset as isize;
     if len > 0 {
-        off += if offset >= 0 { offset as isize * l.strides[b] } else { -offset as isize * l.strides[a] };
+        off += if offset >= 0 {
+            offset as isize * l.strides[b]
+        } else {
+            -offset as isize * l.strides[a]
+        };
     }
     let mut shape: SmallVec<[usize; 6]> = SmallVec::new();
     let mut strides: Strides = SmallVec::new();
@@ -173,5 +194,9 @@ pub fn diagonal(t: &Tensor, offset: i64, d1: i64, d2: i64) -> Result<Tensor> {
     }
     shape.push(len as usize);
     strides.push(l.strides[a] + l.strides[b]);
-    t.view_with(Layout { shape, strides, offset: off as usize })
+    t.view_with(Layout {
+        shape,
+        strides,
+        offset: off as usize,
+    })
 }

@@ -3,7 +3,9 @@
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySequence, PySlice, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyDict, PyEllipsis, PyFloat, PyInt, PyList, PySequence, PySlice, PyString, PyTuple,
+};
 
 use crate::ops::index::TensorIndex;
 use crate::ops::{copy, creation, default_dtype, Operand};
@@ -74,13 +76,18 @@ pub fn index_int(obj: &Bound<'_, PyAny>) -> PyResult<i64> {
         if t.numel() == 1 && !t.dtype().is_floating_point() {
             return Ok(t.get_scalar(0).to_i64());
         }
-        return Err(PyTypeError::new_err("only integer tensors of a single element can be converted to an index"));
+        return Err(PyTypeError::new_err(
+            "only integer tensors of a single element can be converted to an index",
+        ));
     }
     obj.extract::<i64>()
 }
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
 }
 
 /// A Python number as a `Scalar`; `None` for anything else.
@@ -89,9 +96,10 @@ pub fn extract_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
         return Ok(Some(Scalar::Bool(obj.is_truthy()?)));
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj.extract::<i64>().map(|i| Some(Scalar::Int(i))).map_err(|_| {
-            PyRuntimeError::new_err(format!("Overflow when unpacking long"))
-        });
+        return obj
+            .extract::<i64>()
+            .map(|i| Some(Scalar::Int(i)))
+            .map_err(|_| PyRuntimeError::new_err("Overflow when unpacking long"));
     }
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Some(Scalar::Float(obj.extract::<f64>()?)));
@@ -115,7 +123,9 @@ pub fn operand(obj: &Bound<'_, PyAny>) -> PyResult<Option<Operand>> {
 }
 
 fn dtype_from_typestr(ts: &str) -> Option<DType> {
-    let little = ts.starts_with('<') || ts.starts_with('|') || (ts.starts_with('=') && cfg!(target_endian = "little"));
+    let little = ts.starts_with('<')
+        || ts.starts_with('|')
+        || (ts.starts_with('=') && cfg!(target_endian = "little"));
     if !little {
         return None;
     }
@@ -142,7 +152,9 @@ pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let iface = obj.getattr("__array_interface__")?;
     let iface = iface.cast::<PyDict>()?;
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-        iface.get_item(k)?.ok_or_else(|| PyValueError::new_err(format!("__array_interface__ lacks '{k}'")))
+        iface
+            .get_item(k)?
+            .ok_or_else(|| PyValueError::new_err(format!("__array_interface__ lacks '{k}'")))
     };
     let typestr: String = get("typestr")?.extract()?;
     let dtype = dtype_from_typestr(&typestr).ok_or_else(|| {
@@ -174,14 +186,22 @@ pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         }
         _ => crate::tensor::layout::contiguous_strides(&shape),
     };
-    let layout = Layout { shape: shape.into(), strides, offset: 0 };
+    let layout = Layout {
+        shape: shape.into(),
+        strides,
+        offset: 0,
+    };
     let nbytes = layout.required_elems() * dtype.size();
     let owner = Box::new(PyOwner(obj.clone().unbind()));
     // SAFETY: the array interface promises `nbytes` readable and writable
     // bytes at `ptr` (the span of its shape and non-negative strides) while
     // the exporting object, kept alive by `owner`, lives.
     let storage = unsafe { Storage::from_external(ptr as *mut u8, nbytes, owner) };
-    Ok(Tensor::from_parts(std::sync::Arc::new(storage), layout, dtype)?)
+    Ok(Tensor::from_parts(
+        std::sync::Arc::new(storage),
+        layout,
+        dtype,
+    )?)
 }
 
 /// `rtorch.tensor(data)`: a fresh tensor from nested sequences, scalars,
@@ -191,9 +211,14 @@ pub fn data_to_tensor(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResult<
         let t = t.borrow().t.clone();
         return Ok(copy::to_dtype(&t, dtype.unwrap_or(t.dtype()), true)?);
     }
-    if !obj.is_instance_of::<PyList>() && !obj.is_instance_of::<PyTuple>() && obj.hasattr("__array_interface__")? {
+    if !obj.is_instance_of::<PyList>()
+        && !obj.is_instance_of::<PyTuple>()
+        && obj.hasattr("__array_interface__")?
+    {
         let arr = match from_array_interface(obj) {
-            Err(e) if e.is_instance_of::<PyValueError>(obj.py()) => from_array_interface(&obj.call_method0("copy")?)?,
+            Err(e) if e.is_instance_of::<PyValueError>(obj.py()) => {
+                from_array_interface(&obj.call_method0("copy")?)?
+            }
             r => r?,
         };
         return Ok(copy::to_dtype(&arr, dtype.unwrap_or(arr.dtype()), true)?);
@@ -245,15 +270,14 @@ fn fill(
         let s = if let Ok(t) = obj.cast::<PyTensor>() {
             let t = t.borrow().t.clone();
             if t.numel() != 1 {
-                return Err(PyValueError::new_err("only one element tensors can be converted to Python scalars"));
+                return Err(PyValueError::new_err(
+                    "only one element tensors can be converted to Python scalars",
+                ));
             }
             t.get_scalar(0)
         } else {
             extract_scalar(obj)?.ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "new(): invalid data type '{}'",
-                    type_name(obj)
-                ))
+                PyTypeError::new_err(format!("new(): invalid data type '{}'", type_name(obj)))
             })?
         };
         *cat = Some(cat.map_or(s.category(), |c| c.max(s.category())));
@@ -294,7 +318,9 @@ fn opt_index(obj: Bound<'_, PyAny>) -> PyResult<Option<i64>> {
         Ok(None)
     } else {
         index_int(&obj).map(Some).map_err(|_| {
-            PyTypeError::new_err("slice indices must be integers or None or have an __index__ method")
+            PyTypeError::new_err(
+                "slice indices must be integers or None or have an __index__ method",
+            )
         })
     }
 }
@@ -327,10 +353,17 @@ fn index_item(obj: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
             "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices (got float)",
         ));
     }
-    if obj.is_instance_of::<PyList>() || obj.hasattr("__array_interface__")? || as_sequence(obj).is_some() {
+    if obj.is_instance_of::<PyList>()
+        || obj.hasattr("__array_interface__")?
+        || as_sequence(obj).is_some()
+    {
         let t = data_to_tensor(obj, None)?;
         // An empty list indexes nothing, as an empty int64 index.
-        let t = if t.numel() == 0 && t.dtype().is_floating_point() { copy::to_dtype(&t, DType::I64, false)? } else { t };
+        let t = if t.numel() == 0 && t.dtype().is_floating_point() {
+            copy::to_dtype(&t, DType::I64, false)?
+        } else {
+            t
+        };
         return Ok(TensorIndex::Tensor(t));
     }
     if let Ok(i) = obj.extract::<i64>() {

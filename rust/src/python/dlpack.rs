@@ -70,7 +70,11 @@ fn dl_dtype(d: DType) -> DLDataType {
         DType::U8 => (1, 8),
         DType::Bool => (6, 8),
     };
-    DLDataType { code, bits, lanes: 1 }
+    DLDataType {
+        code,
+        bits,
+        lanes: 1,
+    }
 }
 
 fn from_dl_dtype(d: &DLDataType) -> Option<DType> {
@@ -117,7 +121,10 @@ pub fn to_capsule(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
         managed: DLManagedTensor {
             dl_tensor: DLTensor {
                 data: t.storage().as_ptr() as *mut c_void,
-                device: DLDevice { device_type: CPU, device_id: 0 },
+                device: DLDevice {
+                    device_type: CPU,
+                    device_id: 0,
+                },
                 ndim: t.ndim() as i32,
                 dtype: dl_dtype(t.dtype()),
                 shape: std::ptr::null_mut(),
@@ -201,7 +208,9 @@ fn from_dlpack(py: Python<'_>, ext: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     let (dtype, layout, data) = unsafe {
         let dl = &(*m).dl_tensor;
         if dl.device.device_type != CPU {
-            return Err(PyRuntimeError::new_err("from_dlpack: only CPU tensors can be imported"));
+            return Err(PyRuntimeError::new_err(
+                "from_dlpack: only CPU tensors can be imported",
+            ));
         }
         let dtype = from_dl_dtype(&dl.dtype).ok_or_else(|| {
             PyBufferError::new_err(format!(
@@ -217,7 +226,15 @@ fn from_dlpack(py: Python<'_>, ext: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
             (0..n).map(|i| *dl.strides.add(i) as isize).collect()
         };
         let data = (dl.data as *mut u8).add(dl.byte_offset as usize);
-        (dtype, Layout { shape: shape.into(), strides, offset: 0 }, data)
+        (
+            dtype,
+            Layout {
+                shape: shape.into(),
+                strides,
+                offset: 0,
+            },
+            data,
+        )
     };
     layout.check_fits(usize::MAX)?;
     let nbytes = layout.required_elems() * dtype.size();

@@ -92,6 +92,9 @@ pub struct PyDevice {
     index: Option<usize>,
 }
 
+/// What `device.__reduce__` returns: the class and its constructor arguments.
+type Reduced<'py> = (Bound<'py, PyType>, (String, Option<usize>));
+
 #[pymethods]
 impl PyDevice {
     #[new]
@@ -102,20 +105,19 @@ impl PyDevice {
         }
         if let Ok(i) = r#type.extract::<i64>() {
             if i < 0 {
-                return Err(PyRuntimeError::new_err(format!(
-                    "Device index must not be negative"
-                )));
+                return Err(PyRuntimeError::new_err("Device index must not be negative"));
             }
-            return Ok(PyDevice { kind: DeviceKind::Cuda, index: Some(i as usize) });
+            return Ok(PyDevice {
+                kind: DeviceKind::Cuda,
+                index: Some(i as usize),
+            });
         }
         let s: String = r#type.cast::<PyString>()?.to_str()?.to_owned();
         let (kind, parsed) = Device::parse(&s)?;
         let index = match (parsed, index) {
-            (Some(_), Some(_)) => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "type (string) must not include an index because index was passed explicitly: {s}"
-                )))
-            }
+            (Some(_), Some(_)) => return Err(PyRuntimeError::new_err(format!(
+                "type (string) must not include an index because index was passed explicitly: {s}"
+            ))),
             (Some(i), None) => Some(i),
             (None, Some(i)) if i < 0 => {
                 return Err(PyRuntimeError::new_err(format!(
@@ -147,7 +149,9 @@ impl PyDevice {
             None => self.kind.name().to_string(),
         }
     }
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, (String, Option<usize>))> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<Reduced<'py>> {
         let d = slf.get();
         Ok((slf.get_type(), (d.kind.name().to_string(), d.index)))
     }
@@ -156,8 +160,14 @@ impl PyDevice {
 impl PyDevice {
     pub fn of(device: Device) -> PyDevice {
         match device {
-            Device::Cpu => PyDevice { kind: DeviceKind::Cpu, index: None },
-            Device::Cuda(i) => PyDevice { kind: DeviceKind::Cuda, index: Some(i) },
+            Device::Cpu => PyDevice {
+                kind: DeviceKind::Cpu,
+                index: None,
+            },
+            Device::Cuda(i) => PyDevice {
+                kind: DeviceKind::Cuda,
+                index: Some(i),
+            },
         }
     }
 }
@@ -189,7 +199,11 @@ fn get_default_dtype(py: Python<'_>) -> PyResult<Py<PyDType>> {
 }
 
 #[pyfunction]
-fn promote_types(py: Python<'_>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Py<PyDType>> {
+fn promote_types(
+    py: Python<'_>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyDType>> {
     dtype_obj(py, extract_dtype(a)?.promote(extract_dtype(b)?))
 }
 

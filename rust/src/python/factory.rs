@@ -34,7 +34,13 @@ fn shape_of(fname: &str, size: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
 
 #[pyfunction]
 #[pyo3(signature = (data, *, dtype=None, device=None, requires_grad=false, pin_memory=false))]
-fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> R {
+fn tensor(
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    pin_memory: bool,
+) -> R {
     let _ = pin_memory;
     extract_device(device)?;
     finish(data_to_tensor(data, opt_dtype(dtype)?)?, requires_grad)
@@ -42,13 +48,21 @@ fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Opt
 
 #[pyfunction]
 #[pyo3(signature = (data, dtype=None, device=None))]
-fn as_tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+fn as_tensor(
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
     extract_device(device)?;
     let dtype = opt_dtype(dtype)?;
     if let Ok(t) = data.cast::<PyTensor>() {
         let inner = t.borrow().t.clone();
         return match dtype {
-            Some(d) if d != inner.dtype() => Ok(Py::new(data.py(), PyTensor::from(copy::to_dtype(&inner, d, false)?))?.into_any()),
+            Some(d) if d != inner.dtype() => Ok(Py::new(
+                data.py(),
+                PyTensor::from(copy::to_dtype(&inner, d, false)?),
+            )?
+            .into_any()),
             _ => Ok(t.clone().into_any().unbind()),
         };
     }
@@ -67,7 +81,10 @@ fn as_tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: 
 #[pyfunction]
 fn from_numpy(arr: &Bound<'_, PyAny>) -> R {
     if !arr.hasattr("__array_interface__")? || type_name(arr) != "ndarray" {
-        return Err(PyTypeError::new_err(format!("expected np.ndarray (got {})", type_name(arr))));
+        return Err(PyTypeError::new_err(format!(
+            "expected np.ndarray (got {})",
+            type_name(arr)
+        )));
     }
     Ok(from_array_interface(arr)?.into())
 }
@@ -100,7 +117,15 @@ sized_factory!(ones, |s: &[usize], d| creation::full(s, Scalar::Int(1), d));
 #[pyfunction]
 #[pyo3(signature = (size, fill_value, *, dtype=None, device=None, requires_grad=false, layout=None, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
-fn full(size: &Bound<'_, PyAny>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, layout: Option<&Bound<'_, PyAny>>, pin_memory: bool) -> R {
+fn full(
+    size: &Bound<'_, PyAny>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    layout: Option<&Bound<'_, PyAny>>,
+    pin_memory: bool,
+) -> R {
     let _ = (layout, pin_memory);
     extract_device(device)?;
     let shape = dims_from_i64(&super::convert::int_list("full", size)?)?;
@@ -117,7 +142,10 @@ fn scalar_arg(fname: &str, v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
         }
     }
     extract_scalar(v)?.ok_or_else(|| {
-        PyTypeError::new_err(format!("{fname}(): argument must be Number, not {}", type_name(v)))
+        PyTypeError::new_err(format!(
+            "{fname}(): argument must be Number, not {}",
+            type_name(v)
+        ))
     })
 }
 
@@ -138,13 +166,32 @@ macro_rules! like_factory {
 
 like_factory!(empty_like, |s: &[usize], d| Tensor::empty(s, d));
 like_factory!(zeros_like, |s: &[usize], d| Tensor::zeros(s, d));
-like_factory!(ones_like, |s: &[usize], d| creation::full(s, Scalar::Int(1), d));
-like_factory!(rand_like, |s: &[usize], d| rand_tensor(s, d, default_generator()));
-like_factory!(randn_like, |s: &[usize], d| randn_tensor(s, d, default_generator()));
+like_factory!(ones_like, |s: &[usize], d| creation::full(
+    s,
+    Scalar::Int(1),
+    d
+));
+like_factory!(rand_like, |s: &[usize], d| rand_tensor(
+    s,
+    d,
+    default_generator()
+));
+like_factory!(randn_like, |s: &[usize], d| randn_tensor(
+    s,
+    d,
+    default_generator()
+));
 
 #[pyfunction]
 #[pyo3(signature = (input, fill_value, *, dtype=None, device=None, requires_grad=false, memory_format=None))]
-fn full_like(input: PyRef<'_, PyTensor>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, memory_format: Option<&Bound<'_, PyAny>>) -> R {
+fn full_like(
+    input: PyRef<'_, PyTensor>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> R {
     let _ = memory_format;
     extract_device(device)?;
     let v = scalar_arg("full_like", fill_value)?;
@@ -156,7 +203,17 @@ fn full_like(input: PyRef<'_, PyTensor>, fill_value: &Bound<'_, PyAny>, dtype: O
 #[pyfunction]
 #[pyo3(signature = (start, end=None, step=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=false, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
-fn arange(start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> R {
+fn arange(
+    start: &Bound<'_, PyAny>,
+    end: Option<&Bound<'_, PyAny>>,
+    step: Option<&Bound<'_, PyAny>>,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    pin_memory: bool,
+) -> R {
     let _ = (out, layout, pin_memory);
     extract_device(device)?;
     let a = scalar_arg("arange", start)?;
@@ -169,17 +226,33 @@ fn arange(start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Option
         None => Scalar::Int(1),
     };
     let any_float = [s, e, st].iter().any(|v| matches!(v, Scalar::Float(_)));
-    let dtype = opt_dtype(dtype)?.unwrap_or(if any_float { default_dtype() } else { DType::I64 });
+    let dtype = opt_dtype(dtype)?.unwrap_or(if any_float {
+        default_dtype()
+    } else {
+        DType::I64
+    });
     finish(creation::arange(s, e, st, dtype)?, requires_grad)
 }
 
 #[pyfunction]
 #[pyo3(signature = (start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=false))]
 #[allow(clippy::too_many_arguments)]
-fn linspace(start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> R {
+fn linspace(
+    start: &Bound<'_, PyAny>,
+    end: &Bound<'_, PyAny>,
+    steps: i64,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> R {
     let _ = (out, layout);
     extract_device(device)?;
-    let (s, e) = (scalar_arg("linspace", start)?.to_f64(), scalar_arg("linspace", end)?.to_f64());
+    let (s, e) = (
+        scalar_arg("linspace", start)?.to_f64(),
+        scalar_arg("linspace", end)?.to_f64(),
+    );
     let dtype = opt_dtype(dtype)?.unwrap_or_else(default_dtype);
     finish(creation::linspace(s, e, steps, dtype)?, requires_grad)
 }
@@ -187,10 +260,23 @@ fn linspace(start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, out: O
 #[pyfunction]
 #[pyo3(signature = (start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=false))]
 #[allow(clippy::too_many_arguments)]
-fn logspace(start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, base: f64, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> R {
+fn logspace(
+    start: &Bound<'_, PyAny>,
+    end: &Bound<'_, PyAny>,
+    steps: i64,
+    base: f64,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> R {
     let _ = (out, layout);
     extract_device(device)?;
-    let (s, e) = (scalar_arg("logspace", start)?.to_f64(), scalar_arg("logspace", end)?.to_f64());
+    let (s, e) = (
+        scalar_arg("logspace", start)?.to_f64(),
+        scalar_arg("logspace", end)?.to_f64(),
+    );
     let dtype = opt_dtype(dtype)?.unwrap_or_else(default_dtype);
     finish(creation::logspace(s, e, steps, base, dtype)?, requires_grad)
 }
@@ -198,7 +284,15 @@ fn logspace(start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>, steps: i64, base: 
 #[pyfunction]
 #[pyo3(signature = (n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=false))]
 #[allow(clippy::too_many_arguments)]
-fn eye(n: i64, m: Option<i64>, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> R {
+fn eye(
+    n: i64,
+    m: Option<i64>,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> R {
     let _ = (out, layout);
     extract_device(device)?;
     let dtype = opt_dtype(dtype)?.unwrap_or_else(default_dtype);
@@ -240,7 +334,16 @@ random_factory!(randn, randn_tensor);
 #[pyfunction]
 #[pyo3(signature = (*args, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=false, size=None))]
 #[allow(clippy::too_many_arguments)]
-fn randint(args: &Bound<'_, PyTuple>, generator: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, size: Option<&Bound<'_, PyAny>>) -> R {
+fn randint(
+    args: &Bound<'_, PyTuple>,
+    generator: Option<&Bound<'_, PyAny>>,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    size: Option<&Bound<'_, PyAny>>,
+) -> R {
     let _ = (out, layout);
     extract_device(device)?;
     let mut pos: Vec<Bound<'_, PyAny>> = args.iter().collect();
@@ -266,7 +369,16 @@ fn randint(args: &Bound<'_, PyTuple>, generator: Option<&Bound<'_, PyAny>>, out:
 #[pyfunction]
 #[pyo3(signature = (n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=false, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
-fn randperm(n: i64, generator: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> R {
+fn randperm(
+    n: i64,
+    generator: Option<&Bound<'_, PyAny>>,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+    pin_memory: bool,
+) -> R {
     let _ = (out, layout, pin_memory);
     extract_device(device)?;
     let dtype = opt_dtype(dtype)?.unwrap_or(DType::I64);
@@ -278,18 +390,35 @@ fn randperm(n: i64, generator: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_,
 #[pyfunction]
 #[pyo3(signature = (mean=None, std=None, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=false))]
 #[allow(clippy::too_many_arguments)]
-fn normal(mean: Option<&Bound<'_, PyAny>>, std: Option<&Bound<'_, PyAny>>, size: Option<&Bound<'_, PyAny>>, generator: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> R {
+fn normal(
+    mean: Option<&Bound<'_, PyAny>>,
+    std: Option<&Bound<'_, PyAny>>,
+    size: Option<&Bound<'_, PyAny>>,
+    generator: Option<&Bound<'_, PyAny>>,
+    out: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> R {
     let _ = (out, layout);
     extract_device(device)?;
     let operand = |o: Option<&Bound<'_, PyAny>>, default: f64| -> PyResult<Operand> {
         match o {
             None => Ok(Operand::Scalar(Scalar::Float(default))),
-            Some(v) => super::convert::operand(v)?.ok_or_else(|| PyTypeError::new_err(format!("normal(): expected a Tensor or float, got {}", type_name(v)))),
+            Some(v) => super::convert::operand(v)?.ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "normal(): expected a Tensor or float, got {}",
+                    type_name(v)
+                ))
+            }),
         }
     };
     let (m, s) = (operand(mean, 0.0)?, operand(std, 1.0)?);
     let shape: Vec<usize> = match (&m, &s, size) {
-        (Operand::Scalar(_), Operand::Scalar(_), Some(sz)) => dims_from_i64(&super::convert::int_list("normal", sz)?)?.to_vec(),
+        (Operand::Scalar(_), Operand::Scalar(_), Some(sz)) => {
+            dims_from_i64(&super::convert::int_list("normal", sz)?)?.to_vec()
+        }
         (Operand::Scalar(_), Operand::Scalar(_), None) => {
             return Err(PyTypeError::new_err("normal() received an invalid combination of arguments - got (float, float), but expected one of: (Tensor mean, Tensor std), (float mean, float std, tuple of ints size)"));
         }
@@ -301,7 +430,9 @@ fn normal(mean: Option<&Bound<'_, PyAny>>, std: Option<&Bound<'_, PyAny>>, size:
     });
     if let Operand::Tensor(st) = &s {
         if copy::to_vec::<f64>(st).iter().any(|&x| x < 0.0) {
-            return Err(PyRuntimeError::new_err("normal expects all elements of std >= 0.0"));
+            return Err(PyRuntimeError::new_err(
+                "normal expects all elements of std >= 0.0",
+            ));
         }
     }
     let z = with_generator(generator, |g| randn_tensor(&shape, dtype, g))??;
@@ -312,7 +443,11 @@ fn normal(mean: Option<&Bound<'_, PyAny>>, std: Option<&Bound<'_, PyAny>>, size:
 
 #[pyfunction]
 #[pyo3(signature = (input, p=None, *, generator=None))]
-fn bernoulli(input: PyRef<'_, PyTensor>, p: Option<f64>, generator: Option<&Bound<'_, PyAny>>) -> R {
+fn bernoulli(
+    input: PyRef<'_, PyTensor>,
+    p: Option<f64>,
+    generator: Option<&Bound<'_, PyAny>>,
+) -> R {
     let probs = match p {
         Some(p) => creation::full(input.t.shape(), Scalar::Float(p), input.t.dtype())?,
         None => input.t.clone(),
@@ -329,7 +464,10 @@ fn entropy_seed() -> u64 {
 
 fn seed_value(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
     let v: i128 = seed.extract().map_err(|_| {
-        PyTypeError::new_err(format!("manual_seed expected an int, got {}", type_name(seed)))
+        PyTypeError::new_err(format!(
+            "manual_seed expected an int, got {}",
+            type_name(seed)
+        ))
     })?;
     if v < i64::MIN as i128 || v > u64::MAX as i128 {
         return Err(PyRuntimeError::new_err(format!(
@@ -352,9 +490,14 @@ impl PyGenerator {
     #[pyo3(signature = (device=None))]
     fn new(device: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         extract_device(device)?;
-        Ok(PyGenerator { gen: Arc::new(Generator::new(DEFAULT_SEED)) })
+        Ok(PyGenerator {
+            gen: Arc::new(Generator::new(DEFAULT_SEED)),
+        })
     }
-    fn manual_seed<'py>(slf: PyRef<'py, Self>, seed: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
+    fn manual_seed<'py>(
+        slf: PyRef<'py, Self>,
+        seed: &Bound<'py, PyAny>,
+    ) -> PyResult<PyRef<'py, Self>> {
         slf.gen.manual_seed(seed_value(seed)?);
         Ok(slf)
     }
@@ -400,7 +543,10 @@ fn parse_state(t: &Tensor) -> PyResult<GeneratorState> {
         w.copy_from_slice(&b[i..i + 8]);
         u64::from_le_bytes(w)
     };
-    Ok(GeneratorState { seed: word(0), offset: word(8) })
+    Ok(GeneratorState {
+        seed: word(0),
+        offset: word(8),
+    })
 }
 
 #[pyfunction]
@@ -434,12 +580,26 @@ fn set_rng_state(state: PyRef<'_, PyTensor>) -> PyResult<()> {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGenerator>()?;
-    m.add("default_generator", PyGenerator { gen: default_generator().clone() })?;
+    m.add(
+        "default_generator",
+        PyGenerator {
+            gen: default_generator().clone(),
+        },
+    )?;
     macro_rules! add {
         ($($f:ident),*) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
-    add!(tensor, as_tensor, from_numpy, empty, zeros, ones, full, empty_like, zeros_like, ones_like, full_like, rand_like, randn_like);
+    add!(
+        tensor, as_tensor, from_numpy, empty, zeros, ones, full, empty_like, zeros_like, ones_like,
+        full_like, rand_like, randn_like
+    );
     add!(arange, linspace, logspace, eye, rand, randn, randint, randperm, normal, bernoulli);
-    add!(manual_seed, seed, initial_seed, get_rng_state, set_rng_state);
+    add!(
+        manual_seed,
+        seed,
+        initial_seed,
+        get_rng_state,
+        set_rng_state
+    );
     Ok(())
 }

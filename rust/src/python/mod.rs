@@ -15,7 +15,12 @@ use pyo3::prelude::*;
 
 use crate::error::Error;
 
-create_exception!(rtorch, OutOfMemoryError, PyRuntimeError, "Raised when an allocation fails.");
+create_exception!(
+    rtorch,
+    OutOfMemoryError,
+    PyRuntimeError,
+    "Raised when an allocation fails."
+);
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
@@ -33,7 +38,11 @@ impl From<Error> for PyErr {
 
 /// Runs `f` without the GIL when the work is large enough to be worth the
 /// hand-off (a few microseconds), so other Python threads keep running.
-pub(crate) fn maybe_detach<T: Send>(py: Python<'_>, numel: usize, f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn maybe_detach<T: Send>(
+    py: Python<'_>,
+    numel: usize,
+    f: impl FnOnce() -> T + Send,
+) -> T {
     const DETACH_NUMEL: usize = 1 << 15;
     if numel >= DETACH_NUMEL {
         py.detach(f)

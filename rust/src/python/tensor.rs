@@ -6,7 +6,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-use super::convert::{data_to_tensor, extract_scalar, int_list, operand, parse_index, parse_size, type_name};
+use super::convert::{
+    data_to_tensor, extract_scalar, int_list, operand, parse_index, parse_size, type_name,
+};
 use super::dtype::{dtype_obj, extract_device, extract_dtype, opt_dtype, PyDType, PyDevice};
 use super::maybe_detach;
 use crate::ops::binary::{binary, binary_, BinaryOp};
@@ -53,16 +55,35 @@ fn sizes(fname: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
     parse_size(fname, args)
 }
 
-fn binop(py: Python<'_>, op: BinaryOp, a: &Tensor, other: &Bound<'_, PyAny>, alpha: Option<Scalar>, reflected: bool) -> PyResult<Option<PyTensor>> {
-    let Some(b) = operand(other)? else { return Ok(None) };
+fn binop(
+    py: Python<'_>,
+    op: BinaryOp,
+    a: &Tensor,
+    other: &Bound<'_, PyAny>,
+    alpha: Option<Scalar>,
+    reflected: bool,
+) -> PyResult<Option<PyTensor>> {
+    let Some(b) = operand(other)? else {
+        return Ok(None);
+    };
     let a = Operand::Tensor(a.clone());
-    let n = a.shape().iter().product::<usize>().max(b.shape().iter().product());
+    let n = a
+        .shape()
+        .iter()
+        .product::<usize>()
+        .max(b.shape().iter().product());
     let (x, y) = if reflected { (&b, &a) } else { (&a, &b) };
     let out = maybe_detach(py, n, || binary(op, x, y, alpha))?;
     Ok(Some(out.into()))
 }
 
-fn binop_inplace(py: Python<'_>, op: BinaryOp, a: &Tensor, other: &Bound<'_, PyAny>, alpha: Option<Scalar>) -> PyResult<()> {
+fn binop_inplace(
+    py: Python<'_>,
+    op: BinaryOp,
+    a: &Tensor,
+    other: &Bound<'_, PyAny>,
+    alpha: Option<Scalar>,
+) -> PyResult<()> {
     let b = operand(other)?.ok_or_else(|| {
         PyTypeError::new_err(format!(
             "{}_(): argument 'other' must be Tensor or Number, not {}",
@@ -76,7 +97,11 @@ fn binop_inplace(py: Python<'_>, op: BinaryOp, a: &Tensor, other: &Bound<'_, PyA
 fn opt_alpha(alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Scalar>> {
     match alpha {
         None => Ok(None),
-        Some(a) => Ok(Some(extract_scalar(a)?.ok_or_else(|| PyTypeError::new_err("alpha must be a number"))?)),
+        Some(a) => {
+            Ok(Some(extract_scalar(a)?.ok_or_else(|| {
+                PyTypeError::new_err("alpha must be a number")
+            })?))
+        }
     }
 }
 
@@ -99,7 +124,9 @@ fn to_py_list(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
             return Ok(PyList::empty(py).into_any().unbind());
         }
         let inner = shape::select(t, 0, 0)?;
-        let items = (0..t.shape()[0]).map(|_| to_py_list(py, &inner)).collect::<PyResult<Vec<_>>>()?;
+        let items = (0..t.shape()[0])
+            .map(|_| to_py_list(py, &inner))
+            .collect::<PyResult<Vec<_>>>()?;
         return Ok(PyList::new(py, items)?.into_any().unbind());
     }
     build(py, &vals, t.shape())
@@ -107,13 +134,18 @@ fn to_py_list(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
 
 fn gather_scalars(t: &Tensor) -> Vec<Scalar> {
     let mut out = Vec::with_capacity(t.numel());
-    crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| out.push(t.get_scalar(o as usize)));
+    crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| {
+        out.push(t.get_scalar(o as usize))
+    });
     out
 }
 
 fn scalar_to_py(py: Python<'_>, s: Scalar) -> PyResult<Py<PyAny>> {
     Ok(match s {
-        Scalar::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind(),
+        Scalar::Bool(b) => pyo3::types::PyBool::new(py, b)
+            .to_owned()
+            .into_any()
+            .unbind(),
         Scalar::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
         Scalar::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
     })
@@ -131,7 +163,10 @@ fn single_scalar(t: &Tensor, what: &str) -> PyResult<Scalar> {
 }
 
 /// The `generator=` argument: an `rtorch.Generator` or the default one.
-pub(crate) fn with_generator<T>(gen: Option<&Bound<'_, PyAny>>, f: impl FnOnce(&crate::random::Generator) -> T) -> PyResult<T> {
+pub(crate) fn with_generator<T>(
+    gen: Option<&Bound<'_, PyAny>>,
+    f: impl FnOnce(&crate::random::Generator) -> T,
+) -> PyResult<T> {
     match gen.filter(|g| !g.is_none()) {
         Some(g) => {
             let g = g.cast::<super::factory::PyGenerator>().map_err(|_| {
@@ -171,7 +206,11 @@ impl PyTensor {
     /// Makes an instance of the subclass `cls` sharing `data`'s storage (used by `Parameter`).
     #[staticmethod]
     #[pyo3(signature = (cls, data, require_grad=false))]
-    fn _make_subclass<'py>(cls: &Bound<'py, PyType>, data: &Bound<'py, PyAny>, require_grad: bool) -> PyResult<Bound<'py, PyAny>> {
+    fn _make_subclass<'py>(
+        cls: &Bound<'py, PyType>,
+        data: &Bound<'py, PyAny>,
+        require_grad: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let t = data.cast::<PyTensor>()?.borrow().t.alias();
         t.set_requires_grad(require_grad)?;
         let new = cls.py().get_type::<PyTensor>().getattr("__new__")?;
@@ -202,7 +241,9 @@ impl PyTensor {
     #[pyo3(signature = (dim=None))]
     fn stride<'py>(&self, py: Python<'py>, dim: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
         match dim {
-            Some(d) => Ok(self.t.strides()[wrap_dim(d, self.t.ndim())?].into_pyobject(py)?.into_any()),
+            Some(d) => Ok(self.t.strides()[wrap_dim(d, self.t.ndim())?]
+                .into_pyobject(py)?
+                .into_any()),
             None => Ok(PyTuple::new(py, self.t.strides())?.into_any()),
         }
     }
@@ -307,10 +348,14 @@ impl PyTensor {
     fn set_grad(&self, g: Option<PyRef<'_, PyTensor>>) -> PyResult<()> {
         if let Some(g) = &g {
             if g.t.shape() != self.t.shape() {
-                return Err(PyRuntimeError::new_err("assigned grad has data of a different size"));
+                return Err(PyRuntimeError::new_err(
+                    "assigned grad has data of a different size",
+                ));
             }
             if g.t.dtype() != self.t.dtype() {
-                return Err(PyTypeError::new_err("assigned grad has data of a different type"));
+                return Err(PyTypeError::new_err(
+                    "assigned grad has data of a different type",
+                ));
             }
         }
         self.t.set_grad(g.map(|g| g.t.clone()));
@@ -347,7 +392,12 @@ impl PyTensor {
                         "view(dtype) between dtypes of different sizes is not supported yet",
                     ));
                 }
-                return Ok(Tensor::from_parts(self.t.storage().clone(), self.t.layout().clone(), dt)?.into());
+                return Ok(Tensor::from_parts(
+                    self.t.storage().clone(),
+                    self.t.layout().clone(),
+                    dt,
+                )?
+                .into());
             }
         }
         Ok(shape::view(&self.t, &sizes("view", args)?)?.into())
@@ -425,8 +475,16 @@ impl PyTensor {
         Ok(shape::unfold(&self.t, dimension, size, step)?.into())
     }
     #[pyo3(signature = (size, stride, storage_offset=None))]
-    fn as_strided(&self, size: &Bound<'_, PyAny>, stride: &Bound<'_, PyAny>, storage_offset: Option<i64>) -> R {
-        let (sz, st) = (int_list("as_strided", size)?, int_list("as_strided", stride)?);
+    fn as_strided(
+        &self,
+        size: &Bound<'_, PyAny>,
+        stride: &Bound<'_, PyAny>,
+        storage_offset: Option<i64>,
+    ) -> R {
+        let (sz, st) = (
+            int_list("as_strided", size)?,
+            int_list("as_strided", stride)?,
+        );
         Ok(shape::as_strided(&self.t, &sz, &st, storage_offset)?.into())
     }
     #[pyo3(signature = (offset=0, dim1=0, dim2=1))]
@@ -434,7 +492,10 @@ impl PyTensor {
         Ok(shape::diagonal(&self.t, offset, dim1, dim2)?.into())
     }
     #[pyo3(signature = (memory_format=None))]
-    fn contiguous<'py>(slf: Bound<'py, Self>, memory_format: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    fn contiguous<'py>(
+        slf: Bound<'py, Self>,
+        memory_format: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let _ = memory_format;
         let t = slf.borrow().t.clone();
         if t.is_contiguous() {
@@ -454,17 +515,28 @@ impl PyTensor {
         let items = parse_index(idx)?;
         Ok(maybe_detach(py, self.t.numel(), || index::index(&self.t, &items))?.into())
     }
-    fn __setitem__(&self, py: Python<'_>, idx: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        idx: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let items = parse_index(idx)?;
         let v = match operand(value)? {
             Some(Operand::Tensor(t)) => t,
             Some(Operand::Scalar(s)) => crate::ops::creation::full(&[], s, self.t.dtype())?,
             None => data_to_tensor(value, Some(self.t.dtype()))?,
         };
-        Ok(maybe_detach(py, self.t.numel(), || index::index_put_(&self.t, &items, &v))?)
+        Ok(maybe_detach(py, self.t.numel(), || {
+            index::index_put_(&self.t, &items, &v)
+        })?)
     }
     #[pyo3(signature = (src, non_blocking=false))]
-    fn copy_<'py>(slf: PyRef<'py, Self>, src: PyRef<'py, PyTensor>, non_blocking: bool) -> PyResult<PyRef<'py, Self>> {
+    fn copy_<'py>(
+        slf: PyRef<'py, Self>,
+        src: PyRef<'py, PyTensor>,
+        non_blocking: bool,
+    ) -> PyResult<PyRef<'py, Self>> {
         let _ = non_blocking;
         let (dst, s) = (slf.t.clone(), src.t.clone());
         maybe_detach(slf.py(), dst.numel(), || copy::copy_(&dst, &s))?;
@@ -474,12 +546,13 @@ impl PyTensor {
         let v = match operand(value)? {
             Some(Operand::Scalar(s)) => s,
             Some(Operand::Tensor(t)) if t.ndim() == 0 => t.get_scalar(0),
-            _ => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "fill_ only supports 0-dimension value tensor but got tensor with {} dimensions.",
-                    value.cast::<PyTensor>().map(|t| t.borrow().t.ndim()).unwrap_or(0)
-                )))
-            }
+            _ => return Err(PyRuntimeError::new_err(format!(
+                "fill_ only supports 0-dimension value tensor but got tensor with {} dimensions.",
+                value
+                    .cast::<PyTensor>()
+                    .map(|t| t.borrow().t.ndim())
+                    .unwrap_or(0)
+            ))),
         };
         copy::fill_(&slf.t, v)?;
         Ok(slf)
@@ -506,7 +579,11 @@ impl PyTensor {
         if self.t.numel() != 1 {
             return Err(PyRuntimeError::new_err(format!(
                 "Boolean value of Tensor with {} is ambiguous",
-                if self.t.numel() == 0 { "no values" } else { "more than one value" }
+                if self.t.numel() == 0 {
+                    "no values"
+                } else {
+                    "more than one value"
+                }
             )));
         }
         Ok(self.t.get_scalar(0).to_bool())
@@ -547,7 +624,10 @@ impl PyTensor {
         let d = PyDict::new(py);
         let item = self.t.dtype().size() as isize;
         d.set_item("shape", PyTuple::new(py, self.t.shape())?)?;
-        d.set_item("strides", PyTuple::new(py, self.t.strides().iter().map(|&s| s * item))?)?;
+        d.set_item(
+            "strides",
+            PyTuple::new(py, self.t.strides().iter().map(|&s| s * item))?,
+        )?;
         d.set_item("typestr", typestr)?;
         d.set_item("data", (self.t.raw_ptr() as usize, false))?;
         d.set_item("version", 3)?;
@@ -569,7 +649,11 @@ impl PyTensor {
                 "Can't export tensors that require gradient, use tensor.detach()",
             ));
         }
-        let t = if copy == Some(true) { copy::contiguous_copy(&self.t)? } else { self.t.clone() };
+        let t = if copy == Some(true) {
+            copy::contiguous_copy(&self.t)?
+        } else {
+            self.t.clone()
+        };
         super::dlpack::to_capsule(py, &t)
     }
     fn __dlpack_device__(&self) -> (i32, usize) {
@@ -619,33 +703,50 @@ impl PyTensor {
     #[pyo3(signature = (device=None, non_blocking=false))]
     fn cuda(&self, device: Option<&Bound<'_, PyAny>>, non_blocking: bool) -> R {
         let _ = non_blocking;
-        let idx = device.map(|d| d.extract::<usize>()).transpose()?.unwrap_or(0);
+        let idx = device
+            .map(|d| d.extract::<usize>())
+            .transpose()?
+            .unwrap_or(0);
         crate::cuda::require(idx)?;
-        Err(PyRuntimeError::new_err("CUDA tensors are not supported yet"))
+        Err(PyRuntimeError::new_err(
+            "CUDA tensors are not supported yet",
+        ))
     }
 
     // ---- arithmetic ----
     #[pyo3(signature = (other, *, alpha=None))]
     fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> R {
-        binop(py, BinaryOp::Add, &self.t, other, opt_alpha(alpha)?, false)?.ok_or_else(|| bad_other("add", other))
+        binop(py, BinaryOp::Add, &self.t, other, opt_alpha(alpha)?, false)?
+            .ok_or_else(|| bad_other("add", other))
     }
     #[pyo3(signature = (other, *, alpha=None))]
     fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> R {
-        binop(py, BinaryOp::Sub, &self.t, other, opt_alpha(alpha)?, false)?.ok_or_else(|| bad_other("sub", other))
+        binop(py, BinaryOp::Sub, &self.t, other, opt_alpha(alpha)?, false)?
+            .ok_or_else(|| bad_other("sub", other))
     }
     fn mul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> R {
-        binop(py, BinaryOp::Mul, &self.t, other, None, false)?.ok_or_else(|| bad_other("mul", other))
+        binop(py, BinaryOp::Mul, &self.t, other, None, false)?
+            .ok_or_else(|| bad_other("mul", other))
     }
     fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> R {
-        binop(py, BinaryOp::Div, &self.t, other, None, false)?.ok_or_else(|| bad_other("div", other))
+        binop(py, BinaryOp::Div, &self.t, other, None, false)?
+            .ok_or_else(|| bad_other("div", other))
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn add_<'py>(slf: PyRef<'py, Self>, other: &Bound<'py, PyAny>, alpha: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn add_<'py>(
+        slf: PyRef<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        alpha: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         binop_inplace(slf.py(), BinaryOp::Add, &slf.t, other, opt_alpha(alpha)?)?;
         Ok(slf)
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn sub_<'py>(slf: PyRef<'py, Self>, other: &Bound<'py, PyAny>, alpha: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn sub_<'py>(
+        slf: PyRef<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        alpha: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         binop_inplace(slf.py(), BinaryOp::Sub, &slf.t, other, opt_alpha(alpha)?)?;
         Ok(slf)
     }
@@ -700,7 +801,13 @@ impl PyTensor {
             ));
         }
         let minus = Operand::Scalar(Scalar::Int(-1));
-        Ok(binary(BinaryOp::Mul, &Operand::Tensor(self.t.clone()), &minus, None)?.into())
+        Ok(binary(
+            BinaryOp::Mul,
+            &Operand::Tensor(self.t.clone()),
+            &minus,
+            None,
+        )?
+        .into())
     }
     fn __pos__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
@@ -708,17 +815,32 @@ impl PyTensor {
 
     // ---- random fills ----
     #[pyo3(signature = (from_=0.0, to=1.0, *, generator=None))]
-    fn uniform_<'py>(slf: PyRef<'py, Self>, from_: f64, to: f64, generator: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn uniform_<'py>(
+        slf: PyRef<'py, Self>,
+        from_: f64,
+        to: f64,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         with_generator(generator, |g| rnd::uniform_(&slf.t, from_, to, g))??;
         Ok(slf)
     }
     #[pyo3(signature = (mean=0.0, std=1.0, *, generator=None))]
-    fn normal_<'py>(slf: PyRef<'py, Self>, mean: f64, std: f64, generator: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn normal_<'py>(
+        slf: PyRef<'py, Self>,
+        mean: f64,
+        std: f64,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         with_generator(generator, |g| rnd::normal_(&slf.t, mean, std, g))??;
         Ok(slf)
     }
     #[pyo3(signature = (from_=None, to=None, *, generator=None))]
-    fn random_<'py>(slf: PyRef<'py, Self>, from_: Option<i64>, to: Option<i64>, generator: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn random_<'py>(
+        slf: PyRef<'py, Self>,
+        from_: Option<i64>,
+        to: Option<i64>,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         // random_(to) means [0, to), as in PyTorch.
         let (lo, hi) = match (from_, to) {
             (Some(f), None) => (0, Some(f)),
@@ -728,7 +850,11 @@ impl PyTensor {
         Ok(slf)
     }
     #[pyo3(signature = (p=0.5, *, generator=None))]
-    fn bernoulli_<'py>(slf: PyRef<'py, Self>, p: f64, generator: Option<&Bound<'py, PyAny>>) -> PyResult<PyRef<'py, Self>> {
+    fn bernoulli_<'py>(
+        slf: PyRef<'py, Self>,
+        p: f64,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<PyRef<'py, Self>> {
         let probs = crate::ops::creation::full(slf.t.shape(), Scalar::Float(p), DType::F64)?;
         let draw = with_generator(generator, |g| rnd::bernoulli(&probs, g))??;
         copy::copy_(&slf.t, &draw)?;

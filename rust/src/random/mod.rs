@@ -51,7 +51,9 @@ pub const DEFAULT_SEED: u64 = 67280421310721;
 
 impl Generator {
     pub fn new(seed: u64) -> Generator {
-        Generator { state: Mutex::new(GeneratorState { seed, offset: 0 }) }
+        Generator {
+            state: Mutex::new(GeneratorState { seed, offset: 0 }),
+        }
     }
 
     pub fn manual_seed(&self, seed: u64) {
@@ -101,7 +103,10 @@ mod tests {
     fn philox_matches_reference_vector() {
         // Known-answer test from the Random123 distribution (philox4x32_10,
         // counter and key all zero).
-        assert_eq!(philox(0, 0, 0), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox(0, 0, 0),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
     }
 
     #[test]

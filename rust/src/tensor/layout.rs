@@ -70,8 +70,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Dims> {
     let n = a.len().max(b.len());
     let mut out: Dims = SmallVec::from_elem(1, n);
     for i in 0..n {
-        let da = if i < n - a.len() { 1 } else { a[i - (n - a.len())] };
-        let db = if i < n - b.len() { 1 } else { b[i - (n - b.len())] };
+        let da = if i < n - a.len() {
+            1
+        } else {
+            a[i - (n - a.len())]
+        };
+        let db = if i < n - b.len() {
+            1
+        } else {
+            b[i - (n - b.len())]
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -168,7 +176,9 @@ impl Layout {
         for (i, &d) in dims.iter().enumerate() {
             let d = wrap_dim(d, n)?;
             if seen[d] {
-                return Err(Error::Runtime("permute(): duplicate dims are not allowed.".into()));
+                return Err(Error::Runtime(
+                    "permute(): duplicate dims are not allowed.".into(),
+                ));
             }
             seen[d] = true;
             out.shape[i] = self.shape[d];
@@ -226,7 +236,11 @@ impl Layout {
                 )));
             }
         }
-        Ok(Layout { shape, strides, offset: self.offset })
+        Ok(Layout {
+            shape,
+            strides,
+            offset: self.offset,
+        })
     }
 
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
@@ -235,7 +249,11 @@ impl Layout {
     }
 
     pub fn squeeze_dims(&self, dims: Option<&[usize]>) -> Layout {
-        let mut out = Layout { shape: Dims::new(), strides: Strides::new(), offset: self.offset };
+        let mut out = Layout {
+            shape: Dims::new(),
+            strides: Strides::new(),
+            offset: self.offset,
+        };
         for i in 0..self.ndim() {
             let listed = dims.is_none_or(|ds| ds.contains(&i));
             if !(listed && self.shape[i] == 1) {
@@ -261,13 +279,17 @@ impl Layout {
 
     pub fn narrow(&self, dim: i64, start: i64, length: i64) -> Result<Layout> {
         if self.ndim() == 0 {
-            return Err(Error::Runtime("narrow() cannot be applied to a 0-dim tensor.".into()));
+            return Err(Error::Runtime(
+                "narrow() cannot be applied to a 0-dim tensor.".into(),
+            ));
         }
         let d = wrap_dim(dim, self.ndim())?;
         let size = self.shape[d] as i64;
         let start = if start < 0 { start + size } else { start };
         if length < 0 {
-            return Err(Error::Runtime("narrow(): length must be non-negative.".into()));
+            return Err(Error::Runtime(
+                "narrow(): length must be non-negative.".into(),
+            ));
         }
         if start < 0 || start > size || start + length > size {
             return Err(Error::Runtime(format!(
@@ -284,7 +306,9 @@ impl Layout {
 
     pub fn select(&self, dim: i64, index: i64) -> Result<Layout> {
         if self.ndim() == 0 {
-            return Err(Error::Index("select() cannot be applied to a 0-dim tensor.".into()));
+            return Err(Error::Index(
+                "select() cannot be applied to a 0-dim tensor.".into(),
+            ));
         }
         let d = wrap_dim(dim, self.ndim())?;
         let size = self.shape[d] as i64;
@@ -315,7 +339,11 @@ impl Layout {
     /// `Tensor.unfold(dim, size, step)`: a sliding window as a new last dim.
     pub fn unfold(&self, dim: i64, size: i64, step: i64) -> Result<Layout> {
         let d = wrap_dim(dim, self.ndim())?;
-        let dim_size = if self.ndim() == 0 { 1 } else { self.shape[d] as i64 };
+        let dim_size = if self.ndim() == 0 {
+            1
+        } else {
+            self.shape[d] as i64
+        };
         if size > dim_size || size < 0 {
             return Err(Error::Runtime(format!(
                 "maximum size for tensor at dimension {d} is {dim_size} but size is {size}"
@@ -355,9 +383,7 @@ impl Layout {
                 || (self.shape[td - 1] != 1
                     && self.strides[td - 1] != tensor_numel as isize * chunk_base_stride);
             if chunk_end {
-                while view_d >= 0
-                    && (view_numel < tensor_numel || shape[view_d as usize] == 1)
-                {
+                while view_d >= 0 && (view_numel < tensor_numel || shape[view_d as usize] == 1) {
                     new_strides[view_d as usize] = view_numel as isize * chunk_base_stride;
                     view_numel *= shape[view_d as usize];
                     view_d -= 1;

@@ -190,10 +190,12 @@ impl Tensor {
 
 fn bytes_for(shape: &[usize], dtype: DType) -> Result<usize> {
     let numel = layout::checked_numel(shape)?;
-    numel.checked_mul(dtype.size()).ok_or_else(|| Error::OutOfMemory {
-        device: "DefaultCPUAllocator".into(),
-        bytes: usize::MAX,
-    })
+    numel
+        .checked_mul(dtype.size())
+        .ok_or_else(|| Error::OutOfMemory {
+            device: "DefaultCPUAllocator".into(),
+            bytes: usize::MAX,
+        })
 }
 
 impl std::fmt::Debug for Tensor {
