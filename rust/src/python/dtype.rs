@@ -115,9 +115,11 @@ impl PyDevice {
         let s: String = r#type.cast::<PyString>()?.to_str()?.to_owned();
         let (kind, parsed) = Device::parse(&s)?;
         let index = match (parsed, index) {
-            (Some(_), Some(_)) => return Err(PyRuntimeError::new_err(format!(
+            (Some(_), Some(_)) => {
+                return Err(PyRuntimeError::new_err(format!(
                 "type (string) must not include an index because index was passed explicitly: {s}"
-            ))),
+            )))
+            }
             (Some(i), None) => Some(i),
             (None, Some(i)) if i < 0 => {
                 return Err(PyRuntimeError::new_err(format!(
@@ -149,9 +151,7 @@ impl PyDevice {
             None => self.kind.name().to_string(),
         }
     }
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<Reduced<'py>> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Reduced<'py>> {
         let d = slf.get();
         Ok((slf.get_type(), (d.kind.name().to_string(), d.index)))
     }

@@ -546,13 +546,15 @@ impl PyTensor {
         let v = match operand(value)? {
             Some(Operand::Scalar(s)) => s,
             Some(Operand::Tensor(t)) if t.ndim() == 0 => t.get_scalar(0),
-            _ => return Err(PyRuntimeError::new_err(format!(
+            _ => {
+                return Err(PyRuntimeError::new_err(format!(
                 "fill_ only supports 0-dimension value tensor but got tensor with {} dimensions.",
                 value
                     .cast::<PyTensor>()
                     .map(|t| t.borrow().t.ndim())
                     .unwrap_or(0)
-            ))),
+            )))
+            }
         };
         copy::fill_(&slf.t, v)?;
         Ok(slf)
