@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from rtorch import _C
-
-_NP_FLOATS = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
-_NP_INTS = {
-    "uint8": np.uint8,
-    "int8": np.int8,
-    "int16": np.int16,
-    "int32": np.int32,
-    "int64": np.int64,
-}
 
 
 def _name(dtype: _C.dtype) -> str:
@@ -50,7 +39,9 @@ class finfo:
             self.tiny = self.smallest_normal = 1.1754943508222875e-38
             self.resolution = 0.01
         else:
-            info = np.finfo(_NP_FLOATS[self.dtype])
+            import numpy as np
+
+            info = np.finfo(getattr(np, self.dtype))
             self.bits = int(info.bits)
             self.eps = float(info.eps)
             self.max = float(info.max)
@@ -86,7 +77,9 @@ class iinfo:
         if self.dtype == "bool":
             self.bits, self.min, self.max = 8, 0, 1
         else:
-            info = np.iinfo(_NP_INTS[self.dtype])
+            import numpy as np
+
+            info = np.iinfo(getattr(np, self.dtype))
             self.bits, self.min, self.max = int(info.bits), int(info.min), int(info.max)
 
     def __repr__(self) -> str:

@@ -5,12 +5,13 @@ numeric lives in Rust (``rtorch._C.Tensor``)."""
 from __future__ import annotations
 
 import builtins
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from rtorch import _C
 from rtorch._C import Tensor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _TYPE_NAMES = {
     _C.float32: "torch.FloatTensor",
@@ -53,6 +54,9 @@ def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
                 "Use tensor.detach().numpy() instead."
             )
         self = self.detach()
+    # NumPy is imported on first use: `import rtorch` stays fast.
+    import numpy as np
+
     return np.asarray(_ArrayView(self))
 
 
