@@ -63,7 +63,7 @@ from rtorch._C import (
 from rtorch._dtype_info import finfo, iinfo
 from rtorch._size import Size
 from rtorch._tensor import LEGACY_TYPES as _LEGACY_TYPES
-from rtorch._tensor_str import set_printoptions
+from rtorch._tensor_str import get_printoptions, printoptions, set_printoptions
 
 Tensor._set_size_class(Size)
 

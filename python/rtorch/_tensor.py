@@ -191,9 +191,8 @@ def _legacy_type(name: str, dtype: _C.dtype) -> type:
             return args[0].to(dtype)
         if len(args) == 1 and not isinstance(args[0], builtins.int) and type(args[0]).__name__ != "Size":
             return _C.tensor(args[0], dtype=dtype)
-        from rtorch._C import empty
-
-        return empty(*args, dtype=dtype)
+        # No arguments means an empty 1-d tensor, as `Tensor()`.
+        return _C.empty(*(args or (0,)), dtype=dtype)
 
     return _LegacyTensorType(name, (), {"__new__": __new__, "dtype": dtype})
 

@@ -14,9 +14,10 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclasses.dataclass
@@ -138,6 +139,9 @@ class _Formatter:
         self.sci_mode = False
         self.max_width = 1
 
+        # Imported here so that `import rtorch` does not load NumPy.
+        import numpy as np
+
         flat = values.reshape(-1)
         if flat.size == 0:
             return
@@ -154,6 +158,8 @@ class _Formatter:
         magnitude = np.abs(finite)
         lo, hi = float(magnitude.min()), float(magnitude.max())
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
+        # A forced sci_mode also decides the width measured below (PyTorch
+        # >= 2.4, pytorch#126859; before it, widths assumed the automatic mode).
         if PRINT_OPTS.sci_mode is None:
             self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
         else:
@@ -291,7 +297,7 @@ def _tensor_str(t: Any, indent: int) -> str:
     if summarize and not PRINT_OPTS.edgeitems:
         # PyTorch's summary of a vector keeps x[:0] and x[-0:], i.e. all of
         # it; of a higher-dimensional tensor, nothing.
-        stats = data if len(shape) == 1 else data.reshape(-1)[:0]
+        stats = data if len(shape) <= 1 else data.reshape(-1)[:0]
     formatter = _Formatter(stats, t.dtype.is_floating_point)
     return _tensor_str_with_formatter(data, shape, indent, summarize, formatter)
 
@@ -347,15 +353,15 @@ def _str(self: Any, *, tensor_contents: str | None = None) -> str:
             suffixes.append(f"size={tuple(t.shape)}")
         if t.dtype != default_dtype:
             suffixes.append(f"dtype={t.dtype}")
-        tensor_str = "[]"
     else:
         if not PRINT_OPTS.edgeitems:
             suffixes.append(f"size={tuple(t.shape)}")
         if not has_default_dtype:
             suffixes.append(f"dtype={t.dtype}")
-        tensor_str = None if tensor_contents is not None else _tensor_str(t, indent)
     if tensor_contents is not None:
         tensor_str = tensor_contents
+    else:
+        tensor_str = _tensor_str(t, indent)
 
     grad_fn_name = _grad_fn_name(self)
     if grad_fn_name is not None:

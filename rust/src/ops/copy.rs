@@ -3,18 +3,20 @@
 use crate::cpu::kernels;
 use crate::dispatch;
 use crate::error::{Error, Result};
-use crate::tensor::layout::fmt_shape;
+use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
 
 /// `dst.copy_(src)`: broadcasts `src` to `dst`'s shape and casts its dtype.
 pub fn copy_(dst: &Tensor, src: &Tensor) -> Result<()> {
-    let src_layout = src.layout().broadcast_to(dst.shape()).map_err(|_| {
-        Error::Runtime(format!(
+    let shape = broadcast_shapes(dst.shape(), src.shape())?;
+    if shape.as_slice() != dst.shape() {
+        return Err(Error::Runtime(format!(
             "output with shape {} doesn't match the broadcast shape {}",
             fmt_shape(dst.shape()),
-            fmt_shape(src.shape())
-        ))
-    })?;
+            fmt_shape(&shape)
+        )));
+    }
+    let src_layout = src.layout().broadcast_to(dst.shape())?;
     check_no_internal_overlap(dst)?;
     // A source overlapping the destination is read from a snapshot.
     let src = if dst.same_storage(src) && !dst.same_tensor(src) {
@@ -60,6 +62,13 @@ pub fn cast_copy(t: &Tensor, dtype: DType) -> Result<Tensor> {
     dispatch!(t.dtype(), S => dispatch!(dtype, D => {
         kernels::map1::<S, D>(t, t.strides(), &out, D::cast_from);
     }));
+    Ok(out)
+}
+
+/// `t.clone()`: a fresh copy laid out like `t` (PyTorch's `preserve_format`).
+pub fn clone(t: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty_strided(t.shape(), &t.layout().preserved_strides(), t.dtype())?;
+    dispatch!(t.dtype(), T => kernels::map1::<T, T>(t, t.strides(), &out, |x| x));
     Ok(out)
 }
 

@@ -74,7 +74,7 @@ pub fn linspace(start: f64, end: f64, steps: i64, dtype: DType) -> Result<Tensor
     };
     let half = n / 2;
     from_fn(n, dtype, |i| {
-        let v = if i < half {
+        let v = if i < half || n == 1 {
             start + step * i as f64
         } else {
             end - step * (n - 1 - i) as f64
@@ -97,10 +97,14 @@ pub fn logspace(start: f64, end: f64, steps: i64, base: f64, dtype: DType) -> Re
 }
 
 pub fn eye(n: i64, m: i64, dtype: DType) -> Result<Tensor> {
-    if n < 0 || m < 0 {
+    if n < 0 {
         return Err(Error::Runtime(format!(
-            "n must be greater or equal to 0, got {}",
-            n.min(m)
+            "n must be greater or equal to 0, got {n}"
+        )));
+    }
+    if m < 0 {
+        return Err(Error::Runtime(format!(
+            "m must be greater or equal to 0, got {m}"
         )));
     }
     let (n, m) = (n as usize, m as usize);

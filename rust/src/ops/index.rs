@@ -73,6 +73,11 @@ fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
             "an index can only have a single ellipsis ('...')".into(),
         ));
     }
+    if t.ndim() == 0 && indices.iter().any(|i| matches!(i, TensorIndex::Int(_))) {
+        return Err(Error::Index(
+            "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ to convert a 0-dim tensor to a number".into(),
+        ));
+    }
     if used > t.ndim() {
         return Err(Error::Index(format!(
             "too many indices for tensor of dimension {}",
@@ -81,13 +86,18 @@ fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
     }
     let mut view = t.layout().clone();
     let mut advanced = Vec::new();
+    // `dim` walks the view being built; `real` counts dims of `t` consumed,
+    // which is what error messages name.
     let mut dim = 0usize;
+    let mut real = 0usize;
     for ix in indices {
+        let real_dim = real;
+        real += consumed(ix);
         match ix {
             TensorIndex::Int(i) => {
                 view = view.select(dim as i64, *i).map_err(|_| {
                     Error::Index(format!(
-                        "index {i} is out of bounds for dimension {dim} with size {}",
+                        "index {i} is out of bounds for dimension {real_dim} with size {}",
                         view.shape[dim]
                     ))
                 })?;
@@ -108,7 +118,10 @@ fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
                 }
                 dim += 1;
             }
-            TensorIndex::Ellipsis => dim += t.ndim() - used,
+            TensorIndex::Ellipsis => {
+                dim += t.ndim() - used;
+                real += t.ndim() - used;
+            }
             TensorIndex::Tensor(ix) if is_mask(ix) => {
                 for (j, &m) in ix.shape().iter().enumerate() {
                     if m != view.shape[dim + j] {
@@ -297,7 +310,10 @@ pub fn index_put_(t: &Tensor, indices: &[TensorIndex], value: &Tensor) -> Result
     let p = plan(t, indices)?;
     if p.advanced.is_empty() {
         let target = t.view_with(p.view)?;
-        return copy::copy_(&target, &strip_leading_ones(value, target.ndim())?);
+        let value = strip_leading_ones(value, target.ndim())?;
+        // Assignment broadcasts like `expand`, with its error message.
+        value.layout().broadcast_to(target.shape())?;
+        return copy::copy_(&target, &value);
     }
     copy::check_no_internal_overlap(t)?;
     let g = gather_plan(&p)?;

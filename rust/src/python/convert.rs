@@ -9,7 +9,6 @@ use pyo3::types::{
 
 use crate::ops::index::TensorIndex;
 use crate::ops::{copy, creation, default_dtype, Operand};
-use crate::tensor::dtype::Category;
 use crate::tensor::layout::{Layout, Strides};
 use crate::tensor::{DType, Scalar, Storage, Tensor};
 
@@ -160,7 +159,9 @@ pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let dtype = dtype_from_typestr(&typestr).ok_or_else(|| {
         let name = obj
             .getattr("dtype")
-            .and_then(|d| d.str().map(|s| s.to_string()))
+            .and_then(|d| d.getattr("type"))
+            .and_then(|t| t.getattr("__name__"))
+            .and_then(|n| n.extract::<String>())
             .unwrap_or(typestr.clone());
         PyTypeError::new_err(format!(
             "can't convert np.ndarray of type numpy.{name}. The only supported types are: float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
@@ -226,14 +227,9 @@ pub fn data_to_tensor(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResult<
     let mut shape = Vec::new();
     infer_shape(obj, &mut shape)?;
     let mut scalars = Vec::with_capacity(shape.iter().product());
-    let mut cat = None;
-    fill(obj, 0, &shape, &mut scalars, &mut cat)?;
-    let inferred = match cat {
-        Some(Category::Bool) => DType::Bool,
-        Some(Category::Integral) => DType::I64,
-        Some(Category::Floating) | None => default_dtype(),
-    };
-    let dtype = dtype.unwrap_or(inferred);
+    let mut inferred = None;
+    fill(obj, 0, &shape, &mut scalars, &mut inferred)?;
+    let dtype = dtype.or(inferred).unwrap_or_else(default_dtype);
     let shape: Vec<usize> = shape;
     Ok(creation::from_scalars(&scalars, &shape, dtype)?)
 }
@@ -259,28 +255,19 @@ fn infer_shape(obj: &Bound<'_, PyAny>, shape: &mut Vec<usize>) -> PyResult<()> {
     Ok(())
 }
 
+/// Stores the scalars of `obj` row-major and promotes `dtype` over their
+/// types, as PyTorch's `infer_scalar_type`: Python floats give the default
+/// dtype, ints int64, bools bool; NumPy scalars and tensors keep their dtype.
 fn fill(
     obj: &Bound<'_, PyAny>,
     depth: usize,
     shape: &[usize],
     out: &mut Vec<Scalar>,
-    cat: &mut Option<Category>,
+    dtype: &mut Option<DType>,
 ) -> PyResult<()> {
     if depth == shape.len() {
-        let s = if let Ok(t) = obj.cast::<PyTensor>() {
-            let t = t.borrow().t.clone();
-            if t.numel() != 1 {
-                return Err(PyValueError::new_err(
-                    "only one element tensors can be converted to Python scalars",
-                ));
-            }
-            t.get_scalar(0)
-        } else {
-            extract_scalar(obj)?.ok_or_else(|| {
-                PyTypeError::new_err(format!("new(): invalid data type '{}'", type_name(obj)))
-            })?
-        };
-        *cat = Some(cat.map_or(s.category(), |c| c.max(s.category())));
+        let (s, dt) = leaf_scalar(obj)?;
+        *dtype = Some(dtype.map_or(dt, |d| d.promote(dt)));
         out.push(s);
         return Ok(());
     }
@@ -300,9 +287,34 @@ fn fill(
         )));
     }
     for item in seq.try_iter()? {
-        fill(&item?, depth + 1, shape, out, cat)?;
+        fill(&item?, depth + 1, shape, out, dtype)?;
     }
     Ok(())
+}
+
+fn leaf_scalar(obj: &Bound<'_, PyAny>) -> PyResult<(Scalar, DType)> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        let t = t.borrow().t.clone();
+        if t.numel() != 1 {
+            return Err(PyValueError::new_err(
+                "only one element tensors can be converted to Python scalars",
+            ));
+        }
+        return Ok((t.get_scalar(0), t.dtype()));
+    }
+    let is_python_number = obj.is_instance_of::<PyBool>()
+        || obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyFloat>();
+    if !is_python_number && obj.hasattr("__array_interface__")? {
+        let t = from_array_interface(obj)?;
+        if t.ndim() == 0 {
+            return Ok((t.get_scalar(0), t.dtype()));
+        }
+    }
+    let s = extract_scalar(obj)?.ok_or_else(|| {
+        PyTypeError::new_err(format!("new(): invalid data type '{}'", type_name(obj)))
+    })?;
+    Ok((s, s.default_dtype(default_dtype())))
 }
 
 /// Parses `tensor[obj]` into index items.
@@ -311,18 +323,6 @@ pub fn parse_index(obj: &Bound<'_, PyAny>) -> PyResult<Vec<TensorIndex>> {
         return tup.iter().map(|it| index_item(&it)).collect();
     }
     Ok(vec![index_item(obj)?])
-}
-
-fn opt_index(obj: Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-    if obj.is_none() {
-        Ok(None)
-    } else {
-        index_int(&obj).map(Some).map_err(|_| {
-            PyTypeError::new_err(
-                "slice indices must be integers or None or have an __index__ method",
-            )
-        })
-    }
 }
 
 fn index_item(obj: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
@@ -336,10 +336,18 @@ fn index_item(obj: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
         return Ok(TensorIndex::Int(obj.extract::<i64>()?));
     }
     if let Ok(s) = obj.cast::<PySlice>() {
+        let (mut start, mut stop, mut step) = (0isize, 0isize, 0isize);
+        // SAFETY: `s` is a live slice object; the out-pointers are valid
+        // locals. Unpack maps None to the extreme values the clamping in
+        // `ops::index` expects, and calls `__index__` on the bounds.
+        let rc = unsafe { pyo3::ffi::PySlice_Unpack(s.as_ptr(), &mut start, &mut stop, &mut step) };
+        if rc < 0 {
+            return Err(PyErr::fetch(obj.py()));
+        }
         return Ok(TensorIndex::Slice {
-            start: opt_index(s.getattr("start")?)?,
-            stop: opt_index(s.getattr("stop")?)?,
-            step: opt_index(s.getattr("step")?)?,
+            start: Some(start as i64),
+            stop: Some(stop as i64),
+            step: Some(step as i64),
         });
     }
     if obj.is_instance_of::<PyEllipsis>() {

@@ -236,7 +236,7 @@ fn from_dlpack(py: Python<'_>, ext: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
             data,
         )
     };
-    layout.check_fits(usize::MAX)?;
+    layout.check_fits(usize::MAX, dtype.size())?;
     let nbytes = layout.required_elems() * dtype.size();
     // SAFETY: the capsule is valid; renaming marks it consumed so its
     // destructor will not free what we now own.

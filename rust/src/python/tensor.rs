@@ -186,8 +186,10 @@ impl PyTensor {
     #[pyo3(signature = (*args, device=None))]
     fn py_new(args: &Bound<'_, PyTuple>, device: Option<&Bound<'_, PyAny>>) -> R {
         extract_device(device)?;
+        // The legacy constructor makes tensors of the default dtype.
+        let dtype = crate::ops::default_dtype();
         if args.is_empty() {
-            return Ok(Tensor::empty(&[0], DType::F32)?.into());
+            return Ok(Tensor::empty(&[0], dtype)?.into());
         }
         let first = args.get_item(0)?;
         if args.len() == 1 {
@@ -196,11 +198,11 @@ impl PyTensor {
             }
             let is_size = type_name(&first) == "Size";
             if !is_size && first.extract::<i64>().is_err() {
-                return Ok(data_to_tensor(&first, Some(DType::F32))?.into());
+                return Ok(data_to_tensor(&first, Some(dtype))?.into());
             }
         }
         let shape = dims_from_i64(&parse_size("Tensor", args)?)?;
-        Ok(Tensor::empty(&shape, DType::F32)?.into())
+        Ok(Tensor::empty(&shape, dtype)?.into())
     }
 
     /// Makes an instance of the subclass `cls` sharing `data`'s storage (used by `Parameter`).
@@ -325,6 +327,12 @@ impl PyTensor {
     }
     #[setter]
     fn set_requires_grad(&self, flag: bool) -> PyResult<()> {
+        // The attribute setter words this error differently from requires_grad_().
+        if flag && !self.t.dtype().is_floating_point() {
+            return Err(PyRuntimeError::new_err(
+                "only Tensors of floating point and complex dtype can require gradients",
+            ));
+        }
         Ok(self.t.set_requires_grad(flag)?)
     }
     #[pyo3(signature = (requires_grad=true))]
@@ -507,7 +515,7 @@ impl PyTensor {
     #[pyo3(signature = (memory_format=None))]
     fn clone(&self, py: Python<'_>, memory_format: Option<&Bound<'_, PyAny>>) -> R {
         let _ = memory_format;
-        Ok(maybe_detach(py, self.t.numel(), || copy::contiguous_copy(&self.t))?.into())
+        Ok(maybe_detach(py, self.t.numel(), || copy::clone(&self.t))?.into())
     }
 
     // ---- indexing and writes ----

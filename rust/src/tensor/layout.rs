@@ -141,23 +141,22 @@ impl Layout {
         self.offset + span as usize + 1
     }
 
-    /// Fails unless every element addressed lies within `storage_elems`.
-    pub fn check_fits(&self, storage_elems: usize) -> Result<()> {
+    /// Fails unless every element addressed lies within a storage of
+    /// `storage_nbytes` bytes holding elements of `itemsize` bytes.
+    pub fn check_fits(&self, storage_nbytes: usize, itemsize: usize) -> Result<()> {
         if self.strides.iter().any(|&s| s < 0) {
             return Err(Error::Runtime(format!(
                 "as_strided: Negative strides are not supported at the moment, got strides: {:?}",
                 self.strides.as_slice()
             )));
         }
-        let need = self.required_elems();
-        if need > storage_elems {
+        let need = self.required_elems().saturating_mul(itemsize);
+        if need > storage_nbytes {
             return Err(Error::Runtime(format!(
-                "setStorage: sizes {}, strides {:?}, storage offset {}, requiring a storage size of {} are out of bounds for storage of size {}",
+                "setStorage: sizes {}, strides {:?}, storage offset {}, and itemsize {itemsize} requiring a storage size of {need} are out of bounds for storage of size {storage_nbytes}",
                 fmt_shape(&self.shape),
                 self.strides.as_slice(),
                 self.offset,
-                need,
-                storage_elems
             )));
         }
         Ok(())
@@ -298,9 +297,7 @@ impl Layout {
         }
         let mut out = self.clone();
         out.shape[d] = length as usize;
-        if length > 0 {
-            out.offset = (self.offset as isize + start as isize * self.strides[d]) as usize;
-        }
+        out.offset = (self.offset as isize + start as isize * self.strides[d]) as usize;
         Ok(out)
     }
 
@@ -314,7 +311,8 @@ impl Layout {
         let size = self.shape[d] as i64;
         if index < -size || index >= size {
             return Err(Error::Index(format!(
-                "index {index} is out of bounds for dimension {d} with size {size}"
+                "select(): index {index} out of range for tensor of size {} at dimension {d}",
+                fmt_shape(&self.shape)
             )));
         }
         let i = if index < 0 { index + size } else { index };
@@ -328,9 +326,7 @@ impl Layout {
     /// Basic slicing `start:stop:step` on one dim (bounds already clamped).
     pub fn slice(&self, d: usize, start: usize, len: usize, step: usize) -> Layout {
         let mut out = self.clone();
-        if len > 0 {
-            out.offset = (self.offset as isize + start as isize * self.strides[d]) as usize;
-        }
+        out.offset = (self.offset as isize + start as isize * self.strides[d]) as usize;
         out.shape[d] = len;
         out.strides[d] = self.strides[d] * step as isize;
         out
@@ -363,6 +359,30 @@ impl Layout {
         out.shape.push(size as usize);
         out.strides.push(self.strides[d]);
         Ok(out)
+    }
+
+    /// The strides of a fresh tensor laid out in memory like this one
+    /// (PyTorch's `preserve_format`): this layout's strides when it is
+    /// dense and non-overlapping, else row-major.
+    pub fn preserved_strides(&self) -> Strides {
+        let mut order: Vec<usize> = (0..self.ndim()).collect();
+        order.sort_by_key(|&d| (self.strides[d], std::cmp::Reverse(d)));
+        let mut expected = 1isize;
+        let dense = order.iter().all(|&d| {
+            let ok = self.shape[d] == 1 || self.strides[d] == expected;
+            expected *= self.shape[d] as isize;
+            ok
+        });
+        if !dense || self.shape.contains(&0) {
+            return contiguous_strides(&self.shape);
+        }
+        let mut out = contiguous_strides(&self.shape);
+        let mut acc = 1isize;
+        for &d in &order {
+            out[d] = acc;
+            acc *= self.shape[d] as isize;
+        }
+        out
     }
 
     /// Strides for viewing this layout with `shape` without copying, or None

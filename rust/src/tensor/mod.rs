@@ -36,7 +36,7 @@ pub struct Tensor(Arc<TensorImpl>);
 impl Tensor {
     /// Makes a tensor over `storage`, validating that `layout` fits inside it.
     pub fn from_parts(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Result<Tensor> {
-        layout.check_fits(storage.nbytes() / dtype.size())?;
+        layout.check_fits(storage.nbytes(), dtype.size())?;
         Ok(Tensor(Arc::new(TensorImpl {
             storage,
             layout,
@@ -50,6 +50,18 @@ impl Tensor {
         let nbytes = bytes_for(shape, dtype)?;
         let storage = Arc::new(Storage::new_uninit(nbytes)?);
         Tensor::from_parts(storage, Layout::contiguous(shape), dtype)
+    }
+
+    /// An uninitialised tensor with the given strides (dense, non-overlapping).
+    pub fn empty_strided(shape: &[usize], strides: &[isize], dtype: DType) -> Result<Tensor> {
+        let nbytes = bytes_for(shape, dtype)?;
+        let storage = Arc::new(Storage::new_uninit(nbytes)?);
+        let layout = Layout {
+            shape: shape.into(),
+            strides: strides.into(),
+            offset: 0,
+        };
+        Tensor::from_parts(storage, layout, dtype)
     }
 
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
@@ -163,7 +175,7 @@ impl Tensor {
     pub fn set_requires_grad(&self, flag: bool) -> Result<()> {
         if flag && !self.dtype().is_floating_point() {
             return Err(Error::Runtime(
-                "only Tensors of floating point and complex dtype can require gradients".into(),
+                "Only Tensors of floating point and complex dtype can require gradients".into(),
             ));
         }
         self.0.autograd.lock().requires_grad = flag;
