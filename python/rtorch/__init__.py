@@ -118,7 +118,7 @@ def broadcast_shapes(*shapes: Any) -> Size:
         n = max(len(result), len(dims))
         a = [1] * (n - len(result)) + result
         b = [1] * (n - len(dims)) + dims
-        for k, (x, y) in enumerate(zip(a, b)):
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
             if y < 0:
                 raise RuntimeError(f"Trying to create tensor with negative dimension {y}: {dims}")
             if x != y and x != 1 and y != 1:

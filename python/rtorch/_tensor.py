@@ -132,12 +132,18 @@ def _new_factory(fn):
     return new
 
 
-def new_full(self: Tensor, size: Any, fill_value: Any, *, dtype=None, device=None, requires_grad=False):
-    return _C.full(size, fill_value, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+def new_full(
+    self: Tensor, size: Any, fill_value: Any, *, dtype=None, device=None, requires_grad=False
+):
+    return _C.full(
+        size, fill_value, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad
+    )
 
 
 def new_tensor(self: Tensor, data: Any, *, dtype=None, device=None, requires_grad=False):
-    return _C.tensor(data, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return _C.tensor(
+        data, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad
+    )
 
 
 def _install() -> None:
@@ -189,7 +195,11 @@ def _legacy_type(name: str, dtype: _C.dtype) -> type:
     def __new__(cls, *args: Any, device: Any = None):
         if len(args) == 1 and isinstance(args[0], Tensor):
             return args[0].to(dtype)
-        if len(args) == 1 and not isinstance(args[0], builtins.int) and type(args[0]).__name__ != "Size":
+        if (
+            len(args) == 1
+            and not isinstance(args[0], builtins.int)
+            and type(args[0]).__name__ != "Size"
+        ):
             return _C.tensor(args[0], dtype=dtype)
         # No arguments means an empty 1-d tensor, as `Tensor()`.
         return _C.empty(*(args or (0,)), dtype=dtype)
@@ -197,4 +207,6 @@ def _legacy_type(name: str, dtype: _C.dtype) -> type:
     return _LegacyTensorType(name, (), {"__new__": __new__, "dtype": dtype})
 
 
-LEGACY_TYPES = {name.split(".")[1]: _legacy_type(name.split(".")[1], dt) for dt, name in _TYPE_NAMES.items()}
+LEGACY_TYPES = {
+    name.split(".")[1]: _legacy_type(name.split(".")[1], dt) for dt, name in _TYPE_NAMES.items()
+}

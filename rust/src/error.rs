@@ -56,3 +56,13 @@ pub fn wrap_dim(dim: i64, ndim: usize) -> Result<usize> {
     }
     Ok(d as usize)
 }
+
+/// A vector with room for `n` items, or `OutOfMemory` instead of aborting.
+pub fn try_vec<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        device: "DefaultCPUAllocator".into(),
+        bytes: n.saturating_mul(std::mem::size_of::<T>()),
+    })?;
+    Ok(v)
+}

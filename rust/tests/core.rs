@@ -7,7 +7,7 @@ use rtorch::random::Generator;
 use rtorch::{DType, Error, Scalar, Tensor};
 
 fn vals(t: &Tensor) -> Vec<f64> {
-    copy::to_vec::<f64>(t)
+    copy::to_vec::<f64>(t).unwrap()
 }
 
 #[test]

@@ -12,7 +12,9 @@ def test_broadcast_add_matches_numpy():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.array([10.0, 20.0, 30.0], dtype=np.float32)
     np.testing.assert_array_equal((rtorch.from_numpy(a) + rtorch.from_numpy(b)).numpy(), a + b)
-    np.testing.assert_array_equal((rtorch.from_numpy(a)[:, :1] * rtorch.from_numpy(b)).numpy(), a[:, :1] * b)
+    np.testing.assert_array_equal(
+        (rtorch.from_numpy(a)[:, :1] * rtorch.from_numpy(b)).numpy(), a[:, :1] * b
+    )
 
 
 def test_non_contiguous_operands():
@@ -31,8 +33,16 @@ def test_non_contiguous_operands():
         (rtorch.tensor([True]), 1, rtorch.int64),
         (rtorch.tensor([True]), True, rtorch.bool),
         (rtorch.tensor([1], dtype=rtorch.uint8), rtorch.tensor(1000), rtorch.uint8),
-        (rtorch.tensor([1], dtype=rtorch.int32), rtorch.tensor(1.5, dtype=rtorch.float64), rtorch.float64),
-        (rtorch.tensor([1], dtype=rtorch.int8), rtorch.tensor([1], dtype=rtorch.uint8), rtorch.int16),
+        (
+            rtorch.tensor([1], dtype=rtorch.int32),
+            rtorch.tensor(1.5, dtype=rtorch.float64),
+            rtorch.float64,
+        ),
+        (
+            rtorch.tensor([1], dtype=rtorch.int8),
+            rtorch.tensor([1], dtype=rtorch.uint8),
+            rtorch.int16,
+        ),
     ],
 )
 def test_result_dtype_follows_pytorch(lhs, rhs, dtype):
@@ -73,31 +83,44 @@ def test_inplace_ops_write_through_and_bump_version():
 
 def test_inplace_result_type_must_cast_back():
     t = rtorch.tensor([1, 2])
-    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+    with pytest.raises(
+        RuntimeError, match="result type Float can't be cast to the desired output type Long"
+    ):
         t += 1.5
-    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+    with pytest.raises(
+        RuntimeError, match="result type Float can't be cast to the desired output type Long"
+    ):
         t /= 2
 
 
 def test_inplace_refuses_broadcast_growth():
-    with pytest.raises(RuntimeError, match=re.escape("output with shape [3] doesn't match the broadcast shape [2, 3]")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("output with shape [3] doesn't match the broadcast shape [2, 3]"),
+    ):
         rtorch.zeros(3).add_(rtorch.zeros(2, 3))
 
 
 def test_shape_mismatch_message():
     with pytest.raises(
         RuntimeError,
-        match=re.escape("The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 1"),
+        match=re.escape(
+            "The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 1"
+        ),
     ):
         rtorch.zeros(2, 3) + rtorch.zeros(2, 4)
 
 
 def test_bool_subtraction_and_negation_are_refused():
     b = rtorch.tensor([True, False])
-    with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with two bool tensors is not supported"):
-        b - b
-    with pytest.raises(RuntimeError, match="Negation, the `-` operator, on a bool tensor is not supported"):
-        -b
+    with pytest.raises(
+        RuntimeError, match="Subtraction, the `-` operator, with two bool tensors is not supported"
+    ):
+        _ = b - b
+    with pytest.raises(
+        RuntimeError, match="Negation, the `-` operator, on a bool tensor is not supported"
+    ):
+        _ = -b
 
 
 def test_integer_arithmetic_is_exact_beyond_float_precision():

@@ -131,7 +131,9 @@ def test_python_number_protocols():
     assert len(rtorch.zeros(4, 2)) == 4
     with pytest.raises(TypeError, match="len\\(\\) of a 0-d tensor"):
         len(rtorch.tensor(1.0))
-    with pytest.raises(RuntimeError, match="Boolean value of Tensor with more than one value is ambiguous"):
+    with pytest.raises(
+        RuntimeError, match="Boolean value of Tensor with more than one value is ambiguous"
+    ):
         bool(rtorch.zeros(2))
     with pytest.raises(TypeError, match="only integer tensors of a single element"):
         [1, 2][rtorch.tensor(1.0)]

@@ -79,7 +79,9 @@ def test_default_dtype_controls_float_inference():
     finally:
         rtorch.set_default_dtype(rtorch.float32)
     assert rtorch.tensor([1.5]).dtype is rtorch.float32
-    with pytest.raises(TypeError, match="only floating-point types are supported as the default type"):
+    with pytest.raises(
+        TypeError, match="only floating-point types are supported as the default type"
+    ):
         rtorch.set_default_dtype(rtorch.int64)
 
 
@@ -91,7 +93,10 @@ def test_python_types_accepted_as_dtype():
         rtorch.zeros(1, dtype="float32")
 
 
-@pytest.mark.parametrize("dtype,np_type", [(rtorch.float16, np.float16), (rtorch.float32, np.float32), (rtorch.float64, np.float64)])
+@pytest.mark.parametrize(
+    "dtype,np_type",
+    [(rtorch.float16, np.float16), (rtorch.float32, np.float32), (rtorch.float64, np.float64)],
+)
 def test_finfo_matches_numpy(dtype, np_type):
     fi, ni = rtorch.finfo(dtype), np.finfo(np_type)
     assert (fi.bits, fi.eps, fi.max, fi.min, fi.tiny) == (ni.bits, ni.eps, ni.max, ni.min, ni.tiny)
@@ -126,7 +131,9 @@ def test_device_parsing_and_printing():
 
 
 def test_device_errors():
-    with pytest.raises(RuntimeError, match="Expected one of cpu, cuda device type at start of device string: gpu"):
+    with pytest.raises(
+        RuntimeError, match="Expected one of cpu, cuda device type at start of device string: gpu"
+    ):
         rtorch.device("gpu")
     with pytest.raises(RuntimeError, match="Invalid device string"):
         rtorch.device("cuda:x")

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+
 import rtorch as torch
 from rtorch import _tensor_str
 

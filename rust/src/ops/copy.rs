@@ -99,8 +99,8 @@ pub fn fill_(t: &Tensor, v: Scalar) -> Result<()> {
 }
 
 /// The elements of `t` in row-major order, converted to `T`.
-pub fn to_vec<T: Element>(t: &Tensor) -> Vec<T> {
-    let mut out = Vec::with_capacity(t.numel());
+pub fn to_vec<T: Element>(t: &Tensor) -> Result<Vec<T>> {
+    let mut out = crate::error::try_vec(t.numel())?;
     dispatch!(t.dtype(), S => {
         let p = t.data_ptr::<S>();
         crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| {
@@ -108,5 +108,5 @@ pub fn to_vec<T: Element>(t: &Tensor) -> Vec<T> {
             out.push(T::cast_from(unsafe { *p.offset(o) }));
         });
     });
-    out
+    Ok(out)
 }

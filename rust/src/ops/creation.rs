@@ -89,11 +89,9 @@ pub fn linspace(start: f64, end: f64, steps: i64, dtype: DType) -> Result<Tensor
 
 pub fn logspace(start: f64, end: f64, steps: i64, base: f64, dtype: DType) -> Result<Tensor> {
     let exps = linspace(start, end, steps, DType::F64)?;
-    let vals: Vec<f64> = copy::to_vec::<f64>(&exps)
-        .iter()
-        .map(|&e| base.powf(e))
-        .collect();
-    copy::cast_copy(&Tensor::from_slice(&vals, &[vals.len()])?, dtype)
+    let vals = Tensor::empty(exps.shape(), DType::F64)?;
+    crate::cpu::kernels::map1::<f64, f64>(&exps, exps.strides(), &vals, |e| base.powf(e));
+    copy::cast_copy(&vals, dtype)
 }
 
 pub fn eye(n: i64, m: i64, dtype: DType) -> Result<Tensor> {

@@ -163,7 +163,9 @@ fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
 
 /// The coordinates of the non-zero elements of `t`, one int64 tensor per dim.
 pub fn nonzero(t: &Tensor) -> Result<Vec<Tensor>> {
-    let mut coords: Vec<Vec<i64>> = vec![Vec::new(); t.ndim()];
+    let count = count_nonzero(t);
+    let mut coords: Vec<Vec<i64>> =
+        (0..t.ndim()).map(|_| crate::error::try_vec(count)).collect::<Result<_>>()?;
     let mut idx = vec![0usize; t.ndim()];
     dispatch!(t.dtype(), T => {
         let p = t.data_ptr::<T>();
@@ -193,6 +195,16 @@ pub fn nonzero(t: &Tensor) -> Result<Vec<Tensor>> {
         .collect()
 }
 
+fn count_nonzero(t: &Tensor) -> usize {
+    let mut n = 0;
+    dispatch!(t.dtype(), T => {
+        let p = t.data_ptr::<T>();
+        // SAFETY: offsets come from the validated layout of `t`.
+        for_each_offset(t.shape(), t.strides(), |o| n += crate::tensor::Element::to_bool(unsafe { *p.offset(o) }) as usize);
+    });
+    n
+}
+
 /// The gather plan of advanced indexing: output shape, and for each output
 /// block its source offset; each block has the shape/strides of `post`.
 struct Gather {
@@ -218,7 +230,8 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
         })?;
     }
     let nb: usize = bshape.iter().product();
-    let mut adv_off = vec![0isize; nb];
+    let mut adv_off = crate::error::try_vec::<isize>(nb)?;
+    adv_off.resize(nb, 0);
     for (d, ix) in &p.advanced {
         let (size, stride) = (v.shape[*d] as i64, v.strides[*d]);
         let src = copy::cast_copy(ix, DType::I64)?;
@@ -264,7 +277,7 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
         strides: post.iter().map(|&d| v.strides[d]).collect(),
         offset: 0,
     };
-    let mut bases = Vec::with_capacity(pre_l.numel() * nb);
+    let mut bases = crate::error::try_vec(pre_l.numel().saturating_mul(nb))?;
     for_each_offset(&pre_l.shape, &pre_l.strides, |po| {
         bases.extend(adv_off.iter().map(|&a| v.offset as isize + po + a));
     });

@@ -1,47 +1,47 @@
 //! Random fills: `uniform_`, `normal_`, `random_`, `bernoulli`, `randperm`.
-//! Element `i` of a fill uses Philox block `offset + i / per_block`.
+//! Element `i` of a fill uses Philox block `offset + i / per_block`, lane
+//! `i % per_block`, so any device can compute element `i` on its own.
 
+use crate::cpu::kernels;
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::ops::copy;
 use crate::random::{philox, u32_to_unit_f32, u64_to_unit_f64, Generator};
 use crate::tensor::{DType, Element, Tensor};
 
-/// Draws `n` values, `per_block` from each Philox block, via `f(block, lane)`.
-fn draw<V>(
+/// A fresh contiguous tensor of `dtype` whose element `i` is `f(block, lane)`.
+fn draw<T: Element>(
     gen: &Generator,
-    n: usize,
+    shape: &[usize],
     per_block: usize,
-    mut f: impl FnMut(&[u32; 4], usize) -> V,
-) -> Vec<V> {
-    let blocks = n.div_ceil(per_block) as u64;
-    let (key, start) = gen.reserve(blocks);
-    let mut out = Vec::with_capacity(n);
+    f: impl Fn(&[u32; 4], usize) -> T,
+) -> Result<Tensor> {
+    let out = Tensor::empty(shape, T::DTYPE)?;
+    let n = out.numel();
+    let (key, start) = gen.reserve(n.div_ceil(per_block) as u64);
+    let p = out.data_ptr::<T>();
     let mut block = [0u32; 4];
     for i in 0..n {
         if i % per_block == 0 {
             block = philox(start + (i / per_block) as u64, 0, key);
         }
-        out.push(f(&block, i % per_block));
+        // SAFETY: `out` is a fresh contiguous buffer of `n` elements.
+        unsafe { *p.add(i) = f(&block, i % per_block) };
     }
-    out
+    Ok(out)
 }
 
+/// 64 random bits from lanes `2 * lane` and `2 * lane + 1`.
 fn wide(b: &[u32; 4], lane: usize) -> u64 {
     ((b[2 * lane] as u64) << 32) | b[2 * lane + 1] as u64
 }
 
-/// Writes `vals` (row-major) into `t` and records the write.
-fn write_f64(t: &Tensor, vals: &[f64]) -> Result<()> {
-    let src = Tensor::from_slice(vals, t.shape())?;
-    copy::copy_(t, &src)
-}
-
-fn uniforms(gen: &Generator, n: usize, dtype: DType) -> Vec<f64> {
+/// Uniforms in [0, 1) at the precision of `dtype` (53 bits for float64, else 24).
+fn uniforms(gen: &Generator, shape: &[usize], dtype: DType, map: impl Fn(f64) -> f64) -> Result<Tensor> {
     if dtype == DType::F64 {
-        draw(gen, n, 2, |b, l| u64_to_unit_f64(wide(b, l)))
+        draw(gen, shape, 2, |b, l| map(u64_to_unit_f64(wide(b, l))))
     } else {
-        draw(gen, n, 4, |b, l| u32_to_unit_f32(b[l]))
+        draw(gen, shape, 4, |b, l| map(u32_to_unit_f32(b[l])))
     }
 }
 
@@ -62,39 +62,39 @@ pub fn uniform_(t: &Tensor, from: f64, to: f64, gen: &Generator) -> Result<()> {
             "uniform_ expects to return a [from, to) range, but found from={from} > to={to}"
         )));
     }
-    let u = uniforms(gen, t.numel(), t.dtype());
-    let vals: Vec<f64> = u.iter().map(|&x| from + (to - from) * x).collect();
-    write_f64(t, &vals)
+    copy::copy_(t, &uniforms(gen, t.shape(), t.dtype(), |x| from + (to - from) * x)?)
 }
 
-/// Standard normal samples by Box-Muller, two per pair of uniforms.
-pub fn standard_normal(gen: &Generator, n: usize, dtype: DType) -> Vec<f64> {
-    let pairs = n.div_ceil(2);
-    let u = uniforms(gen, pairs * 2, dtype);
-    let mut out = Vec::with_capacity(pairs * 2);
-    for p in u.chunks_exact(2) {
-        // 1 - u lies in (0, 1], so the log is finite.
-        let r = (-2.0 * (1.0 - p[0]).ln()).sqrt();
-        let th = std::f64::consts::TAU * p[1];
-        out.push(r * th.cos());
-        out.push(r * th.sin());
+/// Box-Muller: lanes pair up (uniform radius, uniform angle) into cos/sin samples.
+fn box_muller(u_radius: f64, u_angle: f64, cos: bool) -> f64 {
+    // 1 - u lies in (0, 1], so the log is finite.
+    let r = (-2.0 * (1.0 - u_radius).ln()).sqrt();
+    let th = std::f64::consts::TAU * u_angle;
+    if cos {
+        r * th.cos()
+    } else {
+        r * th.sin()
     }
-    out.truncate(n);
-    out
 }
 
 pub fn normal_(t: &Tensor, mean: f64, std: f64, gen: &Generator) -> Result<()> {
     require_float(t, "normal_kernel_cpu")?;
     if std < 0.0 {
-        return Err(Error::Runtime(format!(
-            "normal expects std >= 0.0, but found std {std}"
-        )));
+        return Err(Error::Runtime(format!("normal expects std >= 0.0, but found std {std}")));
     }
-    let vals: Vec<f64> = standard_normal(gen, t.numel(), t.dtype())
-        .iter()
-        .map(|&z| mean + std * z)
-        .collect();
-    write_f64(t, &vals)
+    let z = if t.dtype() == DType::F64 {
+        draw(gen, t.shape(), 2, |b, l| {
+            let (u, v) = (u64_to_unit_f64(wide(b, 0)), u64_to_unit_f64(wide(b, 1)));
+            mean + std * box_muller(u, v, l == 0)
+        })?
+    } else {
+        draw(gen, t.shape(), 4, |b, l| {
+            let p = 2 * (l / 2);
+            let (u, v) = (u32_to_unit_f32(b[p]), u32_to_unit_f32(b[p + 1]));
+            mean + std * box_muller(u, v, l % 2 == 0)
+        })?
+    };
+    copy::copy_(t, &z)
 }
 
 /// Uniform integers in `[low, high)`; `high = None` means the dtype's range
@@ -120,43 +120,51 @@ pub fn random_(t: &Tensor, low: i64, high: Option<i64>, gen: &Generator) -> Resu
         )));
     }
     let range = (high as i128 - low as i128) as u128;
-    let vals: Vec<i64> = draw(gen, t.numel(), 2, |b, l| {
+    let vals = draw(gen, t.shape(), 2, |b, l| {
         (low as i128 + (wide(b, l) as u128 % range) as i128) as i64
-    });
-    let src = Tensor::from_slice(&vals, t.shape())?;
-    copy::copy_(t, &src)
+    })?;
+    copy::copy_(t, &vals)
 }
 
 /// `torch.bernoulli(p)`: 1 where a uniform draw falls below `p`.
 pub fn bernoulli(p: &Tensor, gen: &Generator) -> Result<Tensor> {
-    let probs = copy::to_vec::<f64>(p);
-    if probs.iter().any(|&x| !(0.0..=1.0).contains(&x)) {
+    let probs = copy::cast_copy(p, DType::F64)?;
+    let ps = probs.data_ptr::<f64>();
+    // SAFETY: `probs` is a fresh contiguous buffer of `numel` elements.
+    let in_range = (0..probs.numel()).all(|i| (0.0..=1.0).contains(unsafe { &*ps.add(i) }));
+    if !in_range {
         return Err(Error::Runtime(
             "Expected p_in >= 0 && p_in <= 1 to be true, but got false.".into(),
         ));
     }
-    let u = uniforms(gen, probs.len(), DType::F64);
-    let vals: Vec<f64> = u
-        .iter()
-        .zip(&probs)
-        .map(|(&x, &q)| (x < q) as u8 as f64)
-        .collect();
+    let u = uniforms(gen, p.shape(), DType::F64, |x| x)?;
     let out = Tensor::empty(p.shape(), p.dtype())?;
-    write_f64(&out, &vals)?;
+    dispatch!(p.dtype(), T => {
+        kernels::map2::<f64, f64, T>(&u, u.strides(), &probs, probs.strides(), &out, |x, q| T::from_bool(x < q));
+    });
     Ok(out)
 }
 
-/// `torch.randperm(n)` by Fisher-Yates.
+/// `torch.randperm(n)` by Fisher-Yates, in place in the output buffer.
 pub fn randperm(n: i64, dtype: DType, gen: &Generator) -> Result<Tensor> {
     if n < 0 {
         return Err(Error::Runtime(format!("n must be non-negative, got{n}")));
     }
     let n = n as usize;
-    let mut perm: Vec<i64> = (0..n as i64).collect();
-    let r = draw(gen, n, 2, wide);
-    for i in (1..n).rev() {
-        let j = (r[i] % (i as u64 + 1)) as usize;
-        perm.swap(i, j);
+    let perm = Tensor::empty(&[n], DType::I64)?;
+    let p = perm.data_ptr::<i64>();
+    let (key, start) = gen.reserve(n.div_ceil(2) as u64);
+    // SAFETY: `perm` is a fresh contiguous buffer of `n` elements, and
+    // `j <= i < n` below.
+    unsafe {
+        for i in 0..n {
+            *p.add(i) = i as i64;
+        }
+        for i in (1..n).rev() {
+            let r = wide(&philox(start + (i / 2) as u64, 0, key), i % 2);
+            let j = (r % (i as u64 + 1)) as usize;
+            std::ptr::swap(p.add(i), p.add(j));
+        }
     }
-    copy::cast_copy(&Tensor::from_slice(&perm, &[n])?, dtype)
+    copy::to_dtype(&perm, dtype, false)
 }

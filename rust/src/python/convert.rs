@@ -226,7 +226,8 @@ pub fn data_to_tensor(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResult<
     }
     let mut shape = Vec::new();
     infer_shape(obj, &mut shape)?;
-    let mut scalars = Vec::with_capacity(shape.iter().product());
+    let numel = crate::tensor::layout::checked_numel(&shape)?;
+    let mut scalars = crate::error::try_vec(numel)?;
     let mut inferred = None;
     fill(obj, 0, &shape, &mut scalars, &mut inferred)?;
     let dtype = dtype.or(inferred).unwrap_or_else(default_dtype);

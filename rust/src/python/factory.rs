@@ -429,7 +429,7 @@ fn normal(
         _ => default_dtype(),
     });
     if let Operand::Tensor(st) = &s {
-        if copy::to_vec::<f64>(st).iter().any(|&x| x < 0.0) {
+        if copy::to_vec::<f64>(st)?.iter().any(|&x| x < 0.0) {
             return Err(PyRuntimeError::new_err(
                 "normal expects all elements of std >= 0.0",
             ));
@@ -537,7 +537,7 @@ fn parse_state(t: &Tensor) -> PyResult<GeneratorState> {
             t.dtype()
         )));
     }
-    let b = copy::to_vec::<u8>(t);
+    let b = copy::to_vec::<u8>(t)?;
     let word = |i: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&b[i..i + 8]);

@@ -107,7 +107,7 @@ fn opt_alpha(alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Scalar>> {
 
 /// Converts `tensor` to a Python scalar or nested list.
 fn to_py_list(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
-    let vals = gather_scalars(t);
+    let vals = gather_scalars(t)?;
     fn build(py: Python<'_>, vals: &[Scalar], shape: &[usize]) -> PyResult<Py<PyAny>> {
         if shape.is_empty() {
             return scalar_to_py(py, vals[0]);
@@ -132,12 +132,12 @@ fn to_py_list(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
     build(py, &vals, t.shape())
 }
 
-fn gather_scalars(t: &Tensor) -> Vec<Scalar> {
-    let mut out = Vec::with_capacity(t.numel());
+fn gather_scalars(t: &Tensor) -> crate::Result<Vec<Scalar>> {
+    let mut out = crate::error::try_vec(t.numel())?;
     crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| {
         out.push(t.get_scalar(o as usize))
     });
-    out
+    Ok(out)
 }
 
 fn scalar_to_py(py: Python<'_>, s: Scalar) -> PyResult<Py<PyAny>> {

@@ -128,17 +128,19 @@ impl Layout {
     }
 
     /// The smallest storage, in elements, that holds this layout.
+    /// Saturates instead of overflowing, so absurd layouts fail `check_fits`.
     pub fn required_elems(&self) -> usize {
         if self.shape.contains(&0) {
             return 0;
         }
-        let span: isize = self
+        let span: i128 = self
             .shape
             .iter()
             .zip(&self.strides)
-            .map(|(&d, &s)| (d as isize - 1) * s)
+            .map(|(&d, &s)| (d as i128 - 1) * s as i128)
             .sum();
-        self.offset + span as usize + 1
+        let need = self.offset as i128 + span + 1;
+        usize::try_from(need).unwrap_or(usize::MAX)
     }
 
     /// Fails unless every element addressed lies within a storage of
@@ -290,7 +292,7 @@ impl Layout {
                 "narrow(): length must be non-negative.".into(),
             ));
         }
-        if start < 0 || start > size || start + length > size {
+        if start < 0 || start > size || start.checked_add(length).is_none_or(|e| e > size) {
             return Err(Error::Runtime(format!(
                 "start ({start}) + length ({length}) exceeds dimension size ({size})."
             )));
