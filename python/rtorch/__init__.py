@@ -88,17 +88,17 @@ BoolTensor = _LEGACY_TYPES["BoolTensor"]
 __version__ = "0.1.0"
 
 
-def is_tensor(obj: Any) -> bool:
+def is_tensor(obj: Any) -> _builtins.bool:
     """Whether ``obj`` is an ``rtorch.Tensor``."""
     return isinstance(obj, Tensor)
 
 
-def is_floating_point(input: Tensor) -> bool:
+def is_floating_point(input: Tensor) -> _builtins.bool:
     """Whether ``input`` has a floating point dtype."""
     return input.is_floating_point()
 
 
-def numel(input: Tensor) -> int:
+def numel(input: Tensor) -> _builtins.int:
     """The number of elements of ``input``."""
     return input.numel()
 
@@ -131,36 +131,5 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-def _method(name: str):
-    """The function form of a tensor method: ``rtorch.f(t, ...) == t.f(...)``."""
-
-    def fn(input: Tensor, *args: Any, **kwargs: Any) -> Any:
-        return getattr(input, name)(*args, **kwargs)
-
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Function form of :meth:`rtorch.Tensor.{name}`."
-    return fn
-
-
-reshape = _method("reshape")
-permute = _method("permute")
-transpose = _method("transpose")
-swapaxes = _method("swapaxes")
-swapdims = _method("swapdims")
-t = _method("t")
-squeeze = _method("squeeze")
-unsqueeze = _method("unsqueeze")
-flatten = _method("flatten")
-unflatten = _method("unflatten")
-narrow = _method("narrow")
-select = _method("select")
-as_strided = _method("as_strided")
-diagonal = _method("diagonal")
-clone = _method("clone")
-detach = _method("detach")
-add = _method("add")
-sub = subtract = _method("sub")
-mul = multiply = _method("mul")
-div = divide = true_divide = _method("div")
-
 from rtorch import cuda  # noqa: E402
+from rtorch._ops import *  # noqa: F403

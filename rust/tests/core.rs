@@ -1,5 +1,7 @@
 //! The core used from Rust alone, with no Python in the process.
 
+#![allow(clippy::unwrap_used)]
+
 use rtorch::ops::binary::{binary, BinaryOp};
 use rtorch::ops::index::{index, index_put_, TensorIndex};
 use rtorch::ops::{copy, creation, random, shape, Operand};

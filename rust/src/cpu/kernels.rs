@@ -96,3 +96,50 @@ pub fn fill<T: Element>(dst: &Tensor, v: T) {
         }
     });
 }
+
+/// `dst[i] = f(a[i], b[i], c[i])`, all broadcast to `dst`'s shape.
+#[allow(clippy::too_many_arguments)]
+pub fn map3<A: Element, B: Element, C: Element, D: Element>(
+    a: &Tensor,
+    a_strides: &[isize],
+    b: &Tensor,
+    b_strides: &[isize],
+    c: &Tensor,
+    c_strides: &[isize],
+    dst: &Tensor,
+    f: impl Fn(A, B, C) -> D,
+) {
+    let (pa, pb, pc, pd) = (
+        a.data_ptr::<A>(),
+        b.data_ptr::<B>(),
+        c.data_ptr::<C>(),
+        dst.data_ptr::<D>(),
+    );
+    for_each_row(
+        dst.shape(),
+        [dst.strides(), a_strides, b_strides, c_strides],
+        |[od, oa, ob, oc], len, [sd, sa, sb, sc]| {
+            for i in 0..len as isize {
+                // SAFETY: as in `map1`.
+                unsafe {
+                    *pd.offset(od + i * sd) = f(
+                        *pa.offset(oa + i * sa),
+                        *pb.offset(ob + i * sb),
+                        *pc.offset(oc + i * sc),
+                    );
+                }
+            }
+        },
+    );
+}
+
+/// The start of a dense tensor's memory span and its length in elements:
+/// `Some` when the tensor covers exactly `numel` contiguous elements in some
+/// dim order, so a flat slice kernel can run over it.
+pub fn dense_span<T: Element>(t: &Tensor) -> Option<*mut T> {
+    let l = t.layout();
+    if !l.is_contiguous() && l.strides.as_slice() != l.preserved_strides().as_slice() {
+        return None;
+    }
+    Some(t.data_ptr::<T>())
+}

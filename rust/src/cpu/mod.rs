@@ -3,3 +3,5 @@
 
 pub mod iter;
 pub mod kernels;
+pub mod parallel;
+pub mod simd;

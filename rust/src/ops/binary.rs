@@ -1,13 +1,19 @@
-//! Broadcasting arithmetic: `add`, `sub`, `mul`, `div`.
+//! Elementwise functions of two operands with broadcasting: arithmetic,
+//! comparisons, logical and bitwise ops. Each op is one `BinaryOp` variant:
+//! its dtype rule (`kind`), its float rule (`eval`), its integer rule
+//! (`eval_int`), and for the hottest float32 ops a vectorised kernel.
 //!
 //! The result dtype follows `result_type`; operands of another dtype are
-//! cast first (the op library issue replaces this with casting inner loops).
+//! cast to it first.
 
-use crate::cpu::kernels;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cpu::{kernels, parallel};
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::ops::{copy, default_dtype, result_type, Operand};
-use crate::tensor::layout::broadcast_shapes;
+use crate::tensor::dtype::Bool;
+use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,95 +22,444 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    DivTrunc,
+    DivFloor,
+    Remainder,
+    Fmod,
+    Pow,
+    FloatPower,
+    Atan2,
+    Maximum,
+    Minimum,
+    Fmax,
+    Fmin,
+    Hypot,
+    LogAddExp,
+    LogAddExp2,
+    Copysign,
+    Xlogy,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
+    LogicalAnd,
+    LogicalOr,
+    LogicalXor,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+use BinaryOp::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Computes and returns the common dtype.
+    Arith,
+    /// Integers compute in the default float dtype (`/`, `atan2`).
+    Float,
+    /// Integer and bool operands only.
+    Bitwise,
+    /// Compares in the common dtype, returns bool.
+    Compare,
+    /// Truthiness of each operand, returns bool.
+    Logical,
 }
 
 impl BinaryOp {
     pub fn name(self) -> &'static str {
         match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
+            Add => "add",
+            Sub => "sub",
+            Mul => "mul",
+            Div => "div",
+            DivTrunc => "div",
+            DivFloor => "floor_divide",
+            Remainder => "remainder",
+            Fmod => "fmod",
+            Pow => "pow",
+            FloatPower => "float_power",
+            Atan2 => "atan2",
+            Maximum => "maximum",
+            Minimum => "minimum",
+            Fmax => "fmax",
+            Fmin => "fmin",
+            Hypot => "hypot",
+            LogAddExp => "logaddexp",
+            LogAddExp2 => "logaddexp2",
+            Copysign => "copysign",
+            Xlogy => "xlogy",
+            BitAnd => "bitwise_and",
+            BitOr => "bitwise_or",
+            BitXor => "bitwise_xor",
+            Shl => "bitwise_left_shift",
+            Shr => "bitwise_right_shift",
+            LogicalAnd => "logical_and",
+            LogicalOr => "logical_or",
+            LogicalXor => "logical_xor",
+            Eq => "eq",
+            Ne => "ne",
+            Lt => "lt",
+            Le => "le",
+            Gt => "gt",
+            Ge => "ge",
         }
     }
 
-    /// The dtype the op computes and returns in.
-    fn compute_dtype(self, a: &Operand, b: &Operand) -> Result<DType> {
+    fn kind(self) -> Kind {
+        match self {
+            Div | Atan2 | Hypot | LogAddExp | LogAddExp2 | Copysign | Xlogy => Kind::Float,
+            BitAnd | BitOr | BitXor | Shl | Shr => Kind::Bitwise,
+            Eq | Ne | Lt | Le | Gt | Ge => Kind::Compare,
+            LogicalAnd | LogicalOr | LogicalXor => Kind::Logical,
+            _ => Kind::Arith,
+        }
+    }
+
+    /// (dtype the operands are cast to, dtype of the result).
+    fn dtypes(self, a: &Operand, b: &Operand) -> Result<(DType, DType)> {
         let common = result_type(&[a, b]);
-        if self == BinaryOp::Sub && common == DType::Bool {
+        if self == Sub && common == DType::Bool {
             return Err(Error::Runtime(
                 "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.".into(),
             ));
         }
-        // True division of integers gives the default float dtype.
-        Ok(if self == BinaryOp::Div && !common.is_floating_point() {
-            default_dtype()
-        } else {
+        let float = if common.is_floating_point() {
             common
+        } else {
+            default_dtype()
+        };
+        Ok(match self.kind() {
+            Kind::Float => (float, float),
+            Kind::Compare => (common, DType::Bool),
+            Kind::Logical => (common, DType::Bool),
+            Kind::Bitwise if common.is_floating_point() => {
+                return Err(Error::Runtime(format!(
+                    "\"{}_cpu\" not implemented for '{}'",
+                    self.name(),
+                    common.scalar_name()
+                )));
+            }
+            _ if self == FloatPower => (DType::F64, DType::F64),
+            _ => (common, common),
         })
     }
+
+    /// The op on floats.
+    fn eval(self, x: f64, y: f64) -> f64 {
+        match self {
+            Add => x + y,
+            Sub => x - y,
+            Mul => x * y,
+            Div => x / y,
+            DivTrunc => (x / y).trunc(),
+            DivFloor => floor_div(x, y),
+            Remainder => {
+                let r = x % y;
+                if r != 0.0 && (r < 0.0) != (y < 0.0) {
+                    r + y
+                } else {
+                    r
+                }
+            }
+            Fmod => x % y,
+            Pow | FloatPower => x.powf(y),
+            Atan2 => x.atan2(y),
+            Maximum => {
+                if x.is_nan() || y.is_nan() {
+                    f64::NAN
+                } else {
+                    x.max(y)
+                }
+            }
+            Minimum => {
+                if x.is_nan() || y.is_nan() {
+                    f64::NAN
+                } else {
+                    x.min(y)
+                }
+            }
+            Fmax => x.max(y),
+            Fmin => x.min(y),
+            Hypot => x.hypot(y),
+            LogAddExp => {
+                let m = x.max(y);
+                if m == f64::NEG_INFINITY || m == f64::INFINITY && x == y {
+                    m
+                } else {
+                    m + (-(x - y).abs()).exp().ln_1p()
+                }
+            }
+            LogAddExp2 => {
+                let m = x.max(y);
+                if m.is_infinite() && x == y {
+                    m
+                } else {
+                    m + (-(x - y).abs()).exp2().ln_1p() / std::f64::consts::LN_2
+                }
+            }
+            Copysign => x.copysign(y),
+            Xlogy => {
+                if y.is_nan() {
+                    f64::NAN
+                } else if x == 0.0 {
+                    0.0
+                } else {
+                    x * y.ln()
+                }
+            }
+            Eq => (x == y) as u8 as f64,
+            Ne => (x != y) as u8 as f64,
+            Lt => (x < y) as u8 as f64,
+            Le => (x <= y) as u8 as f64,
+            Gt => (x > y) as u8 as f64,
+            Ge => (x >= y) as u8 as f64,
+            LogicalAnd => (x != 0.0 && y != 0.0) as u8 as f64,
+            LogicalOr => (x != 0.0 || y != 0.0) as u8 as f64,
+            LogicalXor => ((x != 0.0) != (y != 0.0)) as u8 as f64,
+            BitAnd | BitOr | BitXor | Shl | Shr => self.eval_int(x as i64, y as i64) as f64,
+        }
+    }
+
+    /// The op on integers (wrapping like C++). Division by zero sets `zero_div`.
+    fn eval_int(self, x: i64, y: i64) -> i64 {
+        match self {
+            Add => x.wrapping_add(y),
+            Sub => x.wrapping_sub(y),
+            Mul => x.wrapping_mul(y),
+            DivTrunc => x
+                .checked_div(y)
+                .unwrap_or_else(|| zero_div(x.wrapping_neg())),
+            DivFloor => {
+                if y == 0 {
+                    return zero_div(0);
+                }
+                let q = x.wrapping_div(y);
+                if (x % y != 0) && ((x < 0) != (y < 0)) {
+                    q - 1
+                } else {
+                    q
+                }
+            }
+            Remainder => {
+                if y == 0 {
+                    return zero_div(0);
+                }
+                let r = x.wrapping_rem(y);
+                if r != 0 && ((r < 0) != (y < 0)) {
+                    r + y
+                } else {
+                    r
+                }
+            }
+            Fmod => {
+                if y == 0 {
+                    return zero_div(0);
+                }
+                x.wrapping_rem(y)
+            }
+            Pow => int_pow(x, y),
+            Maximum | Fmax => x.max(y),
+            Minimum | Fmin => x.min(y),
+            BitAnd => x & y,
+            BitOr => x | y,
+            BitXor => x ^ y,
+            Shl => {
+                if (0..64).contains(&y) {
+                    x.wrapping_shl(y as u32)
+                } else {
+                    0
+                }
+            }
+            Shr => {
+                if (0..64).contains(&y) {
+                    x >> y
+                } else if x < 0 {
+                    -1
+                } else {
+                    0
+                }
+            }
+            Eq => (x == y) as i64,
+            Ne => (x != y) as i64,
+            Lt => (x < y) as i64,
+            Le => (x <= y) as i64,
+            Gt => (x > y) as i64,
+            Ge => (x >= y) as i64,
+            LogicalAnd => (x != 0 && y != 0) as i64,
+            LogicalOr => (x != 0 || y != 0) as i64,
+            LogicalXor => ((x != 0) != (y != 0)) as i64,
+            // Float-kind ops never reach the integer path.
+            _ => self.eval(x as f64, y as f64) as i64,
+        }
+    }
+}
+
+fn floor_div(x: f64, y: f64) -> f64 {
+    if y == 0.0 {
+        return x / y;
+    }
+    let m = x % y;
+    let mut d = (x - m) / y;
+    if m != 0.0 && ((y < 0.0) != (m < 0.0)) {
+        d -= 1.0;
+    }
+    if d != 0.0 {
+        let f = d.floor();
+        if d - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f64.copysign(x / y)
+    }
+}
+
+thread_local! {
+    static ZERO_DIV: AtomicBool = const { AtomicBool::new(false) };
+}
+
+fn zero_div(v: i64) -> i64 {
+    ZERO_DIV.with(|z| z.store(true, Ordering::Relaxed));
+    v
+}
+
+fn int_pow(base: i64, exp: i64) -> i64 {
+    if exp < 0 {
+        return match base {
+            1 => 1,
+            -1 => {
+                if exp % 2 == 0 {
+                    1
+                } else {
+                    -1
+                }
+            }
+            _ => 0,
+        };
+    }
+    let (mut acc, mut b, mut e) = (1i64, base, exp as u64);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = acc.wrapping_mul(b);
+        }
+        b = b.wrapping_mul(b);
+        e >>= 1;
+    }
+    acc
 }
 
 /// `op(a, b)` (with `alpha * b` for add/sub) into a new tensor.
 pub fn binary(op: BinaryOp, a: &Operand, b: &Operand, alpha: Option<Scalar>) -> Result<Tensor> {
-    let dtype = op.compute_dtype(a, b)?;
-    check_alpha(op, alpha, dtype)?;
+    let (compute, out_dtype) = op.dtypes(a, b)?;
+    check_args(op, b, alpha, compute)?;
     let shape = broadcast_shapes(a.shape(), b.shape())?;
-    let out = Tensor::empty(&shape, dtype)?;
-    run(op, &a.to_tensor(dtype)?, &b.to_tensor(dtype)?, &out, alpha)?;
+    let (ta, tb) = (a.to_tensor(compute)?, b.to_tensor(compute)?);
+    // Keep the layout of a dense operand that already has the output's shape.
+    let strides = [&ta, &tb]
+        .iter()
+        .find(|t| t.shape() == shape.as_slice())
+        .map(|t| t.layout().preserved_strides())
+        .unwrap_or_else(|| crate::tensor::layout::contiguous_strides(&shape));
+    let out = Tensor::empty_strided(&shape, &strides, out_dtype)?;
+    run(op, &ta, &tb, &out, alpha)?;
     Ok(out)
 }
 
-/// `a.op_(b)`: the result must be castable back to `a`'s dtype.
+/// `a.op_(b)`: the result must be castable back to `a`'s dtype and shape.
 pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> Result<()> {
     let aop = Operand::Tensor(a.clone());
-    let dtype = op.compute_dtype(&aop, b)?;
-    if !dtype.can_cast(a.dtype()) {
+    let (compute, out_dtype) = op.dtypes(&aop, b)?;
+    if !out_dtype.can_cast(a.dtype()) {
         return Err(Error::Runtime(format!(
             "result type {} can't be cast to the desired output type {}",
-            dtype.scalar_name(),
+            out_dtype.scalar_name(),
             a.dtype().scalar_name()
         )));
     }
-    check_alpha(op, alpha, dtype)?;
+    check_args(op, b, alpha, compute)?;
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     if shape.as_slice() != a.shape() {
         return Err(Error::Runtime(format!(
             "output with shape {} doesn't match the broadcast shape {}",
-            crate::tensor::layout::fmt_shape(a.shape()),
-            crate::tensor::layout::fmt_shape(&shape)
+            fmt_shape(a.shape()),
+            fmt_shape(&shape)
         )));
     }
     copy::check_no_internal_overlap(a)?;
-    let bt = b.to_tensor(dtype)?;
-    if dtype == a.dtype() {
-        // Writing through the iterator is safe even when `b` aliases `a`:
-        // each output element depends only on the same element of `b`
-        // unless `b` is a shifted view, so snapshot that case.
-        let bt = if bt.same_storage(a) && !bt.same_tensor(a) {
+    let bt = b.to_tensor(compute)?;
+    if compute == a.dtype() && out_dtype == a.dtype() {
+        // A shifted view of `a` as the other operand would be overwritten
+        // while read: snapshot it.
+        let bt = if bt.same_storage(a) && !bt.same_tensor(a) && bt.layout() != a.layout() {
             copy::contiguous_copy(&bt)?
         } else {
             bt
         };
         run(op, a, &bt, a, alpha)?;
     } else {
-        let tmp = Tensor::empty(a.shape(), dtype)?;
-        run(op, &copy::cast_copy(a, dtype)?, &bt, &tmp, alpha)?;
+        let tmp = Tensor::empty(a.shape(), out_dtype)?;
+        run(op, &copy::cast_copy(a, compute)?, &bt, &tmp, alpha)?;
         copy::copy_(a, &tmp)?;
     }
     a.bump_version();
     Ok(())
 }
 
-fn check_alpha(op: BinaryOp, alpha: Option<Scalar>, dtype: DType) -> Result<()> {
+/// `op(a, b)` written into `out` (PyTorch's `out=`), which must have the
+/// broadcast shape and a dtype the result casts to.
+pub fn binary_out(
+    op: BinaryOp,
+    a: &Operand,
+    b: &Operand,
+    alpha: Option<Scalar>,
+    out: &Tensor,
+) -> Result<()> {
+    let r = binary(op, a, b, alpha)?;
+    if !r.dtype().can_cast(out.dtype()) {
+        return Err(Error::Runtime(format!(
+            "result type {} can't be cast to the desired output type {}",
+            r.dtype().scalar_name(),
+            out.dtype().scalar_name()
+        )));
+    }
+    if r.shape() != out.shape() {
+        return Err(Error::Runtime(format!(
+            "output with shape {} doesn't match the broadcast shape {}",
+            fmt_shape(out.shape()),
+            fmt_shape(r.shape())
+        )));
+    }
+    copy::copy_(out, &r)
+}
+
+fn check_args(op: BinaryOp, b: &Operand, alpha: Option<Scalar>, compute: DType) -> Result<()> {
     if let Some(al) = alpha {
-        if !matches!(op, BinaryOp::Add | BinaryOp::Sub) {
+        if !matches!(op, Add | Sub) {
             return Err(Error::Runtime(format!("{} does not take alpha", op.name())));
         }
-        if al.category() > dtype.category() {
+        if al.category() > compute.category() {
             return Err(Error::Runtime(
                 "For integral input tensors, argument alpha must not be a floating point number."
                     .into(),
+            ));
+        }
+    }
+    if op == Pow && !compute.is_floating_point() {
+        let negative = match b {
+            Operand::Scalar(s) => s.to_i64() < 0,
+            Operand::Tensor(t) => copy::to_dtype(t, DType::I64, false)
+                .and_then(|t| copy::to_vec::<i64>(&t))
+                .is_ok_and(|v| v.iter().any(|&e| e < 0)),
+        };
+        if negative {
+            return Err(Error::Runtime(
+                "Integers to negative integer powers are not allowed.".into(),
             ));
         }
     }
@@ -114,46 +469,178 @@ fn check_alpha(op: BinaryOp, alpha: Option<Scalar>, dtype: DType) -> Result<()> 
 fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, alpha: Option<Scalar>) -> Result<()> {
     let sa = a.layout().broadcast_to(out.shape())?.strides;
     let sb = b.layout().broadcast_to(out.shape())?.strides;
-    dispatch!(out.dtype(), T => {
-        let al: T = alpha.unwrap_or(Scalar::Int(1)).to::<T>();
-        arith::<T>(op, a, &sa, b, &sb, out, al);
+    if fast_f32(op, a, &sa, b, &sb, out, alpha) {
+        return Ok(());
+    }
+    ZERO_DIV.with(|z| z.store(false, Ordering::Relaxed));
+    dispatch!(a.dtype(), T => {
+        if out.dtype() == DType::Bool && a.dtype() != DType::Bool {
+            if T::DTYPE.is_floating_point() {
+                kernels::map2::<T, T, Bool>(a, &sa, b, &sb, out, |x, y| Bool((op.eval(x.to_f64(), y.to_f64()) != 0.0) as u8));
+            } else {
+                kernels::map2::<T, T, Bool>(a, &sa, b, &sb, out, |x, y| Bool((op.eval_int(x.to_i64(), y.to_i64()) != 0) as u8));
+            }
+        } else if T::DTYPE.is_floating_point() {
+            let al = alpha.map_or(1.0, |s| s.to_f64());
+            match op {
+                Add => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_f64(x.to_f64() + al * y.to_f64())),
+                Sub => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_f64(x.to_f64() - al * y.to_f64())),
+                _ => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_f64(op.eval(x.to_f64(), y.to_f64()))),
+            }
+        } else {
+            let al = alpha.map_or(1, |s| s.to_i64());
+            match op {
+                Add => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_i64(x.to_i64().wrapping_add(al.wrapping_mul(y.to_i64())))),
+                Sub => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_i64(x.to_i64().wrapping_sub(al.wrapping_mul(y.to_i64())))),
+                _ => kernels::map2::<T, T, T>(a, &sa, b, &sb, out, |x, y| T::from_i64(op.eval_int(x.to_i64(), y.to_i64()))),
+            }
+        }
     });
+    if ZERO_DIV.with(|z| z.swap(false, Ordering::Relaxed)) {
+        return Err(Error::Runtime("ZeroDivisionError".into()));
+    }
     Ok(())
 }
 
-fn arith<T: Element>(
+/// Vectorised, multi-threaded float32 paths for `+ - * /`, `maximum` and
+/// `minimum` over dense operands laid out like the output, or one of them a
+/// broadcast scalar. False when the case is not covered.
+fn fast_f32(
     op: BinaryOp,
     a: &Tensor,
     sa: &[isize],
     b: &Tensor,
     sb: &[isize],
     out: &Tensor,
-    alpha: T,
-) {
-    // f32 arithmetic done in f64 and rounded once is correctly rounded, so
-    // one f64 path serves every float type; integers wrap like C++.
-    if T::DTYPE.is_floating_point() {
-        let al = alpha.to_f64();
-        let f: fn(f64, f64, f64) -> f64 = match op {
-            BinaryOp::Add => |x, y, al| x + al * y,
-            BinaryOp::Sub => |x, y, al| x - al * y,
-            BinaryOp::Mul => |x, y, _| x * y,
-            BinaryOp::Div => |x, y, _| x / y,
-        };
-        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| {
-            T::from_f64(f(x.to_f64(), y.to_f64(), al))
-        });
-    } else {
-        let al = alpha.to_i64();
-        let f: fn(i64, i64, i64) -> i64 = match op {
-            BinaryOp::Add => |x, y, al| x.wrapping_add(al.wrapping_mul(y)),
-            BinaryOp::Sub => |x, y, al| x.wrapping_sub(al.wrapping_mul(y)),
-            BinaryOp::Mul => |x, y, _| x.wrapping_mul(y),
-            // Unreachable: integer division is computed in a float dtype.
-            BinaryOp::Div => |x, y, _| x.checked_div(y).unwrap_or(0),
-        };
-        kernels::map2::<T, T, T>(a, sa, b, sb, out, |x, y| {
-            T::from_i64(f(x.to_i64(), y.to_i64(), al))
-        });
+    alpha: Option<Scalar>,
+) -> bool {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 || out.dtype() != DType::F32 {
+        return false;
+    }
+    let code = match op {
+        Add => 0,
+        Sub => 1,
+        Mul => 2,
+        Div => 3,
+        Maximum => 4,
+        Minimum => 5,
+        _ => return false,
+    };
+    let Some(pd) = kernels::dense_span::<f32>(out) else {
+        return false;
+    };
+    let operand = |t: &Tensor, s: &[isize]| -> Option<(usize, bool)> {
+        if s.iter().all(|&x| x == 0) {
+            Some((t.data_ptr::<f32>() as usize, true))
+        } else if s == out.strides() {
+            kernels::dense_span::<f32>(out).map(|_| (t.data_ptr::<f32>() as usize, false))
+        } else {
+            None
+        }
+    };
+    let (Some((pa, a_scalar)), Some((pb, b_scalar))) = (operand(a, sa), operand(b, sb)) else {
+        return false;
+    };
+    let al = alpha.map_or(1.0, |s| s.to_f64() as f32);
+    let pd = pd as usize;
+    parallel::for_ranges(out.numel(), 1, 16, |s, e| {
+        // SAFETY: dense operands span the output's `numel` elements with the
+        // output's layout; a scalar operand is one valid element. Chunks are
+        // disjoint. Raw pointers (not slices) because `out` may alias `a`.
+        unsafe {
+            let n = e - s;
+            let d = (pd as *mut f32).add(s);
+            let x = if a_scalar {
+                pa as *const f32
+            } else {
+                (pa as *const f32).add(s)
+            };
+            let y = if b_scalar {
+                pb as *const f32
+            } else {
+                (pb as *const f32).add(s)
+            };
+            fast::apply(code, x, a_scalar, y, b_scalar, al, d, n);
+        }
+    });
+    true
+}
+
+mod fast {
+    use crate::multiversion;
+
+    #[inline(always)]
+    fn op(code: u8, x: f32, y: f32, al: f32) -> f32 {
+        match code {
+            0 => x + al * y,
+            1 => x - al * y,
+            2 => x * y,
+            3 => x / y,
+            4 => {
+                if x.is_nan() || y.is_nan() {
+                    f32::NAN
+                } else {
+                    x.max(y)
+                }
+            }
+            _ => {
+                if x.is_nan() || y.is_nan() {
+                    f32::NAN
+                } else {
+                    x.min(y)
+                }
+            }
+        }
+    }
+
+    macro_rules! loops {
+        ($($name:ident => $code:expr;)*) => {$(
+            multiversion! {
+                /// # Safety
+                /// `x`/`y` (unless scalar) and `d` are valid for `n` elements.
+                pub fn $name(x: *const f32, xs: bool, y: *const f32, ys: bool, al: f32, d: *mut f32, n: usize) {
+                    // SAFETY: guaranteed by the caller (see `fast_f32`).
+                    unsafe {
+                        // Separate loops per operand shape keep each one a
+                        // straight vectorisable stream.
+                        if xs {
+                            let xv = *x;
+                            for i in 0..n { *d.add(i) = op($code, xv, *y.add(i), al); }
+                        } else if ys {
+                            let yv = *y;
+                            for i in 0..n { *d.add(i) = op($code, *x.add(i), yv, al); }
+                        } else {
+                            for i in 0..n { *d.add(i) = op($code, *x.add(i), *y.add(i), al); }
+                        }
+                    }
+                }
+            }
+        )*};
+    }
+
+    loops! {
+        add => 0;
+        sub => 1;
+        mul => 2;
+        div => 3;
+        max => 4;
+        min => 5;
+    }
+
+    /// # Safety
+    /// As for the loops above.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn apply(
+        code: u8,
+        x: *const f32,
+        xs: bool,
+        y: *const f32,
+        ys: bool,
+        al: f32,
+        d: *mut f32,
+        n: usize,
+    ) {
+        let f = [add, sub, mul, div, max, min][code as usize];
+        f(x, xs, y, ys, al, d, n)
     }
 }

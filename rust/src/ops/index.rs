@@ -164,8 +164,9 @@ fn plan(t: &Tensor, indices: &[TensorIndex]) -> Result<Plan> {
 /// The coordinates of the non-zero elements of `t`, one int64 tensor per dim.
 pub fn nonzero(t: &Tensor) -> Result<Vec<Tensor>> {
     let count = count_nonzero(t);
-    let mut coords: Vec<Vec<i64>> =
-        (0..t.ndim()).map(|_| crate::error::try_vec(count)).collect::<Result<_>>()?;
+    let mut coords: Vec<Vec<i64>> = (0..t.ndim())
+        .map(|_| crate::error::try_vec(count))
+        .collect::<Result<_>>()?;
     let mut idx = vec![0usize; t.ndim()];
     dispatch!(t.dtype(), T => {
         let p = t.data_ptr::<T>();

@@ -7,6 +7,9 @@ pub mod creation;
 pub mod index;
 pub mod random;
 pub mod shape;
+pub mod special;
+pub mod ternary;
+pub mod unary;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -37,7 +37,12 @@ fn wide(b: &[u32; 4], lane: usize) -> u64 {
 }
 
 /// Uniforms in [0, 1) at the precision of `dtype` (53 bits for float64, else 24).
-fn uniforms(gen: &Generator, shape: &[usize], dtype: DType, map: impl Fn(f64) -> f64) -> Result<Tensor> {
+fn uniforms(
+    gen: &Generator,
+    shape: &[usize],
+    dtype: DType,
+    map: impl Fn(f64) -> f64,
+) -> Result<Tensor> {
     if dtype == DType::F64 {
         draw(gen, shape, 2, |b, l| map(u64_to_unit_f64(wide(b, l))))
     } else {
@@ -62,7 +67,10 @@ pub fn uniform_(t: &Tensor, from: f64, to: f64, gen: &Generator) -> Result<()> {
             "uniform_ expects to return a [from, to) range, but found from={from} > to={to}"
         )));
     }
-    copy::copy_(t, &uniforms(gen, t.shape(), t.dtype(), |x| from + (to - from) * x)?)
+    copy::copy_(
+        t,
+        &uniforms(gen, t.shape(), t.dtype(), |x| from + (to - from) * x)?,
+    )
 }
 
 /// Box-Muller: lanes pair up (uniform radius, uniform angle) into cos/sin samples.
@@ -80,7 +88,9 @@ fn box_muller(u_radius: f64, u_angle: f64, cos: bool) -> f64 {
 pub fn normal_(t: &Tensor, mean: f64, std: f64, gen: &Generator) -> Result<()> {
     require_float(t, "normal_kernel_cpu")?;
     if std < 0.0 {
-        return Err(Error::Runtime(format!("normal expects std >= 0.0, but found std {std}")));
+        return Err(Error::Runtime(format!(
+            "normal expects std >= 0.0, but found std {std}"
+        )));
     }
     let z = if t.dtype() == DType::F64 {
         draw(gen, t.shape(), 2, |b, l| {

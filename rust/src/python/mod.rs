@@ -5,6 +5,7 @@ mod convert;
 mod dlpack;
 mod dtype;
 mod factory;
+mod ops_elementwise;
 mod tensor;
 
 use pyo3::create_exception;
@@ -70,6 +71,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dtype::register(m)?;
     tensor::register(m)?;
     factory::register(m)?;
+    ops_elementwise::register(m)?;
     dlpack::register(m)?;
     Ok(())
 }

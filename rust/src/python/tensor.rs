@@ -6,12 +6,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-use super::convert::{
-    data_to_tensor, extract_scalar, int_list, operand, parse_index, parse_size, type_name,
-};
+use super::convert::{data_to_tensor, int_list, operand, parse_index, parse_size, type_name};
 use super::dtype::{dtype_obj, extract_device, extract_dtype, opt_dtype, PyDType, PyDevice};
 use super::maybe_detach;
-use crate::ops::binary::{binary, binary_, BinaryOp};
 use crate::ops::{copy, index, random as rnd, shape, Operand};
 use crate::random::default_generator;
 use crate::tensor::layout::dims_from_i64;
@@ -53,56 +50,6 @@ fn wrap_dim(dim: i64, n: usize) -> PyResult<usize> {
 /// Sizes passed as `*args` or as one sequence.
 fn sizes(fname: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
     parse_size(fname, args)
-}
-
-fn binop(
-    py: Python<'_>,
-    op: BinaryOp,
-    a: &Tensor,
-    other: &Bound<'_, PyAny>,
-    alpha: Option<Scalar>,
-    reflected: bool,
-) -> PyResult<Option<PyTensor>> {
-    let Some(b) = operand(other)? else {
-        return Ok(None);
-    };
-    let a = Operand::Tensor(a.clone());
-    let n = a
-        .shape()
-        .iter()
-        .product::<usize>()
-        .max(b.shape().iter().product());
-    let (x, y) = if reflected { (&b, &a) } else { (&a, &b) };
-    let out = maybe_detach(py, n, || binary(op, x, y, alpha))?;
-    Ok(Some(out.into()))
-}
-
-fn binop_inplace(
-    py: Python<'_>,
-    op: BinaryOp,
-    a: &Tensor,
-    other: &Bound<'_, PyAny>,
-    alpha: Option<Scalar>,
-) -> PyResult<()> {
-    let b = operand(other)?.ok_or_else(|| {
-        PyTypeError::new_err(format!(
-            "{}_(): argument 'other' must be Tensor or Number, not {}",
-            op.name(),
-            type_name(other)
-        ))
-    })?;
-    Ok(maybe_detach(py, a.numel(), || binary_(op, a, &b, alpha))?)
-}
-
-fn opt_alpha(alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Scalar>> {
-    match alpha {
-        None => Ok(None),
-        Some(a) => {
-            Ok(Some(extract_scalar(a)?.ok_or_else(|| {
-                PyTypeError::new_err("alpha must be a number")
-            })?))
-        }
-    }
 }
 
 /// Converts `tensor` to a Python scalar or nested list.
@@ -723,106 +670,6 @@ impl PyTensor {
         ))
     }
 
-    // ---- arithmetic ----
-    #[pyo3(signature = (other, *, alpha=None))]
-    fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> R {
-        binop(py, BinaryOp::Add, &self.t, other, opt_alpha(alpha)?, false)?
-            .ok_or_else(|| bad_other("add", other))
-    }
-    #[pyo3(signature = (other, *, alpha=None))]
-    fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> R {
-        binop(py, BinaryOp::Sub, &self.t, other, opt_alpha(alpha)?, false)?
-            .ok_or_else(|| bad_other("sub", other))
-    }
-    fn mul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> R {
-        binop(py, BinaryOp::Mul, &self.t, other, None, false)?
-            .ok_or_else(|| bad_other("mul", other))
-    }
-    fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> R {
-        binop(py, BinaryOp::Div, &self.t, other, None, false)?
-            .ok_or_else(|| bad_other("div", other))
-    }
-    #[pyo3(signature = (other, *, alpha=None))]
-    fn add_<'py>(
-        slf: PyRef<'py, Self>,
-        other: &Bound<'py, PyAny>,
-        alpha: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<PyRef<'py, Self>> {
-        binop_inplace(slf.py(), BinaryOp::Add, &slf.t, other, opt_alpha(alpha)?)?;
-        Ok(slf)
-    }
-    #[pyo3(signature = (other, *, alpha=None))]
-    fn sub_<'py>(
-        slf: PyRef<'py, Self>,
-        other: &Bound<'py, PyAny>,
-        alpha: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<PyRef<'py, Self>> {
-        binop_inplace(slf.py(), BinaryOp::Sub, &slf.t, other, opt_alpha(alpha)?)?;
-        Ok(slf)
-    }
-    fn mul_<'py>(slf: PyRef<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
-        binop_inplace(slf.py(), BinaryOp::Mul, &slf.t, other, None)?;
-        Ok(slf)
-    }
-    fn div_<'py>(slf: PyRef<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<PyRef<'py, Self>> {
-        binop_inplace(slf.py(), BinaryOp::Div, &slf.t, other, None)?;
-        Ok(slf)
-    }
-    fn __add__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Add, &self.t, o, None, false)?)
-    }
-    fn __radd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Add, &self.t, o, None, true)?)
-    }
-    fn __sub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Sub, &self.t, o, None, false)?)
-    }
-    fn __rsub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Sub, &self.t, o, None, true)?)
-    }
-    fn __mul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Mul, &self.t, o, None, false)?)
-    }
-    fn __rmul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Mul, &self.t, o, None, true)?)
-    }
-    fn __truediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Div, &self.t, o, None, false)?)
-    }
-    fn __rtruediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        or_not_implemented(py, binop(py, BinaryOp::Div, &self.t, o, None, true)?)
-    }
-    fn __iadd__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<()> {
-        binop_inplace(py, BinaryOp::Add, &self.t, o, None)
-    }
-    fn __isub__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<()> {
-        binop_inplace(py, BinaryOp::Sub, &self.t, o, None)
-    }
-    fn __imul__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<()> {
-        binop_inplace(py, BinaryOp::Mul, &self.t, o, None)
-    }
-    fn __itruediv__(&self, py: Python<'_>, o: &Bound<'_, PyAny>) -> PyResult<()> {
-        binop_inplace(py, BinaryOp::Div, &self.t, o, None)
-    }
-    fn __neg__(&self) -> R {
-        if self.t.dtype() == DType::Bool {
-            return Err(PyRuntimeError::new_err(
-                "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.",
-            ));
-        }
-        let minus = Operand::Scalar(Scalar::Int(-1));
-        Ok(binary(
-            BinaryOp::Mul,
-            &Operand::Tensor(self.t.clone()),
-            &minus,
-            None,
-        )?
-        .into())
-    }
-    fn __pos__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
     // ---- random fills ----
     #[pyo3(signature = (from_=0.0, to=1.0, *, generator=None))]
     fn uniform_<'py>(
@@ -870,21 +717,6 @@ impl PyTensor {
         copy::copy_(&slf.t, &draw)?;
         Ok(slf)
     }
-}
-
-/// Operators return `NotImplemented` for foreign operands so Python tries the other side.
-fn or_not_implemented(py: Python<'_>, r: Option<PyTensor>) -> PyResult<Py<PyAny>> {
-    match r {
-        Some(t) => Ok(Py::new(py, t)?.into_any()),
-        None => Ok(py.NotImplemented()),
-    }
-}
-
-fn bad_other(op: &str, other: &Bound<'_, PyAny>) -> PyErr {
-    PyTypeError::new_err(format!(
-        "{op}(): argument 'other' (position 1) must be Tensor, not {}",
-        type_name(other)
-    ))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -367,6 +367,9 @@ impl Layout {
     /// (PyTorch's `preserve_format`): this layout's strides when it is
     /// dense and non-overlapping, else row-major.
     pub fn preserved_strides(&self) -> Strides {
+        if self.is_contiguous() {
+            return contiguous_strides(&self.shape);
+        }
         let mut order: Vec<usize> = (0..self.ndim()).collect();
         order.sort_by_key(|&d| (self.strides[d], std::cmp::Reverse(d)));
         let mut expected = 1isize;

@@ -49,6 +49,17 @@ impl Storage {
     }
 
     fn alloc(nbytes: usize, zeroed: bool) -> Result<Storage> {
+        if !zeroed {
+            if let Some(ptr) = cache::take(nbytes) {
+                return Ok(Storage {
+                    ptr,
+                    nbytes,
+                    owner: Owner::Aligned,
+                    device: Device::Cpu,
+                    version: AtomicU64::new(0),
+                });
+            }
+        }
         if nbytes == 0 {
             return Ok(Storage {
                 ptr: aligned_dangling(),
@@ -130,11 +141,66 @@ fn aligned_dangling() -> NonNull<u8> {
 impl Drop for Storage {
     fn drop(&mut self) {
         if matches!(self.owner, Owner::Aligned) && self.nbytes > 0 {
+            if cache::put(self.ptr, self.nbytes) {
+                return;
+            }
             if let Ok(layout) = AllocLayout::from_size_align(self.nbytes, ALIGN) {
                 // SAFETY: allocated in `alloc` with exactly this layout.
                 unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
             }
         }
+    }
+}
+
+/// Large freed buffers kept for reuse. A fresh multi-megabyte buffer costs
+/// a page fault per 4 KiB on first touch (PyTorch's out-of-place add runs at
+/// a third of its `out=` speed for that reason); handing back a buffer of
+/// the same size, already mapped, avoids it. Bounded in count and bytes.
+mod cache {
+    use std::alloc::{self, Layout as AllocLayout};
+    use std::ptr::NonNull;
+
+    use parking_lot::Mutex;
+
+    use super::ALIGN;
+
+    const MIN_BYTES: usize = 1 << 20;
+    const MAX_ENTRIES: usize = 8;
+    const MAX_TOTAL: usize = 1 << 30;
+
+    struct Entry(NonNull<u8>, usize);
+    // SAFETY: entries are plain allocations owned by the cache alone.
+    unsafe impl Send for Entry {}
+
+    static FREE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    pub fn take(nbytes: usize) -> Option<NonNull<u8>> {
+        if nbytes < MIN_BYTES {
+            return None;
+        }
+        let mut free = FREE.lock();
+        let i = free.iter().rposition(|e| e.1 == nbytes)?;
+        Some(free.swap_remove(i).0)
+    }
+
+    /// Keeps the buffer; false when the caller must free it.
+    pub fn put(ptr: NonNull<u8>, nbytes: usize) -> bool {
+        if !(MIN_BYTES..=MAX_TOTAL / 2).contains(&nbytes) {
+            return false;
+        }
+        let mut free = FREE.lock();
+        let mut total: usize = free.iter().map(|e| e.1).sum();
+        // Evict the oldest until the new buffer fits the bounds.
+        while !free.is_empty() && (free.len() >= MAX_ENTRIES || total + nbytes > MAX_TOTAL) {
+            let old = free.remove(0);
+            total -= old.1;
+            if let Ok(layout) = AllocLayout::from_size_align(old.1, ALIGN) {
+                // SAFETY: cached buffers were allocated with this layout.
+                unsafe { alloc::dealloc(old.0.as_ptr(), layout) };
+            }
+        }
+        free.push(Entry(ptr, nbytes));
+        true
     }
 }
 

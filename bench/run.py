@@ -1,0 +1,219 @@
+"""Side-by-side timings of rtorch, NumPy and (when installed) PyTorch.
+
+Every workload runs in the same process for each library, timed with
+``timeit``: each repeat runs enough calls to take a few milliseconds and the
+best repeat counts (the minimum is the least disturbed by other load).
+Ratios are rtorch's time over the other library's: below 1.0 means rtorch is
+faster. These numbers are a guide, not a pass/fail test.
+
+Usage::
+
+    .venv/bin/python bench/run.py            # full run (~20 s)
+    .venv/bin/python bench/run.py --quick    # fewer, shorter repeats (~5 s)
+    .venv/bin/python bench/run.py -k index   # only workloads whose name matches
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import rtorch
+
+try:  # PyTorch is optional: its column appears only where it is installed.
+    import torch
+except ImportError:
+    torch = None
+
+Fn = Callable[[], Any]
+
+
+@dataclass
+class Workload:
+    name: str
+    numpy_note: str  # what the NumPy column runs, when it is not the obvious twin
+    make: Callable[[Any], Fn]  # module (rtorch or torch) -> callable to time
+    make_np: Callable[[], Fn]
+
+
+def _workloads() -> list[Workload]:
+    floats = [float(i) for i in range(1000)]
+    rng = np.random.default_rng(0)
+    idx_np = rng.integers(0, 1000, size=100)
+    mask_np = rng.random(1000) < 0.5
+    a100 = rng.random(100, dtype=np.float32)
+    a1m = rng.random(1_000_000, dtype=np.float32)
+
+    def view_chain(lib: Any) -> Fn:
+        t = lib.zeros(24)
+        return lambda: t.view(6, 4).transpose(0, 1).unsqueeze(0)
+
+    def basic_index(lib: Any) -> Fn:
+        t = lib.zeros(8, 8)
+        return lambda: t[1, 2:5]
+
+    def none_index(lib: Any) -> Fn:
+        t = lib.zeros(8, 8)
+        return lambda: t[..., None]
+
+    def adv_index(lib: Any) -> Fn:
+        t, idx = lib.zeros(1000), lib.from_numpy(idx_np)
+        return lambda: t[idx]
+
+    def mask_index(lib: Any) -> Fn:
+        t, mask = lib.zeros(1000), lib.from_numpy(mask_np)
+        return lambda: t[mask]
+
+    def to_numpy(lib: Any) -> Fn:
+        t = lib.zeros(1000)
+        return lambda: t.numpy()
+
+    def from_numpy(lib: Any) -> Fn:
+        a = np.zeros(1000, dtype=np.float32)
+        return lambda: lib.from_numpy(a)
+
+    def numpy_round_trip(lib: Any) -> Fn:
+        t = lib.zeros(1000)
+        return lambda: lib.from_numpy(t.numpy())
+
+    def add_small(lib: Any) -> Fn:
+        x, y = lib.from_numpy(a100), lib.from_numpy(a100[::-1].copy())
+        return lambda: x + y
+
+    def add_large(lib: Any) -> Fn:
+        x, y = lib.from_numpy(a1m), lib.from_numpy(a1m[::-1].copy())
+        return lambda: x + y
+
+    def np_pair(a: np.ndarray) -> Fn:
+        x, y = a, a[::-1].copy()
+        return lambda: x + y
+
+    z24, z88, z1000 = (np.zeros(s, np.float32) for s in (24, (8, 8), 1000))
+    return [
+        Workload(
+            "zeros(1000)",
+            "",
+            lambda lib: lambda: lib.zeros(1000),
+            lambda: lambda: np.zeros(1000, np.float32),
+        ),
+        Workload(
+            "tensor(list of 1000 floats)",
+            "np.array(list, float32)",
+            lambda lib: lambda: lib.tensor(floats),
+            lambda: lambda: np.array(floats, np.float32),
+        ),
+        Workload(
+            "arange(1000)",
+            "",
+            lambda lib: lambda: lib.arange(1000),
+            lambda: lambda: np.arange(1000),
+        ),
+        Workload(
+            "view(6,4).transpose(0,1).unsqueeze(0)",
+            "reshape.swapaxes[None]",
+            view_chain,
+            lambda: lambda: z24.reshape(6, 4).swapaxes(0, 1)[None],
+        ),
+        Workload("t[1, 2:5]", "", basic_index, lambda: lambda: z88[1, 2:5]),
+        Workload("t[..., None]", "", none_index, lambda: lambda: z88[..., None]),
+        Workload("t[idx] (100 of 1000)", "", adv_index, lambda: lambda: z1000[idx_np]),
+        Workload("t[mask] (1000 bools)", "", mask_index, lambda: lambda: z1000[mask_np]),
+        Workload(".numpy()", "a.view()", to_numpy, lambda: lambda: z1000.view()),
+        Workload("from_numpy(a)", "a.view()", from_numpy, lambda: lambda: z1000.view()),
+        Workload(
+            "from_numpy(t.numpy())",
+            "a.view().view()",
+            numpy_round_trip,
+            lambda: lambda: z1000.view().view(),
+        ),
+        Workload("a + b (100 float32)", "", add_small, lambda: np_pair(a100)),
+        Workload("a + b (1M float32)", "", add_large, lambda: np_pair(a1m)),
+    ]
+
+
+def best_time(fn: Fn, repeat: int, target: float) -> float:
+    """Seconds per call: the best of `repeat` runs of ~`target` seconds each."""
+    timer = timeit.Timer(fn)
+    number = 1
+    while True:  # calibrate: grow the batch until it takes `target`
+        if (t := timer.timeit(number)) >= target or number >= 1 << 20:
+            break
+        number *= 2 if t < target / 10 else max(2, int(target / max(t, 1e-9)))
+    return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer, shorter repeats")
+    p.add_argument("-k", metavar="TEXT", help="only workloads whose name contains TEXT")
+    args = p.parse_args(argv)
+    repeat, target = (3, 0.005) if args.quick else (7, 0.04)
+
+    libs = [("rtorch", rtorch)] + ([("torch", torch)] if torch is not None else [])
+    rows = []
+    start = time.perf_counter()
+    for w in _workloads():
+        if args.k and args.k.lower() not in w.name.lower():
+            continue
+        times = {name: best_time(w.make(lib), repeat, target) for name, lib in libs}
+        times["numpy"] = best_time(w.make_np(), repeat, target)
+        rows.append((w, times))
+
+    print(
+        f"rtorch {rtorch.__version__} | NumPy {np.__version__} | "
+        + (f"PyTorch {torch.__version__}" if torch else "PyTorch not installed")
+        + f" | Python {platform.python_version()} on {platform.machine()}"
+    )
+    print("time per call, best of repeats; ratio < 1.00x means rtorch is faster\n")
+    header = ["workload", "rtorch", "NumPy"]
+    if torch is not None:
+        header.append("PyTorch")
+    header.append("rtorch/NumPy")
+    if torch is not None:
+        header.append("rtorch/PyTorch")
+    header.append("NumPy runs")
+    table = [header]
+    for w, t in rows:
+        line = [w.name, fmt_time(t["rtorch"]), fmt_time(t["numpy"])]
+        if torch is not None:
+            line.append(fmt_time(t["torch"]))
+        line.append(fmt_ratio(t["rtorch"], t["numpy"]))
+        if torch is not None:
+            line.append(fmt_ratio(t["rtorch"], t["torch"]))
+        line.append(w.numpy_note or "same")
+        table.append(line)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, r in enumerate(table):
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(wd) for c, wd in zip(r[1:-1], widths[1:-1], strict=True)
+        ]
+        print("  ".join(cells + [r[-1]]))
+        if i == 0:
+            print("  ".join("-" * wd for wd in widths))
+    print(f"\n{len(rows)} workloads in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

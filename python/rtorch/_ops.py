@@ -1,0 +1,89 @@
+"""Function forms of tensor methods (``rtorch.exp(t)`` is ``t.exp()``) and the
+functions whose first argument need not be a tensor. The math is in Rust;
+this module only routes arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtorch import _C
+from rtorch._C import Tensor
+
+# Methods whose function form takes the tensor first and the same arguments.
+_METHODS = """
+abs absolute neg negative sign sgn exp exp2 expm1 log log2 log10 log1p sqrt rsqrt
+square reciprocal sin cos tan asin arcsin acos arccos atan arctan sinh cosh tanh
+asinh arcsinh acosh arccosh atanh arctanh sigmoid logit erf erfc erfinv lgamma
+digamma floor ceil round trunc fix frac clamp clip clamp_min clamp_max nan_to_num
+isnan isinf isfinite isneginf isposinf signbit logical_not bitwise_not relu
+add sub subtract mul multiply div divide true_divide floor_divide remainder fmod
+float_power atan2 arctan2 maximum minimum fmax fmin hypot logaddexp logaddexp2
+copysign xlogy bitwise_and bitwise_or bitwise_xor bitwise_left_shift
+bitwise_right_shift logical_and logical_or logical_xor eq ne not_equal lt less le
+less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equal
+masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
+flatten unflatten narrow select as_strided diagonal clone detach
+abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+""".split()
+
+
+def _method(name: str):
+    def fn(input: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Function form of :meth:`rtorch.Tensor.{name}`."
+    return fn
+
+
+for _name in _METHODS:
+    globals()[_name] = _method(_name)
+
+
+def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:
+    """``input ** exponent``; either may be a Python number.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.pow(2, rtorch.tensor([1, 2, 3]))
+        tensor([2, 4, 8])
+    """
+    if not isinstance(input, Tensor):
+        result = exponent.__rpow__(input)
+        if out is not None:
+            out.copy_(result)
+            return out
+        return result
+    result = input.__pow__(exponent)
+    if result is NotImplemented:
+        raise TypeError(f"pow(): unsupported exponent of type {type(exponent).__name__}")
+    if out is not None:
+        return _into(out, result)
+    return result
+
+
+def _into(out: Tensor, value: Tensor) -> Tensor:
+    out.copy_(value)
+    return out
+
+
+def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
+    """Elements of ``input`` where ``condition`` holds, else of ``other``.
+
+    With only ``condition``, the indices of its non-zero elements
+    (``nonzero(as_tuple=True)``).
+
+    Example::
+
+        >>> import rtorch
+        >>> x = rtorch.tensor([1.0, -2.0, 3.0])
+        >>> rtorch.where(x > 0, x, 0.0)
+        tensor([1., 0., 3.])
+    """
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    return _C._where(condition, input, other)
+
+
+__all__ = [*_METHODS, "pow", "where"]

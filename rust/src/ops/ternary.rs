@@ -1,0 +1,190 @@
+//! Elementwise ops of three operands (`where`, `masked_fill`, `lerp`,
+//! `addcmul`, `addcdiv`) and the closeness tests built on the binary ops.
+
+use crate::cpu::kernels;
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::ops::binary::{binary, BinaryOp};
+use crate::ops::unary::{unary, Unary};
+use crate::ops::{copy, result_type, Operand};
+use crate::tensor::dtype::Bool;
+use crate::tensor::layout::broadcast_shapes;
+use crate::tensor::{DType, Element, Scalar, Tensor};
+
+fn check_mask(op: &str, mask: &Tensor) -> Result<()> {
+    if mask.dtype() != DType::Bool {
+        return Err(Error::Runtime(format!(
+            "{op} expected condition to be a boolean tensor, but got a tensor with dtype {}",
+            mask.dtype().scalar_name()
+        )));
+    }
+    Ok(())
+}
+
+/// `torch.where(condition, input, other)`.
+pub fn where_(cond: &Tensor, a: &Operand, b: &Operand) -> Result<Tensor> {
+    check_mask("where", cond)?;
+    let dtype = result_type(&[a, b]);
+    let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), a.shape())?, b.shape())?;
+    let (ta, tb) = (a.to_tensor(dtype)?, b.to_tensor(dtype)?);
+    let out = Tensor::empty(&shape, dtype)?;
+    let sc = cond.layout().broadcast_to(&shape)?.strides;
+    let sa = ta.layout().broadcast_to(&shape)?.strides;
+    let sb = tb.layout().broadcast_to(&shape)?.strides;
+    dispatch!(dtype, T => {
+        kernels::map3::<Bool, T, T, T>(cond, &sc, &ta, &sa, &tb, &sb, &out, |c, x, y| if c.0 != 0 { x } else { y });
+    });
+    Ok(out)
+}
+
+/// `t.masked_fill_(mask, value)` in place.
+pub fn masked_fill_(t: &Tensor, mask: &Tensor, value: Scalar) -> Result<()> {
+    check_mask("masked_fill_", mask)?;
+    if !value.category().le(&t.dtype().category()) && !t.dtype().is_floating_point() {
+        return Err(Error::Runtime(format!(
+            "value cannot be converted to type {} without overflow",
+            t.dtype().name()
+        )));
+    }
+    let shape = broadcast_shapes(t.shape(), mask.shape())?;
+    if shape.as_slice() != t.shape() {
+        return Err(Error::Runtime(format!(
+            "masked_fill_ only supports boolean masks broadcastable to the tensor's shape {}, got mask of shape {}",
+            crate::tensor::layout::fmt_shape(t.shape()),
+            crate::tensor::layout::fmt_shape(mask.shape())
+        )));
+    }
+    copy::check_no_internal_overlap(t)?;
+    let sm = mask.layout().broadcast_to(t.shape())?.strides;
+    dispatch!(t.dtype(), T => {
+        let v: T = value.to::<T>();
+        kernels::map2::<T, Bool, T>(t, t.strides(), mask, &sm, t, |x, m| if m.0 != 0 { v } else { x });
+    });
+    t.bump_version();
+    Ok(())
+}
+
+/// `torch.lerp(start, end, weight) = start + weight * (end - start)`.
+pub fn lerp(start: &Tensor, end: &Tensor, weight: &Operand) -> Result<Tensor> {
+    if start.dtype() != end.dtype() {
+        return Err(Error::Runtime(format!(
+            "expected dtype {} for `end` but got dtype {}",
+            start.dtype().name(),
+            end.dtype().name()
+        )));
+    }
+    let (s, e) = (Operand::Tensor(start.clone()), Operand::Tensor(end.clone()));
+    let diff = Operand::Tensor(binary(BinaryOp::Sub, &e, &s, None)?);
+    let step = Operand::Tensor(binary(BinaryOp::Mul, weight, &diff, None)?);
+    copy::to_dtype(
+        &binary(BinaryOp::Add, &s, &step, None)?,
+        start.dtype(),
+        false,
+    )
+}
+
+/// `torch.addcmul(t, t1, t2, value)` = `t + value * t1 * t2`; `addcdiv` divides.
+pub fn addc(t: &Tensor, t1: &Tensor, t2: &Tensor, value: Scalar, divide: bool) -> Result<Tensor> {
+    if divide && !t1.dtype().is_floating_point() && !t2.dtype().is_floating_point() {
+        return Err(Error::Runtime(
+            "Integer division with addcdiv is no longer supported, and in a future release addcdiv will perform a true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as (input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as (input + value * tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the latter implementation: (input + value * tensor1 / tensor2), for all dtypes.".into(),
+        ));
+    }
+    let op = if divide { BinaryOp::Div } else { BinaryOp::Mul };
+    let prod = binary(
+        op,
+        &Operand::Tensor(t1.clone()),
+        &Operand::Tensor(t2.clone()),
+        None,
+    )?;
+    let scaled = binary(
+        BinaryOp::Mul,
+        &Operand::Tensor(prod),
+        &Operand::Scalar(value),
+        None,
+    )?;
+    binary(
+        BinaryOp::Add,
+        &Operand::Tensor(t.clone()),
+        &Operand::Tensor(scaled),
+        None,
+    )
+}
+
+/// `torch.isclose`: `|a - b| <= atol + rtol * |b|`, with equal infinities
+/// close and NaNs close only when `equal_nan`.
+pub fn isclose(a: &Tensor, b: &Tensor, rtol: f64, atol: f64, equal_nan: bool) -> Result<Tensor> {
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime(format!(
+            "{} did not match {}",
+            a.dtype().scalar_name(),
+            b.dtype().scalar_name()
+        )));
+    }
+    if rtol < 0.0 || atol < 0.0 {
+        return Err(Error::Runtime(format!(
+            "{} must be greater than or equal to zero, but got {}",
+            if rtol < 0.0 { "rtol" } else { "atol" },
+            if rtol < 0.0 { rtol } else { atol }
+        )));
+    }
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    let out = Tensor::empty(&shape, DType::Bool)?;
+    let sa = a.layout().broadcast_to(&shape)?.strides;
+    let sb = b.layout().broadcast_to(&shape)?.strides;
+    dispatch!(a.dtype(), T => {
+        kernels::map2::<T, T, Bool>(a, &sa, b, &sb, &out, |x, y| {
+            let (x, y) = (x.to_f64(), y.to_f64());
+            let close = x == y
+                || (equal_nan && x.is_nan() && y.is_nan())
+                || ((x - y).abs() <= atol + rtol * y.abs() && (x - y).is_finite());
+            Bool(close as u8)
+        });
+    });
+    Ok(out)
+}
+
+/// `torch.equal`: same shape and all elements equal.
+pub fn equal(a: &Tensor, b: &Tensor) -> Result<bool> {
+    if a.shape() != b.shape() {
+        return Ok(false);
+    }
+    let eq = binary(
+        BinaryOp::Eq,
+        &Operand::Tensor(a.clone()),
+        &Operand::Tensor(b.clone()),
+        None,
+    )?;
+    Ok(all_true(&eq))
+}
+
+/// True when every element of a bool tensor is true.
+pub fn all_true(t: &Tensor) -> bool {
+    let mut all = true;
+    let p = t.data_ptr::<Bool>();
+    crate::cpu::iter::for_each_offset(t.shape(), t.strides(), |o| {
+        // SAFETY: offsets come from the validated layout of `t`.
+        all &= unsafe { (*p.offset(o)).0 != 0 };
+    });
+    all
+}
+
+/// `clamp` with tensor bounds: `minimum(maximum(x, min), max)`.
+pub fn clamp_tensor(x: &Tensor, min: Option<&Operand>, max: Option<&Operand>) -> Result<Tensor> {
+    if min.is_none() && max.is_none() {
+        return Err(Error::Runtime(
+            "torch.clamp: At least one of 'min' or 'max' must not be None".into(),
+        ));
+    }
+    let mut out = Operand::Tensor(x.clone());
+    if let Some(lo) = min {
+        out = Operand::Tensor(binary(BinaryOp::Maximum, &out, lo, None)?);
+    }
+    if let Some(hi) = max {
+        out = Operand::Tensor(binary(BinaryOp::Minimum, &out, hi, None)?);
+    }
+    match out {
+        Operand::Tensor(t) => Ok(t),
+        Operand::Scalar(_) => unary(Unary::Relu, x),
+    }
+}

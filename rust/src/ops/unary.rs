@@ -1,0 +1,571 @@
+//! Elementwise functions of one tensor: the math ops, rounding, predicates
+//! and the activations `nn` needs. Each op is one `Unary` variant: its dtype
+//! rule (`kind`), its f64 reference (`eval`), its integer rule (`eval_int`),
+//! and optionally a vectorised float32 kernel (`fast`).
+
+use crate::cpu::{kernels, parallel};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::ops::{copy, default_dtype, result_type, special, Operand};
+use crate::tensor::{DType, Element, Scalar, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unary {
+    Abs,
+    Neg,
+    Sign,
+    Exp,
+    Exp2,
+    Expm1,
+    Log,
+    Log2,
+    Log10,
+    Log1p,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Reciprocal,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Sigmoid,
+    Logit(Option<f64>),
+    Erf,
+    Erfc,
+    Erfinv,
+    Lgamma,
+    Digamma,
+    Floor,
+    Ceil,
+    Round(i64),
+    Trunc,
+    Frac,
+    Clamp(Option<Scalar>, Option<Scalar>),
+    NanToNum(f64, Option<f64>, Option<f64>),
+    IsNan,
+    IsInf,
+    IsFinite,
+    IsNegInf,
+    IsPosInf,
+    Signbit,
+    LogicalNot,
+    BitwiseNot,
+    Relu,
+    Gelu,
+    GeluTanh,
+    Silu,
+    Mish,
+    Softplus(f64, f64),
+    /// alpha, scale, input_scale (ELU, SELU and CELU).
+    Elu(f64, f64, f64),
+    LeakyRelu(f64),
+    Hardsigmoid,
+    Hardswish,
+    Softsign,
+    Tanhshrink,
+    Softshrink(f64),
+    Hardshrink(f64),
+    Threshold(f64, f64),
+    LogSigmoid,
+}
+
+/// How an op's output dtype follows its input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Integer inputs compute in the default float dtype (`exp`, `sin`).
+    Float,
+    /// Floating inputs only (`frac`, the activations with parameters).
+    FloatOnly,
+    /// Same dtype as the input (`abs`, `floor`, `relu`).
+    Same,
+    /// A bool result (`isnan`, `logical_not`).
+    Predicate,
+    /// Integer and bool inputs only (`bitwise_not`).
+    Bitwise,
+}
+
+use Unary::*;
+
+impl Unary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Abs => "abs",
+            Neg => "neg",
+            Sign => "sign",
+            Exp => "exp",
+            Exp2 => "exp2",
+            Expm1 => "expm1",
+            Log => "log",
+            Log2 => "log2",
+            Log10 => "log10",
+            Log1p => "log1p",
+            Sqrt => "sqrt",
+            Rsqrt => "rsqrt",
+            Square => "square",
+            Reciprocal => "reciprocal",
+            Sin => "sin",
+            Cos => "cos",
+            Tan => "tan",
+            Asin => "asin",
+            Acos => "acos",
+            Atan => "atan",
+            Sinh => "sinh",
+            Cosh => "cosh",
+            Tanh => "tanh",
+            Asinh => "asinh",
+            Acosh => "acosh",
+            Atanh => "atanh",
+            Sigmoid => "sigmoid",
+            Logit(_) => "logit",
+            Erf => "erf",
+            Erfc => "erfc",
+            Erfinv => "erfinv",
+            Lgamma => "lgamma",
+            Digamma => "digamma",
+            Floor => "floor",
+            Ceil => "ceil",
+            Round(_) => "round",
+            Trunc => "trunc",
+            Frac => "frac",
+            Clamp(..) => "clamp",
+            NanToNum(..) => "nan_to_num",
+            IsNan => "isnan",
+            IsInf => "isinf",
+            IsFinite => "isfinite",
+            IsNegInf => "isneginf",
+            IsPosInf => "isposinf",
+            Signbit => "signbit",
+            LogicalNot => "logical_not",
+            BitwiseNot => "bitwise_not",
+            Relu => "relu",
+            Gelu => "gelu",
+            GeluTanh => "gelu",
+            Silu => "silu",
+            Mish => "mish",
+            Softplus(..) => "softplus",
+            Elu(..) => "elu",
+            LeakyRelu(_) => "leaky_relu",
+            Hardsigmoid => "hardsigmoid",
+            Hardswish => "hardswish",
+            Softsign => "softsign",
+            Tanhshrink => "tanhshrink",
+            Softshrink(_) => "softshrink",
+            Hardshrink(_) => "hardshrink",
+            Threshold(..) => "threshold",
+            LogSigmoid => "log_sigmoid",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Abs | Neg | Sign | Square | Floor | Ceil | Round(_) | Trunc | Clamp(..)
+            | NanToNum(..) | Relu | Hardshrink(_) | Threshold(..) => Kind::Same,
+            Frac | Gelu | GeluTanh | Silu | Mish | Softplus(..) | Elu(..) | LeakyRelu(_)
+            | Hardsigmoid | Hardswish | Softshrink(_) | LogSigmoid => Kind::FloatOnly,
+            IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
+                Kind::Predicate
+            }
+            BitwiseNot => Kind::Bitwise,
+            _ => Kind::Float,
+        }
+    }
+
+    /// The result dtype for an input of `dtype`, or PyTorch's error.
+    pub fn out_dtype(self, dtype: DType) -> Result<DType> {
+        let not_impl = || {
+            Error::Runtime(format!(
+                "\"{}_cpu\" not implemented for '{}'",
+                self.name(),
+                dtype.scalar_name()
+            ))
+        };
+        match self.kind() {
+            Kind::Float if !dtype.is_floating_point() => Ok(default_dtype()),
+            Kind::FloatOnly if !dtype.is_floating_point() => Err(not_impl()),
+            Kind::Bitwise if dtype.is_floating_point() => Err(not_impl()),
+            Kind::Predicate => Ok(DType::Bool),
+            _ if self == Neg && dtype == DType::Bool => Err(Error::Runtime(
+                "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
+            )),
+            _ => match self {
+                Clamp(lo, hi) => {
+                    let t = Operand::Tensor(Tensor::empty(&[1], dtype)?);
+                    let bounds: Vec<Operand> = [lo, hi].iter().filter_map(|b| b.map(Operand::Scalar)).collect();
+                    let mut ops = vec![&t];
+                    ops.extend(bounds.iter());
+                    Ok(result_type(&ops))
+                }
+                _ => Ok(dtype),
+            },
+        }
+    }
+
+    /// The op on one value, in f64.
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Abs => x.abs(),
+            Neg => -x,
+            Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    x * 0.0
+                }
+            }
+            Exp => x.exp(),
+            Exp2 => x.exp2(),
+            Expm1 => x.exp_m1(),
+            Log => x.ln(),
+            Log2 => x.log2(),
+            Log10 => x.log10(),
+            Log1p => x.ln_1p(),
+            Sqrt => x.sqrt(),
+            Rsqrt => 1.0 / x.sqrt(),
+            Square => x * x,
+            Reciprocal => 1.0 / x,
+            Sin => x.sin(),
+            Cos => x.cos(),
+            Tan => x.tan(),
+            Asin => x.asin(),
+            Acos => x.acos(),
+            Atan => x.atan(),
+            Sinh => x.sinh(),
+            Cosh => x.cosh(),
+            Tanh => x.tanh(),
+            Asinh => x.asinh(),
+            Acosh => x.acosh(),
+            Atanh => x.atanh(),
+            Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Logit(eps) => {
+                let z = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
+                (z / (1.0 - z)).ln()
+            }
+            Erf => libm::erf(x),
+            Erfc => libm::erfc(x),
+            Erfinv => special::erfinv(x),
+            Lgamma => libm::lgamma(x),
+            Digamma => special::digamma(x),
+            Floor => x.floor(),
+            Ceil => x.ceil(),
+            Round(0) => x.round_ties_even(),
+            Round(d) => {
+                let s = 10f64.powi(d.clamp(-400, 400) as i32);
+                (x * s).round_ties_even() / s
+            }
+            Trunc => x.trunc(),
+            Frac => x - x.trunc(),
+            Clamp(lo, hi) => {
+                let v = lo.map_or(x, |l| if x < l.to_f64() { l.to_f64() } else { x });
+                hi.map_or(v, |h| if v > h.to_f64() { h.to_f64() } else { v })
+            }
+            NanToNum(nan, pos, neg) => {
+                if x.is_nan() {
+                    nan
+                } else if x == f64::INFINITY {
+                    pos.unwrap_or(f64::MAX)
+                } else if x == f64::NEG_INFINITY {
+                    neg.unwrap_or(f64::MIN)
+                } else {
+                    x
+                }
+            }
+            Relu => {
+                if x > 0.0 || x.is_nan() {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Gelu => 0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+            GeluTanh => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+            }
+            Silu => x / (1.0 + (-x).exp()),
+            Mish => x * softplus(x, 1.0, 20.0).tanh(),
+            Softplus(beta, threshold) => softplus(x, beta, threshold),
+            Elu(alpha, scale, input_scale) => {
+                if x > 0.0 {
+                    scale * x
+                } else {
+                    scale * alpha * (x * input_scale).exp_m1()
+                }
+            }
+            LeakyRelu(slope) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x * slope
+                }
+            }
+            Hardsigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Softsign => x / (1.0 + x.abs()),
+            Tanhshrink => x - x.tanh(),
+            Softshrink(l) => {
+                if x > l {
+                    x - l
+                } else if x < -l {
+                    x + l
+                } else {
+                    0.0
+                }
+            }
+            Hardshrink(l) => {
+                if x > l || x < -l {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Threshold(th, v) => {
+                if x > th {
+                    x
+                } else {
+                    v
+                }
+            }
+            LogSigmoid => -softplus(-x, 1.0, 20.0),
+            IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
+                self.test(x) as u8 as f64
+            }
+            BitwiseNot => x,
+        }
+    }
+
+    /// The op on an integer, for ops that keep integer dtypes exact.
+    fn eval_int(self, x: i64) -> i64 {
+        match self {
+            Abs => x.wrapping_abs(),
+            Neg => x.wrapping_neg(),
+            Sign => x.signum(),
+            Square => x.wrapping_mul(x),
+            Relu => x.max(0),
+            BitwiseNot => !x,
+            Clamp(lo, hi) => {
+                let v = lo.map_or(x, |l| x.max(l.to_i64()));
+                hi.map_or(v, |h| v.min(h.to_i64()))
+            }
+            Hardshrink(l) => {
+                if (x as f64) > l || (x as f64) < -l {
+                    x
+                } else {
+                    0
+                }
+            }
+            Threshold(th, v) => {
+                if (x as f64) > th {
+                    x
+                } else {
+                    v as i64
+                }
+            }
+            // Rounding and nan_to_num leave integers unchanged.
+            _ => x,
+        }
+    }
+
+    fn test(self, x: f64) -> bool {
+        match self {
+            IsNan => x.is_nan(),
+            IsInf => x.is_infinite(),
+            IsFinite => x.is_finite(),
+            IsNegInf => x == f64::NEG_INFINITY,
+            IsPosInf => x == f64::INFINITY,
+            Signbit => x.is_sign_negative(),
+            _ => x == 0.0,
+        }
+    }
+
+    /// A vectorised float32 kernel, for the ops hot enough to deserve one.
+    fn fast(self) -> Option<(fast::Kernel, fast::KernelInPlace, usize)> {
+        // (kernel, in-place kernel, cost in ns per element for threading)
+        Some(match self {
+            Exp => (fast::exp, fast::exp_, 2),
+            Log => (fast::log, fast::log_, 2),
+            Tanh => (fast::tanh, fast::tanh_, 3),
+            Sigmoid => (fast::sigmoid, fast::sigmoid_, 3),
+            Silu => (fast::silu, fast::silu_, 3),
+            Relu => (fast::relu, fast::relu_, 1),
+            Neg => (fast::neg, fast::neg_, 1),
+            Abs => (fast::abs, fast::abs_, 1),
+            Sqrt => (fast::sqrt, fast::sqrt_, 1),
+            Square => (fast::square, fast::square_, 1),
+            Reciprocal => (fast::reciprocal, fast::reciprocal_, 1),
+            _ => return None,
+        })
+    }
+}
+
+fn softplus(x: f64, beta: f64, threshold: f64) -> f64 {
+    if x * beta > threshold {
+        x
+    } else {
+        (x * beta).exp().ln_1p() / beta
+    }
+}
+
+/// Multiversioned float32 slice kernels (see `cpu::simd`).
+mod fast {
+    use crate::cpu::simd::{exp_f32, log_f32, sigmoid_f32, tanh_f32};
+    use crate::multiversion;
+
+    pub type Kernel = fn(&[f32], &mut [f32]);
+    pub type KernelInPlace = fn(&mut [f32]);
+
+    macro_rules! kernels {
+        ($($name:ident, $inplace:ident => |$x:ident| $e:expr;)*) => {$(
+            multiversion! {
+                pub fn $name(src: &[f32], dst: &mut [f32]) {
+                    for (o, &$x) in dst.iter_mut().zip(src) {
+                        *o = $e;
+                    }
+                }
+            }
+            multiversion! {
+                pub fn $inplace(buf: &mut [f32]) {
+                    for v in buf.iter_mut() {
+                        let $x = *v;
+                        *v = $e;
+                    }
+                }
+            }
+        )*};
+    }
+
+    kernels! {
+        exp, exp_ => |x| exp_f32(x);
+        log, log_ => |x| log_f32(x);
+        tanh, tanh_ => |x| tanh_f32(x);
+        sigmoid, sigmoid_ => |x| sigmoid_f32(x);
+        silu, silu_ => |x| x * sigmoid_f32(x);
+        relu, relu_ => |x| if x > 0.0 || x.is_nan() { x } else { 0.0 };
+        neg, neg_ => |x| -x;
+        abs, abs_ => |x| x.abs();
+        sqrt, sqrt_ => |x| x.sqrt();
+        square, square_ => |x| x * x;
+        reciprocal, reciprocal_ => |x| 1.0 / x;
+    }
+}
+
+/// `op(x)` into a new tensor laid out like `x`.
+pub fn unary(op: Unary, x: &Tensor) -> Result<Tensor> {
+    let dtype = op.out_dtype(x.dtype())?;
+    let out = Tensor::empty_strided(x.shape(), &x.layout().preserved_strides(), dtype)?;
+    let src = if op.kind() == Kind::Predicate || x.dtype() == dtype {
+        x.clone()
+    } else {
+        copy::cast_copy(x, dtype)?
+    };
+    run(op, &src, &out);
+    Ok(out)
+}
+
+/// `x.op_()`: in place; the result must keep `x`'s dtype.
+pub fn unary_(op: Unary, x: &Tensor) -> Result<()> {
+    let dtype = op.out_dtype(x.dtype())?;
+    if dtype != x.dtype() {
+        return Err(Error::Runtime(format!(
+            "result type {} can't be cast to the desired output type {}",
+            dtype.scalar_name(),
+            x.dtype().scalar_name()
+        )));
+    }
+    copy::check_no_internal_overlap(x)?;
+    run(op, x, x);
+    x.bump_version();
+    Ok(())
+}
+
+/// Writes `op(src)` into `out` (same shape; `out`'s dtype is the result dtype
+/// and `src` already has it unless `op` is a predicate).
+fn run(op: Unary, src: &Tensor, out: &Tensor) {
+    let n = out.numel();
+    let same_layout = src.strides() == out.strides();
+    if out.dtype() == DType::F32 && src.dtype() == DType::F32 && same_layout {
+        if let (Some((k, k_, cost)), Some(ps), Some(pd)) = (
+            op.fast(),
+            kernels::dense_span::<f32>(src),
+            kernels::dense_span::<f32>(out),
+        ) {
+            let (ps, pd) = (ps as usize, pd as usize);
+            let in_place = ps == pd;
+            parallel::for_ranges(n, cost, 16, |s, e| {
+                // SAFETY: both spans cover `n` elements (dense layouts of
+                // validated tensors); chunks are disjoint. In place, only
+                // the mutable slice is formed.
+                unsafe {
+                    let dst = std::slice::from_raw_parts_mut((pd as *mut f32).add(s), e - s);
+                    if in_place {
+                        k_(dst);
+                    } else {
+                        k(
+                            std::slice::from_raw_parts((ps as *const f32).add(s), e - s),
+                            dst,
+                        );
+                    }
+                }
+            });
+            return;
+        }
+    }
+    match op.kind() {
+        Kind::Predicate => dispatch!(src.dtype(), T => {
+            kernels::map1::<T, crate::tensor::dtype::Bool>(src, src.strides(), out, |v| {
+                let x = v.to_f64();
+                crate::tensor::dtype::Bool((if op == LogicalNot { x == 0.0 } else { op.test(x) }) as u8)
+            });
+        }),
+        // On bools, `~` is logical negation.
+        _ if out.dtype() == DType::Bool && op == BitwiseNot => {
+            kernels::map1::<crate::tensor::dtype::Bool, crate::tensor::dtype::Bool>(
+                src,
+                src.strides(),
+                out,
+                |v| crate::tensor::dtype::Bool((v.0 == 0) as u8),
+            );
+        }
+        _ if !out.dtype().is_floating_point() => dispatch!(out.dtype(), T => {
+            kernels::map1::<T, T>(src, src.strides(), out, |v| T::from_i64(op.eval_int(v.to_i64())));
+        }),
+        _ => dispatch!(out.dtype(), T => {
+            kernels::map1::<T, T>(src, src.strides(), out, |v| T::from_f64(op.eval(v.to_f64())));
+        }),
+    }
+}
+
+/// `nan_to_num` resolves infinities to the output dtype's extremes.
+pub fn nan_to_num(
+    x: &Tensor,
+    nan: f64,
+    posinf: Option<f64>,
+    neginf: Option<f64>,
+) -> Result<Tensor> {
+    let (lo, hi) = finite_range(x.dtype());
+    unary(
+        NanToNum(nan, Some(posinf.unwrap_or(hi)), Some(neginf.unwrap_or(lo))),
+        x,
+    )
+}
+
+/// The lowest and highest finite values of a float dtype.
+pub fn finite_range(dtype: DType) -> (f64, f64) {
+    let hi = match dtype {
+        DType::F16 => half::f16::MAX.to_f64(),
+        DType::BF16 => half::bf16::MAX.to_f64(),
+        DType::F32 => f32::MAX as f64,
+        _ => f64::MAX,
+    };
+    (-hi, hi)
+}
