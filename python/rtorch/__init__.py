@@ -131,5 +131,5 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-from rtorch import cuda  # noqa: E402
+from rtorch import cuda, linalg  # noqa: E402
 from rtorch._ops import *  # noqa: F403

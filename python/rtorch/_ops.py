@@ -24,6 +24,7 @@ less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equ
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
 abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+matmul mm bmm mv dot vdot addmm addmv addbmm baddbmm
 """.split()
 
 
@@ -86,4 +87,21 @@ def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
     return _C._where(condition, input, other)
 
 
-__all__ = [*_METHODS, "pow", "where"]
+def det(input: Tensor) -> Tensor:
+    """Alias of :func:`rtorch.linalg.det`."""
+    return _C._linalg_det(input)
+
+
+def inverse(input: Tensor) -> Tensor:
+    """Alias of :func:`rtorch.linalg.inv`."""
+    return _C._linalg_inv(input)
+
+
+def slogdet(input: Tensor) -> Any:
+    """Alias of :func:`rtorch.linalg.slogdet`."""
+    from rtorch.linalg import slogdet as _slogdet
+
+    return _slogdet(input)
+
+
+__all__ = [*_METHODS, "pow", "where", "det", "inverse", "slogdet"]

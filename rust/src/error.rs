@@ -20,6 +20,9 @@ pub enum Error {
     /// Feature PyTorch has but rtorch does not (yet) (`NotImplementedError`).
     #[error("{0}")]
     NotImplemented(String),
+    /// A decomposition failed on its input (`torch.linalg.LinAlgError`).
+    #[error("{0}")]
+    LinAlg(String),
     /// Allocation failed (`rtorch.OutOfMemoryError`).
     #[error("{device}: not enough memory: you tried to allocate {bytes} bytes.")]
     OutOfMemory { device: String, bytes: usize },

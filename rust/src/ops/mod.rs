@@ -5,6 +5,7 @@ pub mod binary;
 pub mod copy;
 pub mod creation;
 pub mod index;
+pub mod linalg;
 pub mod random;
 pub mod shape;
 pub mod special;

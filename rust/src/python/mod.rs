@@ -6,6 +6,7 @@ mod dlpack;
 mod dtype;
 mod factory;
 mod ops_elementwise;
+mod ops_linalg;
 mod tensor;
 
 use pyo3::create_exception;
@@ -33,6 +34,7 @@ impl From<Error> for PyErr {
             Error::Value(_) => PyValueError::new_err(msg),
             Error::NotImplemented(_) => PyNotImplementedError::new_err(msg),
             Error::OutOfMemory { .. } => OutOfMemoryError::new_err(msg),
+            Error::LinAlg(_) => ops_linalg::LinAlgError::new_err(msg),
         }
     }
 }
@@ -72,6 +74,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::register(m)?;
     factory::register(m)?;
     ops_elementwise::register(m)?;
+    ops_linalg::register(m)?;
     dlpack::register(m)?;
     Ok(())
 }

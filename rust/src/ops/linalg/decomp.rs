@@ -1,0 +1,1280 @@
+//! Matrix decompositions and what is built on them: LU (inv, det, slogdet,
+//! solve), Cholesky, Householder QR, one-sided Jacobi SVD (svd, svdvals,
+//! pinv, lstsq, matrix_rank, matrix norms) and Jacobi eigh.
+//!
+//! Each matrix of a batch is read into a row-major f64 buffer, decomposed
+//! there (f64 accumulation for float32 inputs too) and written back in the
+//! input's dtype. Jacobi methods are chosen for their accuracy (relative
+//! accuracy of small singular values) and simplicity over raw speed.
+
+use crate::cpu::parallel::for_ranges;
+use crate::error::{try_vec, wrap_dim, Error, Result};
+use crate::ops::copy;
+use crate::tensor::layout::fmt_shape;
+use crate::tensor::{DType, Tensor};
+
+/// A batch of matrices as row-major f64 buffers.
+struct Mats {
+    data: Vec<f64>,
+    batch: Vec<usize>,
+    m: usize,
+    n: usize,
+}
+
+impl Mats {
+    fn count(&self) -> usize {
+        self.batch.iter().product()
+    }
+    fn get(&self, i: usize) -> &[f64] {
+        let sz = self.m * self.n;
+        &self.data[i * sz..(i + 1) * sz]
+    }
+}
+
+fn check_float(name: &str, t: &Tensor) -> Result<()> {
+    match t.dtype() {
+        DType::F32 | DType::F64 => Ok(()),
+        DType::F16 | DType::BF16 => Err(Error::Runtime(format!(
+            "{name}: Low precision dtypes not supported. Got {}",
+            t.dtype().scalar_name()
+        ))),
+        d => Err(Error::Runtime(format!(
+            "{name}: Expected a floating point or complex tensor as input. Got {}",
+            d.scalar_name()
+        ))),
+    }
+}
+
+/// Reads `t` (at least 2-D, float) as a batch of matrices.
+fn load(name: &str, t: &Tensor, what: &str) -> Result<Mats> {
+    if t.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: The input tensor {what} must have at least 2 dimensions."
+        )));
+    }
+    check_float(name, t)?;
+    let nd = t.ndim();
+    Ok(Mats {
+        data: copy::to_vec::<f64>(t)?,
+        batch: t.shape()[..nd - 2].to_vec(),
+        m: t.shape()[nd - 2],
+        n: t.shape()[nd - 1],
+    })
+}
+
+fn load_square(name: &str, t: &Tensor) -> Result<Mats> {
+    let a = load(name, t, "A")?;
+    if a.m != a.n {
+        return Err(Error::Runtime(format!(
+            "{name}: A must be batches of square matrices, but they are {} by {} matrices",
+            a.m, a.n
+        )));
+    }
+    Ok(a)
+}
+
+/// A tensor of `dtype` and `shape` holding `data` (row-major f64).
+fn store(data: &[f64], shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let t = Tensor::from_slice(data, shape)?;
+    copy::to_dtype(&t, dtype, false)
+}
+
+fn with_batch(batch: &[usize], tail: &[usize]) -> Vec<usize> {
+    let mut s = batch.to_vec();
+    s.extend_from_slice(tail);
+    s
+}
+
+/// PyTorch's prefix for an error in one matrix of a batch.
+fn batch_prefix(name: &str, batched: bool, i: usize) -> String {
+    if batched {
+        format!("{name}: (Batch element {i}): ")
+    } else {
+        format!("{name}: ")
+    }
+}
+
+/// Calls `f(i, out_i)` for every matrix `i`, each writing its own `out_len`
+/// outputs, in parallel for large batches. Returns the first error.
+fn per_matrix(
+    count: usize,
+    out_len: usize,
+    cost: usize,
+    f: impl Fn(usize, &mut [f64]) -> Result<()> + Sync,
+) -> Result<Vec<f64>> {
+    let total = count
+        .checked_mul(out_len)
+        .ok_or_else(|| Error::Runtime("linalg: result too large".into()))?;
+    let mut out: Vec<f64> = try_vec(total)?;
+    out.resize(total, 0.0);
+    let first_err = parking_lot::Mutex::new(None::<(usize, Error)>);
+    let base = out.as_mut_ptr() as usize;
+    for_ranges(count, cost, 1, |s, e| {
+        for i in s..e {
+            // SAFETY: matrix i writes only its own disjoint `out_len` slots
+            // of `out`, which outlives this scoped call.
+            let slot = unsafe {
+                std::slice::from_raw_parts_mut((base as *mut f64).add(i * out_len), out_len)
+            };
+            if let Err(err) = f(i, slot) {
+                let mut g = first_err.lock();
+                if g.as_ref().is_none_or(|(j, _)| i < *j) {
+                    *g = Some((i, err));
+                }
+                return;
+            }
+        }
+    });
+    match first_err.into_inner() {
+        Some((_, e)) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn cube(n: usize) -> usize {
+    n.saturating_mul(n).saturating_mul(n).max(1)
+}
+
+// ---------------------------------------------------------------- LU
+
+/// In-place LU with partial pivoting of the n x n row-major `a`:
+/// returns the permutation sign and the first (1-based) zero pivot.
+fn lu(a: &mut [f64], n: usize, perm: &mut [usize]) -> (f64, Option<usize>) {
+    let mut sign = 1.0;
+    let mut zero = None;
+    for (i, p) in perm.iter_mut().enumerate() {
+        *p = i;
+    }
+    for j in 0..n {
+        let mut p = j;
+        for i in j + 1..n {
+            if a[i * n + j].abs() > a[p * n + j].abs() {
+                p = i;
+            }
+        }
+        if p != j {
+            for c in 0..n {
+                a.swap(j * n + c, p * n + c);
+            }
+            perm.swap(j, p);
+            sign = -sign;
+        }
+        let d = a[j * n + j];
+        if d == 0.0 {
+            zero.get_or_insert(j + 1);
+            continue;
+        }
+        for i in j + 1..n {
+            let f = a[i * n + j] / d;
+            a[i * n + j] = f;
+            if f != 0.0 {
+                for c in j + 1..n {
+                    a[i * n + c] -= f * a[j * n + c];
+                }
+            }
+        }
+    }
+    (sign, zero)
+}
+
+/// Solves `LU x = P b` for the `k` columns of row-major n x k `b`, in place.
+fn lu_solve(lu: &[f64], perm: &[usize], n: usize, b: &mut [f64], k: usize, tmp: &mut [f64]) {
+    for c in 0..k {
+        for i in 0..n {
+            tmp[i] = b[perm[i] * k + c];
+        }
+        for i in 0..n {
+            let mut s = tmp[i];
+            for j in 0..i {
+                s -= lu[i * n + j] * tmp[j];
+            }
+            tmp[i] = s;
+        }
+        for i in (0..n).rev() {
+            let mut s = tmp[i];
+            for j in i + 1..n {
+                s -= lu[i * n + j] * tmp[j];
+            }
+            tmp[i] = s / lu[i * n + i];
+        }
+        for i in 0..n {
+            b[i * k + c] = tmp[i];
+        }
+    }
+}
+
+/// `torch.linalg.inv`.
+pub fn inv(t: &Tensor) -> Result<Tensor> {
+    let name = "linalg.inv";
+    let a = load_square(name, t)?;
+    let n = a.n;
+    let batched = !a.batch.is_empty();
+    let out = per_matrix(a.count(), n * n, cube(n), |i, out| {
+        let mut m = a.get(i).to_vec();
+        let mut perm = vec![0; n];
+        let (_, zero) = lu(&mut m, n, &mut perm);
+        if let Some(j) = zero {
+            return Err(Error::LinAlg(format!(
+                "{}The diagonal element {j} is zero, the inversion could not be completed because the input matrix is singular.",
+                batch_prefix(name, batched, i)
+            )));
+        }
+        for r in 0..n {
+            out[r * n + r] = 1.0;
+        }
+        let mut tmp = vec![0.0; n];
+        lu_solve(&m, &perm, n, out, n, &mut tmp);
+        Ok(())
+    })?;
+    store(&out, t.shape(), t.dtype())
+}
+
+/// (sign, log|det|) of every matrix, from LU.
+fn logdets(name: &str, t: &Tensor) -> Result<(Mats, Vec<f64>)> {
+    let a = load_square(name, t)?;
+    let n = a.n;
+    let out = per_matrix(a.count(), 2, cube(n), |i, out| {
+        let mut m = a.get(i).to_vec();
+        let mut perm = vec![0; n];
+        let (mut sign, zero) = lu(&mut m, n, &mut perm);
+        if zero.is_some() {
+            out[0] = 0.0;
+            out[1] = f64::NEG_INFINITY;
+            return Ok(());
+        }
+        let mut logabs = 0.0;
+        for r in 0..n {
+            let d = m[r * n + r];
+            if d < 0.0 {
+                sign = -sign;
+            }
+            logabs += d.abs().ln();
+        }
+        if logabs.is_nan() {
+            sign = f64::NAN;
+        }
+        out[0] = sign;
+        out[1] = logabs;
+        Ok(())
+    })?;
+    Ok((a, out))
+}
+
+/// `torch.linalg.det` (the product of the LU pivots, with the permutation's sign).
+pub fn det(t: &Tensor) -> Result<Tensor> {
+    let a = load_square("linalg.det", t)?;
+    let n = a.n;
+    let out = per_matrix(a.count(), 1, cube(n), |i, out| {
+        let mut m = a.get(i).to_vec();
+        let mut perm = vec![0; n];
+        let (sign, _) = lu(&mut m, n, &mut perm);
+        out[0] = (0..n).fold(sign, |acc, r| acc * m[r * n + r]);
+        Ok(())
+    })?;
+    store(&out, &a.batch, t.dtype())
+}
+
+/// `torch.linalg.slogdet`: (sign, logabsdet).
+pub fn slogdet(t: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (a, out) = logdets("linalg.slogdet", t)?;
+    let sign: Vec<f64> = out.iter().step_by(2).copied().collect();
+    let logabs: Vec<f64> = out.iter().skip(1).step_by(2).copied().collect();
+    Ok((
+        store(&sign, &a.batch, t.dtype())?,
+        store(&logabs, &a.batch, t.dtype())?,
+    ))
+}
+
+/// Broadcasts the batch dims of `a` (…, m, n) and `b` (…, r, k).
+fn broadcast_batch(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor, Vec<usize>)> {
+    let (na, nb) = (a.ndim(), b.ndim());
+    let batch =
+        crate::tensor::layout::broadcast_shapes(&a.shape()[..na - 2], &b.shape()[..nb - 2])?;
+    let sa = with_batch(&batch, &a.shape()[na - 2..]);
+    let sb = with_batch(&batch, &b.shape()[nb - 2..]);
+    Ok((
+        a.view_with(a.layout().broadcast_to(&sa)?)?,
+        b.view_with(b.layout().broadcast_to(&sb)?)?,
+        batch.to_vec(),
+    ))
+}
+
+/// PyTorch's rule for a vector right-hand side: `b` is 1-D, or has one dim
+/// less than `a` and matches its batch shape.
+fn is_vector_rhs(a: &Tensor, b: &Tensor) -> bool {
+    let na = a.ndim();
+    b.ndim() == 1 || (b.ndim() + 1 == na && b.shape() == &a.shape()[..na - 1])
+}
+
+fn same_dtypes(name: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime(format!(
+            "{name}: Expected A and B to have the same dtype, but found A of type {} and B of type {} instead",
+            a.dtype().scalar_name(),
+            b.dtype().scalar_name()
+        )));
+    }
+    Ok(())
+}
+
+/// The right-hand side as (…, r, k) and whether it was a vector.
+fn rhs_matrix(a: &Tensor, b: &Tensor) -> Result<(Tensor, bool)> {
+    if is_vector_rhs(a, b) {
+        Ok((crate::ops::shape::unsqueeze(b, -1)?, true))
+    } else {
+        Ok((b.clone(), false))
+    }
+}
+
+/// `torch.linalg.solve(A, B, left=True)`.
+pub fn solve(a: &Tensor, b: &Tensor, left: bool) -> Result<Tensor> {
+    let name = "linalg.solve";
+    if !left {
+        // X A = B  <=>  A^T X^T = B^T.
+        let at = crate::ops::shape::matrix_t(a)?;
+        let bt = if b.ndim() >= 2 {
+            crate::ops::shape::matrix_t(b)?
+        } else {
+            b.clone()
+        };
+        let x = solve(&at, &bt, true)?;
+        return if x.ndim() >= 2 && b.ndim() >= 2 {
+            crate::ops::shape::matrix_t(&x)
+        } else {
+            Ok(x)
+        };
+    }
+    load_square(name, &a.alias()).map(|_| ())?;
+    check_float(name, b)?;
+    same_dtypes(name, a, b)?;
+    let (b2, vector) = rhs_matrix(a, b)?;
+    let n = a.shape()[a.ndim() - 1];
+    if b2.shape()[b2.ndim() - 2] != n {
+        return Err(Error::Runtime(format!(
+            "{name}: Incompatible shapes of A and B for the equation AX = B ({}x{} and {}x{})",
+            n,
+            n,
+            b2.shape()[b2.ndim() - 2],
+            b2.shape()[b2.ndim() - 1]
+        )));
+    }
+    let (a3, b3, batch) = broadcast_batch(a, &b2)?;
+    let k = b3.shape()[b3.ndim() - 1];
+    let am = load_square(name, &a3)?;
+    let bm = load(name, &b3, "B")?;
+    let batched = !batch.is_empty();
+    let out = per_matrix(am.count(), n * k, cube(n), |i, out| {
+        let mut m = am.get(i).to_vec();
+        let mut perm = vec![0; n];
+        let (_, zero) = lu(&mut m, n, &mut perm);
+        if zero.is_some() {
+            return Err(Error::LinAlg(format!(
+                "{}The solver failed because the input matrix is singular.",
+                batch_prefix(name, batched, i)
+            )));
+        }
+        out.copy_from_slice(bm.get(i));
+        let mut tmp = vec![0.0; n];
+        lu_solve(&m, &perm, n, out, k, &mut tmp);
+        Ok(())
+    })?;
+    let x = store(&out, &with_batch(&batch, &[n, k]), a.dtype())?;
+    if vector {
+        crate::ops::shape::squeeze(&x, Some(&[-1]))
+    } else {
+        Ok(x)
+    }
+}
+
+// ---------------------------------------------------------------- Cholesky
+
+/// `torch.linalg.cholesky(A, upper=False)`.
+pub fn cholesky(t: &Tensor, upper: bool) -> Result<Tensor> {
+    let name = "linalg.cholesky";
+    let a = load_square(name, t)?;
+    let n = a.n;
+    let batched = !a.batch.is_empty();
+    let out = per_matrix(a.count(), n * n, cube(n) / 3 + 1, |i, l| {
+        let src = a.get(i);
+        for j in 0..n {
+            let mut d = src[j * n + j];
+            for p in 0..j {
+                d -= l[j * n + p] * l[j * n + p];
+            }
+            if d.is_nan() || d <= 0.0 {
+                return Err(Error::LinAlg(format!(
+                    "{}The factorization could not be completed because the input is not positive-definite (the leading minor of order {} is not positive-definite).",
+                    batch_prefix(name, batched, i),
+                    j + 1
+                )));
+            }
+            let d = d.sqrt();
+            l[j * n + j] = d;
+            for r in j + 1..n {
+                let mut s = src[r * n + j];
+                for p in 0..j {
+                    s -= l[r * n + p] * l[j * n + p];
+                }
+                l[r * n + j] = s / d;
+            }
+        }
+        if upper {
+            for r in 0..n {
+                for c in 0..r {
+                    l[c * n + r] = l[r * n + c];
+                    l[r * n + c] = 0.0;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    store(&out, t.shape(), t.dtype())
+}
+
+// ---------------------------------------------------------------- QR
+
+/// Householder QR of the m x n row-major `a`: returns (Q m x qc, R rows x n)
+/// with `qc` columns of Q (k or m) and the top `rows` rows of R.
+fn householder_qr(a: &[f64], m: usize, n: usize, qc: usize, rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let k = m.min(n);
+    let mut r = a.to_vec();
+    let mut vs: Vec<Vec<f64>> = Vec::with_capacity(k);
+    let mut taus = Vec::with_capacity(k);
+    for j in 0..k {
+        let norm = (j..m).map(|i| r[i * n + j].powi(2)).sum::<f64>().sqrt();
+        let alpha = r[j * n + j];
+        let mut v: Vec<f64> = (j..m).map(|i| r[i * n + j]).collect();
+        let mut tau = 0.0;
+        if norm > 0.0 {
+            // beta = -sign(alpha) * ||x||, as LAPACK's geqrf.
+            let beta = if alpha >= 0.0 { -norm } else { norm };
+            v[0] = alpha - beta;
+            let vnorm2: f64 = v.iter().map(|x| x * x).sum();
+            if vnorm2 > 0.0 {
+                tau = 2.0 / vnorm2;
+            }
+        }
+        if tau != 0.0 {
+            for c in j..n {
+                let s: f64 = (j..m).map(|i| v[i - j] * r[i * n + c]).sum::<f64>() * tau;
+                for i in j..m {
+                    r[i * n + c] -= s * v[i - j];
+                }
+            }
+            for i in j + 1..m {
+                r[i * n + j] = 0.0;
+            }
+        }
+        vs.push(v);
+        taus.push(tau);
+    }
+    // Q = H_0 H_1 ... H_{k-1} applied to the first qc columns of I.
+    let mut q = vec![0.0; m * qc];
+    for i in 0..m.min(qc) {
+        q[i * qc + i] = 1.0;
+    }
+    for j in (0..k).rev() {
+        let (v, tau) = (&vs[j], taus[j]);
+        if tau == 0.0 {
+            continue;
+        }
+        for c in 0..qc {
+            let s: f64 = (j..m).map(|i| v[i - j] * q[i * qc + c]).sum::<f64>() * tau;
+            for i in j..m {
+                q[i * qc + c] -= s * v[i - j];
+            }
+        }
+    }
+    r.truncate(rows * n);
+    r.resize(rows * n, 0.0);
+    (q, r)
+}
+
+/// `torch.linalg.qr(A, mode)`: mode is `reduced`, `complete` or `r`.
+pub fn qr(t: &Tensor, mode: &str) -> Result<(Tensor, Tensor)> {
+    let name = "linalg.qr";
+    if !matches!(mode, "reduced" | "complete" | "r") {
+        return Err(Error::Runtime(format!(
+            "qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', or 'complete'"
+        )));
+    }
+    let a = load(name, t, "A")?;
+    let (m, n) = (a.m, a.n);
+    let k = m.min(n);
+    let (qc, rows) = if mode == "complete" { (m, m) } else { (k, k) };
+    let count = a.count();
+    let mut qs: Vec<f64> = try_vec(count.saturating_mul(m * qc))?;
+    let mut rs: Vec<f64> = try_vec(count.saturating_mul(rows * n))?;
+    for i in 0..count {
+        let (q, r) = householder_qr(a.get(i), m, n, qc, rows);
+        qs.extend(q);
+        rs.extend(r);
+    }
+    let r = store(&rs, &with_batch(&a.batch, &[rows, n]), t.dtype())?;
+    let q = if mode == "r" {
+        Tensor::zeros(&[0], t.dtype())?
+    } else {
+        store(&qs, &with_batch(&a.batch, &[m, qc]), t.dtype())?
+    };
+    Ok((q, r))
+}
+
+// ---------------------------------------------------------------- SVD
+
+/// Orthonormalises columns `0..cols` of the column-major `basis` (each of
+/// length `len`); columns flagged in `bad` (numerically zero) and columns
+/// `valid..cols` are replaced by unit vectors orthogonal to the others.
+fn complete_basis(basis: &mut [Vec<f64>], len: usize, keep: &[bool]) {
+    let mut unit = 0;
+    for j in 0..basis.len() {
+        if keep[j] {
+            continue;
+        }
+        // Try standard basis vectors until one has a substantial residual.
+        loop {
+            if unit >= len {
+                break;
+            }
+            let mut v = vec![0.0; len];
+            v[unit] = 1.0;
+            unit += 1;
+            for _ in 0..2 {
+                for (p, b) in basis.iter().enumerate() {
+                    if p == j || !(keep[p] || p < j) {
+                        continue;
+                    }
+                    let d: f64 = b.iter().zip(&v).map(|(x, y)| x * y).sum();
+                    for (x, y) in v.iter_mut().zip(b) {
+                        *x -= d * y;
+                    }
+                }
+            }
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.5 {
+                v.iter_mut().for_each(|x| *x /= norm);
+                basis[j] = v;
+                break;
+            }
+        }
+    }
+}
+
+/// One-sided Jacobi SVD of the m x n row-major `a` with m >= n.
+/// Returns U's columns (n of them, each length m), S (descending) and V's
+/// columns (n, each length n). Zero singular values leave zero U columns.
+fn jacobi_svd_tall(
+    a: &[f64],
+    m: usize,
+    n: usize,
+    want_v: bool,
+) -> (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<f64>>) {
+    let mut u: Vec<Vec<f64>> = (0..n)
+        .map(|c| (0..m).map(|r| a[r * n + c]).collect())
+        .collect();
+    let mut v: Vec<Vec<f64>> = if want_v {
+        (0..n)
+            .map(|c| (0..n).map(|r| (r == c) as u8 as f64).collect())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let eps = f64::EPSILON;
+    for _sweep in 0..80 {
+        let mut rotated = false;
+        for p in 0..n {
+            for q in p + 1..n {
+                let (up, uq) = (&u[p], &u[q]);
+                let (mut alpha, mut beta, mut gamma) = (0.0, 0.0, 0.0);
+                for (x, y) in up.iter().zip(uq) {
+                    alpha += x * x;
+                    beta += y * y;
+                    gamma += x * y;
+                }
+                if gamma == 0.0 || gamma.abs() <= eps * (alpha * beta).sqrt() {
+                    continue;
+                }
+                rotated = true;
+                let zeta = (beta - alpha) / (2.0 * gamma);
+                let t = zeta.signum() / (zeta.abs() + (1.0 + zeta * zeta).sqrt());
+                let c = 1.0 / (1.0 + t * t).sqrt();
+                let s = c * t;
+                let (lo, hi) = u.split_at_mut(q);
+                for (x, y) in lo[p].iter_mut().zip(hi[0].iter_mut()) {
+                    let (a0, b0) = (*x, *y);
+                    *x = c * a0 - s * b0;
+                    *y = s * a0 + c * b0;
+                }
+                if want_v {
+                    let (lo, hi) = v.split_at_mut(q);
+                    for (x, y) in lo[p].iter_mut().zip(hi[0].iter_mut()) {
+                        let (a0, b0) = (*x, *y);
+                        *x = c * a0 - s * b0;
+                        *y = s * a0 + c * b0;
+                    }
+                }
+            }
+        }
+        if !rotated {
+            break;
+        }
+    }
+    let mut s: Vec<f64> = u
+        .iter()
+        .map(|c| c.iter().map(|x| x * x).sum::<f64>().sqrt())
+        .collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| s[j].total_cmp(&s[i]));
+    let smax = s.iter().cloned().fold(0.0, f64::max);
+    let u2: Vec<Vec<f64>> = order
+        .iter()
+        .map(|&j| {
+            let norm = s[j];
+            if norm > smax * f64::EPSILON * (m as f64) && norm > 0.0 {
+                u[j].iter().map(|x| x / norm).collect()
+            } else {
+                vec![0.0; m]
+            }
+        })
+        .collect();
+    let v2 = if want_v {
+        order.iter().map(|&j| v[j].clone()).collect()
+    } else {
+        Vec::new()
+    };
+    s = order.iter().map(|&j| s[j]).collect();
+    (u2, s, v2)
+}
+
+/// SVD of one m x n matrix: (U m x uc row-major, S, Vh vc x n row-major)
+/// with uc = vc = min(m, n), or m and n with `full`.
+fn svd_one(
+    a: &[f64],
+    m: usize,
+    n: usize,
+    full: bool,
+    want_uv: bool,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let k = m.min(n);
+    let tall = m >= n;
+    // For wide matrices decompose A^T = V S U^T.
+    let at: Vec<f64>;
+    let (src, rows, cols) = if tall {
+        (a, m, n)
+    } else {
+        at = (0..n * m).map(|i| a[(i % m) * n + i / m]).collect();
+        (&at[..], n, m)
+    };
+    let (mut left, s, mut right) = jacobi_svd_tall(src, rows, cols, want_uv);
+    if !want_uv {
+        return (Vec::new(), s, Vec::new());
+    }
+    // `left` has k columns of length rows; complete to rows columns if full.
+    let smax = s.first().copied().unwrap_or(0.0);
+    let mut keep: Vec<bool> = left.iter().map(|c| c.iter().any(|&x| x != 0.0)).collect();
+    let _ = smax;
+    let lc = if full { rows } else { k };
+    left.resize(lc, vec![0.0; rows]);
+    keep.resize(lc, false);
+    complete_basis(&mut left, rows, &keep);
+    let rc = k;
+    right.truncate(rc);
+    let (ucols, vcols) = if tall { (left, right) } else { (right, left) };
+    // U: m x uc from its columns; Vh: rows are V's columns.
+    let uc = ucols.len();
+    let mut u = vec![0.0; m * uc];
+    for (c, col) in ucols.iter().enumerate() {
+        for r in 0..m {
+            u[r * uc + c] = col[r];
+        }
+    }
+    let mut vh = Vec::with_capacity(vcols.len() * n);
+    for col in &vcols {
+        vh.extend_from_slice(col);
+    }
+    (u, s, vh)
+}
+
+/// `torch.linalg.svd(A, full_matrices=True)`: (U, S, Vh).
+pub fn svd(t: &Tensor, full_matrices: bool) -> Result<(Tensor, Tensor, Tensor)> {
+    let a = load("linalg.svd", t, "A")?;
+    let (m, n) = (a.m, a.n);
+    let k = m.min(n);
+    let (uc, vr) = if full_matrices { (m, n) } else { (k, k) };
+    let count = a.count();
+    let mut us: Vec<f64> = try_vec(count.saturating_mul(m * uc))?;
+    let mut ss: Vec<f64> = try_vec(count.saturating_mul(k))?;
+    let mut vs: Vec<f64> = try_vec(count.saturating_mul(vr * n))?;
+    for i in 0..count {
+        let (u, s, vh) = svd_one(a.get(i), m, n, full_matrices, true);
+        us.extend(u);
+        ss.extend(s);
+        vs.extend(vh);
+    }
+    Ok((
+        store(&us, &with_batch(&a.batch, &[m, uc]), t.dtype())?,
+        store(&ss, &with_batch(&a.batch, &[k]), t.dtype())?,
+        store(&vs, &with_batch(&a.batch, &[vr, n]), t.dtype())?,
+    ))
+}
+
+/// Singular values of every matrix, descending.
+fn singular_values(a: &Mats) -> Result<Vec<f64>> {
+    let (m, n) = (a.m, a.n);
+    let k = m.min(n);
+    per_matrix(a.count(), k, cube(k.max(1)) * 4, |i, out| {
+        out.copy_from_slice(&svd_one(a.get(i), m, n, false, false).1);
+        Ok(())
+    })
+}
+
+/// `torch.linalg.svdvals`.
+pub fn svdvals(t: &Tensor) -> Result<Tensor> {
+    let a = load("linalg.svdvals", t, "A")?;
+    let s = singular_values(&a)?;
+    store(&s, &with_batch(&a.batch, &[a.m.min(a.n)]), t.dtype())
+}
+
+// ---------------------------------------------------------------- eigh
+
+/// Cyclic Jacobi eigendecomposition of the symmetric n x n row-major `a`:
+/// eigenvalues ascending and eigenvectors as the columns of row-major V.
+fn jacobi_eigh(mut a: Vec<f64>, n: usize, want_v: bool) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0.0; if want_v { n * n } else { 0 }];
+    if want_v {
+        for i in 0..n {
+            v[i * n + i] = 1.0;
+        }
+    }
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
+        let diag: f64 = (0..n).map(|i| a[i * n + i].powi(2)).sum();
+        if off == 0.0 || off <= (f64::EPSILON * f64::EPSILON) * diag * 1e-4 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                let (app, aqq) = (a[p * n + p], a[q * n + q]);
+                let theta = (aqq - app) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                // A <- J^T A J on rows/cols p and q.
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                if want_v {
+                    for k in 0..n {
+                        let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                        v[k * n + p] = c * vkp - s * vkq;
+                        v[k * n + q] = s * vkp + c * vkq;
+                    }
+                }
+            }
+        }
+    }
+    let w: Vec<f64> = (0..n).map(|i| a[i * n + i]).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| w[i].total_cmp(&w[j]));
+    let ws = order.iter().map(|&i| w[i]).collect();
+    let mut vs = vec![0.0; v.len()];
+    if want_v {
+        for (c, &j) in order.iter().enumerate() {
+            for r in 0..n {
+                vs[r * n + c] = v[r * n + j];
+            }
+        }
+    }
+    (ws, vs)
+}
+
+/// The symmetric matrix read from one triangle of `a` (PyTorch's `UPLO`).
+fn symmetrize(a: &[f64], n: usize, upper: bool) -> Vec<f64> {
+    let mut s = a.to_vec();
+    for r in 0..n {
+        for c in 0..r {
+            let v = if upper { a[c * n + r] } else { a[r * n + c] };
+            s[r * n + c] = v;
+            s[c * n + r] = v;
+        }
+    }
+    s
+}
+
+fn parse_uplo(uplo: &str) -> Result<bool> {
+    match uplo {
+        "L" | "l" => Ok(false),
+        "U" | "u" => Ok(true),
+        _ => Err(Error::Runtime(format!(
+            "Expected UPLO argument to be 'L' or 'U', but got {uplo}"
+        ))),
+    }
+}
+
+/// `torch.linalg.eigh(A, UPLO='L')`: (eigenvalues ascending, eigenvectors).
+pub fn eigh(t: &Tensor, uplo: &str) -> Result<(Tensor, Tensor)> {
+    let upper = parse_uplo(uplo)?;
+    let a = load_square("linalg.eigh", t)?;
+    let n = a.n;
+    let out = per_matrix(a.count(), n + n * n, cube(n) * 8, |i, out| {
+        let (w, v) = jacobi_eigh(symmetrize(a.get(i), n, upper), n, true);
+        out[..n].copy_from_slice(&w);
+        out[n..].copy_from_slice(&v);
+        Ok(())
+    })?;
+    let per = n + n * n;
+    let count = a.count();
+    let w: Vec<f64> = (0..count)
+        .flat_map(|i| out[i * per..i * per + n].to_vec())
+        .collect();
+    let v: Vec<f64> = (0..count)
+        .flat_map(|i| out[i * per + n..(i + 1) * per].to_vec())
+        .collect();
+    Ok((
+        store(&w, &with_batch(&a.batch, &[n]), t.dtype())?,
+        store(&v, t.shape(), t.dtype())?,
+    ))
+}
+
+/// `torch.linalg.eigvalsh(A, UPLO='L')`.
+pub fn eigvalsh(t: &Tensor, uplo: &str) -> Result<Tensor> {
+    let upper = parse_uplo(uplo)?;
+    let a = load_square("linalg.eigvalsh", t)?;
+    let n = a.n;
+    let w = per_matrix(a.count(), n, cube(n) * 4, |i, out| {
+        out.copy_from_slice(&jacobi_eigh(symmetrize(a.get(i), n, upper), n, false).0);
+        Ok(())
+    })?;
+    store(&w, &with_batch(&a.batch, &[n]), t.dtype())
+}
+
+// ---------------------------------------------------------------- SVD-based
+
+fn eps_of(d: DType) -> f64 {
+    if d == DType::F32 {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    }
+}
+
+/// The threshold below which singular values count as zero, as PyTorch's
+/// `pinv`/`matrix_rank`: max(atol, rtol * smax), rtol defaulting to
+/// eps * max(m, n) when neither is given.
+fn tolerance(smax: f64, atol: Option<f64>, rtol: Option<f64>, m: usize, n: usize, d: DType) -> f64 {
+    let rtol = match (atol, rtol) {
+        (_, Some(r)) => r,
+        (Some(a), None) if a > 0.0 => 0.0,
+        _ => eps_of(d) * m.max(n) as f64,
+    };
+    atol.unwrap_or(0.0).max(rtol * smax)
+}
+
+/// `torch.linalg.pinv(A, atol=None, rtol=None, hermitian=False)`.
+pub fn pinv(t: &Tensor, atol: Option<f64>, rtol: Option<f64>, hermitian: bool) -> Result<Tensor> {
+    let a = load("linalg.pinv", t, "A")?;
+    let (m, n) = (a.m, a.n);
+    let d = t.dtype();
+    if hermitian && m != n {
+        return Err(Error::Runtime(format!(
+            "linalg.pinv(hermitian=True): A must be batches of square matrices, but they are {m} by {n} matrices"
+        )));
+    }
+    let out = per_matrix(a.count(), n * m, cube(m.max(n)) * 8, |i, out| {
+        if hermitian {
+            let (w, v) = jacobi_eigh(symmetrize(a.get(i), n, false), n, true);
+            let wmax = w.iter().fold(0.0f64, |acc, x| acc.max(x.abs()));
+            let tol = tolerance(wmax, atol, rtol, m, n, d);
+            for (j, &l) in w.iter().enumerate() {
+                if l.abs() > tol {
+                    for r in 0..n {
+                        for c in 0..n {
+                            out[r * n + c] += v[r * n + j] * v[c * n + j] / l;
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let (u, s, vh) = svd_one(a.get(i), m, n, false, true);
+        let k = m.min(n);
+        let tol = tolerance(s.first().copied().unwrap_or(0.0), atol, rtol, m, n, d);
+        // pinv = V diag(1/s) U^T : n x m.
+        for (j, &sv) in s.iter().enumerate() {
+            if sv > tol {
+                for r in 0..n {
+                    let x = vh[j * n + r] / sv;
+                    for c in 0..m {
+                        out[r * m + c] += x * u[c * k + j];
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    store(&out, &with_batch(&a.batch, &[n, m]), d)
+}
+
+/// `torch.linalg.matrix_rank(A, atol=None, rtol=None, hermitian=False)`.
+pub fn matrix_rank(
+    t: &Tensor,
+    atol: Option<f64>,
+    rtol: Option<f64>,
+    hermitian: bool,
+) -> Result<Tensor> {
+    let a = load("linalg.matrix_rank", t, "A")?;
+    let (m, n) = (a.m, a.n);
+    let s = if hermitian {
+        let w = per_matrix(a.count(), n, cube(n) * 4, |i, out| {
+            let w = jacobi_eigh(symmetrize(a.get(i), n, false), n, false).0;
+            let mut w: Vec<f64> = w.iter().map(|x| x.abs()).collect();
+            w.sort_by(|x, y| y.total_cmp(x));
+            out.copy_from_slice(&w);
+            Ok(())
+        })?;
+        w
+    } else {
+        singular_values(&a)?
+    };
+    let k = if hermitian { n } else { m.min(n) };
+    let ranks: Vec<i64> = (0..a.count())
+        .map(|i| {
+            let sv = &s[i * k..(i + 1) * k];
+            let tol = tolerance(
+                sv.first().copied().unwrap_or(0.0),
+                atol,
+                rtol,
+                m,
+                n,
+                t.dtype(),
+            );
+            sv.iter().filter(|&&x| x > tol).count() as i64
+        })
+        .collect();
+    Tensor::from_slice(&ranks, &a.batch)
+}
+
+/// `torch.linalg.lstsq(A, B, rcond=None, driver=None)`: (solution,
+/// residuals, rank, singular_values) through the SVD (as LAPACK's gelsd).
+/// What is filled follows PyTorch's CPU drivers: `rank` for all but
+/// 'gels', `singular_values` for 'gelsd'/'gelss', `residuals` when m > n
+/// and every matrix has full rank.
+pub fn lstsq(
+    a: &Tensor,
+    b: &Tensor,
+    rcond: Option<f64>,
+    driver: Option<&str>,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+    let name = "torch.linalg.lstsq";
+    let driver = driver.unwrap_or("gelsy");
+    if !matches!(driver, "gels" | "gelsy" | "gelsd" | "gelss") {
+        return Err(Error::Runtime(format!(
+            "{name}: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)"
+        )));
+    }
+    if a.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: input must have at least 2 dimensions."
+        )));
+    }
+    check_float(name, a)?;
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime(format!(
+            "{name}: Expected input and other to have the same dtype, but got input's dtype {} and other's dtype {}",
+            a.dtype(),
+            b.dtype()
+        )));
+    }
+    let vector = b.ndim() + 1 == a.ndim();
+    let b2 = if vector {
+        crate::ops::shape::unsqueeze(b, -1)?
+    } else {
+        b.clone()
+    };
+    if b2.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: other must have at least 1 dimension."
+        )));
+    }
+    let (m, n) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
+    if b2.shape()[b2.ndim() - 2] != m {
+        return Err(Error::Runtime(format!(
+            "{name}: input.size(-2) should match other.size(-2)"
+        )));
+    }
+    let (a3, b3, batch) = broadcast_batch(a, &b2)?;
+    let k = b3.shape()[b3.ndim() - 1];
+    let am = load(name, &a3, "A")?;
+    let bm = load(name, &b3, "B")?;
+    let d = a.dtype();
+    let mn = m.min(n);
+    let rcond = rcond.unwrap_or(eps_of(d) * m.max(n) as f64);
+    // Per matrix: solution n*k, residuals k, rank 1, singular values mn.
+    let per = n * k + k + 1 + mn;
+    let out = per_matrix(am.count(), per, cube(m.max(n)) * 8, |i, out| {
+        let (u, s, vh) = svd_one(am.get(i), m, n, false, true);
+        let bi = bm.get(i);
+        let tol = rcond * s.first().copied().unwrap_or(0.0);
+        let rank = s.iter().filter(|&&x| x > tol).count();
+        let (x, rest) = out.split_at_mut(n * k);
+        // x = V diag(1/s) U^T b.
+        for (j, &sv) in s.iter().enumerate() {
+            if sv <= tol {
+                continue;
+            }
+            for c in 0..k {
+                let proj: f64 = (0..m).map(|r| u[r * mn + j] * bi[r * k + c]).sum::<f64>() / sv;
+                for r in 0..n {
+                    x[r * k + c] += vh[j * n + r] * proj;
+                }
+            }
+        }
+        let ai = am.get(i);
+        for c in 0..k {
+            rest[c] = (0..m)
+                .map(|r| {
+                    let ax: f64 = (0..n).map(|p| ai[r * n + p] * x[p * k + c]).sum();
+                    (ax - bi[r * k + c]).powi(2)
+                })
+                .sum();
+        }
+        rest[k] = rank as f64;
+        rest[k + 1..].copy_from_slice(&s);
+        Ok(())
+    })?;
+    let count = am.count();
+    let pick = |lo: usize, hi: usize| -> Vec<f64> {
+        (0..count)
+            .flat_map(|i| out[i * per + lo..i * per + hi].to_vec())
+            .collect()
+    };
+    let mut solution = store(&pick(0, n * k), &with_batch(&batch, &[n, k]), d)?;
+    if vector {
+        solution = crate::ops::shape::squeeze(&solution, Some(&[-1]))?;
+    }
+    let ranks: Vec<i64> = pick(n * k + k, n * k + k + 1)
+        .iter()
+        .map(|&r| r as i64)
+        .collect();
+    let full_rank = ranks.iter().all(|&r| r as usize == n);
+    let residuals = if m > n && full_rank {
+        let mut shape = batch.clone();
+        if !vector {
+            shape.push(k);
+        }
+        store(&pick(n * k, n * k + k), &shape, d)?
+    } else {
+        Tensor::zeros(&[0], d)?
+    };
+    let rank = if driver == "gels" {
+        Tensor::zeros(&[0], DType::I64)?
+    } else {
+        Tensor::from_slice(&ranks, &batch)?
+    };
+    let sv = if matches!(driver, "gelsd" | "gelss") {
+        store(&pick(n * k + k + 1, per), &with_batch(&batch, &[mn]), d)?
+    } else {
+        Tensor::zeros(&[0], d)?
+    };
+    Ok((solution, residuals, rank, sv))
+}
+
+// ---------------------------------------------------------------- norms
+
+/// The orders `linalg.matrix_norm` accepts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MatrixOrd {
+    Fro,
+    Nuc,
+    /// 1, -1, inf, -inf, 2, -2.
+    Num(f64),
+}
+
+/// `a` with dims `d0`, `d1` moved last (as a view).
+fn dims_last(t: &Tensor, d0: usize, d1: usize) -> Result<Tensor> {
+    let mut perm: Vec<i64> = (0..t.ndim())
+        .filter(|&d| d != d0 && d != d1)
+        .map(|d| d as i64)
+        .collect();
+    perm.extend([d0 as i64, d1 as i64]);
+    crate::ops::shape::permute(t, &perm)
+}
+
+/// `torch.linalg.matrix_norm(A, ord='fro', dim=(-2, -1), keepdim=False)`.
+pub fn matrix_norm(t: &Tensor, ord: MatrixOrd, dim: [i64; 2], keepdim: bool) -> Result<Tensor> {
+    let name = "linalg.matrix_norm";
+    if t.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: The input tensor A must have at least 2 dimensions."
+        )));
+    }
+    if let MatrixOrd::Num(p) = ord {
+        if ![1.0, -1.0, 2.0, -2.0, f64::INFINITY, f64::NEG_INFINITY].contains(&p) {
+            return Err(Error::Runtime(format!("{name}: Order {p} not supported.")));
+        }
+    }
+    let (d0, d1) = (wrap_dim(dim[0], t.ndim())?, wrap_dim(dim[1], t.ndim())?);
+    if d0 == d1 {
+        return Err(Error::Runtime(format!(
+            "{name}: dims must be different. Got ({}, {})",
+            dim[0], dim[1]
+        )));
+    }
+    let a = load(name, &dims_last(t, d0, d1)?, "A")?;
+    let (m, n) = (a.m, a.n);
+    let spectral =
+        matches!(ord, MatrixOrd::Nuc) || matches!(ord, MatrixOrd::Num(p) if p.abs() == 2.0);
+    if (m == 0 || n == 0) && !matches!(ord, MatrixOrd::Fro) && !spectral {
+        // max/min over an empty set has no identity.
+        return Err(Error::Runtime(format!(
+            "{name}: Expected a non-empty reduction dimension, got shape {}",
+            fmt_shape(t.shape())
+        )));
+    }
+    let out = per_matrix(
+        a.count(),
+        1,
+        m * n * if spectral { m.min(n) * 4 } else { 1 },
+        |i, out| {
+            let x = a.get(i);
+            out[0] = match ord {
+                MatrixOrd::Fro => x.iter().map(|v| v * v).sum::<f64>().sqrt(),
+                MatrixOrd::Nuc => svd_one(x, m, n, false, false).1.iter().sum(),
+                MatrixOrd::Num(p) if p.abs() == 2.0 => {
+                    let s = svd_one(x, m, n, false, false).1;
+                    if p > 0.0 {
+                        s.first().copied().unwrap_or(0.0)
+                    } else {
+                        s.last().copied().unwrap_or(0.0)
+                    }
+                }
+                MatrixOrd::Num(p) => {
+                    // 1 / -1: column sums; inf / -inf: row sums.
+                    let sums: Vec<f64> = if p.abs() == 1.0 {
+                        (0..n)
+                            .map(|c| (0..m).map(|r| x[r * n + c].abs()).sum())
+                            .collect()
+                    } else {
+                        (0..m)
+                            .map(|r| (0..n).map(|c| x[r * n + c].abs()).sum())
+                            .collect()
+                    };
+                    if p > 0.0 {
+                        sums.iter()
+                            .fold(0.0, |a: f64, &b| if b.is_nan() { b } else { a.max(b) })
+                    } else {
+                        sums.iter().fold(
+                            f64::INFINITY,
+                            |a: f64, &b| if b.is_nan() { b } else { a.min(b) },
+                        )
+                    }
+                }
+            };
+            Ok(())
+        },
+    )?;
+    let mut shape = a.batch.clone();
+    if keepdim {
+        let mut full: Vec<usize> = t.shape().to_vec();
+        full[d0] = 1;
+        full[d1] = 1;
+        shape = full;
+    }
+    store(&out, &shape, t.dtype())
+}
+
+/// `torch.linalg.vector_norm(x, ord=2, dim=None, keepdim=False, dtype=None)`.
+pub fn vector_norm(
+    t: &Tensor,
+    ord: f64,
+    dim: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    let name = "linalg.vector_norm";
+    if !t.dtype().is_floating_point() {
+        return Err(Error::Runtime(format!(
+            "{name}: Expected a floating point or complex tensor as input. Got {}",
+            t.dtype().scalar_name()
+        )));
+    }
+    let out_dtype = dtype.unwrap_or(t.dtype());
+    let nd = t.ndim();
+    let mut reduced = vec![false; nd.max(1)];
+    match dim {
+        None => reduced.iter_mut().for_each(|r| *r = true),
+        Some([]) => reduced.iter_mut().for_each(|r| *r = true),
+        Some(ds) => {
+            for &d in ds {
+                let w = wrap_dim(d, nd)?;
+                if reduced[w] {
+                    return Err(Error::Runtime(format!(
+                        "dim {w} appears multiple times in the list of dims"
+                    )));
+                }
+                reduced[w] = true;
+            }
+        }
+    }
+    let (keep, red): (Vec<usize>, Vec<usize>) = (0..nd).partition(|&d| !reduced[d]);
+    let perm: Vec<i64> = keep.iter().chain(&red).map(|&d| d as i64).collect();
+    let x = crate::ops::shape::permute(t, &perm)?;
+    let vals = copy::to_vec::<f64>(&x)?;
+    let inner: usize = red.iter().map(|&d| t.shape()[d]).product();
+    let outer: usize = keep.iter().map(|&d| t.shape()[d]).product();
+    if inner == 0 && (ord < 0.0 || ord.is_infinite()) {
+        return Err(Error::Runtime(format!(
+            "{name} cannot compute the {} norm on an empty tensor because the operation does not have an identity",
+            if ord.is_infinite() { if ord > 0.0 { "inf".to_string() } else { "-inf".to_string() } } else { format!("{ord}") }
+        )));
+    }
+    let mut out: Vec<f64> = try_vec(outer)?;
+    for o in 0..outer {
+        let row = &vals[o * inner..(o + 1) * inner];
+        let v = if ord == 2.0 {
+            row.iter().map(|v| v * v).sum::<f64>().sqrt()
+        } else if ord == 1.0 {
+            row.iter().map(|v| v.abs()).sum()
+        } else if ord == f64::INFINITY {
+            row.iter().fold(
+                0.0,
+                |a: f64, &b| if b.is_nan() { b } else { a.max(b.abs()) },
+            )
+        } else if ord == f64::NEG_INFINITY {
+            row.iter().fold(
+                f64::INFINITY,
+                |a: f64, &b| if b.is_nan() { b } else { a.min(b.abs()) },
+            )
+        } else if ord == 0.0 {
+            row.iter().filter(|&&v| v != 0.0).count() as f64
+        } else {
+            row.iter()
+                .map(|v| v.abs().powf(ord))
+                .sum::<f64>()
+                .powf(1.0 / ord)
+        };
+        out.push(v);
+    }
+    let shape: Vec<usize> = if keepdim {
+        (0..nd)
+            .map(|d| if reduced[d] { 1 } else { t.shape()[d] })
+            .collect()
+    } else {
+        keep.iter().map(|&d| t.shape()[d]).collect()
+    };
+    store(&out, &shape, out_dtype)
+}

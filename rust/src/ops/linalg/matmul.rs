@@ -1,0 +1,624 @@
+//! Matrix products: `matmul` (every rank combination PyTorch accepts), `mm`,
+//! `bmm`, `mv`, `dot`, `vdot` and the fused `addmm` family. All of them
+//! reduce to one primitive, [`gemm_batched`], which hands strided operands
+//! straight to the `gemm` crate (transposed views cost no copy).
+
+use crate::cpu::iter::for_each_offset;
+use crate::cpu::parallel::{for_ranges, num_threads};
+use crate::dispatch;
+use crate::error::{try_vec, Error, Result};
+use crate::ops::copy;
+use crate::tensor::layout::{broadcast_shapes, Layout};
+use crate::tensor::{DType, Element, Scalar, Tensor};
+
+/// The C++ type name PyTorch prints in `mat1 and mat2` dtype errors.
+fn c_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::F16 => "c10::Half",
+        DType::BF16 => "c10::BFloat16",
+        DType::I64 => "long int",
+        DType::I32 => "int",
+        DType::I16 => "short int",
+        DType::I8 => "signed char",
+        DType::U8 => "unsigned char",
+        DType::Bool => "bool",
+    }
+}
+
+fn same_dtype(a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime(format!(
+            "expected m1 and m2 to have the same dtype, but got: {} != {}",
+            c_name(a.dtype()),
+            c_name(b.dtype())
+        )));
+    }
+    Ok(())
+}
+
+fn not_bool(kernel: &str, d: DType) -> Result<()> {
+    if d == DType::Bool {
+        return Err(Error::Runtime(format!(
+            "\"{kernel}\" not implemented for 'Bool'"
+        )));
+    }
+    Ok(())
+}
+
+/// Integer tensors refuse floating `alpha`/`beta`, as PyTorch.
+fn check_coef(name: &str, d: DType, s: Scalar) -> Result<()> {
+    if !d.is_floating_point() && matches!(s, Scalar::Float(_)) {
+        return Err(Error::Runtime(format!(
+            "For integral input tensors, argument {name} must not be a floating point number."
+        )));
+    }
+    Ok(())
+}
+
+/// Raw pointers cross into worker threads as addresses.
+#[derive(Clone, Copy)]
+struct Addr(usize);
+
+/// One strided matrix: element pointer plus row and column strides.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: Addr,
+    rs: isize,
+    cs: isize,
+}
+
+impl Mat {
+    fn at<T>(self, r: usize, c: usize) -> *mut T {
+        (self.ptr.0 as *mut T).wrapping_offset(r as isize * self.rs + c as isize * self.cs)
+    }
+}
+
+/// `dst = beta * dst + alpha * a @ b` for one m x n product of depth k
+/// (`beta = None` overwrites `dst`). Floats go to the `gemm` crate, integers
+/// to a plain loop with wrapping arithmetic (as C++ integers in PyTorch).
+///
+/// # Safety
+/// The three matrices must be valid for their shapes and strides, `dst` must
+/// not overlap `a` or `b`, and `T` must be their element type.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_one<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat,
+    a: Mat,
+    b: Mat,
+    beta: Option<Scalar>,
+    alpha: Scalar,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || !T::DTYPE.is_floating_point() {
+        gemm_loop::<T>(m, n, k, dst, a, b, beta, alpha);
+        return;
+    }
+    macro_rules! call {
+        ($F:ty) => {
+            gemm::gemm::<$F>(
+                m,
+                n,
+                k,
+                dst.ptr.0 as *mut $F,
+                dst.cs,
+                dst.rs,
+                beta.is_some(),
+                a.ptr.0 as *const $F,
+                a.cs,
+                a.rs,
+                b.ptr.0 as *const $F,
+                b.cs,
+                b.rs,
+                beta.map_or(0.0, |s| s.to_f64()) as $F,
+                alpha.to_f64() as $F,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+    }
+    match T::DTYPE {
+        DType::F32 => call!(f32),
+        DType::F64 => call!(f64),
+        // f16/bf16 are upcast to f32 before reaching here.
+        _ => gemm_loop::<T>(m, n, k, dst, a, b, beta, alpha),
+    }
+}
+
+/// The reference loop: integers (wrapping i64 accumulation) and `k == 0`.
+///
+/// # Safety
+/// As [`gemm_one`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_loop<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat,
+    a: Mat,
+    b: Mat,
+    beta: Option<Scalar>,
+    alpha: Scalar,
+) {
+    let float = T::DTYPE.is_floating_point();
+    for i in 0..m {
+        for j in 0..n {
+            let d = dst.at::<T>(i, j);
+            if float {
+                let mut acc = 0.0f64;
+                for p in 0..k {
+                    acc += (*a.at::<T>(i, p)).to_f64() * (*b.at::<T>(p, j)).to_f64();
+                }
+                let mut v = alpha.to_f64() * acc;
+                if let Some(s) = beta {
+                    v += s.to_f64() * (*d).to_f64();
+                }
+                *d = T::from_f64(v);
+            } else {
+                let mut acc = 0i64;
+                for p in 0..k {
+                    let x = (*a.at::<T>(i, p)).to_i64();
+                    acc = acc.wrapping_add(x.wrapping_mul((*b.at::<T>(p, j)).to_i64()));
+                }
+                let mut v = alpha.to_i64().wrapping_mul(acc);
+                if let Some(s) = beta {
+                    v = v.wrapping_add(s.to_i64().wrapping_mul((*d).to_i64()));
+                }
+                *d = T::from_i64(v);
+            }
+        }
+    }
+}
+
+/// Element offsets of every matrix in a batch of shape `batch`, for a
+/// tensor whose leading dims have `strides`.
+fn batch_offsets(batch: &[usize], strides: &[isize]) -> Result<Vec<isize>> {
+    let count = batch.iter().product();
+    let mut v = try_vec(count)?;
+    for_each_offset(batch, strides, |o| v.push(o));
+    if batch.contains(&0) {
+        v.clear();
+    }
+    Ok(v)
+}
+
+/// Work (in multiply-adds) below which a product runs on the calling thread.
+const PARALLEL_FLOPS: usize = 1 << 21;
+
+/// `dst[i] = beta * dst[i] + alpha * a[i] @ b[i]` over the batch.
+///
+/// `dst`, `a`, `b` have shapes `batch + [m, n]`, `batch + [m, k]`,
+/// `batch + [k, n]` with any strides (batch strides may be 0 for broadcast
+/// operands); `dst` is a fresh tensor that overlaps neither input.
+///
+/// Threads: large batches split over matrices; a single large product splits
+/// its rows (each thread packs its own panel of `a` and reads all of `b`).
+/// Scoped threads, no pool: nothing to hang on in a forked child.
+fn gemm_batched(
+    dst: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    beta: Option<Scalar>,
+    alpha: Scalar,
+) -> Result<()> {
+    let nd = dst.ndim();
+    let (m, n) = (dst.shape()[nd - 2], dst.shape()[nd - 1]);
+    let k = a.shape()[nd - 1];
+    let batch = &dst.shape()[..nd - 2];
+    let od = batch_offsets(batch, &dst.strides()[..nd - 2])?;
+    let oa = batch_offsets(batch, &a.strides()[..nd - 2])?;
+    let ob = batch_offsets(batch, &b.strides()[..nd - 2])?;
+    let mat = |t: &Tensor, o: isize| -> Mat {
+        let s = t.strides();
+        let size = t.dtype().size() as isize;
+        Mat {
+            ptr: Addr((t.raw_ptr() as isize + o * size) as usize),
+            rs: s[nd - 2],
+            cs: s[nd - 1],
+        }
+    };
+    let work = m.saturating_mul(n).saturating_mul(k.max(1));
+    let threads = num_threads();
+    dispatch!(dst.dtype(), T => {
+        let run = |i: usize, r0: usize, r1: usize| {
+            let (d, x) = (mat(dst, od[i]), mat(a, oa[i]));
+            let y = mat(b, ob[i]);
+            let d = Mat { ptr: Addr(d.at::<T>(r0, 0) as usize), ..d };
+            let x = Mat { ptr: Addr(x.at::<T>(r0, 0) as usize), ..x };
+            // SAFETY: the views were validated against their storages when
+            // made; rows r0..r1 of `d` belong to this call alone, and `dst`
+            // is fresh so it overlaps neither input.
+            unsafe { gemm_one::<T>(r1 - r0, n, k, d, x, y, beta, alpha) };
+        };
+        let count = od.len();
+        if count >= threads || work < PARALLEL_FLOPS || threads == 1 {
+            // About 16 multiply-adds per nanosecond per core.
+            for_ranges(count, work / 16 + 1, 1, |s, e| {
+                for i in s..e {
+                    run(i, 0, m);
+                }
+            });
+        } else {
+            for i in 0..count {
+                // Row blocks that are multiples of the micro-kernel height.
+                for_ranges(m, (n * k.max(1)) / 16 + 1, 16, |r0, r1| run(i, r0, r1));
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs `f` on f32 copies of half-precision operands and casts the result
+/// back (PyTorch's CPU kernels accumulate half products in f32 too).
+fn upcast_half(ts: &[&Tensor], f: impl FnOnce(&[Tensor]) -> Result<Tensor>) -> Result<Tensor> {
+    let dtype = ts[0].dtype();
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        let up = ts
+            .iter()
+            .map(|t| copy::to_dtype(t, DType::F32, false))
+            .collect::<Result<Vec<_>>>()?;
+        copy::to_dtype(&f(&up)?, dtype, false)
+    } else {
+        let same: Vec<Tensor> = ts.iter().map(|t| (*t).clone()).collect();
+        f(&same)
+    }
+}
+
+fn view(t: &Tensor, shape: &[usize], strides: &[isize]) -> Result<Tensor> {
+    t.view_with(Layout {
+        shape: shape.into(),
+        strides: strides.into(),
+        offset: t.offset(),
+    })
+}
+
+/// `input` expanded to `shape`, copied into a fresh tensor when it takes part
+/// (`beta != 0`), else an uninitialised one.
+fn init_out(input: &Tensor, shape: &[usize], beta: Scalar) -> Result<(Tensor, Option<Scalar>)> {
+    let out = Tensor::empty(shape, input.dtype())?;
+    if beta.to_f64() == 0.0 {
+        // PyTorch ignores `input` entirely (NaNs included) when beta is 0.
+        input.layout().broadcast_to(shape)?;
+        return Ok((out, None));
+    }
+    copy::copy_(&out, input)?;
+    Ok((out, Some(beta)))
+}
+
+/// Batched product of 3-D-or-more views with explicit batch shape (already
+/// broadcast): the shared tail of matmul and bmm.
+fn product(a: &Tensor, b: &Tensor, batch: &[usize]) -> Result<Tensor> {
+    let (na, nb) = (a.ndim(), b.ndim());
+    let (m, k, n) = (a.shape()[na - 2], a.shape()[na - 1], b.shape()[nb - 1]);
+    let mut sa: Vec<usize> = batch.to_vec();
+    sa.extend([m, k]);
+    let mut sb: Vec<usize> = batch.to_vec();
+    sb.extend([k, n]);
+    let a = a.view_with(a.layout().broadcast_to(&sa)?)?;
+    let b = b.view_with(b.layout().broadcast_to(&sb)?)?;
+    upcast_half(&[&a, &b], |t| {
+        let mut so: Vec<usize> = batch.to_vec();
+        so.extend([m, n]);
+        let out = Tensor::empty(&so, t[0].dtype())?;
+        gemm_batched(&out, &t[0], &t[1], None, Scalar::Int(1))?;
+        Ok(out)
+    })
+}
+
+/// `torch.mm`.
+pub fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.ndim() != 2 {
+        return Err(Error::Runtime("self must be a matrix".into()));
+    }
+    if b.ndim() != 2 {
+        return Err(Error::Runtime("mat2 must be a matrix".into()));
+    }
+    mm_checked(a, b)
+}
+
+fn mm_checked(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_dtype(a, b)?;
+    not_bool("addmm_impl_cpu_", a.dtype())?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa[1] != sb[0] {
+        return Err(Error::Runtime(format!(
+            "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})",
+            sa[0], sa[1], sb[0], sb[1]
+        )));
+    }
+    product(a, b, &[])
+}
+
+/// `torch.bmm`.
+pub fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.ndim() != 3 {
+        return Err(Error::Runtime("batch1 must be a 3D tensor".into()));
+    }
+    if b.ndim() != 3 {
+        return Err(Error::Runtime("batch2 must be a 3D tensor".into()));
+    }
+    same_dtype(a, b)?;
+    not_bool("bmm", a.dtype())?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sb[0] != sa[0] || sb[1] != sa[2] {
+        return Err(Error::Runtime(format!(
+            "Expected size for first two dimensions of batch2 tensor to be: [{}, {}] but got: [{}, {}].",
+            sa[0], sa[2], sb[0], sb[1]
+        )));
+    }
+    product(a, b, &sa[..1])
+}
+
+/// `torch.mv`.
+pub fn mv(a: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (m, k) = mv_checks(a, v)?;
+    let col = view(v, &[k, 1], &[v.strides()[0], 1])?;
+    let out = product(a, &col, &[])?;
+    view(&out, &[m], &[1])
+}
+
+fn mv_checks(a: &Tensor, v: &Tensor) -> Result<(usize, usize)> {
+    if a.ndim() != 2 || v.ndim() != 1 {
+        return Err(Error::Runtime(format!(
+            "vector + matrix @ vector expected, got 1, {}, {}",
+            a.ndim(),
+            v.ndim()
+        )));
+    }
+    let (m, k) = (a.shape()[0], a.shape()[1]);
+    if v.shape()[0] != k {
+        return Err(Error::Runtime(format!(
+            "size mismatch, got input ({m}), mat ({m}x{k}), vec ({})",
+            v.shape()[0]
+        )));
+    }
+    same_dtype(a, v)?;
+    not_bool("addmv_impl_cpu", a.dtype())?;
+    Ok((m, k))
+}
+
+fn dot_impl(name: &str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.ndim() != 1 || b.ndim() != 1 {
+        return Err(Error::Runtime(format!(
+            "1D tensors expected, but got {}D and {}D tensors",
+            a.ndim(),
+            b.ndim()
+        )));
+    }
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime(format!(
+            "{name} : expected both vectors to have same dtype, but found {} and {}",
+            a.dtype().scalar_name(),
+            b.dtype().scalar_name()
+        )));
+    }
+    let (n, nb) = (a.shape()[0], b.shape()[0]);
+    if n != nb {
+        return Err(Error::Runtime(format!(
+            "inconsistent tensor size, expected tensor [{n}] and src [{nb}] to have the same number of elements, but got {n} and {nb} elements respectively"
+        )));
+    }
+    not_bool(name, a.dtype())?;
+    let row = view(a, &[1, n], &[1, a.strides()[0]])?;
+    let col = view(b, &[n, 1], &[b.strides()[0], 1])?;
+    let out = product(&row, &col, &[])?;
+    view(&out, &[], &[])
+}
+
+/// `torch.dot`.
+pub fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    dot_impl("dot", a, b)
+}
+
+/// `torch.vdot` (the same as `dot` for real dtypes).
+pub fn vdot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    dot_impl("vdot", a, b)
+}
+
+/// `torch.matmul` with PyTorch's rank rules: 1-D operands are promoted to
+/// matrices and the added dim removed afterwards; batch dims broadcast.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (na, nb) = (a.ndim(), b.ndim());
+    if na == 0 || nb == 0 {
+        return Err(Error::Runtime(format!(
+            "both arguments to matmul need to be at least 1D, but they are {na}D and {nb}D"
+        )));
+    }
+    match (na, nb) {
+        (1, 1) => return dot(a, b),
+        (2, 1) => return mv(a, b),
+        (2, 2) => return mm(a, b),
+        (1, 2) => {
+            let row = view(a, &[1, a.shape()[0]], &[0, a.strides()[0]])?;
+            let out = mm_checked(&row, b)?;
+            return view(&out, &[out.shape()[1]], &[1]);
+        }
+        _ => {}
+    }
+    same_dtype(a, b)?;
+    not_bool("addmm_impl_cpu_", a.dtype())?;
+    // 1-D operands become a row (left) or a column (right) matrix.
+    let a2 = if na == 1 {
+        view(a, &[1, a.shape()[0]], &[0, a.strides()[0]])?
+    } else {
+        a.clone()
+    };
+    let b2 = if nb == 1 {
+        view(b, &[b.shape()[0], 1], &[b.strides()[0], 0])?
+    } else {
+        b.clone()
+    };
+    let (sa, sb) = (a2.shape(), b2.shape());
+    let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (kb, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    if nb <= 2 && k != kb {
+        // PyTorch folds the batch of `a` into rows and reports an mm error.
+        let rows = a2.numel().checked_div(k).unwrap_or(0);
+        return Err(Error::Runtime(format!(
+            "mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and {kb}x{n})"
+        )));
+    }
+    let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
+    if k != kb {
+        let count: usize = batch.iter().product();
+        return Err(Error::Runtime(format!(
+            "Expected size for first two dimensions of batch2 tensor to be: [{count}, {k}] but got: [{count}, {kb}]."
+        )));
+    }
+    let out = product(&a2, &b2, &batch)?;
+    let mut shape: Vec<usize> = batch.to_vec();
+    if na > 1 {
+        shape.push(m);
+    }
+    if nb > 1 {
+        shape.push(n);
+    }
+    let strides = crate::tensor::layout::contiguous_strides(&shape);
+    view(&out, &shape, &strides)
+}
+
+/// `beta * input + alpha * (a @ b)` over batch `batch` with `input`
+/// broadcast to the result: the shared body of the `add*` ops.
+fn add_product(
+    input: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    batch: &[usize],
+    beta: Scalar,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    if input.dtype() != a.dtype() {
+        return Err(Error::Runtime(format!(
+            "self and mat2 must have the same dtype, but got {} and {}",
+            input.dtype().scalar_name(),
+            b.dtype().scalar_name()
+        )));
+    }
+    check_coef("beta", a.dtype(), beta)?;
+    check_coef("alpha", a.dtype(), alpha)?;
+    let (m, n) = (a.shape()[a.ndim() - 2], b.shape()[b.ndim() - 1]);
+    let mut shape: Vec<usize> = batch.to_vec();
+    shape.extend([m, n]);
+    upcast_half(&[input, a, b], |t| {
+        let (out, beta) = init_out(&t[0], &shape, beta)?;
+        gemm_batched(&out, &t[1], &t[2], beta, alpha)?;
+        Ok(out)
+    })
+}
+
+fn matrix_arg(name: &str, t: &Tensor) -> Result<()> {
+    if t.ndim() != 2 {
+        return Err(Error::Runtime(format!(
+            "{name} must be a matrix, got {}-D tensor",
+            t.ndim()
+        )));
+    }
+    Ok(())
+}
+
+/// `torch.addmm`: `beta * input + alpha * (mat1 @ mat2)`.
+pub fn addmm(
+    input: &Tensor,
+    mat1: &Tensor,
+    mat2: &Tensor,
+    beta: Scalar,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    matrix_arg("mat1", mat1)?;
+    matrix_arg("mat2", mat2)?;
+    same_dtype(mat1, mat2)?;
+    not_bool("addmm_impl_cpu_", mat1.dtype())?;
+    let (sa, sb) = (mat1.shape(), mat2.shape());
+    if sa[1] != sb[0] {
+        return Err(Error::Runtime(format!(
+            "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})",
+            sa[0], sa[1], sb[0], sb[1]
+        )));
+    }
+    add_product(input, mat1, mat2, &[], beta, alpha)
+}
+
+/// `torch.addmv`: `beta * input + alpha * (mat @ vec)`.
+pub fn addmv(
+    input: &Tensor,
+    mat: &Tensor,
+    vec: &Tensor,
+    beta: Scalar,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    let (m, k) = mv_checks(mat, vec)?;
+    let col = view(vec, &[k, 1], &[vec.strides()[0], 1])?;
+    let inp = if input.ndim() == 1 {
+        view(input, &[input.shape()[0], 1], &[input.strides()[0], 0])?
+    } else {
+        input.clone()
+    };
+    if inp.ndim() > 2 || inp.layout().broadcast_to(&[m, 1]).is_err() {
+        return Err(Error::Runtime(format!(
+            "size mismatch, got input ({}), mat ({m}x{k}), vec ({k})",
+            crate::tensor::layout::fmt_shape(input.shape())
+                .trim_matches(['[', ']'])
+                .replace(", ", "x")
+        )));
+    }
+    let out = add_product(&inp, mat, &col, &[], beta, alpha)?;
+    view(&out, &[m], &[1])
+}
+
+/// `torch.baddbmm`: `beta * input + alpha * bmm(batch1, batch2)`.
+pub fn baddbmm(
+    input: &Tensor,
+    batch1: &Tensor,
+    batch2: &Tensor,
+    beta: Scalar,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    bmm_checks(batch1, batch2)?;
+    add_product(input, batch1, batch2, &batch1.shape()[..1], beta, alpha)
+}
+
+fn bmm_checks(a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.ndim() != 3 {
+        return Err(Error::Runtime("batch1 must be a 3D tensor".into()));
+    }
+    if b.ndim() != 3 {
+        return Err(Error::Runtime("batch2 must be a 3D tensor".into()));
+    }
+    same_dtype(a, b)?;
+    not_bool("bmm", a.dtype())?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sb[0] != sa[0] || sb[1] != sa[2] {
+        return Err(Error::Runtime(format!(
+            "Expected size for first two dimensions of batch2 tensor to be: [{}, {}] but got: [{}, {}].",
+            sa[0], sa[2], sb[0], sb[1]
+        )));
+    }
+    Ok(())
+}
+
+/// `torch.addbmm`: `beta * input + alpha * sum_i batch1[i] @ batch2[i]`,
+/// computed as one product `[b1_0 .. b1_B] @ [b2_0; ..; b2_B]`.
+pub fn addbmm(
+    input: &Tensor,
+    batch1: &Tensor,
+    batch2: &Tensor,
+    beta: Scalar,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    bmm_checks(batch1, batch2)?;
+    let (bs, m, k) = (batch1.shape()[0], batch1.shape()[1], batch1.shape()[2]);
+    let n = batch2.shape()[2];
+    let wide = copy::contiguous_copy(&batch1.view_with(batch1.layout().permute(&[1, 0, 2])?)?)?;
+    let wide = view(&wide, &[m, bs * k], &[(bs * k) as isize, 1])?;
+    let tall = copy::contiguous(batch2)?;
+    let tall = view(&tall, &[bs * k, n], &[n as isize, 1])?;
+    add_product(input, &wide, &tall, &[], beta, alpha)
+}
