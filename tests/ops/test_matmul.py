@@ -1,0 +1,260 @@
+"""Matrix products against NumPy: every matmul rank combination, batch
+broadcasting, strided operands, integer GEMM, the fused add* forms and
+PyTorch's error messages."""
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rtorch
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape, dtype=np.float64):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def t(a):
+    return rtorch.from_numpy(np.ascontiguousarray(a))
+
+
+def close(out, expected, dtype=np.float64):
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    got = out.numpy()
+    assert got.shape == np.shape(expected)
+    assert got.dtype == np.asarray(expected).dtype
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "sa,sb",
+    [
+        ((3,), (3,)),  # dot
+        ((2, 3), (3,)),  # mv
+        ((3,), (3, 4)),  # vector @ matrix
+        ((2, 3), (3, 4)),  # mm
+        ((5, 2, 3), (3,)),  # batched mv, folded
+        ((3,), (5, 3, 4)),  # vector @ batch
+        ((5, 2, 3), (3, 4)),  # batch @ matrix
+        ((2, 3), (5, 3, 4)),  # matrix @ batch
+        ((5, 2, 3), (5, 3, 4)),  # bmm
+        ((2, 1, 2, 3), (5, 3, 4)),  # broadcast batch dims
+        ((1, 2, 3), (6, 1, 3, 4)),
+        ((0, 2, 3), (3, 4)),  # empty batch
+        ((2, 0), (0, 3)),  # empty contraction gives zeros
+        ((0, 3), (3, 2)),
+    ],
+)
+def test_matmul_rank_combinations_match_numpy(sa, sb, dtype):
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype)
+    close(rtorch.matmul(t(a), t(b)), np.matmul(a, b), dtype)
+    close(t(a) @ t(b), a @ b, dtype)
+
+
+def test_dot_returns_0d():
+    out = rtorch.tensor([1.0, 2.0, 3.0]) @ rtorch.tensor([4.0, 5.0, 6.0])
+    assert out.shape == () and out.item() == 32.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_and_strided_operands_need_no_copy(dtype):
+    a, b = rand(7, 5, dtype=dtype), rand(6, 7, dtype=dtype)
+    ta, tb = t(a), t(b)
+    close(ta.t() @ tb.t(), a.T @ b.T, dtype)
+    big = rand(10, 12, dtype=dtype)
+    tbig = t(big)
+    close(tbig[::2, 1::3] @ tbig[:4, ::3].t(), big[::2, 1::3] @ big[:4, ::3].T, dtype)
+    # Batched transposes (mT) and expanded (stride-0) operands.
+    x = rand(3, 4, 5, dtype=dtype)
+    close(t(x).mT @ t(x), np.swapaxes(x, -1, -2) @ x, dtype)
+    row = rand(1, 5, dtype=dtype)
+    close(t(row).expand(4, 5) @ t(x[0]).t(), np.broadcast_to(row, (4, 5)) @ x[0].T, dtype)
+
+
+def test_large_matmul_uses_threads_and_matches_numpy():
+    a, b = rand(300, 200, dtype=np.float32), rand(200, 250, dtype=np.float32)
+    close(t(a) @ t(b), a @ b, np.float32)
+    x, y = rand(8, 64, 64), rand(8, 64, 64)
+    close(rtorch.bmm(t(x), t(y)), x @ y)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8, np.uint8])
+def test_integer_matmul(dtype):
+    a = RNG.integers(0, 5, (4, 3)).astype(dtype)
+    b = RNG.integers(0, 5, (3, 2)).astype(dtype)
+    out = t(a) @ t(b)
+    assert out.dtype == rtorch.from_numpy(a).dtype
+    np.testing.assert_array_equal(out.numpy(), (a @ b).astype(dtype))
+    v = RNG.integers(0, 5, (3,)).astype(dtype)
+    np.testing.assert_array_equal(rtorch.mv(t(a), t(v)).numpy(), (a @ v).astype(dtype))
+
+
+def test_int64_matmul_wraps_on_overflow():
+    a = rtorch.tensor([[2**62, 2**62]])
+    b = rtorch.tensor([[2], [2]])
+    assert (a @ b).tolist() == [[0]]
+
+
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+def test_half_matmul_accumulates_in_float32(dtype):
+    a, b = rand(4, 8, dtype=np.float32), rand(8, 3, dtype=np.float32)
+    ta, tb = t(a).to(dtype), t(b).to(dtype)
+    out = ta @ tb
+    assert out.dtype is dtype
+    ref = ta.to(rtorch.float32).numpy() @ tb.to(rtorch.float32).numpy()
+    np.testing.assert_allclose(out.to(rtorch.float32).numpy(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_mm_bmm_mv_dot_vdot_functions_and_methods():
+    a, b = rand(2, 3), rand(3, 4)
+    close(rtorch.mm(t(a), t(b)), a @ b)
+    close(t(a).mm(t(b)), a @ b)
+    x, y = rand(4, 2, 3), rand(4, 3, 5)
+    close(rtorch.bmm(t(x), t(y)), x @ y)
+    v = rand(3)
+    close(rtorch.mv(t(a), t(v)), a @ v)
+    close(t(a).mv(t(v)), a @ v)
+    w = rand(3)
+    close(rtorch.dot(t(v), t(w)), np.dot(v, w))
+    close(rtorch.vdot(t(v), t(w)), np.vdot(v, w))
+    close(t(v).dot(t(w)), np.dot(v, w))
+    close(rtorch.linalg.matmul(t(a), t(b)), a @ b)
+
+
+def test_rmatmul_and_imatmul_rebinds():
+    a = rtorch.ones(2, 2)
+    b = rtorch.full((2, 2), 2.0)
+    assert a.__rmatmul__(b).tolist() == [[4.0, 4.0], [4.0, 4.0]]
+    original = a
+    a @= b
+    assert a is not original
+    assert original.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    assert a.tolist() == [[4.0, 4.0], [4.0, 4.0]]
+    with pytest.raises(TypeError):
+        rtorch.ones(2, 2) @ 3  # noqa: B018
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_addmm_family_beta_alpha(dtype):
+    inp, m1, m2 = rand(2, 4, dtype=dtype), rand(2, 3, dtype=dtype), rand(3, 4, dtype=dtype)
+    close(rtorch.addmm(t(inp), t(m1), t(m2)), inp + m1 @ m2, dtype)
+    close(rtorch.addmm(t(inp), t(m1), t(m2), beta=0.5, alpha=2.0), 0.5 * inp + 2 * m1 @ m2, dtype)
+    row = rand(4, dtype=dtype)
+    close(t(row).addmm(t(m1), t(m2), alpha=-1), row - m1 @ m2, dtype)
+    v = rand(3, dtype=dtype)
+    vi = rand(2, dtype=dtype)
+    close(rtorch.addmv(t(vi), t(m1), t(v), beta=2, alpha=3), 2 * vi + 3 * (m1 @ v), dtype)
+    b1, b2 = rand(5, 2, 3, dtype=dtype), rand(5, 3, 4, dtype=dtype)
+    bi = rand(5, 2, 4, dtype=dtype)
+    close(rtorch.baddbmm(t(bi), t(b1), t(b2), beta=0.5, alpha=2), 0.5 * bi + 2 * (b1 @ b2), dtype)
+    close(rtorch.addbmm(t(inp), t(b1), t(b2)), inp + (b1 @ b2).sum(0), dtype)
+    close(rtorch.addbmm(t(inp), t(b1), t(b2), beta=0, alpha=0.5), 0.5 * (b1 @ b2).sum(0), dtype)
+
+
+def test_addmm_beta_zero_ignores_nan_input():
+    inp = rtorch.full((2, 2), float("nan"))
+    out = rtorch.addmm(inp, rtorch.eye(2), rtorch.eye(2), beta=0)
+    assert out.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_addmm_integer_rejects_float_alpha():
+    i = rtorch.ones(2, 2, dtype=rtorch.int64)
+    assert rtorch.addmm(i, i, i, beta=2, alpha=3).tolist() == [[8, 8], [8, 8]]
+    with pytest.raises(RuntimeError, match="argument alpha must not be a floating point number"):
+        rtorch.addmm(i, i, i, alpha=0.5)
+
+
+@pytest.mark.parametrize(
+    "fn,sa,sb,msg",
+    [
+        (rtorch.matmul, (2, 3), (4, 5), "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"),
+        (rtorch.mm, (2, 3), (4, 5), "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"),
+        (rtorch.matmul, (3,), (4, 5), "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x5)"),
+        (
+            rtorch.matmul,
+            (2, 2, 3),
+            (4, 5),
+            "mat1 and mat2 shapes cannot be multiplied (4x3 and 4x5)",
+        ),
+        (
+            rtorch.matmul,
+            (3,),
+            (4,),
+            "inconsistent tensor size, expected tensor [3] and src [4] to have the same number "
+            "of elements, but got 3 and 4 elements respectively",
+        ),
+        (rtorch.matmul, (2, 3), (4,), "size mismatch, got input (2), mat (2x3), vec (4)"),
+        (
+            rtorch.bmm,
+            (2, 2, 3),
+            (2, 4, 5),
+            "Expected size for first two dimensions of batch2 tensor to be: [2, 3] but got: [2, 4].",
+        ),
+        (
+            rtorch.matmul,
+            (2, 2, 3),
+            (2, 4, 5),
+            "Expected size for first two dimensions of batch2 tensor to be: [2, 3] but got: [2, 4].",
+        ),
+        (
+            rtorch.matmul,
+            (2, 2, 3),
+            (3, 3, 5),
+            "The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0",
+        ),
+        (rtorch.mm, (2, 3, 1), (3, 4), "self must be a matrix"),
+        (rtorch.mm, (2, 3), (3,), "mat2 must be a matrix"),
+        (rtorch.bmm, (2, 3), (2, 3, 4), "batch1 must be a 3D tensor"),
+        (rtorch.dot, (2, 3), (3,), "1D tensors expected, but got 2D and 1D tensors"),
+        (rtorch.mv, (2, 3), (3, 1), "vector + matrix @ vector expected, got 1, 2, 2"),
+        (
+            rtorch.matmul,
+            (),
+            (3,),
+            "both arguments to matmul need to be at least 1D, but they are 0D and 1D",
+        ),
+    ],
+)
+def test_shape_errors_use_pytorch_messages(fn, sa, sb, msg):
+    with pytest.raises(RuntimeError, match=re.escape(msg)):
+        fn(rtorch.ones(*sa), rtorch.ones(*sb))
+
+
+def test_dtype_errors():
+    a, b = rtorch.ones(2, 2), rtorch.ones(2, 2, dtype=rtorch.float64)
+    with pytest.raises(
+        RuntimeError, match="expected m1 and m2 to have the same dtype, but got: float != double"
+    ):
+        a @ b  # noqa: B018
+    with pytest.raises(
+        RuntimeError,
+        match="dot : expected both vectors to have same dtype, but found Float and Double",
+    ):
+        rtorch.dot(rtorch.ones(2), rtorch.ones(2, dtype=rtorch.float64))
+    with pytest.raises(RuntimeError, match="not implemented for 'Bool'"):
+        rtorch.ones(2, 2, dtype=rtorch.bool) @ rtorch.ones(2, 2, dtype=rtorch.bool)  # noqa: B018
+
+
+@given(
+    batch_a=st.lists(st.integers(1, 3), max_size=2),
+    batch_b=st.lists(st.integers(1, 3), max_size=2),
+    m=st.integers(1, 4),
+    k=st.integers(0, 4),
+    n=st.integers(1, 4),
+    ones=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_batch_broadcasting_property(batch_a, batch_b, m, k, n, ones):
+    # Randomly set some batch dims to 1 so that they broadcast.
+    batch_a = [1 if o else d for d, o in zip(batch_a, ones, strict=False)]
+    batch_b = [1 if o else d for d, o in zip(batch_b, ones[2:], strict=False)]
+    try:
+        np.broadcast_shapes(tuple(batch_a), tuple(batch_b))
+    except ValueError:
+        return
+    a, b = rand(*batch_a, m, k), rand(*batch_b, k, n)
+    close(t(a) @ t(b), a @ b)
