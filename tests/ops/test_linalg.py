@@ -332,3 +332,22 @@ def test_norm_dispatches_on_ord_and_dim():
     close(LA.vector_norm(t(x), dtype=rtorch.float32), np.linalg.norm(x), np.float32)
     y = rand(2, 3, 4)
     close(LA.norm(t(y)), np.linalg.norm(y.ravel()))
+
+
+def test_norms_of_empty_inputs_are_positive_zero():
+    assert math.copysign(1.0, LA.matrix_norm(rtorch.zeros(0, 3)).item()) == 1.0
+    assert math.copysign(1.0, LA.vector_norm(rtorch.zeros(0)).item()) == 1.0
+    with pytest.raises(RuntimeError, match="cannot compute the inf norm on an empty tensor"):
+        LA.vector_norm(rtorch.zeros(0), ord=math.inf)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 3)])
+@pytest.mark.parametrize("full", [True, False])
+def test_empty_decompositions_have_numpy_shapes(shape, full):
+    u, s, vh = LA.svd(rtorch.zeros(*shape), full_matrices=full)
+    eu, es, evh = np.linalg.svd(np.zeros(shape), full_matrices=full)
+    assert (u.shape, s.shape, vh.shape) == (eu.shape, es.shape, evh.shape)
+    q, r = LA.qr(rtorch.zeros(*shape))
+    eq, er = np.linalg.qr(np.zeros(shape))
+    assert (q.shape, r.shape) == (eq.shape, er.shape)
+    assert LA.pinv(rtorch.zeros(*shape)).shape == np.linalg.pinv(np.zeros(shape)).shape

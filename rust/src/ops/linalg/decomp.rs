@@ -503,8 +503,8 @@ pub fn qr(t: &Tensor, mode: &str) -> Result<(Tensor, Tensor)> {
     let k = m.min(n);
     let (qc, rows) = if mode == "complete" { (m, m) } else { (k, k) };
     let count = a.count();
-    let mut qs: Vec<f64> = try_vec(count.saturating_mul(m * qc))?;
-    let mut rs: Vec<f64> = try_vec(count.saturating_mul(rows * n))?;
+    let mut qs: Vec<f64> = try_vec(count.saturating_mul(m.saturating_mul(qc)))?;
+    let mut rs: Vec<f64> = try_vec(count.saturating_mul(rows.saturating_mul(n)))?;
     for i in 0..count {
         let (q, r) = householder_qr(a.get(i), m, n, qc, rows);
         qs.extend(q);
@@ -701,9 +701,9 @@ pub fn svd(t: &Tensor, full_matrices: bool) -> Result<(Tensor, Tensor, Tensor)> 
     let k = m.min(n);
     let (uc, vr) = if full_matrices { (m, n) } else { (k, k) };
     let count = a.count();
-    let mut us: Vec<f64> = try_vec(count.saturating_mul(m * uc))?;
+    let mut us: Vec<f64> = try_vec(count.saturating_mul(m.saturating_mul(uc)))?;
     let mut ss: Vec<f64> = try_vec(count.saturating_mul(k))?;
-    let mut vs: Vec<f64> = try_vec(count.saturating_mul(vr * n))?;
+    let mut vs: Vec<f64> = try_vec(count.saturating_mul(vr.saturating_mul(n)))?;
     for i in 0..count {
         let (u, s, vh) = svd_one(a.get(i), m, n, full_matrices, true);
         us.extend(u);
@@ -1152,8 +1152,9 @@ pub fn matrix_norm(t: &Tensor, ord: MatrixOrd, dim: [i64; 2], keepdim: bool) -> 
         |i, out| {
             let x = a.get(i);
             out[0] = match ord {
-                MatrixOrd::Fro => x.iter().map(|v| v * v).sum::<f64>().sqrt(),
-                MatrixOrd::Nuc => svd_one(x, m, n, false, false).1.iter().sum(),
+                // `+ 0.0` turns the empty sum's -0.0 into 0.0.
+                MatrixOrd::Fro => (x.iter().map(|v| v * v).sum::<f64>() + 0.0).sqrt(),
+                MatrixOrd::Nuc => svd_one(x, m, n, false, false).1.iter().sum::<f64>() + 0.0,
                 MatrixOrd::Num(p) if p.abs() == 2.0 => {
                     let s = svd_one(x, m, n, false, false).1;
                     if p > 0.0 {
@@ -1245,10 +1246,11 @@ pub fn vector_norm(
     let mut out: Vec<f64> = try_vec(outer)?;
     for o in 0..outer {
         let row = &vals[o * inner..(o + 1) * inner];
+        // `+ 0.0` turns the empty sum's -0.0 into 0.0.
         let v = if ord == 2.0 {
-            row.iter().map(|v| v * v).sum::<f64>().sqrt()
+            (row.iter().map(|v| v * v).sum::<f64>() + 0.0).sqrt()
         } else if ord == 1.0 {
-            row.iter().map(|v| v.abs()).sum()
+            row.iter().map(|v| v.abs()).sum::<f64>() + 0.0
         } else if ord == f64::INFINITY {
             row.iter().fold(
                 0.0,
@@ -1262,10 +1264,7 @@ pub fn vector_norm(
         } else if ord == 0.0 {
             row.iter().filter(|&&v| v != 0.0).count() as f64
         } else {
-            row.iter()
-                .map(|v| v.abs().powf(ord))
-                .sum::<f64>()
-                .powf(1.0 / ord)
+            (row.iter().map(|v| v.abs().powf(ord)).sum::<f64>() + 0.0).powf(1.0 / ord)
         };
         out.push(v);
     }
