@@ -24,7 +24,7 @@ less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equ
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
 abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
-matmul mm bmm mv dot vdot addmm addmv addbmm baddbmm
+mm bmm mv dot vdot addmm addmv addbmm baddbmm
 """.split()
 
 
@@ -87,6 +87,21 @@ def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
     return _C._where(condition, input, other)
 
 
+def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    """The matrix product of two tensors, with PyTorch's rank and batch rules.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.matmul(rtorch.ones(2, 3), rtorch.ones(3))
+        tensor([3., 3.])
+    """
+    result = input.matmul(other)
+    if out is not None:
+        return _into(out, result)
+    return result
+
+
 def det(input: Tensor) -> Tensor:
     """Alias of :func:`rtorch.linalg.det`."""
     return _C._linalg_det(input)
@@ -104,4 +119,4 @@ def slogdet(input: Tensor) -> Any:
     return _slogdet(input)
 
 
-__all__ = [*_METHODS, "pow", "where", "det", "inverse", "slogdet"]
+__all__ = [*_METHODS, "pow", "where", "matmul", "det", "inverse", "slogdet"]

@@ -258,3 +258,11 @@ def test_batch_broadcasting_property(batch_a, batch_b, m, k, n, ones):
         return
     a, b = rand(*batch_a, m, k), rand(*batch_b, k, n)
     close(t(a) @ t(b), a @ b)
+
+
+def test_matmul_out_argument():
+    a, b = rand(2, 3), rand(3, 4)
+    out = rtorch.empty(2, 4, dtype=rtorch.float64)
+    res = rtorch.matmul(t(a), t(b), out=out)
+    assert res is out
+    close(out, a @ b)

@@ -1277,3 +1277,75 @@ pub fn vector_norm(
     };
     store(&out, &shape, out_dtype)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for p in 0..k {
+                for j in 0..n {
+                    c[i * n + j] += a[i * k + p] * b[p * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{x} != {y}");
+        }
+    }
+
+    const A: [f64; 9] = [4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 5.0];
+
+    #[test]
+    fn lu_solve_inverts() {
+        let mut lu_a = A.to_vec();
+        let mut perm = [0; 3];
+        let (_, zero) = lu(&mut lu_a, 3, &mut perm);
+        assert_eq!(zero, None);
+        let mut x = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        lu_solve(&lu_a, &perm, 3, &mut x, 3, &mut [0.0; 3]);
+        close(
+            &matmul(&A, &x, 3, 3, 3),
+            &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn lu_reports_first_zero_pivot() {
+        let mut a = vec![1.0, 2.0, 2.0, 4.0];
+        let (_, zero) = lu(&mut a, 2, &mut [0; 2]);
+        assert_eq!(zero, Some(2));
+    }
+
+    #[test]
+    fn jacobi_svd_reconstructs_wide_matrix() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.5];
+        let (u, s, vh) = svd_one(&a, 2, 3, false, true);
+        let us: Vec<f64> = (0..4).map(|i| u[i] * s[i % 2]).collect();
+        close(&matmul(&us, &vh, 2, 2, 3), &a);
+        assert!(s[0] >= s[1]);
+    }
+
+    #[test]
+    fn jacobi_eigh_satisfies_eigen_equation() {
+        let (w, v) = jacobi_eigh(A.to_vec(), 3, true);
+        assert!(w[0] <= w[1] && w[1] <= w[2]);
+        let av = matmul(&A, &v, 3, 3, 3);
+        let vw: Vec<f64> = (0..9).map(|i| v[i] * w[i % 3]).collect();
+        close(&av, &vw);
+    }
+
+    #[test]
+    fn householder_qr_reconstructs() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let (q, r) = householder_qr(&a, 3, 2, 2, 2);
+        close(&matmul(&q, &r, 3, 2, 2), &a);
+    }
+}
