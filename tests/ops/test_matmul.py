@@ -48,6 +48,7 @@ def close(out, expected, dtype=np.float64):
         ((0, 2, 3), (3, 4)),  # empty batch
         ((2, 0), (0, 3)),  # empty contraction gives zeros
         ((0, 3), (3, 2)),
+        ((2, 3, 0), (0, 4)),  # folded batch with empty contraction
     ],
 )
 def test_matmul_rank_combinations_match_numpy(sa, sb, dtype):
@@ -74,6 +75,13 @@ def test_transposed_and_strided_operands_need_no_copy(dtype):
     close(t(x).mT @ t(x), np.swapaxes(x, -1, -2) @ x, dtype)
     row = rand(1, 5, dtype=dtype)
     close(t(row).expand(4, 5) @ t(x[0]).t(), np.broadcast_to(row, (4, 5)) @ x[0].T, dtype)
+
+
+def test_batch_times_matrix_folds_strided_batches():
+    x, w = rand(4, 5, 3), rand(3, 2)
+    close(t(x).transpose(0, 1) @ t(w), np.swapaxes(x, 0, 1) @ w)
+    close(t(x)[:, ::2] @ t(w), x[:, ::2] @ w)
+    close(t(x).mT.mT @ t(w)[:, 0], x @ w[:, 0])
 
 
 def test_large_matmul_uses_threads_and_matches_numpy():

@@ -466,6 +466,20 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             "mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and {kb}x{n})"
         )));
     }
+    if nb <= 2 {
+        // A batch times one matrix is a single GEMM over the folded rows of
+        // `a` (a view when its strides allow, else a copy, as PyTorch): one
+        // packing of `b` instead of one per batch element.
+        let rows: usize = sa[..sa.len() - 1].iter().product();
+        let folded = crate::ops::shape::reshape(&a2, &[rows as i64, k as i64])?;
+        let out = product(&folded, &b2, &[])?;
+        let mut shape: Vec<usize> = sa[..sa.len() - 1].to_vec();
+        if nb > 1 {
+            shape.push(n);
+        }
+        let strides = crate::tensor::layout::contiguous_strides(&shape);
+        return view(&out, &shape, &strides);
+    }
     let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     if k != kb {
         let count: usize = batch.iter().product();
