@@ -4,7 +4,6 @@ results in PyTorch's named tuples."""
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 from typing import Any
 
@@ -211,5 +210,10 @@ def norm(
     return vector_norm(A, 2 if ord is None else ord, dims, keepdim, dtype=dtype)
 
 
-# Keep `math` for callers that pass math.inf explicitly (re-exported by name).
-inf = math.inf
+def _install_tensor_methods() -> None:
+    """``Tensor.det()``, ``Tensor.inverse()``, ``Tensor.slogdet()``, as PyTorch."""
+    for name, fn in {"det": det, "inverse": inv, "slogdet": slogdet}.items():
+        setattr(Tensor, name, fn)
+
+
+_install_tensor_methods()

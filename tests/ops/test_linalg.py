@@ -351,3 +351,13 @@ def test_empty_decompositions_have_numpy_shapes(shape, full):
     eq, er = np.linalg.qr(np.zeros(shape))
     assert (q.shape, r.shape) == (eq.shape, er.shape)
     assert LA.pinv(rtorch.zeros(*shape)).shape == np.linalg.pinv(np.zeros(shape)).shape
+
+
+def test_tensor_methods_det_inverse_slogdet():
+    a = rand(3, 3) + 3 * np.eye(3)
+    close(t(a).det(), np.linalg.det(a))
+    close(t(a).inverse(), np.linalg.inv(a))
+    sign, logabs = t(a).slogdet()
+    es, el = np.linalg.slogdet(a)
+    close(sign, es)
+    close(logabs, el)
