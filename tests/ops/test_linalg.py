@@ -361,3 +361,13 @@ def test_tensor_methods_det_inverse_slogdet():
     es, el = np.linalg.slogdet(a)
     close(sign, es)
     close(logabs, el)
+
+
+def test_nan_inputs_give_nan_without_hanging():
+    a = rtorch.tensor([[1.0, float("nan")], [0.5, 2.0]])
+    assert np.isnan(LA.svdvals(a).numpy()).any()
+    assert np.isnan(LA.eigvalsh(a, UPLO="U").numpy()).any()
+    assert not np.isnan(LA.eigvalsh(a).numpy()).any()  # the NaN is outside UPLO='L'
+    assert np.isnan(LA.det(a).item())
+    with pytest.raises(LA.LinAlgError):
+        LA.cholesky(rtorch.tensor([[float("nan")]]))

@@ -274,3 +274,19 @@ def test_matmul_out_argument():
     res = rtorch.matmul(t(a), t(b), out=out)
     assert res is out
     close(out, a @ b)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_threaded_matmul_works_in_forked_child():
+    import os
+
+    a = rand(256, 256, dtype=np.float32)
+    ta = t(a)
+    expected = a @ a
+    close(ta @ ta, expected, np.float32)  # threads ran in the parent first
+    pid = os.fork()
+    if pid == 0:  # child: no thread pool to inherit, so no hang
+        ok = np.allclose((ta @ ta).numpy(), expected, rtol=1e-4, atol=1e-3)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
