@@ -433,6 +433,25 @@ pub fn cholesky(t: &Tensor, upper: bool) -> Result<Tensor> {
 
 // ---------------------------------------------------------------- QR
 
+/// Applies `I - tau v v^T` to rows `j..m`, columns `c0..` of the row-major
+/// matrix `x` with `cols` columns: w = v^T X, then X -= tau v w^T, both
+/// walking rows (contiguous) rather than columns.
+fn reflect(x: &mut [f64], cols: usize, c0: usize, j: usize, m: usize, v: &[f64], tau: f64) {
+    let mut w = vec![0.0; cols - c0];
+    for i in j..m {
+        let vi = v[i - j];
+        for (acc, &e) in w.iter_mut().zip(&x[i * cols + c0..(i + 1) * cols]) {
+            *acc += vi * e;
+        }
+    }
+    for i in j..m {
+        let f = tau * v[i - j];
+        for (e, &wc) in x[i * cols + c0..(i + 1) * cols].iter_mut().zip(&w) {
+            *e -= f * wc;
+        }
+    }
+}
+
 /// Householder QR of the m x n row-major `a`: returns (Q m x qc, R rows x n)
 /// with `qc` columns of Q (k or m) and the top `rows` rows of R.
 fn householder_qr(a: &[f64], m: usize, n: usize, qc: usize, rows: usize) -> (Vec<f64>, Vec<f64>) {
@@ -455,12 +474,7 @@ fn householder_qr(a: &[f64], m: usize, n: usize, qc: usize, rows: usize) -> (Vec
             }
         }
         if tau != 0.0 {
-            for c in j..n {
-                let s: f64 = (j..m).map(|i| v[i - j] * r[i * n + c]).sum::<f64>() * tau;
-                for i in j..m {
-                    r[i * n + c] -= s * v[i - j];
-                }
-            }
+            reflect(&mut r, n, j, j, m, &v, tau);
             for i in j + 1..m {
                 r[i * n + j] = 0.0;
             }
@@ -478,12 +492,7 @@ fn householder_qr(a: &[f64], m: usize, n: usize, qc: usize, rows: usize) -> (Vec
         if tau == 0.0 {
             continue;
         }
-        for c in 0..qc {
-            let s: f64 = (j..m).map(|i| v[i - j] * q[i * qc + c]).sum::<f64>() * tau;
-            for i in j..m {
-                q[i * qc + c] -= s * v[i - j];
-            }
-        }
+        reflect(&mut q, qc, 0, j, m, v, tau);
     }
     r.truncate(rows * n);
     r.resize(rows * n, 0.0);
@@ -738,64 +747,84 @@ pub fn svdvals(t: &Tensor) -> Result<Tensor> {
 
 /// Cyclic Jacobi eigendecomposition of the symmetric n x n row-major `a`:
 /// eigenvalues ascending and eigenvectors as the columns of row-major V.
+///
+/// Each rotation updates rows p and q (contiguous) and mirrors them into
+/// the columns; V is kept transposed so its updates are contiguous too. A
+/// pair is skipped once |a_pq| is below eps * sqrt(|a_pp a_qq|), and the
+/// sweeps stop when none rotates (quadratic convergence: a handful).
 fn jacobi_eigh(mut a: Vec<f64>, n: usize, want_v: bool) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0; if want_v { n * n } else { 0 }];
+    if a.iter().any(|x| x.is_nan()) {
+        // No rotation would converge; LAPACK returns NaNs too.
+        return (
+            vec![f64::NAN; n],
+            vec![f64::NAN; if want_v { n * n } else { 0 }],
+        );
+    }
+    let mut vt = vec![0.0; if want_v { n * n } else { 0 }];
     if want_v {
         for i in 0..n {
-            v[i * n + i] = 1.0;
+            vt[i * n + i] = 1.0;
         }
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j].powi(2))
-            .sum();
-        let diag: f64 = (0..n).map(|i| a[i * n + i].powi(2)).sum();
-        if off == 0.0 || off <= (f64::EPSILON * f64::EPSILON) * diag * 1e-4 {
-            break;
-        }
+        let mut rotated = false;
         for p in 0..n {
             for q in p + 1..n {
                 let apq = a[p * n + q];
-                if apq == 0.0 {
+                let (app, aqq) = (a[p * n + p], a[q * n + q]);
+                if apq.abs() < f64::MIN_POSITIVE
+                    || apq.abs() <= f64::EPSILON * (app.abs() * aqq.abs()).sqrt()
+                {
                     continue;
                 }
-                let (app, aqq) = (a[p * n + p], a[q * n + q]);
+                rotated = true;
                 let theta = (aqq - app) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
+                let t = if theta == 0.0 {
+                    1.0
+                } else {
+                    theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt())
+                };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                // A <- J^T A J on rows/cols p and q.
                 for k in 0..n {
-                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
+                    if k == p || k == q {
+                        continue;
+                    }
+                    let (akp, akq) = (a[p * n + k], a[q * n + k]);
+                    let (np, nq) = (c * akp - s * akq, s * akp + c * akq);
+                    a[p * n + k] = np;
+                    a[q * n + k] = nq;
+                    a[k * n + p] = np;
+                    a[k * n + q] = nq;
                 }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
+                a[p * n + p] = app - t * apq;
+                a[q * n + q] = aqq + t * apq;
+                a[p * n + q] = 0.0;
+                a[q * n + p] = 0.0;
                 if want_v {
-                    for k in 0..n {
-                        let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
-                        v[k * n + p] = c * vkp - s * vkq;
-                        v[k * n + q] = s * vkp + c * vkq;
+                    let (lo, hi) = vt.split_at_mut(q * n);
+                    let (rp, rq) = (&mut lo[p * n..(p + 1) * n], &mut hi[..n]);
+                    for (x, y) in rp.iter_mut().zip(rq.iter_mut()) {
+                        let (vp, vq) = (*x, *y);
+                        *x = c * vp - s * vq;
+                        *y = s * vp + c * vq;
                     }
                 }
             }
+        }
+        if !rotated {
+            break;
         }
     }
     let w: Vec<f64> = (0..n).map(|i| a[i * n + i]).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| w[i].total_cmp(&w[j]));
     let ws = order.iter().map(|&i| w[i]).collect();
-    let mut vs = vec![0.0; v.len()];
+    let mut vs = vec![0.0; vt.len()];
     if want_v {
         for (c, &j) in order.iter().enumerate() {
             for r in 0..n {
-                vs[r * n + c] = v[r * n + j];
+                vs[r * n + c] = vt[j * n + r];
             }
         }
     }
