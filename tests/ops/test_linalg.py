@@ -371,3 +371,10 @@ def test_nan_inputs_give_nan_without_hanging():
     assert np.isnan(LA.det(a).item())
     with pytest.raises(LA.LinAlgError):
         LA.cholesky(rtorch.tensor([[float("nan")]]))
+
+
+def test_nan_input_propagates_through_svd_based_functions():
+    a = rtorch.tensor([[1.0, float("nan")], [0.5, 2.0]])
+    assert np.isnan(LA.svd(a).U.numpy()).all()
+    assert np.isnan(LA.pinv(a).numpy()).all()
+    assert np.isnan(LA.lstsq(a, rtorch.ones(2, 1)).solution.numpy()).all()

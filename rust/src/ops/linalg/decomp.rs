@@ -577,6 +577,12 @@ fn jacobi_svd_tall(
     n: usize,
     want_v: bool,
 ) -> (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<f64>>) {
+    if a.iter().any(|x| x.is_nan()) {
+        // Rotations would never converge; LAPACK returns NaNs too.
+        let nan = |len: usize| vec![vec![f64::NAN; len]; n];
+        let v = if want_v { nan(n) } else { Vec::new() };
+        return (nan(m), vec![f64::NAN; n], v);
+    }
     let mut u: Vec<Vec<f64>> = (0..n)
         .map(|c| (0..m).map(|r| a[r * n + c]).collect())
         .collect();
@@ -940,6 +946,10 @@ pub fn pinv(t: &Tensor, atol: Option<f64>, rtol: Option<f64>, hermitian: bool) -
             return Ok(());
         }
         let (u, s, vh) = svd_one(a.get(i), m, n, false, true);
+        if s.iter().any(|x| x.is_nan()) {
+            out.fill(f64::NAN);
+            return Ok(());
+        }
         let k = m.min(n);
         let tol = tolerance(s.first().copied().unwrap_or(0.0), atol, rtol, m, n, d);
         // pinv = V diag(1/s) U^T : n x m.
@@ -1056,6 +1066,10 @@ pub fn lstsq(
     let per = n * k + k + 1 + mn;
     let out = per_matrix(am.count(), per, cube(m.max(n)) * 8, |i, out| {
         let (u, s, vh) = svd_one(am.get(i), m, n, false, true);
+        if s.iter().any(|x| x.is_nan()) {
+            out.fill(f64::NAN);
+            return Ok(());
+        }
         let bi = bm.get(i);
         let tol = rcond * s.first().copied().unwrap_or(0.0);
         let rank = s.iter().filter(|&&x| x > tol).count();
