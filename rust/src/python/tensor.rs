@@ -636,13 +636,21 @@ impl PyTensor {
         if device.is_some() {
             extract_device(device)?;
         }
+        let mut copy = copy;
+        // Positional bools after the target are (non_blocking, copy).
+        let mut bools = 0;
         for a in args.iter() {
             if a.is_instance_of::<PyTensor>() {
                 let o = a.cast::<PyTensor>()?.borrow();
                 target = Some(o.t.dtype());
             } else if a.cast::<PyDType>().is_ok() || a.is_instance_of::<PyType>() {
                 target = Some(extract_dtype(&a)?);
-            } else if !a.is_instance_of::<pyo3::types::PyBool>() {
+            } else if a.is_instance_of::<pyo3::types::PyBool>() {
+                if bools == 1 {
+                    copy = a.is_truthy()?;
+                }
+                bools += 1;
+            } else {
                 extract_device(Some(&a))?;
             }
         }
