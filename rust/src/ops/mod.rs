@@ -7,6 +7,7 @@ pub mod creation;
 pub mod index;
 pub mod random;
 pub mod shape;
+pub mod softmax;
 pub mod special;
 pub mod ternary;
 pub mod unary;
