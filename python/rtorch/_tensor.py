@@ -29,17 +29,6 @@ _DTYPE_OF_NAME = {name: dt for dt, name in _TYPE_NAMES.items()}
 _DTYPE_OF_NAME.update({name.replace("torch.", "rtorch."): dt for dt, name in _TYPE_NAMES.items()})
 
 
-class _ArrayView:
-    """Exposes a tensor's memory through ``__array_interface__``; NumPy keeps
-    it (and so the tensor) alive as the array's base."""
-
-    __slots__ = ("__array_interface__", "_tensor")
-
-    def __init__(self, tensor: Tensor) -> None:
-        self._tensor = tensor
-        self.__array_interface__ = tensor._array_interface()
-
-
 def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
     """The tensor as a NumPy array sharing its memory.
 
@@ -57,7 +46,7 @@ def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
     # NumPy is imported on first use: `import rtorch` stays fast.
     import numpy as np
 
-    return np.asarray(_ArrayView(self))
+    return np.asarray(self._array_holder())
 
 
 def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:

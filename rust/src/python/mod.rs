@@ -1,6 +1,7 @@
 //! PyO3 bindings: argument parsing, conversions and error mapping. No math
 //! lives here; every call goes to `crate::ops`.
 
+mod array;
 mod convert;
 mod dlpack;
 mod dtype;
@@ -92,5 +93,6 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     factory::register(m)?;
     ops_elementwise::register(m)?;
     dlpack::register(m)?;
+    array::register(m)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyList, PyTuple, PyType};
 
 use super::convert::{data_to_tensor, int_list, operand, parse_index, parse_size, type_name};
 use super::dtype::{dtype_obj, extract_device, extract_dtype, opt_dtype, PyDType, PyDevice};
@@ -562,33 +562,9 @@ impl PyTensor {
     fn __hash__(slf: &Bound<'_, Self>) -> isize {
         slf.as_ptr() as isize
     }
-    /// `__array_interface__` of this tensor, for zero-copy `.numpy()`.
-    fn _array_interface<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let typestr = match self.t.dtype() {
-            DType::F32 => "<f4",
-            DType::F64 => "<f8",
-            DType::F16 => "<f2",
-            DType::I64 => "<i8",
-            DType::I32 => "<i4",
-            DType::I16 => "<i2",
-            DType::I8 => "|i1",
-            DType::U8 => "|u1",
-            DType::Bool => "|b1",
-            DType::BF16 => {
-                return Err(PyTypeError::new_err("Got unsupported ScalarType BFloat16"));
-            }
-        };
-        let d = PyDict::new(py);
-        let item = self.t.dtype().size() as isize;
-        d.set_item("shape", PyTuple::new(py, self.t.shape())?)?;
-        d.set_item(
-            "strides",
-            PyTuple::new(py, self.t.strides().iter().map(|&s| s * item))?,
-        )?;
-        d.set_item("typestr", typestr)?;
-        d.set_item("data", (self.t.raw_ptr() as usize, false))?;
-        d.set_item("version", 3)?;
-        Ok(d)
+    /// An object NumPy builds a zero-copy array from (`.numpy()`).
+    fn _array_holder(&self) -> PyResult<super::array::ArrayHolder> {
+        super::array::ArrayHolder::new(self.t.clone())
     }
 
     #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
