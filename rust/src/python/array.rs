@@ -11,7 +11,7 @@ use crate::tensor::{DType, Tensor};
 
 /// NumPy's `PyArrayInterface`.
 #[repr(C)]
-struct ArrayInterface {
+pub(crate) struct ArrayInterface {
     two: c_int,
     nd: c_int,
     typekind: c_char,
@@ -106,6 +106,69 @@ impl ArrayHolder {
             }
             Ok(Bound::from_owned_ptr(py, cap).unbind())
         }
+    }
+}
+
+/// A tensor sharing the memory of an object exposing `__array_struct__`
+/// (NumPy arrays), or `None` when the object has none or uses a layout this
+/// fast path does not take (the caller then reads `__array_interface__`,
+/// which also produces the precise errors).
+pub fn import_array_struct(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    let Ok(cap) = obj.getattr(pyo3::intern!(obj.py(), "__array_struct__")) else {
+        return Ok(None);
+    };
+    // SAFETY: the capsule API checks the object; a valid NumPy capsule holds
+    // a PyArrayInterface whose shape/strides arrays have `nd` entries, and
+    // whose data stays valid while `obj` (kept as the storage owner) lives.
+    unsafe {
+        if ffi::PyCapsule_CheckExact(cap.as_ptr()) == 0 {
+            return Ok(None);
+        }
+        let p = ffi::PyCapsule_GetPointer(cap.as_ptr(), std::ptr::null()) as *const ArrayInterface;
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return Ok(None);
+        }
+        let a = &*p;
+        if a.two != 2 || a.flags & NOTSWAPPED == 0 || a.nd < 0 {
+            return Ok(None);
+        }
+        let dtype = match (a.typekind as u8, a.itemsize) {
+            (b'f', 4) => DType::F32,
+            (b'f', 8) => DType::F64,
+            (b'f', 2) => DType::F16,
+            (b'i', 8) => DType::I64,
+            (b'i', 4) => DType::I32,
+            (b'i', 2) => DType::I16,
+            (b'i', 1) => DType::I8,
+            (b'u', 1) => DType::U8,
+            (b'b', 1) => DType::Bool,
+            _ => return Ok(None),
+        };
+        let nd = a.nd as usize;
+        let item = a.itemsize as isize;
+        let shape: Vec<usize> = (0..nd).map(|i| *a.shape.add(i) as usize).collect();
+        let strides: Vec<isize> = if a.strides.is_null() {
+            crate::tensor::layout::contiguous_strides(&shape).to_vec()
+        } else {
+            (0..nd).map(|i| *a.strides.add(i)).collect()
+        };
+        if strides.iter().any(|&s| s < 0 || s % item != 0) {
+            return Ok(None);
+        }
+        let layout = crate::tensor::Layout {
+            shape: shape.into(),
+            strides: strides.iter().map(|&s| s / item).collect(),
+            offset: 0,
+        };
+        let nbytes = layout.required_elems() * dtype.size();
+        let owner = Box::new(super::convert::PyOwner(obj.clone().unbind()));
+        let storage = crate::tensor::Storage::from_external(a.data as *mut u8, nbytes, owner);
+        Ok(Some(Tensor::from_parts(
+            std::sync::Arc::new(storage),
+            layout,
+            dtype,
+        )?))
     }
 }
 
