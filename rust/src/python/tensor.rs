@@ -567,6 +567,26 @@ impl PyTensor {
         super::array::ArrayHolder::new(self.t.clone())
     }
 
+    /// The tensor as a NumPy array sharing its memory; `force` detaches a
+    /// tensor that requires grad instead of refusing it.
+    #[pyo3(signature = (*, force=false))]
+    fn numpy<'py>(&self, py: Python<'py>, force: bool) -> PyResult<Bound<'py, PyAny>> {
+        if self.t.requires_grad() && !force {
+            return Err(PyRuntimeError::new_err(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
+            ));
+        }
+        static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        // NumPy is imported on first use, so `import rtorch` stays fast.
+        let asarray = ASARRAY.get_or_try_init(py, || {
+            py.import("numpy")
+                .and_then(|np| np.getattr("asarray"))
+                .map(Bound::unbind)
+        })?;
+        let holder = Bound::new(py, super::array::ArrayHolder::new(self.t.clone())?)?;
+        asarray.bind(py).call1((holder,))
+    }
+
     #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
     fn __dlpack__(
         &self,
