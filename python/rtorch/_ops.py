@@ -23,7 +23,7 @@ bitwise_right_shift logical_and logical_or logical_xor eq ne not_equal lt less l
 less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equal
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
-abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_ softmax log_softmax
 mm bmm mv dot vdot addmm addmv addbmm baddbmm
 """.split()
 

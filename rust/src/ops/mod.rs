@@ -8,6 +8,7 @@ pub mod index;
 pub mod linalg;
 pub mod random;
 pub mod shape;
+pub mod softmax;
 pub mod special;
 pub mod ternary;
 pub mod unary;
