@@ -4,7 +4,9 @@
 pub mod binary;
 pub mod copy;
 pub mod creation;
+pub mod gather;
 pub mod index;
+pub mod join;
 pub mod random;
 pub mod shape;
 pub mod special;

@@ -1,0 +1,1607 @@
+//! Joining, splitting, reordering and repeating: cat/stack and friends,
+//! split/chunk, flip/roll/rot90, repeat/tile, movedim, broadcasting,
+//! tril/triu, diag, meshgrid, combinations, and the contractions
+//! (einsum, tensordot, inner, outer, kron, cross, cdist).
+//!
+//! Few primitives: `copy_into` (a strided copy whose unit-stride rows are
+//! memcpy), `flip`, `contract` (batched matmul); the rest compose views of
+//! them.
+
+use crate::cpu::iter::{for_each_offset, for_each_row};
+use crate::cpu::parallel::for_ranges;
+use crate::dispatch;
+use crate::error::{try_vec, wrap_dim, Error, Result};
+use crate::ops::binary::{binary, BinaryOp};
+use crate::ops::{copy, result_type, shape, Operand};
+use crate::tensor::layout::{broadcast_shapes, checked_numel, fmt_i64s, fmt_shape, Dims, Layout};
+use crate::tensor::{DType, Element, Tensor};
+
+// ---------------------------------------------------------------- copying
+
+/// Copies a strided source into a strided destination of the same shape and
+/// element size. Offsets and strides are in elements and may be negative
+/// (flip); callers guarantee every addressed element is inside its storage.
+fn raw_copy(
+    shape: &[usize],
+    dst: *mut u8,
+    dst_strides: &[isize],
+    src: *const u8,
+    src_strides: &[isize],
+    itemsize: usize,
+) {
+    fn go<T: Copy>(shape: &[usize], d: *mut T, ds: &[isize], s: *const T, ss: &[isize]) {
+        for_each_row(shape, [ds, ss], |[od, os], len, [sd, sst]| {
+            // SAFETY: the caller's invariant: all offsets lie inside the storages.
+            unsafe {
+                let (d, s) = (d.offset(od), s.offset(os));
+                if sd == 1 && sst == 1 {
+                    std::ptr::copy_nonoverlapping(s, d, len);
+                } else {
+                    for i in 0..len as isize {
+                        *d.offset(i * sd) = *s.offset(i * sst);
+                    }
+                }
+            }
+        });
+    }
+    match itemsize {
+        1 => go(shape, dst, dst_strides, src, src_strides),
+        2 => go(
+            shape,
+            dst as *mut u16,
+            dst_strides,
+            src as *const u16,
+            src_strides,
+        ),
+        4 => go(
+            shape,
+            dst as *mut u32,
+            dst_strides,
+            src as *const u32,
+            src_strides,
+        ),
+        _ => go(
+            shape,
+            dst as *mut u64,
+            dst_strides,
+            src as *const u64,
+            src_strides,
+        ),
+    }
+}
+
+/// Pointers shared with worker threads; each thread writes a disjoint part.
+#[derive(Clone, Copy)]
+struct SendPtr(usize);
+
+/// `raw_copy`, split across threads along the outermost dim when large.
+fn par_copy(
+    shape: &[usize],
+    dst: *mut u8,
+    dst_strides: &[isize],
+    src: *const u8,
+    src_strides: &[isize],
+    itemsize: usize,
+) {
+    let numel: usize = shape.iter().product();
+    let dense = |st: &[isize]| {
+        Layout {
+            shape: shape.into(),
+            strides: st.into(),
+            offset: 0,
+        }
+        .is_contiguous()
+    };
+    let (d, s) = (SendPtr(dst as usize), SendPtr(src as usize));
+    if dense(dst_strides) && dense(src_strides) {
+        // One flat memcpy, chunked so each thread streams its own part.
+        for_ranges(numel, 1, 4096, |a, b| {
+            let (d, s) = (d, s);
+            // SAFETY: both spans are `numel` dense elements; chunks are disjoint.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (s.0 as *const u8).add(a * itemsize),
+                    (d.0 as *mut u8).add(a * itemsize),
+                    (b - a) * itemsize,
+                )
+            };
+        });
+        return;
+    }
+    match shape.first() {
+        Some(&n0) if n0 > 1 && numel >= 1 << 18 => {
+            let inner = &shape[1..];
+            for_ranges(n0, numel / n0, 1, |a, b| {
+                let (d, s) = (d, s);
+                let mut sh: Dims = inner.into();
+                sh.insert(0, b - a);
+                raw_copy(
+                    &sh,
+                    (d.0 as *mut u8)
+                        .wrapping_offset(a as isize * dst_strides[0] * itemsize as isize),
+                    dst_strides,
+                    (s.0 as *const u8)
+                        .wrapping_offset(a as isize * src_strides[0] * itemsize as isize),
+                    src_strides,
+                    itemsize,
+                )
+            });
+        }
+        _ => raw_copy(shape, dst, dst_strides, src, src_strides, itemsize),
+    }
+}
+
+/// `dst[...] = src[...]` for tensors of one shape; `src` is cast when its
+/// dtype differs. `dst` must not overlap `src` (fresh outputs).
+fn copy_into(dst: &Tensor, src: &Tensor) -> Result<()> {
+    if dst.dtype() != src.dtype() {
+        return copy::copy_(dst, src);
+    }
+    par_copy(
+        dst.shape(),
+        dst.raw_ptr(),
+        dst.strides(),
+        src.raw_ptr(),
+        src.strides(),
+        dst.dtype().size(),
+    );
+    Ok(())
+}
+
+fn to_i64s(d: &[usize]) -> Vec<i64> {
+    d.iter().map(|&x| x as i64).collect()
+}
+
+// ---------------------------------------------------------------- cat/stack
+
+/// `torch.cat(tensors, dim)`: promotes dtypes; 1-d empty tensors are
+/// skipped as in PyTorch's legacy rule.
+pub fn cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
+    if tensors.is_empty() {
+        return Err(Error::Runtime(
+            "torch.cat(): expected a non-empty list of Tensors".into(),
+        ));
+    }
+    for (i, t) in tensors.iter().enumerate() {
+        if t.ndim() == 0 {
+            return Err(Error::Runtime(format!(
+                "zero-dimensional tensor (at position {i}) cannot be concatenated"
+            )));
+        }
+    }
+    let ops: Vec<Operand> = tensors.iter().map(|t| Operand::Tensor(t.clone())).collect();
+    let dtype = result_type(&ops.iter().collect::<Vec<_>>());
+    let skip = |t: &Tensor| t.ndim() == 1 && t.numel() == 0;
+    let Some(first) = tensors.iter().position(|t| !skip(t)) else {
+        wrap_dim(dim, 1)?;
+        return Tensor::empty(&[0], dtype);
+    };
+    let r = &tensors[first];
+    let d = wrap_dim(dim, r.ndim())?;
+    let mut out_shape: Dims = r.shape().into();
+    out_shape[d] = 0;
+    for (i, t) in tensors.iter().enumerate() {
+        if skip(t) {
+            continue;
+        }
+        if t.ndim() != r.ndim() {
+            return Err(Error::Runtime(format!(
+                "Tensors must have same number of dimensions: got {} and {}",
+                r.ndim(),
+                t.ndim()
+            )));
+        }
+        for k in 0..r.ndim() {
+            if k != d && t.shape()[k] != r.shape()[k] {
+                return Err(Error::Runtime(format!(
+                    "Sizes of tensors must match except in dimension {d}. Expected size {} but got size {} for tensor number {i} in the list.",
+                    r.shape()[k],
+                    t.shape()[k]
+                )));
+            }
+        }
+        out_shape[d] = out_shape[d]
+            .checked_add(t.shape()[d])
+            .ok_or_else(|| Error::Runtime("cat: size overflow".into()))?;
+    }
+    checked_numel(&out_shape)?;
+    let out = Tensor::empty(&out_shape, dtype)?;
+    let mut off = 0;
+    for t in tensors.iter().filter(|t| !skip(t)) {
+        let n = t.shape()[d];
+        let part = out.view_with(out.layout().narrow(d as i64, off as i64, n as i64)?)?;
+        copy_into(&part, t)?;
+        off += n;
+    }
+    Ok(out)
+}
+
+pub fn stack(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
+    let Some(r) = tensors.first() else {
+        return Err(Error::Runtime(
+            "stack expects a non-empty TensorList".into(),
+        ));
+    };
+    for (i, t) in tensors.iter().enumerate() {
+        if t.shape() != r.shape() {
+            return Err(Error::Runtime(format!(
+                "stack expects each tensor to be equal size, but got {} at entry 0 and {} at entry {i}",
+                fmt_shape(r.shape()),
+                fmt_shape(t.shape())
+            )));
+        }
+    }
+    let d = wrap_dim(dim, r.ndim() + 1)? as i64;
+    let parts: Vec<Tensor> = tensors
+        .iter()
+        .map(|t| shape::unsqueeze(t, d))
+        .collect::<Result<_>>()?;
+    cat(&parts, d)
+}
+
+/// `atleast_{1,2,3}d`: views with size-1 dims added as NumPy places them.
+pub fn atleast(t: &Tensor, n: usize) -> Result<Tensor> {
+    let s = to_i64s(t.shape());
+    let shape: Vec<i64> = match (t.ndim(), n) {
+        (k, _) if k >= n => return Ok(t.clone()),
+        (0, _) => vec![1; n],
+        (1, 2) => vec![1, s[0]],
+        (1, 3) => vec![1, s[0], 1],
+        _ => vec![s[0], s[1], 1],
+    };
+    shape::reshape(t, &shape)
+}
+
+/// `hstack`/`vstack`/`dstack` by `kind` ('h', 'v', 'd').
+pub fn hvdstack(tensors: &[Tensor], kind: char) -> Result<Tensor> {
+    let name = format!("{kind}stack");
+    if tensors.is_empty() {
+        return Err(Error::Runtime(format!(
+            "{name} expects a non-empty TensorList"
+        )));
+    }
+    let (n, dim) = match kind {
+        'h' => (1, if tensors[0].ndim() <= 1 { 0 } else { 1 }),
+        'v' => (2, 0),
+        _ => (3, 2),
+    };
+    let parts: Vec<Tensor> = tensors
+        .iter()
+        .map(|t| atleast(t, n))
+        .collect::<Result<_>>()?;
+    cat(&parts, dim)
+}
+
+// ---------------------------------------------------------------- split
+
+fn dim_size(t: &Tensor, dim: i64) -> Result<(usize, usize)> {
+    if t.ndim() == 0 {
+        return Err(Error::Runtime(
+            "split expects at least a 1-dimensional tensor".into(),
+        ));
+    }
+    let d = wrap_dim(dim, t.ndim())?;
+    Ok((d, t.shape()[d]))
+}
+
+fn pieces(t: &Tensor, d: usize, lens: &[usize]) -> Result<Vec<Tensor>> {
+    let mut start = 0i64;
+    lens.iter()
+        .map(|&n| {
+            let p = shape::narrow(t, d as i64, start, n as i64);
+            start += n as i64;
+            p
+        })
+        .collect()
+}
+
+/// `split(split_size)`: equal pieces, the last possibly smaller.
+pub fn split(t: &Tensor, size: i64, dim: i64) -> Result<Vec<Tensor>> {
+    let (d, n) = dim_size(t, dim)?;
+    if size < 0 {
+        return Err(Error::Runtime(format!(
+            "split expects split_size be non-negative, but got split_size={size}"
+        )));
+    }
+    if size == 0 && n != 0 {
+        return Err(Error::Runtime(format!(
+            "split_size can only be 0 if dimension size is 0, but got dimension size of {n}"
+        )));
+    }
+    let size = size as usize;
+    let count = if size == 0 {
+        1
+    } else {
+        n.div_ceil(size).max(1)
+    };
+    let mut lens = try_vec(count)?;
+    for i in 0..count {
+        lens.push(size.min(n.saturating_sub(i * size)));
+    }
+    pieces(t, d, &lens)
+}
+
+pub fn split_with_sizes(t: &Tensor, sizes: &[i64], dim: i64) -> Result<Vec<Tensor>> {
+    let (d, n) = dim_size(t, dim)?;
+    let total: i128 = sizes.iter().map(|&s| s as i128).sum();
+    if sizes.iter().any(|&s| s < 0) || total != n as i128 {
+        return Err(Error::Runtime(format!(
+            "split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at dimension {d}), but got split_sizes={}",
+            fmt_i64s(sizes)
+        )));
+    }
+    let lens: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
+    pieces(t, d, &lens)
+}
+
+pub fn chunk(t: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
+    if t.ndim() == 0 {
+        return Err(Error::Runtime(
+            "chunk expects at least a 1-dimensional tensor".into(),
+        ));
+    }
+    if chunks <= 0 {
+        return Err(Error::Runtime(format!(
+            "chunk expects `chunks` to be greater than 0, got: {chunks}"
+        )));
+    }
+    let (_, n) = dim_size(t, dim)?;
+    let size = n.div_ceil(chunks as usize);
+    if size == 0 && n == 0 {
+        // PyTorch splits an empty dim into `chunks` empty pieces.
+        let d = wrap_dim(dim, t.ndim())?;
+        let lens = vec![0; (chunks as usize).min(n.max(1) * chunks as usize)];
+        return pieces(t, d, &lens);
+    }
+    split(t, size as i64, dim)
+}
+
+/// `tensor_split(sections)`: the first `n % sections` pieces one longer.
+pub fn tensor_split_sections(t: &Tensor, sections: i64, dim: i64) -> Result<Vec<Tensor>> {
+    if t.ndim() == 0 {
+        return Err(Error::Runtime(
+            "tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims"
+                .into(),
+        ));
+    }
+    if sections <= 0 {
+        return Err(Error::Runtime(format!(
+            "number of sections must be larger than 0, got {sections}"
+        )));
+    }
+    let d = wrap_dim(dim, t.ndim())?;
+    let n = t.shape()[d];
+    let s = sections as usize;
+    let mut lens = try_vec(s)?;
+    for i in 0..s {
+        lens.push(n / s + usize::from(i < n % s));
+    }
+    pieces(t, d, &lens)
+}
+
+/// `tensor_split(indices)`: pieces between the (clamped) split points.
+pub fn tensor_split_indices(t: &Tensor, indices: &[i64], dim: i64) -> Result<Vec<Tensor>> {
+    if t.ndim() == 0 {
+        return Err(Error::Runtime(
+            "tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims"
+                .into(),
+        ));
+    }
+    let d = wrap_dim(dim, t.ndim())?;
+    let n = t.shape()[d] as i64;
+    let clamp = |i: i64| if i < 0 { (i + n).max(0) } else { i.min(n) };
+    let mut start = 0i64;
+    let mut out = Vec::with_capacity(indices.len() + 1);
+    for &i in indices.iter().chain(std::iter::once(&n)) {
+        let end = clamp(i).max(start);
+        out.push(shape::narrow(t, d as i64, start, end - start)?);
+        start = end;
+    }
+    Ok(out)
+}
+
+pub fn unbind(t: &Tensor, dim: i64) -> Result<Vec<Tensor>> {
+    if t.ndim() == 0 {
+        return Err(Error::Index(
+            "Dimension specified as 0 but tensor has no dimensions".into(),
+        ));
+    }
+    let d = wrap_dim(dim, t.ndim())?;
+    (0..t.shape()[d])
+        .map(|i| shape::select(t, d as i64, i as i64))
+        .collect()
+}
+
+// ---------------------------------------------------------------- reorder
+
+pub fn movedim(t: &Tensor, src: &[i64], dst: &[i64]) -> Result<Tensor> {
+    let n = t.ndim();
+    if src.len() != dst.len() {
+        return Err(Error::Runtime(format!(
+            "movedim: Invalid source or destination dims: source ({} dims) should contain the same number of dims as destination ({} dims)",
+            fmt_i64s(src),
+            fmt_i64s(dst)
+        )));
+    }
+    let wrap = |v: &[i64]| -> Result<Vec<usize>> { v.iter().map(|&d| wrap_dim(d, n)).collect() };
+    let (s, d) = (wrap(src)?, wrap(dst)?);
+    for (v, name, orig) in [(&s, "source", src), (&d, "destination", dst)] {
+        let mut seen = vec![false; n.max(1)];
+        for &x in v.iter() {
+            if std::mem::replace(&mut seen[x], true) {
+                return Err(Error::Runtime(format!(
+                    "movedim: repeated dim in `{name}` ({})",
+                    fmt_i64s(orig)
+                )));
+            }
+        }
+    }
+    if n == 0 {
+        return Ok(t.alias());
+    }
+    let mut order: Vec<i64> = vec![-1; n];
+    for (&a, &b) in s.iter().zip(&d) {
+        order[b] = a as i64;
+    }
+    let mut rest = (0..n).filter(|i| !s.contains(i));
+    for o in order.iter_mut().filter(|o| **o < 0) {
+        *o = rest.next().unwrap_or(0) as i64;
+    }
+    shape::permute(t, &order)
+}
+
+/// `flip(dims)`: a copy read with negated strides.
+pub fn flip(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
+    let n = t.ndim();
+    let mut flipped = vec![false; n.max(1)];
+    for &d in dims {
+        let w = wrap_dim(d, n)?;
+        if std::mem::replace(&mut flipped[w], true) {
+            return Err(Error::Runtime(format!(
+                "dim {w} appears multiple times in the list of dims"
+            )));
+        }
+    }
+    let out = Tensor::empty_strided(t.shape(), &t.layout().preserved_strides(), t.dtype())?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    let mut strides: Vec<isize> = t.strides().to_vec();
+    let mut base = 0isize;
+    for d in 0..n {
+        if flipped[d] {
+            base += (t.shape()[d] as isize - 1) * strides[d];
+            strides[d] = -strides[d];
+        }
+    }
+    let item = t.dtype().size() as isize;
+    par_copy(
+        t.shape(),
+        out.raw_ptr(),
+        out.strides(),
+        t.raw_ptr().wrapping_offset(base * item),
+        &strides,
+        t.dtype().size(),
+    );
+    Ok(out)
+}
+
+pub fn fliplr(t: &Tensor) -> Result<Tensor> {
+    if t.ndim() < 2 {
+        return Err(Error::Runtime("Input must be >= 2-d.".into()));
+    }
+    flip(t, &[1])
+}
+
+pub fn flipud(t: &Tensor) -> Result<Tensor> {
+    if t.ndim() < 1 {
+        return Err(Error::Runtime("Input must be >= 1-d.".into()));
+    }
+    flip(t, &[0])
+}
+
+/// `roll(shifts, dims)`; with no dims the flattened tensor is rolled.
+pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
+    if dims.is_empty() {
+        if shifts.len() != 1 {
+            return Err(Error::Runtime(format!(
+                "shifts and dimensions must align. shifts: {}, dims:0",
+                shifts.len()
+            )));
+        }
+        let flat = copy::contiguous(t)?;
+        let flat = shape::reshape(&flat, &[-1])?;
+        let r = roll(&flat, shifts, &[0])?;
+        return shape::view(&r, &to_i64s(t.shape()));
+    }
+    if shifts.len() != dims.len() {
+        return Err(Error::Runtime(format!(
+            "shifts and dimensions must align. shifts: {}, dims:{}",
+            shifts.len(),
+            dims.len()
+        )));
+    }
+    let mut cur = t.clone();
+    for (&s, &d) in shifts.iter().zip(dims) {
+        let d = wrap_dim(d, t.ndim())?;
+        let n = cur.shape().get(d).copied().unwrap_or(1) as i64;
+        let out = Tensor::empty(cur.shape(), cur.dtype())?;
+        if n == 0 || out.numel() == 0 {
+            cur = out;
+            continue;
+        }
+        let k = s.rem_euclid(n);
+        let di = d as i64;
+        copy_into(
+            &shape::narrow(&out, di, k, n - k)?,
+            &shape::narrow(&cur, di, 0, n - k)?,
+        )?;
+        copy_into(
+            &shape::narrow(&out, di, 0, k)?,
+            &shape::narrow(&cur, di, n - k, k)?,
+        )?;
+        cur = out;
+    }
+    if cur.same_tensor(t) {
+        return copy::clone(t);
+    }
+    Ok(cur)
+}
+
+pub fn rot90(t: &Tensor, k: i64, dims: &[i64]) -> Result<Tensor> {
+    if dims.len() != 2 {
+        return Err(Error::Runtime(format!(
+            "expected total rotation dims == 2, but got dims = {}",
+            dims.len()
+        )));
+    }
+    if t.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "expected total dims >= 2, but got total dims = {}",
+            t.ndim()
+        )));
+    }
+    let (a, b) = (wrap_dim(dims[0], t.ndim())?, wrap_dim(dims[1], t.ndim())?);
+    if a == b {
+        return Err(Error::Runtime(format!(
+            "expected rotation dims to be different, but got dim0 = {a} and dim1 = {b}"
+        )));
+    }
+    let (a, b) = (a as i64, b as i64);
+    match k.rem_euclid(4) {
+        1 => shape::transpose(&flip(t, &[b])?, a, b),
+        2 => flip(t, &[a, b]),
+        3 => shape::transpose(&flip(t, &[a])?, a, b),
+        _ => copy::clone(t),
+    }
+}
+
+// ---------------------------------------------------------------- repeat
+
+pub fn repeat(t: &Tensor, reps: &[i64]) -> Result<Tensor> {
+    if reps.len() < t.ndim() {
+        return Err(Error::Runtime(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
+                .into(),
+        ));
+    }
+    let lead = reps.len() - t.ndim();
+    let mut out_sizes = Vec::with_capacity(reps.len());
+    for (i, &r) in reps.iter().enumerate() {
+        let s = if i < lead {
+            1
+        } else {
+            t.shape()[i - lead] as i64
+        };
+        out_sizes.push(r.checked_mul(s).unwrap_or(i64::MAX));
+    }
+    if reps.iter().any(|&r| r < 0) {
+        return Err(Error::Runtime(format!(
+            "Trying to create tensor with negative dimension {}: {}",
+            out_sizes.iter().find(|&&s| s < 0).copied().unwrap_or(-1),
+            fmt_i64s(&out_sizes)
+        )));
+    }
+    let out_shape = crate::tensor::layout::dims_from_i64(&out_sizes)?;
+    checked_numel(&out_shape)?;
+    let out = Tensor::empty(&out_shape, t.dtype())?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    // out viewed as [r0, s0, r1, s1, ...]; the source broadcast over each r.
+    let (mut sh, mut ds, mut ss): (Dims, Vec<isize>, Vec<isize>) = Default::default();
+    for (i, &r) in reps.iter().enumerate() {
+        let (s, st) = if i < lead {
+            (1, 0)
+        } else {
+            (t.shape()[i - lead], t.strides()[i - lead])
+        };
+        let c = out.strides()[i];
+        sh.extend([r as usize, s]);
+        ds.extend([c * s as isize, c]);
+        ss.extend([0, st]);
+    }
+    par_copy(&sh, out.raw_ptr(), &ds, t.raw_ptr(), &ss, t.dtype().size());
+    Ok(out)
+}
+
+pub fn tile(t: &Tensor, reps: &[i64]) -> Result<Tensor> {
+    let mut r = vec![1i64; t.ndim().saturating_sub(reps.len())];
+    r.extend_from_slice(reps);
+    repeat(t, &r)
+}
+
+/// `repeat_interleave` with one repeat count for every element.
+pub fn repeat_interleave_int(t: &Tensor, repeats: i64, dim: Option<i64>) -> Result<Tensor> {
+    if repeats < 0 {
+        return Err(Error::Runtime("repeats can not be negative".into()));
+    }
+    let (src, d) = match dim {
+        None => (shape::reshape(t, &[-1])?, 0),
+        Some(d) => (t.clone(), wrap_dim(d, t.ndim())?),
+    };
+    if src.ndim() == 0 {
+        return repeat_interleave_int(&shape::reshape(&src, &[1])?, repeats, Some(0));
+    }
+    // [.., n, repeats, ..] with stride 0 on the new dim, then merged.
+    let mut l = src.layout().clone();
+    l.shape.insert(d + 1, repeats as usize);
+    l.strides.insert(d + 1, 0);
+    let expanded = src.view_with(l)?;
+    let mut sizes = to_i64s(src.shape());
+    sizes[d] = sizes[d].saturating_mul(repeats);
+    let out = Tensor::empty(expanded.shape(), src.dtype())?;
+    copy_into(&out, &expanded)?;
+    shape::view(&out, &sizes)
+}
+
+/// `repeat_interleave` with a repeat count per slice along `dim`.
+pub fn repeat_interleave_tensor(t: &Tensor, repeats: &Tensor, dim: Option<i64>) -> Result<Tensor> {
+    if repeats.dtype().is_floating_point() || repeats.dtype() == DType::Bool {
+        return Err(Error::Runtime(
+            "repeats has to be Long or Int tensor".into(),
+        ));
+    }
+    if repeats.ndim() > 1 {
+        return Err(Error::Runtime(
+            "repeats must be 0-dim or 1-dim tensor".into(),
+        ));
+    }
+    if repeats.numel() == 1 {
+        return repeat_interleave_int(t, repeats.get_scalar(0).to_i64(), dim);
+    }
+    let (src, d) = match dim {
+        None => (shape::reshape(t, &[-1])?, 0),
+        Some(d) => (t.clone(), wrap_dim(d, t.ndim())?),
+    };
+    let n = src.shape().get(d).copied().unwrap_or(1);
+    if repeats.numel() != n {
+        return Err(Error::Runtime(format!(
+            "repeats must have the same size as input along dim, but got repeats.size(0) = {} and input.size({d}) = {n}",
+            repeats.numel()
+        )));
+    }
+    let idx = repeat_index(repeats)?;
+    crate::ops::gather::index_select(&src, d as i64, &idx)
+}
+
+/// `torch.repeat_interleave(repeats)`: `i` repeated `repeats[i]` times.
+pub fn repeat_index(repeats: &Tensor) -> Result<Tensor> {
+    let reps = copy::to_vec::<i64>(repeats)?;
+    if reps.iter().any(|&r| r < 0) {
+        return Err(Error::Runtime("repeats can not be negative".into()));
+    }
+    let total = reps
+        .iter()
+        .try_fold(0usize, |a, &r| a.checked_add(r as usize))
+        .ok_or_else(|| Error::Runtime("repeat_interleave: size overflow".into()))?;
+    let mut v = try_vec::<i64>(total)?;
+    for (i, &r) in reps.iter().enumerate() {
+        v.extend(std::iter::repeat_n(i as i64, r as usize));
+    }
+    Tensor::from_slice(&v, &[total])
+}
+
+pub fn broadcast_to(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
+    shape::expand(t, sizes)
+}
+
+pub fn broadcast_tensors(ts: &[Tensor]) -> Result<Vec<Tensor>> {
+    let mut sh = Dims::new();
+    for t in ts {
+        sh = broadcast_shapes(&sh, t.shape())?;
+    }
+    let s = to_i64s(&sh);
+    ts.iter().map(|t| shape::expand(t, &s)).collect()
+}
+
+// ---------------------------------------------------------------- triangles
+
+/// Zeroes `t` above (`lower`) or below the `k`-th diagonal, in place.
+pub fn tri_(t: &Tensor, k: i64, lower: bool) -> Result<()> {
+    let name = if lower { "tril" } else { "triu" };
+    if t.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: input tensor must have at least 2 dimensions"
+        )));
+    }
+    copy::check_no_internal_overlap(t)?;
+    let n = t.ndim();
+    let (rows, cols) = (t.shape()[n - 2] as i64, t.shape()[n - 1]);
+    let (rs, cs) = (t.strides()[n - 2], t.strides()[n - 1]);
+    dispatch!(t.dtype(), T => {
+        let p = t.data_ptr::<T>();
+        for_each_offset(&t.shape()[..n - 2], &t.strides()[..n - 2], |b| {
+            for i in 0..rows {
+                let (lo, hi) = if lower {
+                    ((i + k + 1).clamp(0, cols as i64) as usize, cols)
+                } else {
+                    (0, (i + k).clamp(0, cols as i64) as usize)
+                };
+                for j in lo..hi {
+                    // SAFETY: (i, j) lies inside the validated layout of `t`.
+                    unsafe { *p.offset(b + i as isize * rs + j as isize * cs) = T::default() };
+                }
+            }
+        });
+    });
+    t.bump_version();
+    Ok(())
+}
+
+pub fn tri(t: &Tensor, k: i64, lower: bool) -> Result<Tensor> {
+    if t.ndim() < 2 {
+        return tri_(t, k, lower).map(|_| t.clone());
+    }
+    let out = copy::clone(t)?;
+    tri_(&out, k, lower)?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- diagonals
+
+pub fn diag(t: &Tensor, k: i64) -> Result<Tensor> {
+    match t.ndim() {
+        1 => {
+            let m = t.shape()[0] + k.unsigned_abs() as usize;
+            let out = Tensor::zeros(&[m, m], t.dtype())?;
+            copy_into(&shape::diagonal(&out, k, 0, 1)?, t)?;
+            Ok(out)
+        }
+        2 => copy::contiguous_copy(&shape::diagonal(t, k, 0, 1)?),
+        n => Err(Error::Runtime(format!(
+            "diag(): Supports 1D or 2D tensors. Got {n}D"
+        ))),
+    }
+}
+
+pub fn diag_embed(t: &Tensor, k: i64, d1: i64, d2: i64) -> Result<Tensor> {
+    let nd = t.ndim() + 1;
+    let (a, b) = (wrap_dim(d1, nd)?, wrap_dim(d2, nd)?);
+    if a == b {
+        return Err(Error::Runtime(format!(
+            "diagonal dimensions cannot be identical {d1}, {d2}"
+        )));
+    }
+    let last = t.shape().last().copied().unwrap_or(1);
+    let m = last + k.unsigned_abs() as usize;
+    let batch = t.shape().get(..t.ndim().saturating_sub(1)).unwrap_or(&[]);
+    let mut it = batch.iter();
+    let shape: Dims = (0..nd)
+        .map(|i| {
+            if i == a || i == b {
+                m
+            } else {
+                it.next().copied().unwrap_or(1)
+            }
+        })
+        .collect();
+    let out = Tensor::zeros(&shape, t.dtype())?;
+    let src = if t.ndim() == 0 {
+        shape::reshape(t, &[1])?
+    } else {
+        t.clone()
+    };
+    copy_into(&shape::diagonal(&out, k, a as i64, b as i64)?, &src)?;
+    Ok(out)
+}
+
+pub fn trace(t: &Tensor) -> Result<Tensor> {
+    if t.ndim() != 2 {
+        return Err(Error::Runtime(format!(
+            "trace: expected a matrix, but got tensor with dim {}",
+            t.ndim()
+        )));
+    }
+    let d = shape::diagonal(t, 0, 0, 1)?;
+    let dtype = if t.dtype().is_floating_point() {
+        t.dtype()
+    } else {
+        DType::I64
+    };
+    let ones = crate::ops::creation::full(&[d.numel()], crate::tensor::Scalar::Int(1), dtype)?;
+    let r = contract_vec(&copy::cast_copy(&d, dtype)?, &ones)?;
+    shape::reshape(&r, &[])
+}
+
+/// Inner product of two contiguous 1-d tensors of one dtype (a 1x1 `contract`).
+fn contract_vec(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let n = a.numel();
+    contract(
+        &shape::reshape(a, &[1, 1, n as i64])?,
+        &shape::reshape(b, &[1, n as i64, 1])?,
+    )
+}
+
+// ---------------------------------------------------------------- grids
+
+pub fn meshgrid(ts: &[Tensor], xy: bool) -> Result<Vec<Tensor>> {
+    let Some(first) = ts.first() else {
+        return Err(Error::Runtime(
+            "torch.meshgrid: Expected at least one tensor in the tensor list".into(),
+        ));
+    };
+    for t in ts {
+        if t.ndim() > 1 {
+            return Err(Error::Runtime(format!(
+                "torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: {}D",
+                t.ndim()
+            )));
+        }
+        if t.dtype() != first.dtype() {
+            return Err(Error::Runtime(
+                "torch.meshgrid: expects all tensors to have the same dtype".into(),
+            ));
+        }
+    }
+    let mut sizes: Vec<i64> = ts.iter().map(|t| t.numel() as i64).collect();
+    let swap = xy && ts.len() >= 2;
+    if swap {
+        sizes.swap(0, 1);
+    }
+    ts.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let pos = if swap && i < 2 { 1 - i } else { i };
+            let mut v = vec![1i64; ts.len()];
+            v[pos] = -1;
+            shape::expand(&shape::reshape(t, &v)?, &sizes)
+        })
+        .collect()
+}
+
+pub fn cartesian_prod(ts: &[Tensor]) -> Result<Tensor> {
+    for t in ts {
+        if t.ndim() != 1 {
+            return Err(Error::Runtime(format!(
+                "Expect a 1D vector, but got shape {}",
+                fmt_shape(t.shape())
+            )));
+        }
+    }
+    if ts.len() == 1 {
+        return Ok(ts[0].clone());
+    }
+    let grids = meshgrid(ts, false)?;
+    let flat: Vec<Tensor> = grids
+        .iter()
+        .map(|g| shape::reshape(g, &[-1]))
+        .collect::<Result<_>>()?;
+    stack(&flat, 1)
+}
+
+pub fn combinations(t: &Tensor, r: i64, with_replacement: bool) -> Result<Tensor> {
+    if t.ndim() != 1 {
+        return Err(Error::Runtime(format!(
+            "Expect a 1D vector, but got shape {}",
+            fmt_shape(t.shape())
+        )));
+    }
+    if r < 0 {
+        return Err(Error::Runtime(format!(
+            "Expect a non-negative number, but got {r}"
+        )));
+    }
+    if r == 0 {
+        return Tensor::empty(&[0], t.dtype());
+    }
+    let (n, r) = (t.numel(), r as usize);
+    // Index tuples in lexicographic order, as itertools produces them.
+    let mut idx: Vec<usize> = vec![0; r];
+    if !with_replacement {
+        if r > n {
+            return Tensor::empty(&[0, r], t.dtype());
+        }
+        idx = (0..r).collect();
+    }
+    let mut flat: Vec<i64> = Vec::new();
+    if n > 0 {
+        loop {
+            if flat.len() > (1 << 31) {
+                return Err(Error::Runtime("combinations: too many combinations".into()));
+            }
+            flat.extend(idx.iter().map(|&i| i as i64));
+            // Advance to the next tuple.
+            let mut j = r;
+            let step = usize::from(!with_replacement);
+            loop {
+                if j == 0 {
+                    break;
+                }
+                j -= 1;
+                let max = if with_replacement { n - 1 } else { n - r + j };
+                if idx[j] < max {
+                    idx[j] += 1;
+                    for m in j + 1..r {
+                        idx[m] = idx[m - 1] + step;
+                    }
+                    j = usize::MAX;
+                    break;
+                }
+            }
+            if j != usize::MAX {
+                break;
+            }
+        }
+    }
+    let count = flat.len() / r;
+    let ix = Tensor::from_slice(&flat, &[flat.len()])?;
+    let vals = crate::ops::gather::index_select(t, 0, &ix)?;
+    shape::view(&vals, &[count as i64, r as i64])
+}
+
+// ---------------------------------------------------------------- contraction
+
+/// Element types `contract` multiplies natively; others go through these.
+fn acc_dtype(d: DType) -> DType {
+    match d {
+        DType::F32 | DType::F64 => d,
+        DType::F16 | DType::BF16 => DType::F32,
+        _ => DType::I64,
+    }
+}
+
+trait MulAdd: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {}
+impl MulAdd for f32 {}
+impl MulAdd for f64 {}
+
+fn bmm_kernel<T: MulAdd>(a: &Tensor, b: &Tensor, out: &Tensor, mul: impl Fn(T, T) -> T + Sync) {
+    let (bt, m, k) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+    let n = b.shape()[2];
+    let (pa, pb, po) = (
+        SendPtr(a.data_ptr::<T>() as usize),
+        SendPtr(b.data_ptr::<T>() as usize),
+        SendPtr(out.data_ptr::<T>() as usize),
+    );
+    // Rows of the batched output are independent: split them across threads.
+    for_ranges(bt * m, k.saturating_mul(n).max(1), 1, |r0, r1| {
+        let (pa, pb, po) = (pa, pb, po);
+        for row in r0..r1 {
+            let bi = row / m;
+            // SAFETY: a, b, out are fresh contiguous [bt,m,k], [bt,k,n], [bt,m,n]
+            // buffers; each thread writes its own output rows.
+            unsafe {
+                let o = std::slice::from_raw_parts_mut((po.0 as *mut T).add(row * n), n);
+                o.fill(T::default());
+                let arow = (pa.0 as *const T).add(row * k);
+                let bmat = (pb.0 as *const T).add(bi * k * n);
+                for p in 0..k {
+                    let av = *arow.add(p);
+                    let brow = std::slice::from_raw_parts(bmat.add(p * n), n);
+                    for (x, &y) in o.iter_mut().zip(brow) {
+                        *x = *x + mul(av, y);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Batched matrix product `[B, M, K] @ [B, K, N] -> [B, M, N]` of two
+/// tensors of one dtype. The one place einsum/tensordot/trace multiply:
+/// a plain loop (i-k-j order, vectorised inner row) until the linear
+/// algebra GEMM replaces it.
+pub fn contract(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let dtype = a.dtype();
+    let acc = acc_dtype(dtype);
+    let (a, b) = (copy::cast_copy(a, acc)?, copy::cast_copy(b, acc)?);
+    let out = Tensor::empty(&[a.shape()[0], a.shape()[1], b.shape()[2]], acc)?;
+    match acc {
+        DType::F32 => bmm_kernel::<f32>(&a, &b, &out, |x, y| x * y),
+        DType::F64 => bmm_kernel::<f64>(&a, &b, &out, |x, y| x * y),
+        _ => {
+            // Integers: wrapping arithmetic as C++ does, via a reinterpreting loop.
+            let (bt, m, k) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+            let n = b.shape()[2];
+            let (pa, pb, po) = (
+                a.data_ptr::<i64>(),
+                b.data_ptr::<i64>(),
+                out.data_ptr::<i64>(),
+            );
+            for bi in 0..bt {
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut s = 0i64;
+                        for p in 0..k {
+                            // SAFETY: indices are inside the fresh contiguous buffers.
+                            unsafe {
+                                s = s.wrapping_add(
+                                    (*pa.add((bi * m + i) * k + p))
+                                        .wrapping_mul(*pb.add((bi * k + p) * n + j)),
+                                );
+                            }
+                        }
+                        // SAFETY: as above.
+                        unsafe { *po.add((bi * m + i) * n + j) = s };
+                    }
+                }
+            }
+        }
+    }
+    copy::to_dtype(&out, dtype, false)
+}
+
+/// Permutes `t` to `order`, makes it contiguous and views it as `[.., ..]`
+/// with the given 3-d shape.
+fn as_3d(t: &Tensor, order: &[usize], shape3: [usize; 3]) -> Result<Tensor> {
+    let p = shape::permute(t, &order.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+    let c = copy::contiguous(&p)?;
+    shape::reshape(&c, &shape3.map(|d| d as i64))
+}
+
+/// One einsum operand: a tensor whose dims carry `labels`.
+struct Term {
+    t: Tensor,
+    labels: Vec<usize>,
+}
+
+impl Term {
+    fn size(&self, l: usize) -> Option<usize> {
+        self.labels
+            .iter()
+            .position(|&x| x == l)
+            .map(|i| self.t.shape()[i])
+    }
+    /// Sums out the dims whose labels are in `drop` (a product with ones).
+    fn sum_out(self, drop: &[usize]) -> Result<Term> {
+        let (keep, gone): (Vec<usize>, Vec<usize>) =
+            (0..self.labels.len()).partition(|&i| !drop.contains(&self.labels[i]));
+        if gone.is_empty() {
+            return Ok(self);
+        }
+        let m: usize = keep.iter().map(|&i| self.t.shape()[i]).product();
+        let k: usize = gone.iter().map(|&i| self.t.shape()[i]).product();
+        let order: Vec<usize> = keep.iter().chain(&gone).copied().collect();
+        let a = as_3d(&self.t, &order, [1, m, k])?;
+        let ones =
+            crate::ops::creation::full(&[1, k, 1], crate::tensor::Scalar::Int(1), a.dtype())?;
+        let r = contract(&a, &ones)?;
+        let shape: Vec<i64> = keep.iter().map(|&i| self.t.shape()[i] as i64).collect();
+        Ok(Term {
+            t: shape::reshape(&r, &shape)?,
+            labels: keep.iter().map(|&i| self.labels[i]).collect(),
+        })
+    }
+}
+
+/// Multiplies two terms, keeping the labels in `keep` and summing the rest.
+fn contract_terms(a: Term, b: Term, keep: &[usize]) -> Result<Term> {
+    let only = |x: &Term, y: &Term| -> Vec<usize> {
+        x.labels
+            .iter()
+            .filter(|l| !y.labels.contains(l) && !keep.contains(l))
+            .copied()
+            .collect()
+    };
+    let (da, db) = (only(&a, &b), only(&b, &a));
+    let (a, b) = (a.sum_out(&da)?, b.sum_out(&db)?);
+    let shared: Vec<usize> = a
+        .labels
+        .iter()
+        .filter(|l| b.labels.contains(l))
+        .copied()
+        .collect();
+    let batch: Vec<usize> = shared
+        .iter()
+        .filter(|l| keep.contains(l))
+        .copied()
+        .collect();
+    let summed: Vec<usize> = shared
+        .iter()
+        .filter(|l| !keep.contains(l))
+        .copied()
+        .collect();
+    let afree: Vec<usize> = a
+        .labels
+        .iter()
+        .filter(|l| !shared.contains(l))
+        .copied()
+        .collect();
+    let bfree: Vec<usize> = b
+        .labels
+        .iter()
+        .filter(|l| !shared.contains(l))
+        .copied()
+        .collect();
+    // Shared labels of size 1 on one side broadcast to the other's size.
+    let size = |l: usize| a.size(l).unwrap_or(1).max(b.size(l).unwrap_or(1));
+    let expand = |x: &Term| -> Result<Tensor> {
+        let s: Vec<i64> = x.labels.iter().map(|&l| size(l) as i64).collect();
+        shape::expand(&x.t, &s)
+    };
+    let (ta, tb) = (expand(&a)?, expand(&b)?);
+    let pos = |x: &Term, ls: &[usize]| -> Vec<usize> {
+        ls.iter()
+            .filter_map(|l| x.labels.iter().position(|y| y == l))
+            .collect()
+    };
+    let prod = |ls: &[usize]| ls.iter().map(|&l| size(l)).product::<usize>();
+    let (nb, m, k, n) = (prod(&batch), prod(&afree), prod(&summed), prod(&bfree));
+    let oa: Vec<usize> = [pos(&a, &batch), pos(&a, &afree), pos(&a, &summed)].concat();
+    let ob: Vec<usize> = [pos(&b, &batch), pos(&b, &summed), pos(&b, &bfree)].concat();
+    let dtype = a.t.dtype().promote(b.t.dtype());
+    let a3 = copy::to_dtype(&as_3d(&ta, &oa, [nb, m, k])?, dtype, false)?;
+    let b3 = copy::to_dtype(&as_3d(&tb, &ob, [nb, k, n])?, dtype, false)?;
+    let r = contract(&a3, &b3)?;
+    let labels: Vec<usize> = [batch, afree, bfree].concat();
+    let shape: Vec<i64> = labels.iter().map(|&l| size(l) as i64).collect();
+    Ok(Term {
+        t: shape::reshape(&r, &shape)?,
+        labels,
+    })
+}
+
+const ELL: usize = 52;
+
+fn label_of(c: char, pos: usize) -> Result<usize> {
+    match c {
+        'A'..='Z' => Ok(c as usize - 'A' as usize),
+        'a'..='z' => Ok(c as usize - 'a' as usize + 26),
+        _ => Err(Error::Runtime(format!(
+            "einsum(): invalid subscript given at index {pos} in the equation string, subscripts must be in [a-zA-Z]"
+        ))),
+    }
+}
+
+/// Parses one subscript string into labels, with `None` for the ellipsis.
+fn parse_subscripts(s: &str, start: usize) -> Result<Vec<Option<usize>>> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '.' {
+            if chars.get(i + 1) != Some(&'.') || chars.get(i + 2) != Some(&'.') {
+                return Err(Error::Runtime(
+                    "einsum(): found '.' for operand 0 that is not part of any ellipsis".into(),
+                ));
+            }
+            if out.contains(&None) {
+                return Err(Error::Runtime(
+                    "einsum(): found '.' for operand 0 for which an ellipsis was already found"
+                        .into(),
+                ));
+            }
+            out.push(None);
+            i += 3;
+        } else {
+            out.push(Some(label_of(chars[i], start + i)?));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+pub fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (eq.as_str(), None),
+    };
+    let subs: Vec<&str> = lhs.split(',').collect();
+    if subs.len() > operands.len() {
+        return Err(Error::Runtime(
+            "einsum(): more operands were provided than specified in the equation".into(),
+        ));
+    }
+    if subs.len() < operands.len() {
+        return Err(Error::Runtime(
+            "einsum(): fewer operands were provided than specified in the equation".into(),
+        ));
+    }
+    if operands.is_empty() {
+        return Err(Error::Runtime(
+            "einsum(): must provide at least one operand".into(),
+        ));
+    }
+    let parsed: Vec<Vec<Option<usize>>> = subs
+        .iter()
+        .map(|s| parse_subscripts(s, 0))
+        .collect::<Result<_>>()?;
+    // Ellipsis dims get labels ELL.. aligned to the right.
+    let mut ell_max = 0;
+    for (i, (p, t)) in parsed.iter().zip(operands).enumerate() {
+        let named = p.iter().filter(|x| x.is_some()).count();
+        let has_ell = p.len() != named;
+        if has_ell && named > t.ndim() {
+            return Err(Error::Runtime(format!(
+                "einsum(): the number of subscripts in the equation ({named}) is more than the number of dimensions ({}) for operand {i}",
+                t.ndim()
+            )));
+        }
+        if !has_ell && named != t.ndim() {
+            return Err(Error::Runtime(format!(
+                "einsum(): the number of subscripts in the equation ({named}) does not match the number of dimensions ({}) for operand {i} and no ellipsis was given",
+                t.ndim()
+            )));
+        }
+        ell_max = ell_max.max(t.ndim() - named);
+    }
+    let mut terms = Vec::with_capacity(operands.len());
+    let mut counts = [0usize; ELL];
+    let mut sizes: Vec<Option<usize>> = vec![None; ELL + ell_max];
+    for (i, (p, t)) in parsed.iter().zip(operands).enumerate() {
+        let mut ls = Vec::with_capacity(t.ndim());
+        for x in p {
+            match x {
+                Some(l) => {
+                    counts[*l] += 1;
+                    ls.push(*l)
+                }
+                None => {
+                    let e = t.ndim() + 1 - p.len();
+                    ls.extend((ell_max - e..ell_max).map(|j| ELL + j));
+                }
+            }
+        }
+        for (d, &l) in ls.iter().enumerate() {
+            let s = t.shape()[d];
+            match sizes[l] {
+                Some(prev) if prev != s && prev != 1 && s != 1 && l < ELL => {
+                    let c = if l < 26 {
+                        (b'A' + l as u8) as char
+                    } else {
+                        (b'a' + (l - 26) as u8) as char
+                    };
+                    return Err(Error::Runtime(format!(
+                        "einsum(): subscript {c} has size {s} for operand {i} which does not broadcast with previously seen size {prev}"
+                    )));
+                }
+                Some(prev) if prev != s && prev != 1 && s != 1 => {
+                    return Err(Error::Runtime(format!(
+                        "einsum(): operands do not broadcast with remapped shapes (original->remapped): {} and size {prev}",
+                        fmt_shape(t.shape())
+                    )));
+                }
+                Some(prev) if prev >= s => {}
+                _ => sizes[l] = Some(s),
+            }
+        }
+        terms.push(Term {
+            t: t.clone(),
+            labels: ls,
+        });
+    }
+    let has_ell = parsed.iter().any(|p| p.contains(&None));
+    let output: Vec<usize> = match rhs {
+        Some(r) => {
+            let p = parse_subscripts(r, lhs.len() + 2)?;
+            let mut out = Vec::new();
+            for x in p {
+                match x {
+                    Some(l) => {
+                        let c = r
+                            .chars()
+                            .find(|&c| label_of(c, 0).ok() == Some(l))
+                            .unwrap_or('?');
+                        if counts[l] == 0 {
+                            return Err(Error::Runtime(format!(
+                                "einsum(): output subscript {c} does not appear in the equation for any input operand"
+                            )));
+                        }
+                        if out.contains(&l) {
+                            return Err(Error::Runtime(format!(
+                                "einsum(): output subscript {c} appears more than once in the output"
+                            )));
+                        }
+                        out.push(l);
+                    }
+                    None => out.extend((0..ell_max).map(|j| ELL + j)),
+                }
+            }
+            out
+        }
+        None => {
+            let mut out: Vec<usize> = if has_ell {
+                (0..ell_max).map(|j| ELL + j).collect()
+            } else {
+                Vec::new()
+            };
+            out.extend((0..ELL).filter(|&l| counts[l] == 1));
+            out
+        }
+    };
+    // Repeated labels within one operand: take their diagonal.
+    for term in &mut terms {
+        loop {
+            let dup = term.labels.iter().enumerate().find_map(|(i, l)| {
+                term.labels[i + 1..]
+                    .iter()
+                    .position(|m| m == l)
+                    .map(|j| (i, i + 1 + j))
+            });
+            let Some((i, j)) = dup else { break };
+            let l = term.labels[i];
+            term.t = shape::diagonal(&term.t, 0, i as i64, j as i64)?;
+            term.labels.remove(j);
+            term.labels.remove(i);
+            term.labels.push(l);
+        }
+    }
+    let mut terms = terms.into_iter();
+    let mut acc = terms
+        .next()
+        .ok_or_else(|| Error::Runtime("einsum(): must provide at least one operand".into()))?;
+    let rest: Vec<Term> = terms.collect();
+    for k in 0..rest.len() {
+        // Labels still needed by the output or a later operand are kept.
+        let mut keep = output.clone();
+        for later in &rest[k + 1..] {
+            keep.extend_from_slice(&later.labels);
+        }
+        let next = Term {
+            t: rest[k].t.clone(),
+            labels: rest[k].labels.clone(),
+        };
+        acc = contract_terms(acc, next, &keep)?;
+    }
+    let drop: Vec<usize> = acc
+        .labels
+        .iter()
+        .filter(|l| !output.contains(l))
+        .copied()
+        .collect();
+    let acc = acc.sum_out(&drop)?;
+    // Output labels a broadcast left out keep their full size.
+    let order: Vec<i64> = output
+        .iter()
+        .map(|l| acc.labels.iter().position(|x| x == l).unwrap_or(0) as i64)
+        .collect();
+    let r = shape::permute(&acc.t, &order)?;
+    let full: Vec<i64> = output
+        .iter()
+        .map(|&l| sizes[l].unwrap_or(1) as i64)
+        .collect();
+    shape::expand(&r, &full)
+}
+
+/// `tensordot(a, b, dims=(dims_a, dims_b))`.
+pub fn tensordot(a: &Tensor, b: &Tensor, dims_a: &[i64], dims_b: &[i64]) -> Result<Tensor> {
+    if dims_a.len() != dims_b.len() {
+        return Err(Error::Runtime(
+            "both dimension lists should have same length".into(),
+        ));
+    }
+    let ca: Vec<usize> = dims_a
+        .iter()
+        .map(|&d| wrap_dim(d, a.ndim()))
+        .collect::<Result<_>>()?;
+    let cb: Vec<usize> = dims_b
+        .iter()
+        .map(|&d| wrap_dim(d, b.ndim()))
+        .collect::<Result<_>>()?;
+    for (&x, &y) in ca.iter().zip(&cb) {
+        let (sx, sy) = (a.shape()[x], b.shape()[y]);
+        if sx != sy && sx != 1 && sy != 1 {
+            return Err(Error::Runtime(format!(
+                "contracted dimensions need to match, but first has size {sx} in dim {x} and second has size {sy} in dim {y}"
+            )));
+        }
+    }
+    // Labels: a's dims 0..na, b's free dims after; contracted dims share a's.
+    let na = a.ndim();
+    let la: Vec<usize> = (0..na).collect();
+    let lb: Vec<usize> = (0..b.ndim())
+        .map(|d| cb.iter().position(|&y| y == d).map_or(na + d, |k| ca[k]))
+        .collect();
+    let keep: Vec<usize> = la
+        .iter()
+        .filter(|l| !ca.contains(l))
+        .copied()
+        .chain((0..b.ndim()).filter(|d| !cb.contains(d)).map(|d| na + d))
+        .collect();
+    let r = contract_terms(
+        Term {
+            t: a.clone(),
+            labels: la,
+        },
+        Term {
+            t: b.clone(),
+            labels: lb,
+        },
+        &keep,
+    )?;
+    let order: Vec<i64> = keep
+        .iter()
+        .map(|l| r.labels.iter().position(|x| x == l).unwrap_or(0) as i64)
+        .collect();
+    shape::permute(&r.t, &order)
+}
+
+pub fn inner(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return binary(
+            BinaryOp::Mul,
+            &Operand::Tensor(a.clone()),
+            &Operand::Tensor(b.clone()),
+            None,
+        );
+    }
+    let (x, y) = (a.shape()[a.ndim() - 1], b.shape()[b.ndim() - 1]);
+    if x != y {
+        return Err(Error::Runtime(format!(
+            "inner() the last dimension must match on both input tensors but got shapes {} and {}",
+            fmt_shape(a.shape()),
+            fmt_shape(b.shape())
+        )));
+    }
+    tensordot(a, b, &[-1], &[-1])
+}
+
+pub fn outer(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    for (t, name) in [(a, "self"), (b, "vec2")] {
+        if t.ndim() != 1 {
+            return Err(Error::Runtime(format!(
+                "outer: Expected 1-D argument {name}, but got {}-D",
+                t.ndim()
+            )));
+        }
+    }
+    binary(
+        BinaryOp::Mul,
+        &Operand::Tensor(shape::unsqueeze(a, 1)?),
+        &Operand::Tensor(b.clone()),
+        None,
+    )
+}
+
+pub fn kron(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let n = a.ndim().max(b.ndim());
+    let pad = |t: &Tensor| -> Vec<i64> {
+        let mut s = vec![1i64; n - t.ndim()];
+        s.extend(to_i64s(t.shape()));
+        s
+    };
+    let (sa, sb) = (pad(a), pad(b));
+    let mut va = Vec::with_capacity(2 * n);
+    let mut vb = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        va.extend([sa[i], 1]);
+        vb.extend([1, sb[i]]);
+    }
+    let p = binary(
+        BinaryOp::Mul,
+        &Operand::Tensor(shape::reshape(a, &va)?),
+        &Operand::Tensor(shape::reshape(b, &vb)?),
+        None,
+    )?;
+    let out: Vec<i64> = (0..n).map(|i| sa[i] * sb[i]).collect();
+    shape::reshape(&p, &out)
+}
+
+/// `cross(a, b, dim)`; with no dim, the first dim of size 3.
+pub fn cross(a: &Tensor, b: &Tensor, dim: Option<i64>) -> Result<Tensor> {
+    if a.ndim() != b.ndim() {
+        return Err(Error::Runtime(
+            "linalg.cross: inputs must have the same number of dimensions.".into(),
+        ));
+    }
+    let sh = broadcast_shapes(a.shape(), b.shape())?;
+    let d = match dim {
+        Some(d) => wrap_dim(d, sh.len())?,
+        None => sh
+            .iter()
+            .position(|&s| s == 3)
+            .ok_or_else(|| Error::Runtime("no dimension of size 3 in input".into()))?,
+    };
+    if a.shape()[d] != 3 || b.shape()[d] != 3 {
+        return Err(Error::Runtime(format!(
+            "linalg.cross: inputs dimension {d} must have length 3. Got {} and {}",
+            a.shape()[d],
+            b.shape()[d]
+        )));
+    }
+    let s = to_i64s(&sh);
+    let (a, b) = (shape::expand(a, &s)?, shape::expand(b, &s)?);
+    let c = |t: &Tensor, i: i64| -> Result<Operand> {
+        Ok(Operand::Tensor(shape::narrow(t, d as i64, i, 1)?))
+    };
+    let mut parts = Vec::with_capacity(3);
+    for (i, j) in [(1, 2), (2, 0), (0, 1)] {
+        let x = binary(BinaryOp::Mul, &c(&a, i)?, &c(&b, j)?, None)?;
+        let y = binary(BinaryOp::Mul, &c(&a, j)?, &c(&b, i)?, None)?;
+        parts.push(binary(
+            BinaryOp::Sub,
+            &Operand::Tensor(x),
+            &Operand::Tensor(y),
+            None,
+        )?);
+    }
+    cat(&parts, d as i64)
+}
+
+/// `cdist(x1, x2, p)`: p-norm distances between the rows of two
+/// (batched) matrices, computed in float64 and rounded once.
+pub fn cdist(x1: &Tensor, x2: &Tensor, p: f64) -> Result<Tensor> {
+    for (t, name) in [(x1, "X1"), (x2, "X2")] {
+        if !t.dtype().is_floating_point() {
+            return Err(Error::Runtime(format!(
+                "cdist only supports floating-point dtypes, {name} got: {}",
+                t.dtype().scalar_name()
+            )));
+        }
+        if t.ndim() < 2 {
+            return Err(Error::Runtime(format!(
+                "cdist only supports at least 2D tensors, {name} got: {}D",
+                t.ndim()
+            )));
+        }
+    }
+    let (n1, n2) = (x1.ndim(), x2.ndim());
+    if x1.shape()[n1 - 1] != x2.shape()[n2 - 1] {
+        return Err(Error::Runtime(format!(
+            "X1 and X2 must have the same number of columns. X1: {} X2: {}",
+            x1.shape()[n1 - 1],
+            x2.shape()[n2 - 1]
+        )));
+    }
+    if p < 0.0 || p.is_nan() {
+        return Err(Error::Runtime(
+            "cdist only supports non-negative p values".into(),
+        ));
+    }
+    let batch = broadcast_shapes(&x1.shape()[..n1 - 2], &x2.shape()[..n2 - 2])?;
+    let (r1, r2, m) = (x1.shape()[n1 - 2], x2.shape()[n2 - 2], x1.shape()[n1 - 1]);
+    let full = |t: &Tensor, r: usize| -> Result<Tensor> {
+        let mut s = to_i64s(&batch);
+        s.extend([r as i64, m as i64]);
+        copy::cast_copy(&shape::expand(t, &s)?, DType::F64)
+    };
+    let (a, b) = (full(x1, r1)?, full(x2, r2)?);
+    let nb: usize = batch.iter().product();
+    let mut shape: Dims = batch.clone();
+    shape.extend([r1, r2]);
+    let out = Tensor::empty(&shape, DType::F64)?;
+    let (pa, pb, po) = (
+        a.data_ptr::<f64>(),
+        b.data_ptr::<f64>(),
+        out.data_ptr::<f64>(),
+    );
+    for bi in 0..nb {
+        for i in 0..r1 {
+            for j in 0..r2 {
+                // SAFETY: fresh contiguous buffers of the shapes indexed here.
+                let (u, v) = unsafe {
+                    (
+                        std::slice::from_raw_parts(pa.add((bi * r1 + i) * m), m),
+                        std::slice::from_raw_parts(pb.add((bi * r2 + j) * m), m),
+                    )
+                };
+                let diffs = u.iter().zip(v).map(|(x, y)| (x - y).abs());
+                let d = if p == 0.0 {
+                    diffs.filter(|&x| x != 0.0).count() as f64
+                } else if p == 1.0 {
+                    diffs.sum()
+                } else if p == 2.0 {
+                    diffs.map(|x| x * x).sum::<f64>().sqrt()
+                } else if p.is_infinite() {
+                    diffs.fold(0.0, f64::max)
+                } else {
+                    diffs.map(|x| x.powf(p)).sum::<f64>().powf(1.0 / p)
+                };
+                // SAFETY: as above.
+                unsafe { *po.add((bi * r1 + i) * r2 + j) = d };
+            }
+        }
+    }
+    copy::to_dtype(&out, x1.dtype().promote(x2.dtype()), false)
+}
