@@ -350,7 +350,8 @@ pub fn chunk(t: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
     if size == 0 && n == 0 {
         // PyTorch splits an empty dim into `chunks` empty pieces.
         let d = wrap_dim(dim, t.ndim())?;
-        let lens = vec![0; (chunks as usize).min(n.max(1) * chunks as usize)];
+        let mut lens = try_vec(chunks as usize)?;
+        lens.resize(chunks as usize, 0);
         return pieces(t, d, &lens);
     }
     split(t, size as i64, dim)
@@ -1198,12 +1199,12 @@ pub fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
         None => (eq.as_str(), None),
     };
     let subs: Vec<&str> = lhs.split(',').collect();
-    if subs.len() > operands.len() {
+    if subs.len() < operands.len() {
         return Err(Error::Runtime(
             "einsum(): more operands were provided than specified in the equation".into(),
         ));
     }
-    if subs.len() < operands.len() {
+    if subs.len() > operands.len() {
         return Err(Error::Runtime(
             "einsum(): fewer operands were provided than specified in the equation".into(),
         ));
