@@ -72,6 +72,8 @@ def test_gather_errors_follow_pytorch():
     x = rtorch.ones(2, 3)
     with pytest.raises(RuntimeError, match="index 5 is out of bounds for dimension 1 with size 3"):
         x.gather(1, rtorch.tensor([[5]]))
+    with pytest.raises(RuntimeError, match="index -1 is out of bounds for dimension 1 with size 3"):
+        x.gather(1, rtorch.tensor([[-1]]))
     with pytest.raises(RuntimeError, match="gather\\(\\): Expected dtype int64 for index"):
         x.gather(1, rtorch.tensor([[0]], dtype=rtorch.int32))
     with pytest.raises(
@@ -247,6 +249,8 @@ def test_index_add_accumulates_duplicates_with_alpha(layout):
 def test_index_add_errors():
     with pytest.raises(IndexError, match="index out of range in self"):
         rtorch.zeros(3).index_add_(0, rtorch.tensor([3]), rtorch.ones(1))
+    with pytest.raises(IndexError, match="index out of range in self"):
+        rtorch.zeros(3).index_add_(0, rtorch.tensor([-1]), rtorch.ones(1))
     with pytest.raises(
         RuntimeError,
         match="index_add_\\(\\): self \\(Float\\) and source \\(Long\\) must have the same scalar type",
@@ -331,8 +335,13 @@ def test_masked_scatter_fills_true_positions_in_order():
     expected = a.copy()
     expected[np.broadcast_to(row, a.shape)] = src[:4]
     check(tensor(a).masked_scatter(tensor(row), tensor(src)), expected)
-    with pytest.raises(RuntimeError, match="masked_scatter"):
+    with pytest.raises(RuntimeError, match="Number of elements of source < number of ones in mask"):
         tensor(a).masked_scatter_(tensor(mask), rtorch.ones(1))
+    with pytest.raises(
+        RuntimeError,
+        match="masked_scatter_ only supports boolean masks, but got mask with dtype Float",
+    ):
+        tensor(a).masked_scatter_(rtorch.ones(2, 3), tensor(src))
 
 
 # ---------------------------------------------------------------- take

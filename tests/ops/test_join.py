@@ -5,6 +5,9 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import rtorch
 
@@ -616,3 +619,42 @@ def test_cdist_errors():
         rtorch.cdist(rtorch.ones(2, 3), rtorch.ones(2, 4))
     with pytest.raises(RuntimeError, match="cdist only supports at least 2D tensors, X1 got: 1D"):
         rtorch.cdist(rtorch.ones(3), rtorch.ones(2, 3))
+
+
+# ---------------------------------------------------------------- properties
+
+
+small_arrays = hnp.arrays(
+    np.int32,
+    hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=4),
+    elements=st.integers(-9, 9),
+)
+
+
+@given(small_arrays, st.data())
+def test_property_split_then_cat_is_identity(a, data):
+    dim = data.draw(st.integers(0, a.ndim - 1))
+    size = data.draw(st.integers(1, 5))
+    t = tensor(a, data.draw(st.sampled_from(LAYOUTS)))
+    check(rtorch.cat(t.split(size, dim), dim), a)
+
+
+@given(small_arrays, st.data())
+def test_property_flip_roll_repeat_match_numpy(a, data):
+    layout = data.draw(st.sampled_from(LAYOUTS))
+    dims = data.draw(st.lists(st.integers(0, a.ndim - 1), unique=True, max_size=a.ndim))
+    check(tensor(a, layout).flip(dims), np.flip(a, dims) if dims else a)
+    shift = data.draw(st.integers(-7, 7))
+    dim = data.draw(st.integers(0, a.ndim - 1))
+    check(tensor(a, layout).roll(shift, dim), np.roll(a, shift, dim))
+    check(tensor(a, layout).roll(shift), np.roll(a, shift))
+    reps = data.draw(st.lists(st.integers(0, 3), min_size=a.ndim, max_size=a.ndim + 1))
+    check(tensor(a, layout).repeat(*reps), np.tile(a, reps))
+
+
+@given(small_arrays, st.data())
+def test_property_gather_matches_take_along_axis(a, data):
+    dim = data.draw(st.integers(0, a.ndim - 1))
+    assume(a.shape[dim] > 0)
+    idx = data.draw(hnp.arrays(np.int64, a.shape, elements=st.integers(0, a.shape[dim] - 1)))
+    check(tensor(a, "strided").gather(dim, tensor(idx)), np.take_along_axis(a, idx, dim))

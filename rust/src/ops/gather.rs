@@ -7,6 +7,7 @@ use crate::cpu::iter::{for_each_offset, for_each_row};
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
 use crate::ops::index::{self, TensorIndex};
+use crate::ops::join::copy_into;
 use crate::ops::{copy, shape};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
@@ -198,10 +199,8 @@ fn walk(
             }
             for k in 0..len as isize {
                 // SAFETY: offsets come from the index's validated layout.
-                let mut i = unsafe { *pi.offset(oi + k * si) };
-                if i < 0 && i >= -size {
-                    i += size;
-                }
+                // PyTorch's gather/scatter take no negative indices.
+                let i = unsafe { *pi.offset(oi + k * si) };
                 if i < 0 || i >= size {
                     err = Some(Error::Runtime(format!(
                         "index {i} is out of bounds for dimension {d} with size {size}"
@@ -403,7 +402,7 @@ pub fn index_select(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
         } else {
             for (k, &i) in ix.iter().enumerate() {
                 let dst = shape::select(&out, dd, k as i64)?;
-                copy::copy_(&dst, &shape::select(&src, dd, i)?)?;
+                copy_into(&dst, &shape::select(&src, dd, i)?)?;
             }
         }
     }
@@ -454,7 +453,7 @@ pub fn index_add_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Sca
     copy::check_no_internal_overlap(t)?;
     let (dst, s) = (at_least_1d(t)?, at_least_1d(src)?);
     let n = dst.shape()[d] as i64;
-    if ix.iter().any(|&i| i < -n || i >= n) {
+    if ix.iter().any(|&i| i < 0 || i >= n) {
         return Err(Error::Index("index out of range in self".into()));
     }
     let s = if s.same_storage(t) {
@@ -467,7 +466,6 @@ pub fn index_add_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Sca
         let a = alpha.to::<T>();
         let scaled = alpha != Scalar::Int(1) && alpha != Scalar::Float(1.0);
         for (k, &i) in ix.iter().enumerate() {
-            let i = if i < 0 { i + n } else { i };
             let (dv, sv) = (shape::select(&dst, dd, i)?, shape::select(&s, dd, k as i64)?);
             let (pd, ps) = (dv.data_ptr::<T>(), sv.data_ptr::<T>());
             for_each_row(dv.shape(), [dv.strides(), sv.strides()], |[od, os], len, [sd, ss]| {
@@ -512,9 +510,14 @@ pub fn index_copy_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result
             "index_copy_(): index {i} is out of bounds for dimension {d} with size {n}"
         )));
     }
+    let s = if s.same_storage(t) {
+        copy::contiguous_copy(&s)?
+    } else {
+        s
+    };
     let dd = d as i64;
     for (k, &i) in ix.iter().enumerate() {
-        copy::copy_(
+        copy_into(
             &shape::select(&dst, dd, i)?,
             &shape::select(&s, dd, k as i64)?,
         )?;
@@ -593,7 +596,7 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
     if mask.dtype() != DType::Bool {
         return Err(Error::Runtime(format!(
             "masked_scatter_ only supports boolean masks, but got mask with dtype {}",
-            mask.dtype()
+            mask.dtype().scalar_name()
         )));
     }
     if source.dtype() != t.dtype() {
@@ -616,8 +619,7 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
     });
     if ones > src.numel() {
         return Err(Error::Runtime(
-            "masked_scatter: expected source to have at least as many elements as ones in mask"
-                .into(),
+            "Number of elements of source < number of ones in mask".into(),
         ));
     }
     dispatch!(t.dtype(), T => {

@@ -8,6 +8,7 @@ use pyo3::types::{PyInt, PySequence, PyTuple};
 use super::convert::{int_list, operand, parse_size, type_name};
 use super::maybe_detach;
 use super::tensor::PyTensor;
+use crate::ops::einsum as contraction;
 use crate::ops::gather::{self, Reduce, Source};
 use crate::ops::{copy, join, Operand};
 use crate::tensor::{Scalar, Tensor};
@@ -521,20 +522,20 @@ impl PyTensor {
 
     // ---- products ----
     fn outer(&self, vec2: PyRef<'_, PyTensor>) -> R {
-        Ok(join::outer(&self.t, &vec2.t)?.into())
+        Ok(contraction::outer(&self.t, &vec2.t)?.into())
     }
     fn ger(&self, vec2: PyRef<'_, PyTensor>) -> R {
-        Ok(join::outer(&self.t, &vec2.t)?.into())
+        Ok(contraction::outer(&self.t, &vec2.t)?.into())
     }
     fn inner(&self, other: PyRef<'_, PyTensor>) -> R {
-        Ok(join::inner(&self.t, &other.t)?.into())
+        Ok(contraction::inner(&self.t, &other.t)?.into())
     }
     #[pyo3(signature = (other, dim=None))]
     fn cross(&self, other: PyRef<'_, PyTensor>, dim: Option<i64>) -> R {
-        Ok(join::cross(&self.t, &other.t, dim)?.into())
+        Ok(contraction::cross(&self.t, &other.t, dim)?.into())
     }
     fn kron(&self, other: PyRef<'_, PyTensor>) -> R {
-        Ok(join::kron(&self.t, &other.t)?.into())
+        Ok(contraction::kron(&self.t, &other.t)?.into())
     }
 }
 
@@ -676,7 +677,7 @@ fn combinations(input: PyRef<'_, PyTensor>, r: i64, with_replacement: bool) -> R
 #[pyo3(signature = (equation, *operands))]
 fn einsum(py: Python<'_>, equation: &str, operands: &Bound<'_, PyTuple>) -> R {
     let ts = varargs_tensors("einsum", operands)?;
-    Ok(maybe_detach(py, numel_of(&ts), || join::einsum(equation, &ts))?.into())
+    Ok(maybe_detach(py, numel_of(&ts), || contraction::einsum(equation, &ts))?.into())
 }
 
 #[pyfunction]
@@ -726,7 +727,7 @@ fn tensordot(
     };
     let (x, y) = (a.t.clone(), b.t.clone());
     Ok(maybe_detach(py, x.numel() + y.numel(), || {
-        join::tensordot(&x, &y, &da, &db)
+        contraction::tensordot(&x, &y, &da, &db)
     })?
     .into())
 }
@@ -742,7 +743,7 @@ fn cdist(
 ) -> R {
     let _ = compute_mode;
     let (a, b) = (x1.t.clone(), x2.t.clone());
-    Ok(maybe_detach(py, a.numel() + b.numel(), || join::cdist(&a, &b, p))?.into())
+    Ok(maybe_detach(py, a.numel() + b.numel(), || contraction::cdist(&a, &b, p))?.into())
 }
 
 #[pyfunction]
