@@ -404,3 +404,10 @@ def test_nonzero_of_0d_and_empty():
     check(only, [0])
     check(rtorch.zeros(0, 3).nonzero(), np.zeros((0, 2), np.int64))
     check(rtorch.where(rtorch.tensor([0, 1, 1]))[0], [1, 2])
+
+
+def test_empty_index_writes_and_reads_nothing():
+    x = rtorch.ones(2, 3)
+    check(x.gather(1, rtorch.empty(0, dtype=rtorch.int64)), np.zeros(0, np.float32))
+    x.scatter_(1, rtorch.empty(0, dtype=rtorch.int64), 5.0)
+    check(x, np.ones((2, 3), np.float32))

@@ -1,6 +1,7 @@
 """Joining, splitting, reordering, repeating and contraction ops against NumPy,
 on contiguous and strided inputs, with PyTorch's errors."""
 
+import itertools
 import re
 
 import numpy as np
@@ -430,8 +431,6 @@ def test_meshgrid_errors():
 
 
 def test_cartesian_prod_matches_itertools():
-    import itertools
-
     a, b = [1, 2, 3], [4, 5]
     check(rtorch.cartesian_prod(rtorch.tensor(a), rtorch.tensor(b)), list(itertools.product(a, b)))
     check(rtorch.cartesian_prod(rtorch.tensor(a)), a)
@@ -440,8 +439,6 @@ def test_cartesian_prod_matches_itertools():
 @pytest.mark.parametrize("r", [0, 1, 2, 3, 5])
 @pytest.mark.parametrize("with_replacement", [False, True])
 def test_combinations_match_itertools(r, with_replacement):
-    import itertools
-
     vals = [3, 1, 4, 1]
     f = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     expected = np.array(list(f(vals, r)), dtype=np.int64)
@@ -658,3 +655,20 @@ def test_property_gather_matches_take_along_axis(a, data):
     assume(a.shape[dim] > 0)
     idx = data.draw(hnp.arrays(np.int64, a.shape, elements=st.integers(0, a.shape[dim] - 1)))
     check(tensor(a, "strided").gather(dim, tensor(idx)), np.take_along_axis(a, idx, dim))
+
+
+def test_tril_triu_with_extreme_diagonals():
+    a = arr(3, 4)
+    big = 2**62
+    check(tensor(a).tril(big), a)
+    check(tensor(a).tril(-big), np.zeros_like(a))
+    check(tensor(a).triu(-big), a)
+    check(tensor(a).triu(big), np.zeros_like(a))
+
+
+def test_combinations_count_and_empty_input():
+    check(
+        rtorch.combinations(rtorch.arange(30), 3),
+        np.array(list(itertools.combinations(range(30), 3))),
+    )
+    assert tuple(rtorch.combinations(rtorch.tensor([], dtype=rtorch.int64), 2).shape) == (0, 2)

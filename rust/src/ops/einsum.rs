@@ -6,18 +6,10 @@
 use crate::cpu::parallel::for_ranges;
 use crate::error::{wrap_dim, Error, Result};
 use crate::ops::binary::{binary, BinaryOp};
-use crate::ops::join::cat;
+use crate::ops::join::{cat, to_i64s, SendPtr};
 use crate::ops::{copy, shape, Operand};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape, Dims};
 use crate::tensor::{DType, Element, Tensor};
-
-fn to_i64s(d: &[usize]) -> Vec<i64> {
-    d.iter().map(|&x| x as i64).collect()
-}
-
-/// Pointers shared with worker threads; each thread writes a disjoint part.
-#[derive(Clone, Copy)]
-struct SendPtr(usize);
 
 /// Element types `contract` multiplies natively; others go through these.
 fn acc_dtype(d: DType) -> DType {

@@ -4,10 +4,11 @@
 //! out-of-place form clones and calls it, as PyTorch does.
 
 use crate::cpu::iter::{for_each_offset, for_each_row};
+use crate::cpu::parallel::for_ranges;
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
 use crate::ops::index::{self, TensorIndex};
-use crate::ops::join::copy_into;
+use crate::ops::join::{copy_into, SendPtr};
 use crate::ops::{copy, shape};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
@@ -178,6 +179,9 @@ fn walk(
     other: &[isize],
     mut f: impl FnMut(isize, isize),
 ) -> Result<()> {
+    if index.numel() == 0 {
+        return Ok(());
+    }
     let nd = index.ndim().max(1);
     let shape: Vec<usize> = if index.ndim() == 0 {
         vec![1]
@@ -380,26 +384,42 @@ pub fn index_select(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
     let ix = index_vector("index_select", index)?;
     let src = at_least_1d(t)?;
     let n = src.shape()[d] as i64;
-    if let Some(&bad) = ix.iter().find(|&&i| i < 0 || i >= n) {
-        let _ = bad;
+    if ix.iter().any(|&i| i < 0 || i >= n) {
         return Err(Error::Index("index out of range in self".into()));
     }
     let mut shape: Vec<usize> = src.shape().to_vec();
     shape[d] = ix.len();
     let out = Tensor::empty(&shape, t.dtype())?;
     if out.numel() > 0 {
-        let dd = d as i64;
-        if shape.len() == 1 {
-            // One element per index: a direct gather loop.
-            let s0 = src.strides()[0];
-            dispatch!(t.dtype(), T => {
-                let (ps, po) = (src.data_ptr::<T>(), out.data_ptr::<T>());
-                for (k, &i) in ix.iter().enumerate() {
-                    // SAFETY: `i` was checked against the dim size.
-                    unsafe { *po.add(k) = *ps.offset(i as isize * s0) };
+        if src.is_contiguous() {
+            // [outer, n, inner] -> [outer, len, inner]: one memcpy per
+            // (outer, index) row, rows split across threads.
+            let inner: usize = shape[d + 1..].iter().product();
+            let outer: usize = shape[..d].iter().product();
+            let (len, row) = (ix.len(), inner * t.dtype().size());
+            let (ps, po) = (
+                SendPtr(src.raw_ptr() as usize),
+                SendPtr(out.raw_ptr() as usize),
+            );
+            let ix = &ix;
+            for_ranges(outer * len, inner.max(1), 1, |a, b| {
+                let (ps, po) = (ps, po);
+                for r in a..b {
+                    let (o, k) = (r / len, r % len);
+                    let from = (o * n as usize + ix[k] as usize) * row;
+                    // SAFETY: `ix[k]` < n was checked; both tensors are dense
+                    // row-major buffers of these shapes; rows are disjoint.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            (ps.0 as *const u8).add(from),
+                            (po.0 as *mut u8).add(r * row),
+                            row,
+                        )
+                    };
                 }
             });
         } else {
+            let dd = d as i64;
             for (k, &i) in ix.iter().enumerate() {
                 let dst = shape::select(&out, dd, k as i64)?;
                 copy_into(&dst, &shape::select(&src, dd, i)?)?;

@@ -78,7 +78,7 @@ fn raw_copy(
 
 /// Pointers shared with worker threads; each thread writes a disjoint part.
 #[derive(Clone, Copy)]
-struct SendPtr(usize);
+pub(crate) struct SendPtr(pub(crate) usize);
 
 /// `raw_copy`, split across threads along the outermost dim when large.
 fn par_copy(
@@ -154,7 +154,7 @@ pub(crate) fn copy_into(dst: &Tensor, src: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn to_i64s(d: &[usize]) -> Vec<i64> {
+pub(crate) fn to_i64s(d: &[usize]) -> Vec<i64> {
     d.iter().map(|&x| x as i64).collect()
 }
 
@@ -741,9 +741,9 @@ pub fn tri_(t: &Tensor, k: i64, lower: bool) -> Result<()> {
         for_each_offset(&t.shape()[..n - 2], &t.strides()[..n - 2], |b| {
             for i in 0..rows {
                 let (lo, hi) = if lower {
-                    ((i + k + 1).clamp(0, cols as i64) as usize, cols)
+                    (i.saturating_add(k).saturating_add(1).clamp(0, cols as i64) as usize, cols)
                 } else {
-                    (0, (i + k).clamp(0, cols as i64) as usize)
+                    (0, i.saturating_add(k).clamp(0, cols as i64) as usize)
                 };
                 for j in lo..hi {
                     // SAFETY: (i, j) lies inside the validated layout of `t`.
@@ -921,12 +921,17 @@ pub fn combinations(t: &Tensor, r: i64, with_replacement: bool) -> Result<Tensor
         }
         idx = (0..r).collect();
     }
-    let mut flat: Vec<i64> = Vec::new();
+    // C(n, r), or C(n + r - 1, r) with replacement, computed exactly.
+    let top = if with_replacement { n + r - 1 } else { n } as u128;
+    let mut count: u128 = u128::from(n > 0);
+    for i in 0..r as u128 {
+        count = count.saturating_mul(top - i) / (i + 1);
+    }
+    let total = usize::try_from(count.saturating_mul(r as u128))
+        .map_err(|_| Error::Runtime("combinations: too many combinations".into()))?;
+    let mut flat: Vec<i64> = try_vec(total)?;
     if n > 0 {
         loop {
-            if flat.len() > (1 << 31) {
-                return Err(Error::Runtime("combinations: too many combinations".into()));
-            }
             flat.extend(idx.iter().map(|&i| i as i64));
             // Advance to the next tuple.
             let mut j = r;
