@@ -664,3 +664,58 @@ pub fn cdist(x1: &Tensor, x2: &Tensor, p: f64) -> Result<Tensor> {
     }
     copy::to_dtype(&out, x1.dtype().promote(x2.dtype()), false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{creation, gather, join};
+    use crate::tensor::Scalar;
+
+    fn vals(t: &Tensor) -> Vec<f64> {
+        copy::to_vec::<f64>(t).unwrap()
+    }
+
+    fn arange(n: i64, dtype: DType) -> Tensor {
+        creation::arange(Scalar::Int(0), Scalar::Int(n), Scalar::Int(1), dtype).unwrap()
+    }
+
+    #[test]
+    fn contract_is_a_batched_matmul_for_every_accumulator() {
+        for dtype in [DType::F32, DType::F64, DType::I64, DType::F16] {
+            let a = shape::view(&arange(12, dtype), &[2, 2, 3]).unwrap();
+            let b = shape::view(&arange(12, dtype), &[2, 3, 2]).unwrap();
+            let c = contract(&a, &b).unwrap();
+            assert_eq!(c.shape(), &[2, 2, 2]);
+            assert_eq!(c.dtype(), dtype);
+            // Batch 0: [[0,1,2],[3,4,5]] @ [[0,1],[2,3],[4,5]].
+            assert_eq!(&vals(&c)[..4], &[10.0, 13.0, 28.0, 40.0]);
+        }
+    }
+
+    #[test]
+    fn cat_promotes_and_flip_reads_backwards() {
+        let a = arange(3, DType::I32);
+        let b = creation::full(&[2], Scalar::Float(0.5), DType::F32).unwrap();
+        let c = join::cat(&[a, b], 0).unwrap();
+        assert_eq!(c.dtype(), DType::F32);
+        assert_eq!(vals(&c), vec![0.0, 1.0, 2.0, 0.5, 0.5]);
+        let m = shape::view(&arange(6, DType::F64), &[2, 3]).unwrap();
+        let f = join::flip(&shape::transpose(&m, 0, 1).unwrap(), &[0, 1]).unwrap();
+        assert_eq!(vals(&f), vec![5.0, 2.0, 4.0, 1.0, 3.0, 0.0]);
+    }
+
+    #[test]
+    fn einsum_trace_and_gather_agree_with_hand_results() {
+        let m = shape::view(&arange(9, DType::F64), &[3, 3]).unwrap();
+        assert_eq!(vals(&einsum("ii", std::slice::from_ref(&m)).unwrap()), vec![12.0]);
+        assert_eq!(vals(&join::trace(&m).unwrap()), vec![12.0]);
+        let idx = Tensor::from_slice(&[2i64, 0], &[1, 2]).unwrap();
+        assert_eq!(vals(&gather::gather(&m, 1, &idx).unwrap()), vec![2.0, 0.0]);
+        let err =
+            gather::gather(&m, 1, &Tensor::from_slice(&[3i64], &[1, 1]).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "index 3 is out of bounds for dimension 1 with size 3"
+        );
+    }
+}
