@@ -23,7 +23,7 @@ bitwise_right_shift logical_and logical_or logical_xor eq ne not_equal lt less l
 less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equal
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
-abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_ softmax log_softmax
 split split_with_sizes chunk tensor_split unbind movedim moveaxis flip fliplr flipud
 roll rot90 tile broadcast_to gather scatter scatter_add scatter_reduce
 index_select index_add index_copy index_fill index_put index_put_ masked_select

@@ -10,6 +10,7 @@ pub mod index;
 pub mod join;
 pub mod random;
 pub mod shape;
+pub mod softmax;
 pub mod special;
 pub mod ternary;
 pub mod unary;
