@@ -707,7 +707,10 @@ mod tests {
     #[test]
     fn einsum_trace_and_gather_agree_with_hand_results() {
         let m = shape::view(&arange(9, DType::F64), &[3, 3]).unwrap();
-        assert_eq!(vals(&einsum("ii", std::slice::from_ref(&m)).unwrap()), vec![12.0]);
+        assert_eq!(
+            vals(&einsum("ii", std::slice::from_ref(&m)).unwrap()),
+            vec![12.0]
+        );
         assert_eq!(vals(&join::trace(&m).unwrap()), vec![12.0]);
         let idx = Tensor::from_slice(&[2i64, 0], &[1, 2]).unwrap();
         assert_eq!(vals(&gather::gather(&m, 1, &idx).unwrap()), vec![2.0, 0.0]);
