@@ -7,6 +7,7 @@ mod dlpack;
 mod dtype;
 mod factory;
 mod ops_elementwise;
+mod ops_shape;
 mod tensor;
 
 use pyo3::create_exception;
@@ -92,6 +93,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::register(m)?;
     factory::register(m)?;
     ops_elementwise::register(m)?;
+    ops_shape::register(m)?;
     dlpack::register(m)?;
     array::register(m)?;
     Ok(())
