@@ -111,6 +111,30 @@ def _workloads() -> list[Workload]:
         x, y, out = lib.from_numpy(big), lib.from_numpy(big2), lib.from_numpy(big_out)
         return lambda: lib.add(x, y, out=out)
 
+    sq = rng.standard_normal((4096, 4096), dtype=np.float32)
+    m1k = [rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(2)]
+    m2k = [rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2)]
+
+    def on_square(fn: Callable[[Any], Any]) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            x = lib.from_numpy(sq)
+            return lambda: fn(x)
+
+        return make
+
+    def matmul(pair: list[np.ndarray], transposed: bool) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            a, b = (lib.from_numpy(m) for m in pair)
+            if transposed:
+                a = lib.from_numpy(np.ascontiguousarray(pair[0].T)).t()
+            return lambda: a @ b
+
+        return make
+
+    def np_softmax(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
     z24, z88, z1000 = (np.zeros(s, np.float32) for s in (24, (8, 8), 1000))
     return [
         Workload(
@@ -180,6 +204,50 @@ def _workloads() -> list[Workload]:
             "np.tanh",
             elementwise(lambda lib, x, y: x.tanh()),
             lambda: lambda: np.tanh(big),
+        ),
+        Workload("sum (4096x4096)", "", on_square(lambda x: x.sum()), lambda: lambda: sq.sum()),
+        Workload(
+            "sum(dim=-1) (4096x4096)",
+            "",
+            on_square(lambda x: x.sum(-1)),
+            lambda: lambda: sq.sum(-1),
+        ),
+        Workload(
+            "sum(dim=0) (4096x4096)",
+            "",
+            on_square(lambda x: x.sum(0)),
+            lambda: lambda: sq.sum(0),
+        ),
+        Workload("mean (4096x4096)", "", on_square(lambda x: x.mean()), lambda: lambda: sq.mean()),
+        Workload(
+            "amax(dim=-1) (4096x4096)",
+            "max(-1)",
+            on_square(lambda x: x.amax(-1)),
+            lambda: lambda: sq.max(-1),
+        ),
+        Workload(
+            "softmax(dim=-1) (4096x4096)",
+            "exp/max/sum",
+            on_square(lambda x: x.softmax(-1)),
+            lambda: lambda: np_softmax(sq),
+        ),
+        Workload(
+            "matmul 1024 float32",
+            "",
+            matmul(m1k, False),
+            lambda: lambda: m1k[0] @ m1k[1],
+        ),
+        Workload(
+            "matmul 1024, a.t() @ b",
+            "a.T @ b",
+            matmul(m1k, True),
+            lambda: lambda: m1k[0] @ m1k[1],
+        ),
+        Workload(
+            "matmul 2048 float32",
+            "",
+            matmul(m2k, False),
+            lambda: lambda: m2k[0] @ m2k[1],
         ),
     ]
 
@@ -271,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         if i == 0:
             print("  ".join("-" * wd for wd in widths))
     for w, t in rows:
+        if w.name.startswith("matmul") and "float32" in w.name:
+            n = 1024 if "1024" in w.name else 2048
+            flops = 2 * n**3 / 1e9
+            line = ", ".join(f"{lib} {flops / v:.0f}" for lib, v in t.items())
+            print(f"\n{w.name}: GFLOP/s {line}")
         if w.name == "a + b (16M float32)":
             print(
                 f"\nmemory bandwidth: a + b (16M) moves {_GB_ADD:.2f} GB: rtorch "

@@ -4,7 +4,10 @@
 pub mod binary;
 pub mod copy;
 pub mod creation;
+pub mod einsum;
+pub mod gather;
 pub mod index;
+pub mod join;
 pub mod linalg;
 pub mod random;
 pub mod shape;

@@ -8,6 +8,7 @@ mod dtype;
 mod factory;
 mod ops_elementwise;
 mod ops_linalg;
+mod ops_shape;
 mod tensor;
 
 use pyo3::create_exception;
@@ -95,6 +96,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     factory::register(m)?;
     ops_elementwise::register(m)?;
     ops_linalg::register(m)?;
+    ops_shape::register(m)?;
     dlpack::register(m)?;
     array::register(m)?;
     Ok(())
