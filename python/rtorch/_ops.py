@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtorch import _C
-from rtorch._C import Tensor
+from rtorch import _C, return_types  # noqa: F401  (rtorch.return_types)
+from rtorch._C import Tensor, bucketize, searchsorted
 
 # Methods whose function form takes the tensor first and the same arguments.
 _METHODS = """
@@ -24,6 +24,10 @@ less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equ
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
 abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+sum nansum mean nanmean prod amax amin aminmax max min argmax argmin var std
+var_mean std_mean norm logsumexp cumsum cumprod cummax cummin all any
+count_nonzero median nanmedian mode quantile nanquantile kthvalue topk sort
+argsort msort unique unique_consecutive bincount histc
 """.split()
 
 
@@ -86,4 +90,4 @@ def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
     return _C._where(condition, input, other)
 
 
-__all__ = [*_METHODS, "pow", "where"]
+__all__ = [*_METHODS, "pow", "where", "searchsorted", "bucketize"]

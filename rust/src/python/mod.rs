@@ -6,6 +6,7 @@ mod dlpack;
 mod dtype;
 mod factory;
 mod ops_elementwise;
+mod ops_reduce;
 mod tensor;
 
 use pyo3::create_exception;
@@ -72,6 +73,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::register(m)?;
     factory::register(m)?;
     ops_elementwise::register(m)?;
+    ops_reduce::register(m)?;
     dlpack::register(m)?;
     Ok(())
 }
