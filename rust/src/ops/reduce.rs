@@ -336,16 +336,25 @@ fn pick<T: Element, const MAX: bool>(a: T, b: T) -> T {
     }
 }
 
-/// Max or min of a non-empty slice, NaN-propagating, in `LANES` accumulators.
+/// Max or min of a non-empty slice, NaN-propagating, in `LANES`
+/// accumulators. NaNs are tracked in a separate flag so the hot loop is a
+/// plain compare-and-select.
 #[inline(always)]
 fn extreme<T: Element, const MAX: bool>(x: &[T]) -> T {
     let mut acc = [x[0]; LANES];
+    let mut nan = [false; LANES];
     let chunks = x.chunks_exact(LANES);
     let rem = chunks.remainder();
     for c in chunks {
         for j in 0..LANES {
-            acc[j] = pick::<T, MAX>(acc[j], c[j]);
+            let v = c[j];
+            nan[j] |= is_nan(v);
+            let better = if MAX { v > acc[j] } else { v < acc[j] };
+            acc[j] = if better { v } else { acc[j] };
         }
+    }
+    if nan.iter().any(|&n| n) {
+        return T::from_f64(f64::NAN);
     }
     let mut m = acc[0];
     for &v in acc[1..].iter().chain(rem) {
@@ -724,15 +733,16 @@ fn empty_full_reduction(name: &str) -> Error {
     ))
 }
 
-/// Fails when a reduced dim of an op without identity is empty.
+/// Fails, as ATen's `zero_numel_check_dims`, when a reduced dim of an op
+/// without identity is empty.
 fn check_nonempty_dims(name: &str, t: &Tensor, dims: &[usize]) -> Result<()> {
-    if t.numel() == 0 && dims.iter().any(|&d| t.shape()[d] == 0) {
-        return Err(Error::Runtime(format!(
-            "cannot perform reduction function {name} on tensor with no elements because the operation does not have an identity"
-        )));
-    }
     if t.ndim() == 0 && t.numel() == 0 {
         return Err(empty_full_reduction(name));
+    }
+    if let Some(d) = dims.iter().find(|&&d| t.shape()[d] == 0) {
+        return Err(Error::Index(format!(
+            "{name}(): Expected reduction dim {d} to have non-zero size."
+        )));
     }
     Ok(())
 }

@@ -119,7 +119,7 @@ fn select_rows<T: Element>(
 pub fn kthvalue(t: &Tensor, k: i64, dim: i64, keepdim: bool) -> Result<(Tensor, Tensor)> {
     let (d, n) = lane_dim(t, dim)?;
     if k < 1 || k as usize > n {
-        return Err(Error::Index(format!(
+        return Err(Error::Runtime(format!(
             "kthvalue(): selected number k out of range for dimension {d}"
         )));
     }
