@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import rtorch
 
@@ -277,3 +279,40 @@ def test_all_any_count_nonzero(dtype):
 
 def test_all_of_uint8_stays_uint8():
     assert rtorch.tensor([1, 2], dtype=rtorch.uint8).all().dtype is rtorch.uint8
+
+
+@st.composite
+def reduction_case(draw):
+    shape = draw(st.lists(st.integers(1, 5), min_size=0, max_size=4))
+    ndim = len(shape)
+    dims = (
+        draw(st.lists(st.integers(-ndim, ndim - 1), unique_by=lambda d: d % ndim, max_size=ndim))
+        if ndim
+        else []
+    )
+    return shape, tuple(dims), draw(st.booleans()), draw(st.booleans())
+
+
+@given(reduction_case())
+def test_reductions_over_any_dims_match_numpy(case):
+    shape, dims, keepdim, transpose = case
+    a = RNG.standard_normal(shape)
+    t = rtorch.from_numpy(a)
+    if transpose and a.ndim > 1:
+        a, t = a.T, t.permute(tuple(reversed(range(a.ndim))))
+    axis = dims if dims else None
+    kw = {"dim": dims} if dims else {}
+    close(t.sum(keepdim=keepdim, **kw), np.sum(a, axis=axis, keepdims=keepdim))
+    close(t.amax(keepdim=keepdim, **kw), np.max(a, axis=axis, keepdims=keepdim))
+    close(t.mean(keepdim=keepdim, **kw), np.mean(a, axis=axis, keepdims=keepdim))
+    close(t.var(correction=0, keepdim=keepdim, **kw), np.var(a, axis=axis, keepdims=keepdim))
+
+
+def test_transposed_and_channels_last_inputs_reduce_in_memory_order():
+    a = RNG.standard_normal((6, 5, 80)).astype(np.float32)
+    t = rtorch.from_numpy(a)
+    for perm in [(2, 1, 0), (0, 2, 1), (1, 0, 2)]:
+        x, v = a.transpose(perm), t.permute(perm)
+        for dim in [0, 1, 2, (0, 1), (1, 2)]:
+            close(v.sum(dim), x.astype(np.float64).sum(axis=dim), rtol=1e-4, atol=1e-4)
+            close(v.amin(dim, keepdim=True), x.min(axis=dim, keepdims=True))

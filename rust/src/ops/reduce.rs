@@ -203,25 +203,36 @@ fn reduce_pair<T: Element, O: Element>(
 // ---------------------------------------------------------------------------
 // Arithmetic types and slice kernels
 
-/// The types sums and products accumulate in (f32, f64, i64).
-pub trait Num:
-    Element + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
-{
+/// The types sums and products accumulate in (f32, f64, i64). Integer
+/// arithmetic wraps, as PyTorch's int64 sums do (and never panics).
+pub trait Num: Element {
     const ZERO: Self;
     const ONE: Self;
+    fn plus(self, o: Self) -> Self;
+    fn times(self, o: Self) -> Self;
 }
-impl Num for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
+
+macro_rules! impl_num {
+    ($t:ty, $zero:expr, $one:expr, $add:expr, $mul:expr) => {
+        impl Num for $t {
+            const ZERO: $t = $zero;
+            const ONE: $t = $one;
+            #[inline(always)]
+            fn plus(self, o: $t) -> $t {
+                #[allow(clippy::redundant_closure_call)]
+                ($add)(self, o)
+            }
+            #[inline(always)]
+            fn times(self, o: $t) -> $t {
+                #[allow(clippy::redundant_closure_call)]
+                ($mul)(self, o)
+            }
+        }
+    };
 }
-impl Num for f64 {
-    const ZERO: f64 = 0.0;
-    const ONE: f64 = 1.0;
-}
-impl Num for i64 {
-    const ZERO: i64 = 0;
-    const ONE: i64 = 1;
-}
+impl_num!(f32, 0.0, 1.0, |a: f32, b| a + b, |a: f32, b| a * b);
+impl_num!(f64, 0.0, 1.0, |a: f64, b| a + b, |a: f64, b| a * b);
+impl_num!(i64, 0, 1, i64::wrapping_add, i64::wrapping_mul);
 
 #[allow(clippy::eq_op)]
 #[inline(always)]
@@ -240,19 +251,19 @@ fn leaf_sum<T: Num>(x: &[T]) -> T {
     let rem = chunks.remainder();
     for c in chunks {
         for j in 0..LANES {
-            acc[j] = acc[j] + c[j];
+            acc[j] = acc[j].plus(c[j]);
         }
     }
     let mut w = LANES / 2;
     while w > 0 {
         for j in 0..w {
-            acc[j] = acc[j] + acc[j + w];
+            acc[j] = acc[j].plus(acc[j + w]);
         }
         w /= 2;
     }
     let mut s = acc[0];
     for &v in rem {
-        s = s + v;
+        s = s.plus(v);
     }
     s
 }
@@ -272,7 +283,7 @@ fn pairwise<T: Num>(x: &[T]) -> T {
         let mut s = leaf_sum(leaf);
         let mut k = 0;
         while count & (1 << k) != 0 {
-            s = stack[k] + s;
+            s = stack[k].plus(s);
             k += 1;
         }
         stack[k] = s;
@@ -281,7 +292,7 @@ fn pairwise<T: Num>(x: &[T]) -> T {
     let mut total: Option<T> = None;
     for (k, &v) in stack.iter().enumerate().take(usize::BITS as usize) {
         if count & (1 << k) != 0 {
-            total = Some(total.map_or(v, |t| v + t));
+            total = Some(total.map_or(v, |t| v.plus(t)));
         }
     }
     total.unwrap_or(T::ZERO)
@@ -336,24 +347,26 @@ fn pick<T: Element, const MAX: bool>(a: T, b: T) -> T {
     }
 }
 
-/// Max or min of a non-empty slice, NaN-propagating, in `LANES`
-/// accumulators. NaNs are tracked in a separate flag so the hot loop is a
-/// plain compare-and-select.
+/// Max or min of a non-empty slice, NaN-propagating. The hot loop is one
+/// compare-and-select (a `maxps`) per element in `EXT_LANES` accumulators;
+/// NaNs are noted in a same-width integer flag and decide the result at the
+/// end.
 #[inline(always)]
 fn extreme<T: Element, const MAX: bool>(x: &[T]) -> T {
-    let mut acc = [x[0]; LANES];
-    let mut nan = [false; LANES];
-    let chunks = x.chunks_exact(LANES);
+    const EXT_LANES: usize = 32;
+    let mut acc = [x[0]; EXT_LANES];
+    let mut nan = [0u32; EXT_LANES];
+    let chunks = x.chunks_exact(EXT_LANES);
     let rem = chunks.remainder();
     for c in chunks {
-        for j in 0..LANES {
+        for j in 0..EXT_LANES {
             let v = c[j];
-            nan[j] |= is_nan(v);
-            let better = if MAX { v > acc[j] } else { v < acc[j] };
-            acc[j] = if better { v } else { acc[j] };
+            nan[j] |= is_nan(v) as u32;
+            let keep = if MAX { acc[j] > v } else { acc[j] < v };
+            acc[j] = if keep { acc[j] } else { v };
         }
     }
-    if nan.iter().any(|&n| n) {
+    if nan.iter().any(|&n| n != 0) {
         return T::from_f64(f64::NAN);
     }
     let mut m = acc[0];
@@ -385,13 +398,13 @@ impl Assoc {
                     pairwise(x)
                 }
             }
-            Assoc::Prod => x.iter().fold(T::ONE, |a, &b| a * b),
+            Assoc::Prod => x.iter().fold(T::ONE, |a, &b| a.times(b)),
             Assoc::Max | Assoc::Min => fold_extreme(self == Assoc::Max, x),
         }
     }
 
     /// `acc[i] = acc[i] op x[i]`.
-    fn rows<T: Element>(self, acc: &mut [T], x: &[T]) {
+    fn rows<T: Num>(self, acc: &mut [T], x: &[T]) {
         if T::DTYPE == DType::F32 {
             let (a, v): (&mut [f32], &[f32]) =
                 (bytemuck::cast_slice_mut(acc), bytemuck::cast_slice(x));
@@ -402,16 +415,12 @@ impl Assoc {
             }
         }
         for (a, &v) in acc.iter_mut().zip(x) {
-            *a = self.combine(*a, v);
-        }
-    }
-
-    fn combine<T: Element>(self, a: T, b: T) -> T {
-        match self {
-            Assoc::Sum => T::from_f64(a.to_f64() + b.to_f64()),
-            Assoc::Prod => T::from_f64(a.to_f64() * b.to_f64()),
-            Assoc::Max => pick::<T, true>(a, b),
-            Assoc::Min => pick::<T, false>(a, b),
+            *a = match self {
+                Assoc::Sum => a.plus(v),
+                Assoc::Prod => a.times(v),
+                Assoc::Max => pick::<T, true>(*a, v),
+                Assoc::Min => pick::<T, false>(*a, v),
+            };
         }
     }
 }
@@ -430,30 +439,13 @@ fn fold_extreme<T: Element>(is_max: bool, x: &[T]) -> T {
     }
 }
 
-/// Sums / products: integers combine exactly in i64 (the generic `combine`
-/// goes through f64, so it is only used for the float column kernel).
-fn fold_rows<T: Num>(op: Assoc, acc: &mut [T], x: &[T]) {
-    match op {
-        Assoc::Sum if T::DTYPE != DType::F32 => {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a = *a + v;
-            }
-        }
-        Assoc::Prod => {
-            for (a, &v) in acc.iter_mut().zip(x) {
-                *a = *a * v;
-            }
-        }
-        _ => op.rows(acc, x),
-    }
-}
-
 /// Reduces `dims` of `t` (already of the accumulation dtype `T`) with `op`.
 fn assoc_reduce<T: Num>(op: Assoc, t: &Tensor, dims: &[usize], keepdim: bool) -> Result<Tensor> {
     let shape = reduced_shape(t.shape(), dims, keepdim);
     let out = Tensor::empty(&shape, T::DTYPE)?;
     let n = t.numel();
     let o = Out::<T>::new(&out);
+    let (t, dims) = &memory_order(t, dims)?.unwrap_or_else(|| (t.clone(), dims.to_vec()));
     // Full reduction of a dense tensor: parallel chunks, combined in order.
     if dims.len() == t.ndim() && n > 0 {
         if let Some(p) = crate::cpu::kernels::dense_span::<T>(t) {
@@ -510,6 +502,38 @@ fn assoc_reduce<T: Num>(op: Assoc, t: &Tensor, dims: &[usize], keepdim: bool) ->
     Ok(out)
 }
 
+/// A dense but permuted `t` (a transpose, a channels-last tensor) viewed
+/// in memory order, with `dims` renumbered, when that keeps the kept dims
+/// in order (so the output is written in the same order): the row and
+/// column kernels then see contiguous memory instead of gathering.
+fn memory_order(t: &Tensor, dims: &[usize]) -> Result<Option<(Tensor, Vec<usize>)>> {
+    if t.is_contiguous() || !is_dense(t) {
+        return Ok(None);
+    }
+    let mut perm: Vec<usize> = (0..t.ndim()).collect();
+    perm.sort_by_key(|&d| std::cmp::Reverse(t.strides()[d]));
+    let kept: Vec<usize> = perm.iter().copied().filter(|d| !dims.contains(d)).collect();
+    if !kept.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(None);
+    }
+    let p: Vec<i64> = perm.iter().map(|&d| d as i64).collect();
+    let v = crate::ops::shape::permute(t, &p)?;
+    if !v.is_contiguous() {
+        return Ok(None);
+    }
+    let mut nd: Vec<usize> = (0..perm.len())
+        .filter(|&i| dims.contains(&perm[i]))
+        .collect();
+    nd.sort_unstable();
+    Ok(Some((v, nd)))
+}
+
+/// Whether `t` covers a dense block of memory in some dim order.
+fn is_dense(t: &Tensor) -> bool {
+    let l = t.layout();
+    l.strides.as_slice() == l.preserved_strides().as_slice()
+}
+
 /// `(a, r, w)` when `t` is contiguous and `dims` are consecutive dims with
 /// kept dims after them: `t` is then an (a, r, w) block reducing over `r`.
 fn column_shape(t: &Tensor, dims: &[usize]) -> Option<(usize, usize, usize)> {
@@ -532,7 +556,7 @@ fn column_fold<'a, T: Num>(op: Assoc, acc: &mut [T], r: usize, row: impl Fn(usiz
     acc.copy_from_slice(row(0));
     if op != Assoc::Sum || r <= BLOCK {
         for k in 1..r {
-            fold_rows(op, acc, row(k));
+            op.rows(acc, row(k));
         }
         return;
     }
@@ -544,12 +568,12 @@ fn column_fold<'a, T: Num>(op: Assoc, acc: &mut [T], r: usize, row: impl Fn(usiz
     for b in (0..r).step_by(BLOCK) {
         blk.copy_from_slice(row(b));
         for k in b + 1..(b + BLOCK).min(r) {
-            fold_rows(op, &mut blk, row(k));
+            op.rows(&mut blk, row(k));
         }
         let mut k = 0;
         while count & (1 << k) != 0 {
             let lower = std::mem::take(&mut stack[k]);
-            fold_rows(op, &mut blk, &lower);
+            op.rows(&mut blk, &lower);
             stack[k] = lower;
             k += 1;
         }
@@ -566,7 +590,7 @@ fn column_fold<'a, T: Num>(op: Assoc, acc: &mut [T], r: usize, row: impl Fn(usiz
                 acc.copy_from_slice(s);
                 first = false;
             } else {
-                fold_rows(op, acc, s);
+                op.rows(acc, s);
             }
         }
     }
@@ -1038,7 +1062,7 @@ pub fn cumulative(t: &Tensor, dim: i64, dtype: Option<DType>, is_sum: bool) -> R
         map_lanes::<T, T>(x, d, n, |row, o| {
             let mut a = if is_sum { T::ZERO } else { T::ONE };
             for (dst, &v) in o.iter_mut().zip(row) {
-                a = if is_sum { a + v } else { a * v };
+                a = if is_sum { a.plus(v) } else { a.times(v) };
                 *dst = a;
             }
         })
