@@ -316,3 +316,43 @@ def test_transposed_and_channels_last_inputs_reduce_in_memory_order():
         for dim in [0, 1, 2, (0, 1), (1, 2)]:
             close(v.sum(dim), x.astype(np.float64).sum(axis=dim), rtol=1e-4, atol=1e-4)
             close(v.amin(dim, keepdim=True), x.min(axis=dim, keepdims=True))
+
+
+@pytest.mark.parametrize(
+    "dtype,np_dtype",
+    [
+        (rtorch.int32, np.int32),
+        (rtorch.int8, np.int8),
+        (rtorch.uint8, np.uint8),
+        (rtorch.int16, np.int16),
+        (rtorch.float16, np.float16),
+    ],
+)
+def test_max_min_argmax_keep_integer_and_half_dtypes(dtype, np_dtype):
+    a = RNG.integers(0, 100, (4, 5)).astype(np_dtype)
+    t = rtorch.from_numpy(a.astype(np.float32)).to(dtype)
+    assert t.amax().dtype is dtype and t.amax().item() == a.max()
+    r = t.t().max(1)
+    assert r.values.dtype is dtype
+    assert r.values.tolist() == a.T.max(1).tolist()
+    assert r.indices.tolist() == a.T.argmax(1).tolist()
+    assert t.amin(0).tolist() == a.min(0).tolist()
+    assert t.argmin().item() == a.argmin()
+    assert t.cummax(1).values.tolist() == np.maximum.accumulate(a, 1).tolist()
+
+
+def test_bool_reductions():
+    t = rtorch.tensor([[True, False], [True, True]])
+    assert t.amax().dtype is rtorch.bool and t.amax().item() is True
+    assert t.amin(1).tolist() == [False, True]
+    assert t.sum(0).tolist() == [2, 1]
+    assert t.cumsum(1).tolist() == [[1, 1], [1, 2]]
+    assert t.argmax(1).tolist() == [0, 0]
+
+
+def test_half_precision_sums_accumulate_in_float32():
+    t = rtorch.ones(4096, dtype=rtorch.float16)
+    assert t.sum().item() == 4096.0 and t.sum().dtype is rtorch.float16
+    assert t.mean().item() == 1.0
+    b = rtorch.ones(3000, dtype=rtorch.bfloat16)
+    assert b.sum().dtype is rtorch.bfloat16 and b.sum().item() == 3008.0  # nearest bf16 of 3000

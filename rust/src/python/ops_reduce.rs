@@ -14,6 +14,15 @@ use crate::ops::{creation, reduce, sort, Operand};
 use crate::tensor::{DType, Tensor};
 
 type R = PyResult<PyTensor>;
+
+/// Runs an op on `t` without the GIL when `t` is large.
+fn detach<T: Send>(
+    py: Python<'_>,
+    t: &Tensor,
+    f: impl FnOnce() -> crate::error::Result<T> + Send,
+) -> PyResult<T> {
+    Ok(maybe_detach(py, t.numel(), f)?)
+}
 type Obj = PyResult<Py<PyAny>>;
 
 /// `dim` as None, an int, or a sequence of ints.
@@ -185,42 +194,48 @@ impl PyTensor {
     }
     #[pyo3(signature = (*, dim=None, keepdim=false))]
     fn aminmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> Obj {
-        let (a, b) = reduce::aminmax(&self.t, dim, keepdim)?;
+        let (a, b) = detach(py, &self.t, || reduce::aminmax(&self.t, dim, keepdim))?;
         named(py, "aminmax", a, b)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn argmax(&self, dim: Option<i64>, keepdim: bool) -> R {
-        Ok(reduce::argmax(&self.t, dim, keepdim, true)?.into())
+    fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> R {
+        Ok(detach(py, &self.t, || reduce::argmax(&self.t, dim, keepdim, true))?.into())
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn argmin(&self, dim: Option<i64>, keepdim: bool) -> R {
-        Ok(reduce::argmax(&self.t, dim, keepdim, false)?.into())
+    fn argmin(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> R {
+        Ok(detach(py, &self.t, || reduce::argmax(&self.t, dim, keepdim, false))?.into())
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
     fn var(
         &self,
+        py: Python<'_>,
         dim: Option<&Bound<'_, PyAny>>,
         unbiased: Option<bool>,
         keepdim: bool,
         correction: Option<f64>,
     ) -> R {
         let (d, c) = var_args(dim, unbiased, correction)?;
-        Ok(reduce::var_mean(&self.t, d.as_deref(), c, keepdim, false)?
-            .0
-            .into())
+        Ok(detach(py, &self.t, || {
+            reduce::var_mean(&self.t, d.as_deref(), c, keepdim, false)
+        })?
+        .0
+        .into())
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
     fn std(
         &self,
+        py: Python<'_>,
         dim: Option<&Bound<'_, PyAny>>,
         unbiased: Option<bool>,
         keepdim: bool,
         correction: Option<f64>,
     ) -> R {
         let (d, c) = var_args(dim, unbiased, correction)?;
-        Ok(reduce::var_mean(&self.t, d.as_deref(), c, keepdim, true)?
-            .0
-            .into())
+        Ok(detach(py, &self.t, || {
+            reduce::var_mean(&self.t, d.as_deref(), c, keepdim, true)
+        })?
+        .0
+        .into())
     }
     /// `torch.var_mean` (function form in PyTorch; a method here).
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
@@ -233,7 +248,9 @@ impl PyTensor {
         correction: Option<f64>,
     ) -> Obj {
         let (d, c) = var_args(dim, unbiased, correction)?;
-        let (v, m) = reduce::var_mean(&self.t, d.as_deref(), c, keepdim, false)?;
+        let (v, m) = detach(py, &self.t, || {
+            reduce::var_mean(&self.t, d.as_deref(), c, keepdim, false)
+        })?;
         tuple(py, vec![v, m])
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
@@ -246,7 +263,9 @@ impl PyTensor {
         correction: Option<f64>,
     ) -> Obj {
         let (d, c) = var_args(dim, unbiased, correction)?;
-        let (v, m) = reduce::var_mean(&self.t, d.as_deref(), c, keepdim, true)?;
+        let (v, m) = detach(py, &self.t, || {
+            reduce::var_mean(&self.t, d.as_deref(), c, keepdim, true)
+        })?;
         tuple(py, vec![v, m])
     }
     #[pyo3(signature = (p=None, dim=None, keepdim=false, dtype=None))]
@@ -274,40 +293,48 @@ impl PyTensor {
         Ok(r.into())
     }
     #[pyo3(signature = (dim, keepdim=false))]
-    fn logsumexp(&self, dim: &Bound<'_, PyAny>, keepdim: bool) -> R {
+    fn logsumexp(&self, py: Python<'_>, dim: &Bound<'_, PyAny>, keepdim: bool) -> R {
         let d = int_list("logsumexp", dim)?;
-        Ok(reduce::logsumexp(&self.t, &d, keepdim)?.into())
+        Ok(detach(py, &self.t, || reduce::logsumexp(&self.t, &d, keepdim))?.into())
     }
     #[pyo3(signature = (dim, *, dtype=None))]
-    fn cumsum(&self, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
-        Ok(reduce::cumulative(&self.t, dim, opt_dtype(dtype)?, true)?.into())
+    fn cumsum(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
+        let dt = opt_dtype(dtype)?;
+        Ok(detach(py, &self.t, || reduce::cumulative(&self.t, dim, dt, true))?.into())
     }
     #[pyo3(signature = (dim, *, dtype=None))]
-    fn cumprod(&self, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
-        Ok(reduce::cumulative(&self.t, dim, opt_dtype(dtype)?, false)?.into())
+    fn cumprod(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
+        let dt = opt_dtype(dtype)?;
+        Ok(detach(py, &self.t, || reduce::cumulative(&self.t, dim, dt, false))?.into())
     }
     fn cummax(&self, py: Python<'_>, dim: i64) -> Obj {
-        let (v, i) = reduce::cum_extreme(&self.t, dim, true)?;
+        let (v, i) = detach(py, &self.t, || reduce::cum_extreme(&self.t, dim, true))?;
         named(py, "cummax", v, i)
     }
     fn cummin(&self, py: Python<'_>, dim: i64) -> Obj {
-        let (v, i) = reduce::cum_extreme(&self.t, dim, false)?;
+        let (v, i) = detach(py, &self.t, || reduce::cum_extreme(&self.t, dim, false))?;
         named(py, "cummin", v, i)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn all(&self, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> R {
+    fn all(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> R {
         let d = dims_arg(dim)?;
-        Ok(reduce::all_any(&self.t, d.as_deref(), keepdim, true)?.into())
+        Ok(detach(py, &self.t, || {
+            reduce::all_any(&self.t, d.as_deref(), keepdim, true)
+        })?
+        .into())
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn any(&self, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> R {
+    fn any(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> R {
         let d = dims_arg(dim)?;
-        Ok(reduce::all_any(&self.t, d.as_deref(), keepdim, false)?.into())
+        Ok(detach(py, &self.t, || {
+            reduce::all_any(&self.t, d.as_deref(), keepdim, false)
+        })?
+        .into())
     }
     #[pyo3(signature = (dim=None))]
-    fn count_nonzero(&self, dim: Option<&Bound<'_, PyAny>>) -> R {
+    fn count_nonzero(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>) -> R {
         let d = dims_arg(dim)?;
-        Ok(reduce::count_nonzero(&self.t, d.as_deref())?.into())
+        Ok(detach(py, &self.t, || reduce::count_nonzero(&self.t, d.as_deref()))?.into())
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn median(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> Obj {
@@ -319,40 +346,48 @@ impl PyTensor {
     }
     #[pyo3(signature = (dim=-1, keepdim=false))]
     fn mode(&self, py: Python<'_>, dim: i64, keepdim: bool) -> Obj {
-        let (v, i) = sort::mode(&self.t, dim, keepdim)?;
+        let (v, i) = detach(py, &self.t, || sort::mode(&self.t, dim, keepdim))?;
         named(py, "mode", v, i)
     }
     #[pyo3(signature = (q, dim=None, keepdim=false, *, interpolation="linear"))]
     fn quantile(
         &self,
+        py: Python<'_>,
         q: &Bound<'_, PyAny>,
         dim: Option<i64>,
         keepdim: bool,
         interpolation: &str,
     ) -> R {
         let (q, scalar) = q_list(q)?;
-        Ok(sort::quantile(&self.t, &q, scalar, dim, keepdim, interpolation, false)?.into())
+        Ok(detach(py, &self.t, || {
+            sort::quantile(&self.t, &q, scalar, dim, keepdim, interpolation, false)
+        })?
+        .into())
     }
     #[pyo3(signature = (q, dim=None, keepdim=false, *, interpolation="linear"))]
     fn nanquantile(
         &self,
+        py: Python<'_>,
         q: &Bound<'_, PyAny>,
         dim: Option<i64>,
         keepdim: bool,
         interpolation: &str,
     ) -> R {
         let (q, scalar) = q_list(q)?;
-        Ok(sort::quantile(&self.t, &q, scalar, dim, keepdim, interpolation, true)?.into())
+        Ok(detach(py, &self.t, || {
+            sort::quantile(&self.t, &q, scalar, dim, keepdim, interpolation, true)
+        })?
+        .into())
     }
     #[pyo3(signature = (k, dim=-1, keepdim=false))]
     fn kthvalue(&self, py: Python<'_>, k: i64, dim: i64, keepdim: bool) -> Obj {
-        let (v, i) = sort::kthvalue(&self.t, k, dim, keepdim)?;
+        let (v, i) = detach(py, &self.t, || sort::kthvalue(&self.t, k, dim, keepdim))?;
         named(py, "kthvalue", v, i)
     }
     #[pyo3(signature = (k, dim=-1, largest=true, sorted=true))]
     fn topk(&self, py: Python<'_>, k: i64, dim: i64, largest: bool, sorted: bool) -> Obj {
         let _ = sorted;
-        let (v, i) = sort::topk(&self.t, k, dim, largest)?;
+        let (v, i) = detach(py, &self.t, || sort::topk(&self.t, k, dim, largest))?;
         named(py, "topk", v, i)
     }
     #[pyo3(signature = (dim=-1, descending=false, *, stable=false))]
@@ -373,8 +408,10 @@ impl PyTensor {
                 .into(),
         )
     }
-    fn msort(&self) -> R {
-        Ok(sort::sort(&self.t, 0, false)?.0.into())
+    fn msort(&self, py: Python<'_>) -> R {
+        Ok(detach(py, &self.t, || sort::sort(&self.t, 0, false))?
+            .0
+            .into())
     }
     #[pyo3(signature = (sorted=true, return_inverse=false, return_counts=false, dim=None))]
     fn unique(
@@ -388,8 +425,8 @@ impl PyTensor {
         // Always sorted, which `sorted=False` also allows.
         let _ = sorted;
         let r = match dim {
-            None => sort::unique(&self.t, false)?,
-            Some(d) => sort::unique_dim(&self.t, d, false)?,
+            None => detach(py, &self.t, || sort::unique(&self.t, false))?,
+            Some(d) => detach(py, &self.t, || sort::unique_dim(&self.t, d, false))?,
         };
         unique_result(py, r, return_inverse, return_counts)
     }
@@ -402,18 +439,22 @@ impl PyTensor {
         dim: Option<i64>,
     ) -> Obj {
         let r = match dim {
-            None => sort::unique(&self.t, true)?,
-            Some(d) => sort::unique_dim(&self.t, d, true)?,
+            None => detach(py, &self.t, || sort::unique(&self.t, true))?,
+            Some(d) => detach(py, &self.t, || sort::unique_dim(&self.t, d, true))?,
         };
         unique_result(py, r, return_inverse, return_counts)
     }
     #[pyo3(signature = (weights=None, minlength=0))]
-    fn bincount(&self, weights: Option<PyRef<'_, PyTensor>>, minlength: i64) -> R {
-        Ok(sort::bincount(&self.t, weights.as_ref().map(|w| &w.t), minlength)?.into())
+    fn bincount(&self, py: Python<'_>, weights: Option<PyRef<'_, PyTensor>>, minlength: i64) -> R {
+        let w = weights.as_ref().map(|w| w.t.clone());
+        Ok(detach(py, &self.t, || {
+            sort::bincount(&self.t, w.as_ref(), minlength)
+        })?
+        .into())
     }
     #[pyo3(signature = (bins=100, min=0.0, max=0.0))]
-    fn histc(&self, bins: i64, min: f64, max: f64) -> R {
-        Ok(sort::histc(&self.t, bins, min, max)?.into())
+    fn histc(&self, py: Python<'_>, bins: i64, min: f64, max: f64) -> R {
+        Ok(detach(py, &self.t, || sort::histc(&self.t, bins, min, max))?.into())
     }
 }
 
