@@ -96,6 +96,45 @@ def _workloads() -> list[Workload]:
         x, y = a, a[::-1].copy()
         return lambda: x + y
 
+    big = rng.random(1 << 24, dtype=np.float32)
+    big2 = big[::-1].copy()
+    big_out = np.empty_like(big)
+
+    def elementwise(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            x, y = lib.from_numpy(big), lib.from_numpy(big2)
+            return lambda: fn(lib, x, y)
+
+        return make
+
+    def add_out(lib: Any) -> Fn:
+        x, y, out = lib.from_numpy(big), lib.from_numpy(big2), lib.from_numpy(big_out)
+        return lambda: lib.add(x, y, out=out)
+
+    sq = rng.standard_normal((4096, 4096), dtype=np.float32)
+    m1k = [rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(2)]
+    m2k = [rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2)]
+
+    def on_square(fn: Callable[[Any], Any]) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            x = lib.from_numpy(sq)
+            return lambda: fn(x)
+
+        return make
+
+    def matmul(pair: list[np.ndarray], transposed: bool) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            a, b = (lib.from_numpy(m) for m in pair)
+            if transposed:
+                a = lib.from_numpy(np.ascontiguousarray(pair[0].T)).t()
+            return lambda: a @ b
+
+        return make
+
+    def np_softmax(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
     z24, z88, z1000 = (np.zeros(s, np.float32) for s in (24, (8, 8), 1000))
     return [
         Workload(
@@ -136,7 +175,95 @@ def _workloads() -> list[Workload]:
         ),
         Workload("a + b (100 float32)", "", add_small, lambda: np_pair(a100)),
         Workload("a + b (1M float32)", "", add_large, lambda: np_pair(a1m)),
+        Workload(
+            "a + b (16M float32)",
+            "",
+            elementwise(lambda lib, x, y: x + y),
+            lambda: lambda: big + big2,
+        ),
+        Workload(
+            "add(a, b, out=) (16M float32)",
+            "np.add(out=)",
+            add_out,
+            lambda: lambda: np.add(big, big2, out=big_out),
+        ),
+        Workload(
+            "a * b (16M float32)",
+            "",
+            elementwise(lambda lib, x, y: x * y),
+            lambda: lambda: big * big2,
+        ),
+        Workload(
+            "exp(a) (16M float32)",
+            "np.exp",
+            elementwise(lambda lib, x, y: x.exp()),
+            lambda: lambda: np.exp(big),
+        ),
+        Workload(
+            "tanh(a) (16M float32)",
+            "np.tanh",
+            elementwise(lambda lib, x, y: x.tanh()),
+            lambda: lambda: np.tanh(big),
+        ),
+        Workload("sum (4096x4096)", "", on_square(lambda x: x.sum()), lambda: lambda: sq.sum()),
+        Workload(
+            "sum(dim=-1) (4096x4096)",
+            "",
+            on_square(lambda x: x.sum(-1)),
+            lambda: lambda: sq.sum(-1),
+        ),
+        Workload(
+            "sum(dim=0) (4096x4096)",
+            "",
+            on_square(lambda x: x.sum(0)),
+            lambda: lambda: sq.sum(0),
+        ),
+        Workload("mean (4096x4096)", "", on_square(lambda x: x.mean()), lambda: lambda: sq.mean()),
+        Workload(
+            "amax(dim=-1) (4096x4096)",
+            "max(-1)",
+            on_square(lambda x: x.amax(-1)),
+            lambda: lambda: sq.max(-1),
+        ),
+        Workload(
+            "softmax(dim=-1) (4096x4096)",
+            "exp/max/sum",
+            on_square(lambda x: x.softmax(-1)),
+            lambda: lambda: np_softmax(sq),
+        ),
+        Workload(
+            "matmul 1024 float32",
+            "",
+            matmul(m1k, False),
+            lambda: lambda: m1k[0] @ m1k[1],
+        ),
+        Workload(
+            "matmul 1024, a.t() @ b",
+            "a.T @ b",
+            matmul(m1k, True),
+            lambda: lambda: m1k[0] @ m1k[1],
+        ),
+        Workload(
+            "matmul 2048 float32",
+            "",
+            matmul(m2k, False),
+            lambda: lambda: m2k[0] @ m2k[1],
+        ),
     ]
+
+
+# Bytes a 16M-element float32 a + b reads and writes.
+_GB_ADD = 3 * 4 * (1 << 24) / 1e9
+
+
+def _bandwidth() -> float:
+    """The machine's memory bandwidth in GB/s: the best 64 MB copy into a
+    buffer whose pages are already mapped (read + write bytes counted)."""
+    src = np.ones(1 << 24, np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    t = min(timeit.repeat(lambda: np.copyto(dst, src), number=5, repeat=5)) / 5
+    return 2 * src.nbytes / 1e9 / t
 
 
 def best_time(fn: Fn, repeat: int, target: float) -> float:
@@ -211,6 +338,18 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(cells + [r[-1]]))
         if i == 0:
             print("  ".join("-" * wd for wd in widths))
+    for w, t in rows:
+        if w.name.startswith("matmul") and "float32" in w.name:
+            n = 1024 if "1024" in w.name else 2048
+            flops = 2 * n**3 / 1e9
+            line = ", ".join(f"{lib} {flops / v:.0f}" for lib, v in t.items())
+            print(f"\n{w.name}: GFLOP/s {line}")
+        if w.name == "a + b (16M float32)":
+            print(
+                f"\nmemory bandwidth: a + b (16M) moves {_GB_ADD:.2f} GB: rtorch "
+                f"{_GB_ADD / t['rtorch']:.1f} GB/s = {100 * _GB_ADD / t['rtorch'] / _bandwidth():.0f}% "
+                f"of this machine's measured copy bandwidth ({_bandwidth():.1f} GB/s)"
+            )
     print(f"\n{len(rows)} workloads in {time.perf_counter() - start:.1f}s")
     return 0
 

@@ -4,6 +4,8 @@ rtorch speaks PyTorch's API, so the script imports it under PyTorch's name.
 Run it with ``bash .ci/demo`` (builds first) or ``.venv/bin/python examples/demo.py``.
 """
 
+import time
+
 import numpy as np
 
 import rtorch as torch
@@ -101,6 +103,21 @@ show(
 show("int32 * int64 0-d tensor", (torch.tensor([1], dtype=torch.int32) * torch.tensor(3)).dtype)
 col = torch.tensor([[10.0], [20.0]])
 show("broadcast (2,1) + (3,)", col + f)
+
+heading("Math: vectorised kernels, comparisons, softmax")
+x = torch.linspace(-2, 2, 5)
+show("x", x)
+show("x.exp()", x.exp())
+show("torch.tanh(x)", torch.tanh(x))
+show("x.clamp(min=0)", x.clamp(min=0))
+show("(x > 0) & (x < 2)", (x > 0) & (x < 2))
+show("torch.where(x > 0, x, 0.0)", torch.where(x > 0, x, 0.0))
+logits = torch.tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+show("logits.softmax(-1)", logits.softmax(-1))
+big = torch.rand(4_000_000)
+start = time.perf_counter()
+_ = big.exp()
+show("exp over 4M floats", f"{(time.perf_counter() - start) * 1e3:.1f} ms")
 
 heading("Errors are PyTorch's")
 try:

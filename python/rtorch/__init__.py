@@ -33,6 +33,7 @@ from rtorch._C import (
     full,
     full_like,
     get_default_dtype,
+    get_num_threads,
     get_rng_state,
     initial_seed,
     int8,
@@ -54,6 +55,7 @@ from rtorch._C import (
     randperm,
     seed,
     set_default_dtype,
+    set_num_threads,
     set_rng_state,
     tensor,
     uint8,
@@ -131,5 +133,5 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-from rtorch import cuda  # noqa: E402
+from rtorch import cuda, testing  # noqa: E402
 from rtorch._ops import *  # noqa: F403

@@ -23,7 +23,12 @@ bitwise_right_shift logical_and logical_or logical_xor eq ne not_equal lt less l
 less_equal gt greater ge greater_equal lerp addcmul addcdiv isclose allclose equal
 masked_fill reshape permute transpose swapaxes swapdims t squeeze unsqueeze
 flatten unflatten narrow select as_strided diagonal clone detach
-abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_
+abs_ neg_ exp_ log_ sqrt_ sigmoid_ tanh_ relu_ clamp_ fill_ zero_ softmax log_softmax
+split split_with_sizes chunk tensor_split unbind movedim moveaxis flip fliplr flipud
+roll rot90 tile broadcast_to gather scatter scatter_add scatter_reduce
+index_select index_add index_copy index_fill index_put index_put_ masked_select
+masked_scatter take take_along_dim nonzero argwhere tril triu diag diag_embed trace
+outer ger inner cross kron
 sum nansum mean nanmean prod amax amin aminmax max min argmax argmin var std
 var_mean std_mean norm logsumexp cumsum cumprod cummax cummin all any
 count_nonzero median nanmedian mode quantile nanquantile kthvalue topk sort
@@ -90,4 +95,117 @@ def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
     return _C._where(condition, input, other)
 
 
-__all__ = [*_METHODS, "pow", "where", "searchsorted", "bucketize"]
+from rtorch._C import (  # noqa: E402
+    broadcast_tensors,
+    cartesian_prod,
+    cat,
+    cdist,
+    combinations,
+    einsum,
+    meshgrid,
+    stack,
+    tensordot,
+)
+
+concat = cat
+
+
+def concatenate(tensors: Any, axis: int = 0, *, out: Tensor | None = None) -> Tensor:
+    """:func:`cat` with NumPy's ``axis`` name."""
+    return cat(tensors, axis, out=out)
+
+
+def hstack(tensors: Any, *, out: Tensor | None = None) -> Tensor:
+    """Concatenates along the first dim of 1-d inputs, else the second.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.hstack([rtorch.tensor([1, 2]), rtorch.tensor([3])])
+        tensor([1, 2, 3])
+    """
+    return _C._hvdstack(tensors, "h", out=out)
+
+
+def vstack(tensors: Any, *, out: Tensor | None = None) -> Tensor:
+    """Stacks rows: inputs become at least 2-d, then join along dim 0."""
+    return _C._hvdstack(tensors, "v", out=out)
+
+
+def dstack(tensors: Any, *, out: Tensor | None = None) -> Tensor:
+    """Stacks depth-wise: inputs become at least 3-d, then join along dim 2."""
+    return _C._hvdstack(tensors, "d", out=out)
+
+
+row_stack = vstack
+
+
+def _atleast(n: int, tensors: tuple) -> Any:
+    if len(tensors) == 1 and not isinstance(tensors[0], Tensor):
+        tensors = tuple(tensors[0])
+    out = tuple(_C._atleast(t, n) for t in tensors)
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_1d(*tensors: Any) -> Any:
+    """Views of the inputs with at least one dim."""
+    return _atleast(1, tensors)
+
+
+def atleast_2d(*tensors: Any) -> Any:
+    """Views of the inputs with at least two dims."""
+    return _atleast(2, tensors)
+
+
+def atleast_3d(*tensors: Any) -> Any:
+    """Views of the inputs with at least three dims."""
+    return _atleast(3, tensors)
+
+
+def repeat_interleave(
+    input: Tensor,
+    repeats: Any = None,
+    dim: int | None = None,
+    *,
+    output_size: int | None = None,
+) -> Tensor:
+    """Repeats elements; ``repeat_interleave(repeats)`` alone gives the
+    indices ``i`` repeated ``repeats[i]`` times.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.repeat_interleave(rtorch.tensor([1, 2]), 2)
+        tensor([1, 1, 2, 2])
+    """
+    if repeats is None:
+        return _C._repeat_index(input)
+    return input.repeat_interleave(repeats, dim, output_size=output_size)
+
+
+__all__ = [
+    *_METHODS,
+    "pow",
+    "where",
+    "searchsorted",
+    "bucketize",
+    "broadcast_tensors",
+    "cartesian_prod",
+    "cat",
+    "concat",
+    "concatenate",
+    "cdist",
+    "combinations",
+    "einsum",
+    "meshgrid",
+    "stack",
+    "tensordot",
+    "hstack",
+    "vstack",
+    "dstack",
+    "row_stack",
+    "atleast_1d",
+    "atleast_2d",
+    "atleast_3d",
+    "repeat_interleave",
+]

@@ -29,39 +29,8 @@ _DTYPE_OF_NAME = {name: dt for dt, name in _TYPE_NAMES.items()}
 _DTYPE_OF_NAME.update({name.replace("torch.", "rtorch."): dt for dt, name in _TYPE_NAMES.items()})
 
 
-class _ArrayView:
-    """Exposes a tensor's memory through ``__array_interface__``; NumPy keeps
-    it (and so the tensor) alive as the array's base."""
-
-    __slots__ = ("__array_interface__", "_tensor")
-
-    def __init__(self, tensor: Tensor) -> None:
-        self._tensor = tensor
-        self.__array_interface__ = tensor._array_interface()
-
-
-def numpy(self: Tensor, *, force: bool = False) -> np.ndarray:
-    """The tensor as a NumPy array sharing its memory.
-
-    Args:
-        force (bool): detach first instead of refusing a tensor that
-            requires grad.
-    """
-    if self.requires_grad:
-        if not force:
-            raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. "
-                "Use tensor.detach().numpy() instead."
-            )
-        self = self.detach()
-    # NumPy is imported on first use: `import rtorch` stays fast.
-    import numpy as np
-
-    return np.asarray(_ArrayView(self))
-
-
 def __array__(self: Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-    arr = numpy(self)
+    arr = self.numpy()
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
     return arr.copy() if copy else arr
@@ -148,7 +117,6 @@ def new_tensor(self: Tensor, data: Any, *, dtype=None, device=None, requires_gra
 
 def _install() -> None:
     methods = {
-        "numpy": numpy,
         "__array__": __array__,
         "__repr__": __repr__,
         "__format__": __format__,

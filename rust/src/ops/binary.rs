@@ -420,6 +420,24 @@ pub fn binary_out(
     alpha: Option<Scalar>,
     out: &Tensor,
 ) -> Result<()> {
+    let (compute, out_dtype) = op.dtypes(a, b)?;
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    // Write straight into `out` when nothing has to be converted and no
+    // operand is a shifted view of it; otherwise compute, then copy.
+    let overlaps = |o: &Operand| matches!(o, Operand::Tensor(t) if t.same_storage(out) && t.layout() != out.layout());
+    if out_dtype == out.dtype() && shape.as_slice() == out.shape() && !overlaps(a) && !overlaps(b) {
+        check_args(op, b, alpha, compute)?;
+        copy::check_no_internal_overlap(out)?;
+        run(
+            op,
+            &a.to_tensor(compute)?,
+            &b.to_tensor(compute)?,
+            out,
+            alpha,
+        )?;
+        out.bump_version();
+        return Ok(());
+    }
     let r = binary(op, a, b, alpha)?;
     if !r.dtype().can_cast(out.dtype()) {
         return Err(Error::Runtime(format!(

@@ -321,8 +321,18 @@ pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
 
 /// `t[indices] = value`.
 pub fn index_put_(t: &Tensor, indices: &[TensorIndex], value: &Tensor) -> Result<()> {
+    index_put_with(t, indices, value, false)
+}
+
+/// `t[indices] = value`, or `+=` with `accumulate` (repeated indices add up).
+pub fn index_put_with(
+    t: &Tensor,
+    indices: &[TensorIndex],
+    value: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
     let p = plan(t, indices)?;
-    if p.advanced.is_empty() {
+    if p.advanced.is_empty() && !accumulate {
         let target = t.view_with(p.view)?;
         let value = strip_leading_ones(value, target.ndim())?;
         // Assignment broadcasts like `expand`, with its error message.
@@ -330,6 +340,15 @@ pub fn index_put_(t: &Tensor, indices: &[TensorIndex], value: &Tensor) -> Result
         return copy::copy_(&target, &value);
     }
     copy::check_no_internal_overlap(t)?;
+    let p = if p.advanced.is_empty() {
+        // `accumulate` with only basic indices: the whole view, one block.
+        Plan {
+            advanced: Vec::new(),
+            view: p.view,
+        }
+    } else {
+        p
+    };
     let g = gather_plan(&p)?;
     let value = strip_leading_ones(value, g.out_shape.len())?;
     let vexp = value.layout().broadcast_to(&g.out_shape).map_err(|_| {
@@ -347,7 +366,14 @@ pub fn index_put_(t: &Tensor, indices: &[TensorIndex], value: &Tensor) -> Result
         for &b in &g.bases {
             for_each_offset(&g.post.shape, &g.post.strides, |o| {
                 // SAFETY: as in `index`; `vals` is contiguous with the output shape.
-                unsafe { *dst.offset(b + o) = *src.add(pos) };
+                unsafe {
+                    let d = dst.offset(b + o);
+                    *d = if accumulate {
+                        crate::ops::gather::Reduce::Sum.apply(*d, *src.add(pos))
+                    } else {
+                        *src.add(pos)
+                    };
+                }
                 pos += 1;
             });
         }

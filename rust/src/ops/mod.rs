@@ -4,10 +4,14 @@
 pub mod binary;
 pub mod copy;
 pub mod creation;
+pub mod einsum;
+pub mod gather;
 pub mod index;
+pub mod join;
 pub mod random;
 pub mod reduce;
 pub mod shape;
+pub mod softmax;
 pub mod sort;
 pub mod special;
 pub mod ternary;

@@ -104,13 +104,21 @@ pub fn extract_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
         return Ok(Some(Scalar::Float(obj.extract::<f64>()?)));
     }
     // NumPy scalars: a 0-d array interface.
-    if obj.hasattr("__array_interface__")? && !obj.is_instance_of::<PyTensor>() {
+    if is_array_like(obj)? && !obj.is_instance_of::<PyTensor>() {
         let t = from_array_interface(obj)?;
         if t.ndim() == 0 {
             return Ok(Some(t.get_scalar(0)));
         }
     }
     Ok(None)
+}
+
+/// Whether `obj` exports NumPy's array protocol. `__array_struct__` is
+/// checked first: asking for `__array_interface__` builds a dict (~3 us).
+pub fn is_array_like(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    Ok(obj.hasattr(pyo3::intern!(py, "__array_struct__"))?
+        || obj.hasattr(pyo3::intern!(py, "__array_interface__"))?)
 }
 
 /// A tensor or Python number argument of an op.
@@ -143,11 +151,14 @@ fn dtype_from_typestr(ts: &str) -> Option<DType> {
 }
 
 /// Keeps the exporting Python object (a NumPy array) alive while a tensor uses its memory.
-struct PyOwner(#[allow(dead_code)] Py<PyAny>);
+pub(crate) struct PyOwner(#[allow(dead_code)] pub(crate) Py<PyAny>);
 
 /// A tensor sharing the memory of an object with `__array_interface__`
 /// (NumPy arrays and scalars), as `torch.from_numpy` does.
 pub fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    if let Some(t) = super::array::import_array_struct(obj)? {
+        return Ok(t);
+    }
     let iface = obj.getattr("__array_interface__")?;
     let iface = iface.cast::<PyDict>()?;
     let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
@@ -212,10 +223,7 @@ pub fn data_to_tensor(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResult<
         let t = t.borrow().t.clone();
         return Ok(copy::to_dtype(&t, dtype.unwrap_or(t.dtype()), true)?);
     }
-    if !obj.is_instance_of::<PyList>()
-        && !obj.is_instance_of::<PyTuple>()
-        && obj.hasattr("__array_interface__")?
-    {
+    if !obj.is_instance_of::<PyList>() && !obj.is_instance_of::<PyTuple>() && is_array_like(obj)? {
         let arr = match from_array_interface(obj) {
             Err(e) if e.is_instance_of::<PyValueError>(obj.py()) => {
                 from_array_interface(&obj.call_method0("copy")?)?
@@ -306,7 +314,7 @@ fn leaf_scalar(obj: &Bound<'_, PyAny>) -> PyResult<(Scalar, DType)> {
     let is_python_number = obj.is_instance_of::<PyBool>()
         || obj.is_exact_instance_of::<PyInt>()
         || obj.is_exact_instance_of::<PyFloat>();
-    if !is_python_number && obj.hasattr("__array_interface__")? {
+    if !is_python_number && is_array_like(obj)? {
         let t = from_array_interface(obj)?;
         if t.ndim() == 0 {
             return Ok((t.get_scalar(0), t.dtype()));
@@ -362,10 +370,7 @@ fn index_item(obj: &Bound<'_, PyAny>) -> PyResult<TensorIndex> {
             "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices (got float)",
         ));
     }
-    if obj.is_instance_of::<PyList>()
-        || obj.hasattr("__array_interface__")?
-        || as_sequence(obj).is_some()
-    {
+    if obj.is_instance_of::<PyList>() || is_array_like(obj)? || as_sequence(obj).is_some() {
         let t = data_to_tensor(obj, None)?;
         // An empty list indexes nothing, as an empty int64 index.
         let t = if t.numel() == 0 && t.dtype().is_floating_point() {

@@ -66,7 +66,7 @@ fn as_tensor(
             _ => Ok(t.clone().into_any().unbind()),
         };
     }
-    let shared = if data.hasattr("__array_interface__")? && !data.is_instance_of::<PyFloat>() {
+    let shared = if super::convert::is_array_like(data)? && !data.is_instance_of::<PyFloat>() {
         from_array_interface(data).ok()
     } else {
         None
@@ -80,7 +80,7 @@ fn as_tensor(
 
 #[pyfunction]
 fn from_numpy(arr: &Bound<'_, PyAny>) -> R {
-    if !arr.hasattr("__array_interface__")? || type_name(arr) != "ndarray" {
+    if type_name(arr) != "ndarray" {
         return Err(PyTypeError::new_err(format!(
             "expected np.ndarray (got {})",
             type_name(arr)

@@ -1,12 +1,14 @@
 //! PyO3 bindings: argument parsing, conversions and error mapping. No math
 //! lives here; every call goes to `crate::ops`.
 
+mod array;
 mod convert;
 mod dlpack;
 mod dtype;
 mod factory;
 mod ops_elementwise;
 mod ops_reduce;
+mod ops_shape;
 mod tensor;
 
 use pyo3::create_exception;
@@ -63,17 +65,38 @@ fn _cuda_device_count() -> usize {
     crate::cuda::device_count()
 }
 
+#[pyfunction]
+fn get_num_threads() -> usize {
+    crate::cpu::parallel::num_threads()
+}
+
+/// `torch.set_num_threads(n)`: threads used by one large op.
+#[pyfunction]
+fn set_num_threads(n: i64) -> PyResult<()> {
+    if n <= 0 {
+        return Err(PyRuntimeError::new_err(
+            "set_num_threads expects a positive integer",
+        ));
+    }
+    crate::cpu::parallel::set_num_threads(n as usize);
+    Ok(())
+}
+
 #[pymodule]
 #[pyo3(name = "_C")]
 fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OutOfMemoryError", m.py().get_type::<OutOfMemoryError>())?;
     m.add_function(wrap_pyfunction!(_cuda_is_available, m)?)?;
     m.add_function(wrap_pyfunction!(_cuda_device_count, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     dtype::register(m)?;
     tensor::register(m)?;
     factory::register(m)?;
     ops_elementwise::register(m)?;
     ops_reduce::register(m)?;
+    ops_shape::register(m)?;
     dlpack::register(m)?;
+    array::register(m)?;
     Ok(())
 }

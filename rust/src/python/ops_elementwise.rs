@@ -617,6 +617,22 @@ impl PyTensor {
     fn equal(&self, other: PyRef<'_, PyTensor>) -> PyResult<bool> {
         Ok(ternary::equal(&self.t, &other.t)?)
     }
+    #[pyo3(signature = (dim, dtype=None))]
+    fn softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
+        let dt = super::dtype::opt_dtype(dtype)?;
+        Ok(maybe_detach(py, self.t.numel(), || {
+            crate::ops::softmax::softmax(&self.t, dim, false, dt)
+        })?
+        .into())
+    }
+    #[pyo3(signature = (dim, dtype=None))]
+    fn log_softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> R {
+        let dt = super::dtype::opt_dtype(dtype)?;
+        Ok(maybe_detach(py, self.t.numel(), || {
+            crate::ops::softmax::softmax(&self.t, dim, true, dt)
+        })?
+        .into())
+    }
     /// `Tensor.where(condition, other)` = `torch.where(condition, self, other)`.
     #[pyo3(name = "where")]
     fn where_method(&self, condition: PyRef<'_, PyTensor>, other: &Bound<'_, PyAny>) -> R {

@@ -4,7 +4,7 @@
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyList, PyTuple, PyType};
 
 use super::convert::{data_to_tensor, int_list, operand, parse_index, parse_size, type_name};
 use super::dtype::{dtype_obj, extract_device, extract_dtype, opt_dtype, PyDType, PyDevice};
@@ -562,33 +562,29 @@ impl PyTensor {
     fn __hash__(slf: &Bound<'_, Self>) -> isize {
         slf.as_ptr() as isize
     }
-    /// `__array_interface__` of this tensor, for zero-copy `.numpy()`.
-    fn _array_interface<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let typestr = match self.t.dtype() {
-            DType::F32 => "<f4",
-            DType::F64 => "<f8",
-            DType::F16 => "<f2",
-            DType::I64 => "<i8",
-            DType::I32 => "<i4",
-            DType::I16 => "<i2",
-            DType::I8 => "|i1",
-            DType::U8 => "|u1",
-            DType::Bool => "|b1",
-            DType::BF16 => {
-                return Err(PyTypeError::new_err("Got unsupported ScalarType BFloat16"));
-            }
-        };
-        let d = PyDict::new(py);
-        let item = self.t.dtype().size() as isize;
-        d.set_item("shape", PyTuple::new(py, self.t.shape())?)?;
-        d.set_item(
-            "strides",
-            PyTuple::new(py, self.t.strides().iter().map(|&s| s * item))?,
-        )?;
-        d.set_item("typestr", typestr)?;
-        d.set_item("data", (self.t.raw_ptr() as usize, false))?;
-        d.set_item("version", 3)?;
-        Ok(d)
+    /// An object NumPy builds a zero-copy array from (`.numpy()`).
+    fn _array_holder(&self) -> PyResult<super::array::ArrayHolder> {
+        super::array::ArrayHolder::new(self.t.clone())
+    }
+
+    /// The tensor as a NumPy array sharing its memory; `force` detaches a
+    /// tensor that requires grad instead of refusing it.
+    #[pyo3(signature = (*, force=false))]
+    fn numpy<'py>(&self, py: Python<'py>, force: bool) -> PyResult<Bound<'py, PyAny>> {
+        if self.t.requires_grad() && !force {
+            return Err(PyRuntimeError::new_err(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.",
+            ));
+        }
+        static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        // NumPy is imported on first use, so `import rtorch` stays fast.
+        let asarray = ASARRAY.get_or_try_init(py, || {
+            py.import("numpy")
+                .and_then(|np| np.getattr("asarray"))
+                .map(Bound::unbind)
+        })?;
+        let holder = Bound::new(py, super::array::ArrayHolder::new(self.t.clone())?)?;
+        asarray.bind(py).call1((holder,))
     }
 
     #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
@@ -636,13 +632,21 @@ impl PyTensor {
         if device.is_some() {
             extract_device(device)?;
         }
+        let mut copy = copy;
+        // Positional bools after the target are (non_blocking, copy).
+        let mut bools = 0;
         for a in args.iter() {
             if a.is_instance_of::<PyTensor>() {
                 let o = a.cast::<PyTensor>()?.borrow();
                 target = Some(o.t.dtype());
             } else if a.cast::<PyDType>().is_ok() || a.is_instance_of::<PyType>() {
                 target = Some(extract_dtype(&a)?);
-            } else if !a.is_instance_of::<pyo3::types::PyBool>() {
+            } else if a.is_instance_of::<pyo3::types::PyBool>() {
+                if bools == 1 {
+                    copy = a.is_truthy()?;
+                }
+                bools += 1;
+            } else {
                 extract_device(Some(&a))?;
             }
         }

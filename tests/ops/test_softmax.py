@@ -1,0 +1,50 @@
+"""softmax and log_softmax against NumPy."""
+
+import math
+
+import numpy as np
+import pytest
+
+import rtorch
+
+
+def _softmax(a, axis):
+    e = np.exp(a - a.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_and_log_softmax_match_numpy(dim, dtype):
+    x = np.random.default_rng(0).standard_normal((3, 5, 37)).astype(dtype) * 10
+    t = rtorch.from_numpy(x)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    ref = _softmax(x.astype(np.float64), dim)
+    np.testing.assert_allclose(t.softmax(dim).numpy(), ref, rtol=tol, atol=1e-30)
+    np.testing.assert_allclose(rtorch.log_softmax(t, dim).numpy(), np.log(ref), rtol=tol, atol=tol)
+    assert t.softmax(dim).dtype == t.dtype
+
+
+def test_softmax_of_non_contiguous_input():
+    x = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    t = rtorch.from_numpy(x.T.copy()).t()
+    np.testing.assert_allclose(t.softmax(-1).numpy(), _softmax(x, -1), rtol=1e-6)
+
+
+def test_softmax_dtype_argument_and_integer_error():
+    t = rtorch.tensor([[1, 2, 3]])
+    out = t.softmax(-1, dtype=rtorch.float64)
+    assert out.dtype == rtorch.float64
+    np.testing.assert_allclose(out.numpy(), _softmax(np.array([[1.0, 2.0, 3.0]]), -1))
+    with pytest.raises(RuntimeError, match="not implemented for 'Long'"):
+        t.softmax(-1)
+
+
+def test_softmax_edge_rows():
+    t = rtorch.tensor([[float("-inf"), 0.0], [float("-inf"), float("-inf")], [1000.0, 1000.0]])
+    out = t.softmax(-1).tolist()
+    assert out[0] == [0.0, 1.0]
+    assert all(math.isnan(v) for v in out[1])
+    assert out[2] == [0.5, 0.5]
+    assert rtorch.zeros(0, 3).softmax(-1).shape == (0, 3)
+    assert rtorch.tensor(2.0).softmax(0).item() == 1.0
