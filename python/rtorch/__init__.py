@@ -117,7 +117,7 @@ def broadcast_shapes(*shapes: Any) -> Size:
     result: list = []
     for i, s in enumerate(shapes):
         dims = [s] if isinstance(s, _builtins.int) else list(s)
-        n = max(len(result), len(dims))
+        n = _builtins.max(len(result), len(dims))
         a = [1] * (n - len(result)) + result
         b = [1] * (n - len(dims)) + dims
         for k, (x, y) in enumerate(zip(a, b, strict=True)):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtorch import _C
-from rtorch._C import Tensor
+from rtorch import _C, return_types  # noqa: F401  (rtorch.return_types)
+from rtorch._C import Tensor, bucketize, searchsorted
 
 # Methods whose function form takes the tensor first and the same arguments.
 _METHODS = """
@@ -30,6 +30,10 @@ index_select index_add index_copy index_fill index_put index_put_ masked_select
 masked_scatter take take_along_dim nonzero argwhere tril triu diag diag_embed trace
 outer ger inner cross kron
 mm bmm mv dot vdot addmm addmv addbmm baddbmm
+sum nansum mean nanmean prod amax amin aminmax max min argmax argmin var std
+var_mean std_mean norm logsumexp cumsum cumprod cummax cummin all any
+count_nonzero median nanmedian mode quantile nanquantile kthvalue topk sort
+argsort msort unique unique_consecutive bincount histc
 """.split()
 
 
@@ -220,6 +224,8 @@ __all__ = [
     "slogdet",
     "pow",
     "where",
+    "searchsorted",
+    "bucketize",
     "broadcast_tensors",
     "cartesian_prod",
     "cat",

@@ -1,0 +1,1128 @@
+//! Reductions and scans. Every reduction runs on one driver,
+//! [`for_each_row`]: the reduced dims are moved innermost, and a slice
+//! kernel sees, for each output element, the reduced elements as one slice
+//! (borrowed when they are contiguous, gathered otherwise). Associative ops
+//! (`sum`, `prod`, `amax`, `amin`) also have a column kernel for reductions
+//! over outer dims of a contiguous tensor, and a parallel full reduction.
+
+use std::sync::Mutex;
+
+use smallvec::SmallVec;
+
+use crate::cpu::iter;
+use crate::cpu::parallel::for_ranges;
+use crate::dispatch;
+use crate::error::{try_vec, wrap_dim, Error, Result};
+use crate::ops::{copy, default_dtype};
+use crate::tensor::{DType, Element, Tensor};
+
+// ---------------------------------------------------------------------------
+// The driver
+
+/// The reduced dims of `t`: `None` (or an empty list) means all of them.
+/// Sorted, wrapped, and checked for repeats.
+pub fn reduce_dims(t: &Tensor, dims: Option<&[i64]>) -> Result<Vec<usize>> {
+    let n = t.ndim();
+    let Some(dims) = dims.filter(|d| !d.is_empty()) else {
+        return Ok((0..n).collect());
+    };
+    let mut out = Vec::with_capacity(dims.len().min(64));
+    for &d in dims {
+        let w = wrap_dim(d, n)?;
+        if out.contains(&w) {
+            return Err(Error::Runtime(format!(
+                "dim {w} appears multiple times in the list of dims"
+            )));
+        }
+        out.push(w);
+    }
+    out.sort_unstable();
+    // A 0-d tensor reduces over its (single, implicit) element.
+    out.retain(|&d| d < n);
+    Ok(out)
+}
+
+/// The output shape of reducing `dims` of `shape`.
+pub fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
+    let mut out = Vec::with_capacity(shape.len());
+    for (d, &s) in shape.iter().enumerate() {
+        if !dims.contains(&d) {
+            out.push(s);
+        } else if keepdim {
+            out.push(1);
+        }
+    }
+    out
+}
+
+/// A raw pointer that closures on several threads may write through; each
+/// thread writes disjoint elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Out<T>(usize, std::marker::PhantomData<T>);
+
+impl<T> Out<T> {
+    pub fn new(t: &Tensor) -> Self {
+        Out(t.raw_ptr() as usize, std::marker::PhantomData)
+    }
+    /// Writes element `i` of a contiguous output.
+    ///
+    /// # Safety
+    /// `i` is inside the output and no other thread writes it.
+    pub unsafe fn set(self, i: usize, v: T) {
+        *(self.0 as *mut T).add(i) = v;
+    }
+    /// The `len` elements from `i` of a contiguous output, as a slice.
+    ///
+    /// # Safety
+    /// As for `set`, for the whole range.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, i: usize, len: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut((self.0 as *mut T).add(i), len)
+    }
+}
+
+/// Calls `f(i, row)` for every output element `i` (row-major over the kept
+/// dims of `t`), where `row` holds the elements reduced into it, row-major
+/// over the reduced `dims`. Runs in parallel when `cost_ns` per input
+/// element makes it worth it.
+pub(crate) fn for_each_row<T: Element>(
+    t: &Tensor,
+    dims: &[usize],
+    cost_ns: usize,
+    f: impl Fn(usize, &[T]) + Sync,
+) -> Result<()> {
+    let mut kshape: SmallVec<[usize; 8]> = SmallVec::new();
+    let mut kstrides: SmallVec<[isize; 8]> = SmallVec::new();
+    let mut rshape: SmallVec<[usize; 8]> = SmallVec::new();
+    let mut rstrides: SmallVec<[isize; 8]> = SmallVec::new();
+    for d in 0..t.ndim() {
+        if dims.contains(&d) {
+            rshape.push(t.shape()[d]);
+            rstrides.push(t.strides()[d]);
+        } else {
+            kshape.push(t.shape()[d]);
+            kstrides.push(t.strides()[d]);
+        }
+    }
+    let n_out: usize = kshape.iter().product();
+    let n_red: usize = rshape.iter().product();
+    if n_out == 0 {
+        return Ok(());
+    }
+    let mut expected = 1isize;
+    let mut contiguous = true;
+    for (&s, &st) in rshape.iter().zip(&rstrides).rev() {
+        if s != 1 {
+            contiguous &= st == expected;
+            expected *= s as isize;
+        }
+    }
+    let base = t.data_ptr::<T>() as usize;
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let cost = cost_ns.saturating_mul(n_red.max(1));
+    for_ranges(n_out, cost, 1, |start, end| {
+        let mut buf: Vec<T> = if contiguous {
+            Vec::new()
+        } else {
+            match try_vec(n_red) {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Ok(mut g) = failed.lock() {
+                        *g = Some(e);
+                    }
+                    return;
+                }
+            }
+        };
+        let p = base as *const T;
+        for i in start..end {
+            let mut off = 0isize;
+            let mut rem = i;
+            for (&s, &st) in kshape.iter().zip(&kstrides).rev() {
+                off += (rem % s) as isize * st;
+                rem /= s;
+            }
+            // SAFETY: offsets come from the layout of `t`, validated against
+            // its storage; a contiguous row of `n_red` elements lies inside it.
+            unsafe {
+                if contiguous {
+                    f(i, std::slice::from_raw_parts(p.offset(off), n_red));
+                } else {
+                    buf.clear();
+                    iter::for_each_offset(&rshape, &rstrides, |o| buf.push(*p.offset(off + o)));
+                    f(i, &buf);
+                }
+            }
+        }
+    });
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Reduces `dims` of `t` with `f(row) -> value` into a new tensor of dtype `O`.
+fn reduce_map<T: Element, O: Element>(
+    t: &Tensor,
+    dims: &[usize],
+    keepdim: bool,
+    cost_ns: usize,
+    f: impl Fn(&[T]) -> O + Sync,
+) -> Result<Tensor> {
+    let out = Tensor::empty(&reduced_shape(t.shape(), dims, keepdim), O::DTYPE)?;
+    let o = Out::<O>::new(&out);
+    // SAFETY: each output element is written once, by one thread.
+    for_each_row::<T>(t, dims, cost_ns, |i, row| unsafe { o.set(i, f(row)) })?;
+    Ok(out)
+}
+
+/// Like `reduce_map`, for ops returning a (value, index) pair.
+fn reduce_pair<T: Element, O: Element>(
+    t: &Tensor,
+    dims: &[usize],
+    keepdim: bool,
+    f: impl Fn(&[T]) -> (O, i64) + Sync,
+) -> Result<(Tensor, Tensor)> {
+    let shape = reduced_shape(t.shape(), dims, keepdim);
+    let (vals, idx) = (
+        Tensor::empty(&shape, O::DTYPE)?,
+        Tensor::empty(&shape, DType::I64)?,
+    );
+    let (ov, oi) = (Out::<O>::new(&vals), Out::<i64>::new(&idx));
+    for_each_row::<T>(t, dims, 2, |i, row| {
+        let (v, k) = f(row);
+        // SAFETY: each output element is written once, by one thread.
+        unsafe {
+            ov.set(i, v);
+            oi.set(i, k);
+        }
+    })?;
+    Ok((vals, idx))
+}
+
+// ---------------------------------------------------------------------------
+// Arithmetic types and slice kernels
+
+/// The types sums and products accumulate in (f32, f64, i64). Integer
+/// arithmetic wraps, as PyTorch's int64 sums do (and never panics).
+pub trait Num: Element {
+    const ZERO: Self;
+    const ONE: Self;
+    fn plus(self, o: Self) -> Self;
+    fn times(self, o: Self) -> Self;
+}
+
+macro_rules! impl_num {
+    ($t:ty, $zero:expr, $one:expr, $add:expr, $mul:expr) => {
+        impl Num for $t {
+            const ZERO: $t = $zero;
+            const ONE: $t = $one;
+            #[inline(always)]
+            fn plus(self, o: $t) -> $t {
+                #[allow(clippy::redundant_closure_call)]
+                ($add)(self, o)
+            }
+            #[inline(always)]
+            fn times(self, o: $t) -> $t {
+                #[allow(clippy::redundant_closure_call)]
+                ($mul)(self, o)
+            }
+        }
+    };
+}
+impl_num!(f32, 0.0, 1.0, |a: f32, b| a + b, |a: f32, b| a * b);
+impl_num!(f64, 0.0, 1.0, |a: f64, b| a + b, |a: f64, b| a * b);
+impl_num!(i64, 0, 1, i64::wrapping_add, i64::wrapping_mul);
+
+#[allow(clippy::eq_op)]
+#[inline(always)]
+fn is_nan<T: Element>(x: T) -> bool {
+    x != x
+}
+
+const LEAF: usize = 1024;
+const LANES: usize = 64;
+
+/// Sum of at most `LEAF` elements in `LANES` independent accumulators.
+#[inline(always)]
+fn leaf_sum<T: Num>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            acc[j] = acc[j].plus(c[j]);
+        }
+    }
+    let mut w = LANES / 2;
+    while w > 0 {
+        for j in 0..w {
+            acc[j] = acc[j].plus(acc[j + w]);
+        }
+        w /= 2;
+    }
+    let mut s = acc[0];
+    for &v in rem {
+        s = s.plus(v);
+    }
+    s
+}
+
+/// Pairwise sum: leaves of `LEAF` elements combined as a balanced binary
+/// tree (a binary counter of partial sums, so no recursion and the whole
+/// loop inlines into the SIMD-compiled kernel). Error grows as O(log n).
+#[inline(always)]
+fn pairwise<T: Num>(x: &[T]) -> T {
+    if x.len() <= LEAF {
+        return leaf_sum(x);
+    }
+    // stack[k] holds the sum of 2^k leaves when bit k of `count` is set.
+    let mut stack = [T::ZERO; 64];
+    let mut count = 0usize;
+    for leaf in x.chunks(LEAF) {
+        let mut s = leaf_sum(leaf);
+        let mut k = 0;
+        while count & (1 << k) != 0 {
+            s = stack[k].plus(s);
+            k += 1;
+        }
+        stack[k] = s;
+        count += 1;
+    }
+    let mut total: Option<T> = None;
+    for (k, &v) in stack.iter().enumerate().take(usize::BITS as usize) {
+        if count & (1 << k) != 0 {
+            total = Some(total.map_or(v, |t| v.plus(t)));
+        }
+    }
+    total.unwrap_or(T::ZERO)
+}
+
+crate::multiversion! {
+    /// `*out = pairwise sum of x` for float32, vectorised.
+    pub fn sum_f32(x: &[f32], out: &mut f32) {
+        *out = pairwise(x);
+    }
+}
+
+crate::multiversion! {
+    /// `acc[i] += x[i]` for float32, vectorised.
+    pub fn add_f32(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `*out = max or min of x` (NaN-propagating) for float32, vectorised.
+    pub fn maxmin_f32(x: &[f32], is_max: bool, out: &mut f32) {
+        *out = if is_max { extreme::<f32, true>(x) } else { extreme::<f32, false>(x) };
+    }
+}
+
+crate::multiversion! {
+    /// `acc[i] = max or min(acc[i], x[i])` (NaN-propagating) for float32.
+    pub fn maxmin_rows_f32(acc: &mut [f32], x: &[f32], is_max: bool) {
+        if is_max {
+            for (a, &v) in acc.iter_mut().zip(x) {
+                *a = pick::<f32, true>(*a, v);
+            }
+        } else {
+            for (a, &v) in acc.iter_mut().zip(x) {
+                *a = pick::<f32, false>(*a, v);
+            }
+        }
+    }
+}
+
+/// The larger (`MAX`) or smaller of `a` and `b`; NaN wins.
+#[inline(always)]
+fn pick<T: Element, const MAX: bool>(a: T, b: T) -> T {
+    let better = if MAX { b > a } else { b < a };
+    if better || is_nan(b) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Max or min of a non-empty slice, NaN-propagating. The hot loop is one
+/// compare-and-select (a `maxps`) per element in `EXT_LANES` accumulators;
+/// NaNs are noted in a same-width integer flag and decide the result at the
+/// end.
+#[inline(always)]
+fn extreme<T: Element, const MAX: bool>(x: &[T]) -> T {
+    const EXT_LANES: usize = 32;
+    let mut acc = [x[0]; EXT_LANES];
+    let mut nan = [0u32; EXT_LANES];
+    let chunks = x.chunks_exact(EXT_LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for j in 0..EXT_LANES {
+            let v = c[j];
+            nan[j] |= is_nan(v) as u32;
+            let keep = if MAX { acc[j] > v } else { acc[j] < v };
+            acc[j] = if keep { acc[j] } else { v };
+        }
+    }
+    if nan.iter().any(|&n| n != 0) {
+        return T::from_f64(f64::NAN);
+    }
+    let mut m = acc[0];
+    for &v in acc[1..].iter().chain(rem) {
+        m = pick::<T, MAX>(m, v);
+    }
+    m
+}
+
+/// The associative reductions with a column kernel and a parallel full reduction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Assoc {
+    Sum,
+    Prod,
+    Max,
+    Min,
+}
+
+impl Assoc {
+    /// Folds a slice (non-empty for Max/Min).
+    fn fold<T: Num>(self, x: &[T]) -> T {
+        match self {
+            Assoc::Sum => {
+                if T::DTYPE == DType::F32 {
+                    let mut out = 0.0f32;
+                    sum_f32(bytemuck::cast_slice(x), &mut out);
+                    T::from_f64(out as f64)
+                } else {
+                    pairwise(x)
+                }
+            }
+            Assoc::Prod => x.iter().fold(T::ONE, |a, &b| a.times(b)),
+            Assoc::Max | Assoc::Min => fold_extreme(self == Assoc::Max, x),
+        }
+    }
+
+    /// `acc[i] = acc[i] op x[i]`.
+    fn rows<T: Num>(self, acc: &mut [T], x: &[T]) {
+        if T::DTYPE == DType::F32 {
+            let (a, v): (&mut [f32], &[f32]) =
+                (bytemuck::cast_slice_mut(acc), bytemuck::cast_slice(x));
+            match self {
+                Assoc::Sum => return add_f32(a, v),
+                Assoc::Max | Assoc::Min => return maxmin_rows_f32(a, v, self == Assoc::Max),
+                Assoc::Prod => {}
+            }
+        }
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a = match self {
+                Assoc::Sum => a.plus(v),
+                Assoc::Prod => a.times(v),
+                Assoc::Max => pick::<T, true>(*a, v),
+                Assoc::Min => pick::<T, false>(*a, v),
+            };
+        }
+    }
+}
+
+/// Max (`is_max`) or min of a non-empty slice of any element type.
+fn fold_extreme<T: Element>(is_max: bool, x: &[T]) -> T {
+    if T::DTYPE == DType::F32 {
+        let mut out = 0.0f32;
+        maxmin_f32(bytemuck::cast_slice(x), is_max, &mut out);
+        return T::from_f64(out as f64);
+    }
+    if is_max {
+        extreme::<T, true>(x)
+    } else {
+        extreme::<T, false>(x)
+    }
+}
+
+/// Reduces `dims` of `t` (already of the accumulation dtype `T`) with `op`.
+fn assoc_reduce<T: Num>(op: Assoc, t: &Tensor, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+    let shape = reduced_shape(t.shape(), dims, keepdim);
+    let out = Tensor::empty(&shape, T::DTYPE)?;
+    let n = t.numel();
+    let o = Out::<T>::new(&out);
+    let (t, dims) = &memory_order(t, dims)?.unwrap_or_else(|| (t.clone(), dims.to_vec()));
+    // Full reduction of a dense tensor: parallel chunks, combined in order.
+    if dims.len() == t.ndim() && n > 0 {
+        if let Some(p) = crate::cpu::kernels::dense_span::<T>(t) {
+            let p = p as usize;
+            let parts: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::new());
+            for_ranges(n, 1, LEAF, |s, e| {
+                // SAFETY: the dense span of `t` covers `n` elements.
+                let x = unsafe { std::slice::from_raw_parts((p as *const T).add(s), e - s) };
+                let v = op.fold(x);
+                if let Ok(mut g) = parts.lock() {
+                    g.push((s, v));
+                }
+            });
+            let mut parts = parts.into_inner().unwrap_or_default();
+            parts.sort_by_key(|&(s, _)| s);
+            let vals: Vec<T> = parts.into_iter().map(|(_, v)| v).collect();
+            let v = match op {
+                Assoc::Sum => pairwise(&vals),
+                _ => op.fold(&vals),
+            };
+            // SAFETY: `out` has one element.
+            unsafe { o.set(0, v) };
+            return Ok(out);
+        }
+    }
+    // Reducing a block of leading dims of a contiguous tensor: accumulate
+    // whole rows (vectorised over the kept inner elements).
+    if let Some((a, r, w)) = column_shape(t, dims) {
+        if w >= LANES && r > 0 {
+            let p = t.data_ptr::<T>() as usize;
+            for blk in 0..a {
+                for_ranges(w, r, LANES, |c0, c1| {
+                    // SAFETY: the input is contiguous with shape (a, r, w);
+                    // this thread owns output columns c0..c1 of block `blk`.
+                    unsafe {
+                        let row = |k: usize| {
+                            std::slice::from_raw_parts(
+                                (p as *const T).add((blk * r + k) * w + c0),
+                                c1 - c0,
+                            )
+                        };
+                        let acc = o.slice(blk * w + c0, c1 - c0);
+                        column_fold(op, acc, r, row);
+                    }
+                });
+            }
+            return Ok(out);
+        }
+    }
+    for_each_row::<T>(t, dims, 1, |i, row| {
+        // SAFETY: each output element is written once, by one thread.
+        unsafe { o.set(i, op.fold(row)) }
+    })?;
+    Ok(out)
+}
+
+/// A dense but permuted `t` (a transpose, a channels-last tensor) viewed
+/// in memory order, with `dims` renumbered, when that keeps the kept dims
+/// in order (so the output is written in the same order): the row and
+/// column kernels then see contiguous memory instead of gathering.
+fn memory_order(t: &Tensor, dims: &[usize]) -> Result<Option<(Tensor, Vec<usize>)>> {
+    if t.is_contiguous() || !is_dense(t) {
+        return Ok(None);
+    }
+    let mut perm: Vec<usize> = (0..t.ndim()).collect();
+    perm.sort_by_key(|&d| std::cmp::Reverse(t.strides()[d]));
+    let kept: Vec<usize> = perm.iter().copied().filter(|d| !dims.contains(d)).collect();
+    if !kept.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(None);
+    }
+    let p: Vec<i64> = perm.iter().map(|&d| d as i64).collect();
+    let v = crate::ops::shape::permute(t, &p)?;
+    if !v.is_contiguous() {
+        return Ok(None);
+    }
+    let mut nd: Vec<usize> = (0..perm.len())
+        .filter(|&i| dims.contains(&perm[i]))
+        .collect();
+    nd.sort_unstable();
+    Ok(Some((v, nd)))
+}
+
+/// Whether `t` covers a dense block of memory in some dim order.
+fn is_dense(t: &Tensor) -> bool {
+    let l = t.layout();
+    l.strides.as_slice() == l.preserved_strides().as_slice()
+}
+
+/// `(a, r, w)` when `t` is contiguous and `dims` are consecutive dims with
+/// kept dims after them: `t` is then an (a, r, w) block reducing over `r`.
+fn column_shape(t: &Tensor, dims: &[usize]) -> Option<(usize, usize, usize)> {
+    let (&first, &last) = (dims.first()?, dims.last()?);
+    if !t.is_contiguous() || last + 1 - first != dims.len() || last + 1 >= t.ndim() {
+        return None;
+    }
+    let s = t.shape();
+    Some((
+        s[..first].iter().product(),
+        s[first..=last].iter().product(),
+        s[last + 1..].iter().product(),
+    ))
+}
+
+/// Folds rows `row(0..r)` into `acc`. Sums are pairwise over blocks of
+/// rows, so the column sums are as accurate as the row sums.
+fn column_fold<'a, T: Num>(op: Assoc, acc: &mut [T], r: usize, row: impl Fn(usize) -> &'a [T]) {
+    const BLOCK: usize = 64;
+    acc.copy_from_slice(row(0));
+    if op != Assoc::Sum || r <= BLOCK {
+        for k in 1..r {
+            op.rows(acc, row(k));
+        }
+        return;
+    }
+    // Binary counter over blocks, as in `pairwise`.
+    let w = acc.len();
+    let mut stack: Vec<Vec<T>> = Vec::new();
+    let mut count = 0usize;
+    let mut blk = vec![T::ZERO; w];
+    for b in (0..r).step_by(BLOCK) {
+        blk.copy_from_slice(row(b));
+        for k in b + 1..(b + BLOCK).min(r) {
+            op.rows(&mut blk, row(k));
+        }
+        let mut k = 0;
+        while count & (1 << k) != 0 {
+            let lower = std::mem::take(&mut stack[k]);
+            op.rows(&mut blk, &lower);
+            stack[k] = lower;
+            k += 1;
+        }
+        if stack.len() <= k {
+            stack.push(vec![T::ZERO; w]);
+        }
+        stack[k].copy_from_slice(&blk);
+        count += 1;
+    }
+    let mut first = true;
+    for (k, s) in stack.iter().enumerate() {
+        if count & (1 << k) != 0 {
+            if first {
+                acc.copy_from_slice(s);
+                first = false;
+            } else {
+                op.rows(acc, s);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sum, prod, mean, nansum, nanmean
+
+/// The dtype a sum or product of `t` computes in, and the result dtype.
+fn sum_dtypes(t: &Tensor, dtype: Option<DType>) -> (DType, DType) {
+    let out = dtype.unwrap_or(if t.dtype().is_floating_point() {
+        t.dtype()
+    } else {
+        DType::I64
+    });
+    let acc = match out {
+        DType::F64 => DType::F64,
+        d if d.is_floating_point() => DType::F32,
+        _ => DType::I64,
+    };
+    (acc, out)
+}
+
+fn assoc_typed(op: Assoc, t: &Tensor, dims: &[usize], keepdim: bool, acc: DType) -> Result<Tensor> {
+    let x = copy::to_dtype(t, acc, false)?;
+    match acc {
+        DType::F32 => assoc_reduce::<f32>(op, &x, dims, keepdim),
+        DType::F64 => assoc_reduce::<f64>(op, &x, dims, keepdim),
+        _ => assoc_reduce::<i64>(op, &x, dims, keepdim),
+    }
+}
+
+/// `sum(t, dim, keepdim, dtype)`: bool and integers sum in int64.
+pub fn sum(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    let dims = reduce_dims(t, dims)?;
+    let (acc, out) = sum_dtypes(t, dtype);
+    copy::to_dtype(
+        &assoc_typed(Assoc::Sum, t, &dims, keepdim, acc)?,
+        out,
+        false,
+    )
+}
+
+/// `prod(t, dim, keepdim, dtype)`.
+pub fn prod(t: &Tensor, dim: Option<i64>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    let d = dim.map(|d| [d]);
+    let dims = reduce_dims(t, d.as_ref().map(|d| &d[..]))?;
+    let (acc, out) = sum_dtypes(t, dtype);
+    copy::to_dtype(
+        &assoc_typed(Assoc::Prod, t, &dims, keepdim, acc)?,
+        out,
+        false,
+    )
+}
+
+/// Number of elements reduced into each output element.
+fn reduced_count(t: &Tensor, dims: &[usize]) -> usize {
+    dims.iter().map(|&d| t.shape()[d]).product()
+}
+
+/// The float dtype `mean`-like ops compute in, or PyTorch's error.
+fn mean_dtype(name: &str, t: &Tensor, dtype: Option<DType>) -> Result<DType> {
+    let d = dtype.unwrap_or(t.dtype());
+    if !d.is_floating_point() {
+        return Err(Error::Runtime(format!(
+            "{name}(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {}",
+            d.scalar_name()
+        )));
+    }
+    Ok(d)
+}
+
+/// Divides every element of the float tensor `s` by `n` (in place).
+fn scale(s: &Tensor, n: f64) -> Tensor {
+    dispatch!(s.dtype(), T => {
+        let p = s.data_ptr::<T>();
+        for i in 0..s.numel() {
+            // SAFETY: `s` is a fresh contiguous tensor.
+            unsafe { *p.add(i) = T::from_f64((*p.add(i)).to_f64() / n) };
+        }
+    });
+    s.clone()
+}
+
+/// `mean(t, dim, keepdim, dtype)`; the mean of nothing is NaN.
+pub fn mean(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    let out = mean_dtype("mean", t, dtype)?;
+    let d = reduce_dims(t, dims)?;
+    let s = sum(
+        t,
+        dims,
+        keepdim,
+        Some(if out == DType::F64 { out } else { DType::F32 }),
+    )?;
+    let s = scale(&s, reduced_count(t, &d) as f64);
+    copy::to_dtype(&s, out, false)
+}
+
+/// Float tensors with NaN replaced by 0 (for `nansum`/`nanmean`).
+fn nan_to_zero(t: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(t.shape(), t.dtype())?;
+    dispatch!(t.dtype(), T => crate::cpu::kernels::map1::<T, T>(t, t.strides(), &out, |x| {
+        if is_nan(x) { T::from_f64(0.0) } else { x }
+    }));
+    Ok(out)
+}
+
+/// `nansum`: NaNs count as zero.
+pub fn nansum(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    if !t.dtype().is_floating_point() {
+        return sum(t, dims, keepdim, dtype);
+    }
+    sum(&nan_to_zero(t)?, dims, keepdim, dtype)
+}
+
+/// `nanmean`: the mean of the non-NaN elements.
+pub fn nanmean(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    if !t.dtype().is_floating_point() {
+        return Err(Error::Runtime(format!(
+            "nanmean(): expected input to have floating point or complex dtype but got {}",
+            t.dtype().scalar_name()
+        )));
+    }
+    let out = dtype.unwrap_or(t.dtype());
+    let s = nansum(t, dims, keepdim, Some(DType::F64))?;
+    let d = reduce_dims(t, dims)?;
+    let counts = dispatch!(t.dtype(), T => reduce_map::<T, f64>(t, &d, keepdim, 1, |row| {
+        row.iter().filter(|&&x| !is_nan(x)).count() as f64
+    }))?;
+    let (ps, pc) = (s.data_ptr::<f64>(), counts.data_ptr::<f64>());
+    for i in 0..s.numel() {
+        // SAFETY: both are fresh contiguous tensors of the same shape.
+        unsafe { *ps.add(i) /= *pc.add(i) };
+    }
+    copy::to_dtype(&s, out, false)
+}
+
+// ---------------------------------------------------------------------------
+// max, min, amax, amin, argmax, argmin, aminmax
+
+fn empty_full_reduction(name: &str) -> Error {
+    Error::Runtime(format!(
+        "{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."
+    ))
+}
+
+/// Fails, as ATen's `zero_numel_check_dims`, when a reduced dim of an op
+/// without identity is empty.
+fn check_nonempty_dims(name: &str, t: &Tensor, dims: &[usize]) -> Result<()> {
+    if t.ndim() == 0 && t.numel() == 0 {
+        return Err(empty_full_reduction(name));
+    }
+    if let Some(d) = dims.iter().find(|&&d| t.shape()[d] == 0) {
+        return Err(Error::Index(format!(
+            "{name}(): Expected reduction dim {d} to have non-zero size."
+        )));
+    }
+    Ok(())
+}
+
+fn extreme_reduce(
+    name: &str,
+    is_max: bool,
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+) -> Result<Tensor> {
+    let d = reduce_dims(t, dims)?;
+    if t.numel() == 0 && d.len() == t.ndim() && dims.is_none_or(|x| x.is_empty()) {
+        return Err(empty_full_reduction(name));
+    }
+    check_nonempty_dims(name, t, &d)?;
+    let op = if is_max { Assoc::Max } else { Assoc::Min };
+    match t.dtype() {
+        DType::F32 => assoc_reduce::<f32>(op, t, &d, keepdim),
+        DType::F64 => assoc_reduce::<f64>(op, t, &d, keepdim),
+        DType::I64 => assoc_reduce::<i64>(op, t, &d, keepdim),
+        dt => {
+            dispatch!(dt, T => reduce_map::<T, T>(t, &d, keepdim, 1, |row| fold_extreme(is_max, row)))
+        }
+    }
+}
+
+/// `amax(t, dim, keepdim)`.
+pub fn amax(t: &Tensor, dims: Option<&[i64]>, keepdim: bool) -> Result<Tensor> {
+    extreme_reduce("amax", true, t, dims, keepdim)
+}
+
+/// `amin(t, dim, keepdim)`.
+pub fn amin(t: &Tensor, dims: Option<&[i64]>, keepdim: bool) -> Result<Tensor> {
+    extreme_reduce("amin", false, t, dims, keepdim)
+}
+
+/// `t.max()` / `t.min()` without a dim: a 0-d tensor.
+pub fn max_all(t: &Tensor, is_max: bool) -> Result<Tensor> {
+    let name = if is_max { "max" } else { "min" };
+    if t.numel() == 0 {
+        return Err(empty_full_reduction(name));
+    }
+    extreme_reduce(name, is_max, t, None, false)
+}
+
+/// Index of the first max (`is_max`) or min of a non-empty row; NaN wins.
+fn arg_extreme<T: Element>(is_max: bool, row: &[T]) -> (T, i64) {
+    let (mut best, mut idx) = (row[0], 0usize);
+    if is_nan(best) {
+        return (best, 0);
+    }
+    for (i, &v) in row.iter().enumerate().skip(1) {
+        if is_nan(v) {
+            return (v, i as i64);
+        }
+        if (is_max && v > best) || (!is_max && v < best) {
+            best = v;
+            idx = i;
+        }
+    }
+    (best, idx as i64)
+}
+
+/// `t.max(dim)` / `t.min(dim)`: values and indices.
+pub fn max_dim(t: &Tensor, dim: i64, keepdim: bool, is_max: bool) -> Result<(Tensor, Tensor)> {
+    let name = if is_max { "max" } else { "min" };
+    let d = reduce_dims(t, Some(&[dim]))?;
+    check_nonempty_dims(name, t, &d)?;
+    dispatch!(t.dtype(), T => reduce_pair::<T, T>(t, &d, keepdim, |row| arg_extreme(is_max, row)))
+}
+
+/// `argmax`/`argmin`; `dim=None` reduces the flattened tensor.
+pub fn argmax(t: &Tensor, dim: Option<i64>, keepdim: bool, is_max: bool) -> Result<Tensor> {
+    let name = if is_max { "argmax" } else { "argmin" };
+    let dims = match dim {
+        None => {
+            if t.numel() == 0 {
+                return Err(empty_full_reduction(name));
+            }
+            (0..t.ndim()).collect()
+        }
+        Some(d) => {
+            let d = reduce_dims(t, Some(&[d]))?;
+            if d.iter().any(|&k| t.shape()[k] == 0) {
+                return Err(Error::Index(format!(
+                    "{name}(): Expected reduction dim {} to have non-zero size.",
+                    d[0]
+                )));
+            }
+            d
+        }
+    };
+    dispatch!(t.dtype(), T => reduce_map::<T, i64>(t, &dims, keepdim, 2, |row| arg_extreme(is_max, row).1))
+}
+
+/// `aminmax(t, dim, keepdim)`: (min, max).
+pub fn aminmax(t: &Tensor, dim: Option<i64>, keepdim: bool) -> Result<(Tensor, Tensor)> {
+    if t.numel() == 0 && dim.is_none() {
+        return Err(empty_full_reduction("aminmax"));
+    }
+    let d = dim.map(|d| [d]);
+    let d = d.as_ref().map(|d| &d[..]);
+    if let (Some(x), true) = (d, t.numel() == 0) {
+        let w = reduce_dims(t, Some(x))?;
+        if t.shape()[w[0]] == 0 {
+            return Err(Error::Index(format!(
+                "aminmax(): Expected reduction dim {} to have non-zero size.",
+                w[0]
+            )));
+        }
+    }
+    Ok((amin(t, d, keepdim)?, amax(t, d, keepdim)?))
+}
+
+// ---------------------------------------------------------------------------
+// var, std, norms, logsumexp
+
+/// `var`/`std` (and their `_mean` forms) on rows: two passes in f64.
+pub fn var_mean(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    correction: f64,
+    keepdim: bool,
+    take_sqrt: bool,
+) -> Result<(Tensor, Tensor)> {
+    if !t.dtype().is_floating_point() {
+        return Err(Error::Runtime(
+            "std and var only support floating point and complex dtypes".into(),
+        ));
+    }
+    let d = reduce_dims(t, dims)?;
+    let shape = reduced_shape(t.shape(), &d, keepdim);
+    let (v, m) = (
+        Tensor::empty(&shape, DType::F64)?,
+        Tensor::empty(&shape, DType::F64)?,
+    );
+    let (ov, om) = (Out::<f64>::new(&v), Out::<f64>::new(&m));
+    dispatch!(t.dtype(), T => for_each_row::<T>(t, &d, 4, |i, row| {
+        let n = row.len() as f64;
+        let mean = row.iter().map(|x| x.to_f64()).sum::<f64>() / n;
+        let ss: f64 = row.iter().map(|x| (x.to_f64() - mean).powi(2)).sum();
+        let var = ss / (n - correction).max(0.0);
+        // SAFETY: each output element is written once, by one thread.
+        unsafe {
+            ov.set(i, if take_sqrt { var.sqrt() } else { var });
+            om.set(i, mean);
+        }
+    }))?;
+    Ok((
+        copy::to_dtype(&v, t.dtype(), false)?,
+        copy::to_dtype(&m, t.dtype(), false)?,
+    ))
+}
+
+/// `linalg.vector_norm(t, ord, dim, keepdim, dtype)`.
+pub fn vector_norm(
+    t: &Tensor,
+    ord: f64,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+) -> Result<Tensor> {
+    if !t.dtype().is_floating_point() {
+        return Err(Error::Runtime(format!(
+            "linalg.vector_norm: Expected a floating point or complex tensor as input. Got {}",
+            t.dtype().scalar_name()
+        )));
+    }
+    let d = reduce_dims(t, dims)?;
+    if t.numel() == 0 && ord < 0.0 {
+        let empty_dim = d.iter().any(|&k| t.shape()[k] == 0) || d.is_empty();
+        if empty_dim {
+            return Err(Error::Runtime(format!(
+                "linalg.vector_norm cannot compute the {ord} norm on an empty tensor because the operation does not have an identity"
+            )));
+        }
+    }
+    let out = dtype.unwrap_or(t.dtype());
+    let x = copy::to_dtype(t, out, false)?;
+    let r = dispatch!(x.dtype(), T => reduce_map::<T, f64>(&x, &d, keepdim, 2, |row| {
+        let it = row.iter().map(|v| v.to_f64().abs());
+        if ord == 2.0 {
+            // Scaled to avoid overflow: max * sqrt(sum (x/max)^2).
+            let m = it.clone().fold(0.0f64, f64::max);
+            if m == 0.0 || !m.is_finite() { return if it.clone().any(f64::is_nan) { f64::NAN } else { m }; }
+            m * it.map(|v| (v / m) * (v / m)).sum::<f64>().sqrt()
+        } else if ord == 1.0 {
+            it.sum()
+        } else if ord == f64::INFINITY {
+            it.fold(0.0, |a, b| if b.is_nan() || a.is_nan() { f64::NAN } else { a.max(b) })
+        } else if ord == f64::NEG_INFINITY {
+            it.fold(f64::INFINITY, |a, b| if b.is_nan() || a.is_nan() { f64::NAN } else { a.min(b) })
+        } else if ord == 0.0 {
+            it.filter(|&v| v != 0.0).count() as f64
+        } else {
+            it.map(|v| v.powf(ord)).sum::<f64>().powf(1.0 / ord)
+        }
+    }))?;
+    copy::to_dtype(&r, out, false)
+}
+
+/// `logsumexp(t, dim, keepdim)`: integers compute in the default float dtype.
+pub fn logsumexp(t: &Tensor, dims: &[i64], keepdim: bool) -> Result<Tensor> {
+    let out = if t.dtype().is_floating_point() {
+        t.dtype()
+    } else {
+        default_dtype()
+    };
+    let d = reduce_dims(t, Some(dims))?;
+    let r = dispatch!(t.dtype(), T => reduce_map::<T, f64>(t, &d, keepdim, 8, |row| {
+        let m = row.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, |a, b| if b.is_nan() || a.is_nan() { f64::NAN } else { a.max(b) });
+        if !m.is_finite() {
+            // -inf (all -inf or empty), +inf or NaN: the sum is that value.
+            return if m == f64::NEG_INFINITY { m } else { row.iter().map(|v| v.to_f64()).sum() };
+        }
+        m + row.iter().map(|v| (v.to_f64() - m).exp()).sum::<f64>().ln()
+    }))?;
+    copy::to_dtype(&r, out, false)
+}
+
+// ---------------------------------------------------------------------------
+// all, any, count_nonzero
+
+/// `all`/`any`: bool results (uint8 for uint8 input, as PyTorch).
+pub fn all_any(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, is_all: bool) -> Result<Tensor> {
+    let d = reduce_dims(t, dims)?;
+    let r = dispatch!(t.dtype(), T => reduce_map::<T, crate::tensor::dtype::Bool>(t, &d, keepdim, 1, |row| {
+        let zero = T::from_f64(0.0);
+        let v = if is_all { row.iter().all(|&x| x != zero) } else { row.iter().any(|&x| x != zero) };
+        crate::tensor::dtype::Bool(v as u8)
+    }))?;
+    if t.dtype() == DType::U8 {
+        return copy::to_dtype(&r, DType::U8, false);
+    }
+    Ok(r)
+}
+
+/// `count_nonzero(t, dim)`.
+pub fn count_nonzero(t: &Tensor, dims: Option<&[i64]>) -> Result<Tensor> {
+    let d = reduce_dims(t, dims)?;
+    dispatch!(t.dtype(), T => reduce_map::<T, i64>(t, &d, false, 1, |row| {
+        let zero = T::from_f64(0.0);
+        row.iter().filter(|&&x| x != zero).count() as i64
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Ops along one dim (scans, sorts): rows of `dim`, written to a new tensor.
+
+/// Runs `f(i, row, out_row)` over the rows along `dim` of `t`, where the
+/// output rows have `k` elements; returns the output with `dim` restored.
+pub(crate) fn map_lanes<T: Element, O: Element>(
+    t: &Tensor,
+    dim: usize,
+    k: usize,
+    f: impl Fn(&[T], &mut [O]) + Sync,
+) -> Result<Tensor> {
+    let mut shape = reduced_shape(t.shape(), &[dim], false);
+    shape.push(k);
+    let out = Tensor::empty(&shape, O::DTYPE)?;
+    let o = Out::<O>::new(&out);
+    let dims = if t.ndim() == 0 { vec![] } else { vec![dim] };
+    // SAFETY: output row `i` (k elements from i*k) belongs to one thread.
+    for_each_row::<T>(t, &dims, 4, |i, row| f(row, unsafe { o.slice(i * k, k) }))?;
+    lanes_back(&out, dim, t.ndim())
+}
+
+/// Moves the last dim of `out` back to `dim`, as a contiguous tensor.
+pub(crate) fn lanes_back(out: &Tensor, dim: usize, ndim: usize) -> Result<Tensor> {
+    if ndim == 0 {
+        return crate::ops::shape::reshape(out, &[]);
+    }
+    if dim + 1 == ndim {
+        return Ok(out.clone());
+    }
+    let n = ndim as i64;
+    let perm: Vec<i64> = (0..n - 1)
+        .take(dim)
+        .chain(std::iter::once(n - 1))
+        .chain(dim as i64..n - 1)
+        .collect();
+    copy::contiguous(&crate::ops::shape::permute(out, &perm)?)
+}
+
+/// `cumsum`/`cumprod(t, dim, dtype)`.
+pub fn cumulative(t: &Tensor, dim: i64, dtype: Option<DType>, is_sum: bool) -> Result<Tensor> {
+    let d = wrap_dim(dim, t.ndim())?;
+    let (acc, out) = sum_dtypes(t, dtype);
+    let x = copy::to_dtype(t, acc, false)?;
+    let n = if t.ndim() == 0 { 1 } else { t.shape()[d] };
+    fn scan<T: Num>(x: &Tensor, d: usize, n: usize, is_sum: bool) -> Result<Tensor> {
+        map_lanes::<T, T>(x, d, n, |row, o| {
+            let mut a = if is_sum { T::ZERO } else { T::ONE };
+            for (dst, &v) in o.iter_mut().zip(row) {
+                a = if is_sum { a.plus(v) } else { a.times(v) };
+                *dst = a;
+            }
+        })
+    }
+    let r = match acc {
+        DType::F32 => scan::<f32>(&x, d, n, is_sum),
+        DType::F64 => scan::<f64>(&x, d, n, is_sum),
+        _ => scan::<i64>(&x, d, n, is_sum),
+    }?;
+    copy::to_dtype(&r, out, false)
+}
+
+/// `cummax`/`cummin(t, dim)`: running extreme and the index where it was
+/// last reached (NaN, once seen, wins), as PyTorch.
+pub fn cum_extreme(t: &Tensor, dim: i64, is_max: bool) -> Result<(Tensor, Tensor)> {
+    let d = wrap_dim(dim, t.ndim())?;
+    let n = if t.ndim() == 0 { 1 } else { t.shape()[d] };
+    let vals = dispatch!(t.dtype(), T => map_lanes::<T, T>(t, d, n, |row, o| {
+        let mut best = match row.first() { Some(&v) => v, None => return };
+        for (dst, &v) in o.iter_mut().zip(row) {
+            if is_nan(v) || (!is_nan(best) && (if is_max { v >= best } else { v <= best })) {
+                best = v;
+            }
+            *dst = best;
+        }
+    }))?;
+    let idx = dispatch!(t.dtype(), T => map_lanes::<T, i64>(t, d, n, |row, o| {
+        let (mut best, mut bi) = match row.first() { Some(&v) => (v, 0i64), None => return };
+        for (i, (dst, &v)) in o.iter_mut().zip(row).enumerate() {
+            if is_nan(v) || (!is_nan(best) && (if is_max { v >= best } else { v <= best })) {
+                best = v;
+                bi = i as i64;
+            }
+            *dst = bi;
+        }
+    }))?;
+    Ok((vals, idx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sum_of_ten_million_ones_is_exact() {
+        let x = vec![1.0f32; 10_000_000];
+        let mut s = 0.0;
+        sum_f32(&x, &mut s);
+        assert_eq!(s, 1e7);
+    }
+
+    #[test]
+    fn column_sum_matches_row_sum() {
+        let t = Tensor::from_slice(&(0..3000).map(|i| i as f32).collect::<Vec<_>>(), &[150, 20])
+            .unwrap();
+        let s = sum(&t, Some(&[0]), false, None).unwrap();
+        let v = copy::to_vec::<f64>(&s).unwrap();
+        for (j, &x) in v.iter().enumerate() {
+            let want: f64 = (0..150).map(|i| (i * 20 + j) as f64).sum();
+            assert_eq!(x, want);
+        }
+    }
+}
