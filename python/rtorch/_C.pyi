@@ -581,7 +581,7 @@ def _linalg_lstsq(a: Tensor, b: Tensor, rcond: _float | None = None, driver: str
 def _linalg_pinv(a: Tensor, atol: _float | None = None, rtol: _float | None = None, hermitian: _bool = False) -> Tensor: ...  # fmt: skip
 def _linalg_matrix_rank(a: Tensor, atol: _float | None = None, rtol: _float | None = None, hermitian: _bool = False) -> Tensor: ...  # fmt: skip
 def _linalg_matrix_norm(a: Tensor, ord: str | _float, dim: tuple[_int, _int], keepdim: _bool) -> Tensor: ...  # fmt: skip
-def _linalg_vector_norm(x: Tensor, ord: _float = 2.0, dim: list[_int] | None = None, keepdim: _bool = False, dtype: _DTypeLike | None = None) -> Tensor: ...  # fmt: skip
+def _vector_norm(x: Tensor, ord: Any = None, dim: Any = None, keepdim: _bool = False, *, dtype: _DTypeLike | None = None) -> Tensor: ...  # fmt: skip
 
 # ---- joining and contraction functions (ops_shape.rs) ----
 def cat(tensors: Sequence[Tensor], dim: _int = 0, *, out: Tensor | None = None) -> Tensor: ...

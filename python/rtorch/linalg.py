@@ -164,7 +164,7 @@ def vector_norm(
     dtype: Any = None,
 ) -> Tensor:
     """The vector ``ord``-norm of ``x`` over ``dim`` (all elements by default)."""
-    return _C._linalg_vector_norm(x, float(ord), _dims(dim), keepdim, dtype)
+    return _C._vector_norm(x, ord, dim, keepdim, dtype=dtype)
 
 
 def matrix_norm(

@@ -1,103 +1,28 @@
 //! Contractions: einsum, tensordot, inner, outer, kron, cross, cdist.
 //!
-//! Every multiply goes through `contract` (a batched matmul of two
-//! contiguous 3-d tensors), so switching it to the fast GEMM switches all.
+//! Every multiply goes through `contract` (a batched matmul of two 3-d
+//! tensors on the linear-algebra GEMM).
 
-use crate::cpu::parallel::for_ranges;
 use crate::error::{wrap_dim, Error, Result};
 use crate::ops::binary::{binary, BinaryOp};
-use crate::ops::join::{cat, to_i64s, SendPtr};
+use crate::ops::join::{cat, to_i64s};
 use crate::ops::{copy, shape, Operand};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape, Dims};
-use crate::tensor::{DType, Element, Tensor};
-
-/// Element types `contract` multiplies natively; others go through these.
-fn acc_dtype(d: DType) -> DType {
-    match d {
-        DType::F32 | DType::F64 => d,
-        DType::F16 | DType::BF16 => DType::F32,
-        _ => DType::I64,
-    }
-}
-
-trait MulAdd: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {}
-impl MulAdd for f32 {}
-impl MulAdd for f64 {}
-
-fn bmm_kernel<T: MulAdd>(a: &Tensor, b: &Tensor, out: &Tensor, mul: impl Fn(T, T) -> T + Sync) {
-    let (bt, m, k) = (a.shape()[0], a.shape()[1], a.shape()[2]);
-    let n = b.shape()[2];
-    let (pa, pb, po) = (
-        SendPtr(a.data_ptr::<T>() as usize),
-        SendPtr(b.data_ptr::<T>() as usize),
-        SendPtr(out.data_ptr::<T>() as usize),
-    );
-    // Rows of the batched output are independent: split them across threads.
-    for_ranges(bt * m, k.saturating_mul(n).max(1), 1, |r0, r1| {
-        let (pa, pb, po) = (pa, pb, po);
-        for row in r0..r1 {
-            let bi = row / m;
-            // SAFETY: a, b, out are fresh contiguous [bt,m,k], [bt,k,n], [bt,m,n]
-            // buffers; each thread writes its own output rows.
-            unsafe {
-                let o = std::slice::from_raw_parts_mut((po.0 as *mut T).add(row * n), n);
-                o.fill(T::default());
-                let arow = (pa.0 as *const T).add(row * k);
-                let bmat = (pb.0 as *const T).add(bi * k * n);
-                for p in 0..k {
-                    let av = *arow.add(p);
-                    let brow = std::slice::from_raw_parts(bmat.add(p * n), n);
-                    for (x, &y) in o.iter_mut().zip(brow) {
-                        *x = *x + mul(av, y);
-                    }
-                }
-            }
-        }
-    });
-}
+use crate::tensor::{DType, Tensor};
 
 /// Batched matrix product `[B, M, K] @ [B, K, N] -> [B, M, N]` of two
-/// tensors of one dtype. The one place einsum/tensordot/trace multiply:
-/// a plain loop (i-k-j order, vectorised inner row) until the linear
-/// algebra GEMM replaces it.
+/// tensors of one dtype: the one place einsum, tensordot and trace
+/// multiply, on the GEMM of `ops::linalg` (strided, vectorised, threaded).
 pub fn contract(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let dtype = a.dtype();
-    let acc = acc_dtype(dtype);
-    let (a, b) = (copy::cast_copy(a, acc)?, copy::cast_copy(b, acc)?);
-    let out = Tensor::empty(&[a.shape()[0], a.shape()[1], b.shape()[2]], acc)?;
-    match acc {
-        DType::F32 => bmm_kernel::<f32>(&a, &b, &out, |x, y| x * y),
-        DType::F64 => bmm_kernel::<f64>(&a, &b, &out, |x, y| x * y),
-        _ => {
-            // Integers: wrapping arithmetic as C++ does, via a reinterpreting loop.
-            let (bt, m, k) = (a.shape()[0], a.shape()[1], a.shape()[2]);
-            let n = b.shape()[2];
-            let (pa, pb, po) = (
-                a.data_ptr::<i64>(),
-                b.data_ptr::<i64>(),
-                out.data_ptr::<i64>(),
-            );
-            for bi in 0..bt {
-                for i in 0..m {
-                    for j in 0..n {
-                        let mut s = 0i64;
-                        for p in 0..k {
-                            // SAFETY: indices are inside the fresh contiguous buffers.
-                            unsafe {
-                                s = s.wrapping_add(
-                                    (*pa.add((bi * m + i) * k + p))
-                                        .wrapping_mul(*pb.add((bi * k + p) * n + j)),
-                                );
-                            }
-                        }
-                        // SAFETY: as above.
-                        unsafe { *po.add((bi * m + i) * n + j) = s };
-                    }
-                }
-            }
-        }
+    if a.dtype() == DType::Bool {
+        // The GEMM refuses bools: multiply as int64, then nonzero is true.
+        let (ai, bi) = (
+            copy::cast_copy(a, DType::I64)?,
+            copy::cast_copy(b, DType::I64)?,
+        );
+        return copy::to_dtype(&crate::ops::linalg::bmm(&ai, &bi)?, DType::Bool, false);
     }
-    copy::to_dtype(&out, dtype, false)
+    crate::ops::linalg::bmm(a, b)
 }
 
 /// Permutes `t` to `order`, makes it contiguous and views it as `[.., ..]`

@@ -937,7 +937,8 @@ pub fn vector_norm(
         )));
     }
     let d = reduce_dims(t, dims)?;
-    if t.numel() == 0 && ord < 0.0 {
+    // Max-like norms (inf, negative orders) have no identity on empty input.
+    if t.numel() == 0 && (ord < 0.0 || ord == f64::INFINITY) {
         let empty_dim = d.iter().any(|&k| t.shape()[k] == 0) || d.is_empty();
         if empty_dim {
             return Err(Error::Runtime(format!(

@@ -7,7 +7,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::convert::{extract_scalar, type_name};
-use super::dtype::opt_dtype;
 use super::maybe_detach;
 use super::tensor::PyTensor;
 use crate::ops::linalg as la;
@@ -300,23 +299,6 @@ fn _linalg_matrix_norm(
     })
 }
 
-#[pyfunction]
-#[pyo3(signature = (x, ord=2.0, dim=None, keepdim=false, dtype=None))]
-fn _linalg_vector_norm(
-    py: Python<'_>,
-    x: PyRef<'_, PyTensor>,
-    ord: f64,
-    dim: Option<Vec<i64>>,
-    keepdim: bool,
-    dtype: Option<&Bound<'_, PyAny>>,
-) -> R {
-    let dtype = opt_dtype(dtype)?;
-    let x = x.t.clone();
-    run(py, x.numel(), || {
-        la::vector_norm(&x, ord, dim.as_deref(), keepdim, dtype)
-    })
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LinAlgError", m.py().get_type::<LinAlgError>())?;
     m.add_function(wrap_pyfunction!(_linalg_inv, m)?)?;
@@ -333,6 +315,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_linalg_pinv, m)?)?;
     m.add_function(wrap_pyfunction!(_linalg_matrix_rank, m)?)?;
     m.add_function(wrap_pyfunction!(_linalg_matrix_norm, m)?)?;
-    m.add_function(wrap_pyfunction!(_linalg_vector_norm, m)?)?;
     Ok(())
 }
