@@ -244,7 +244,28 @@ impl Layout {
         })
     }
 
+    /// `expand` to a shape of known sizes; the hot path of every
+    /// broadcasting op, so it avoids the i64 conversion when it can.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        if self.shape.as_slice() == shape {
+            return Ok(self.clone());
+        }
+        let lead = shape.len().wrapping_sub(self.ndim());
+        if shape.len() >= self.ndim()
+            && (0..self.ndim()).all(|i| self.shape[i] == shape[lead + i] || self.shape[i] == 1)
+        {
+            let mut strides: Strides = SmallVec::from_elem(0, shape.len());
+            for i in 0..self.ndim() {
+                if self.shape[i] == shape[lead + i] {
+                    strides[lead + i] = self.strides[i];
+                }
+            }
+            return Ok(Layout {
+                shape: shape.into(),
+                strides,
+                offset: self.offset,
+            });
+        }
         let sizes: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         self.expand(&sizes)
     }
