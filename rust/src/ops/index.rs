@@ -294,6 +294,11 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
 
 /// `t[indices]`.
 pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
+    if let [TensorIndex::Tensor(m)] = indices {
+        if is_mask(m) && m.shape() == t.shape() && t.ndim() > 0 {
+            return masked_gather(t, m);
+        }
+    }
     let p = plan(t, indices)?;
     if p.advanced.is_empty() {
         return t.view_with(p.view);
@@ -315,6 +320,30 @@ pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
                 pos += 1;
             });
         }
+    });
+    Ok(out)
+}
+
+/// `t[mask]` for a mask of `t`'s own shape: one pass, no coordinates.
+fn masked_gather(t: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(&[count_nonzero(mask)], t.dtype())?;
+    // Bool and uint8 masks are both one byte per element; non-zero selects.
+    let pm = mask.raw_ptr() as *const u8;
+    dispatch!(t.dtype(), T => {
+        let (pt, po) = (t.data_ptr::<T>(), out.data_ptr::<T>());
+        let mut k = 0usize;
+        crate::cpu::iter::for_each_row(t.shape(), [t.strides(), mask.strides()], |[ot, om], len, [st, sm]| {
+            for i in 0..len as isize {
+                // SAFETY: offsets come from the validated layouts of `t` and
+                // `mask` (same shape); `k` stays below the counted non-zeros.
+                unsafe {
+                    if *pm.offset(om + i * sm) != 0 {
+                        *po.add(k) = *pt.offset(ot + i * st);
+                        k += 1;
+                    }
+                }
+            }
+        });
     });
     Ok(out)
 }
