@@ -53,6 +53,7 @@ from rtorch._C import (
     randn,
     randn_like,
     randperm,
+    result_type,
     seed,
     set_default_dtype,
     set_num_threads,

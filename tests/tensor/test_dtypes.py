@@ -157,3 +157,15 @@ def test_broadcast_shapes():
     assert rtorch.broadcast_shapes(5, (1, 1)) == (1, 5)
     with pytest.raises(RuntimeError, match="Shape mismatch"):
         rtorch.broadcast_shapes((2,), (3,))
+
+
+def test_result_type_follows_weak_scalar_rules():
+    i32 = rtorch.tensor([1], dtype=rtorch.int32)
+    assert rtorch.result_type(i32, 2) is rtorch.int32
+    assert rtorch.result_type(i32, 2.5) is rtorch.float32
+    assert rtorch.result_type(i32, rtorch.tensor(1.5, dtype=rtorch.float64)) is rtorch.float64
+    assert rtorch.result_type(rtorch.tensor([1.0], dtype=rtorch.float16), 3.0) is rtorch.float16
+    assert rtorch.result_type(2, 3) is rtorch.int64
+    assert rtorch.result_type(True, 1.5) is rtorch.float32
+    with pytest.raises(TypeError, match="must be Tensor or Number"):
+        rtorch.result_type(i32, "x")

@@ -207,6 +207,26 @@ fn promote_types(
     dtype_obj(py, extract_dtype(a)?.promote(extract_dtype(b)?))
 }
 
+/// `torch.result_type(tensor1, tensor2)`: the dtype an op on these operands
+/// computes in (tensors or Python numbers, PyTorch's weak-scalar rules).
+#[pyfunction]
+fn result_type(
+    py: Python<'_>,
+    tensor1: &Bound<'_, PyAny>,
+    tensor2: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyDType>> {
+    let parse = |o: &Bound<'_, PyAny>| {
+        super::convert::operand(o)?.ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "result_type(): argument must be Tensor or Number, not {}",
+                super::convert::type_name(o)
+            ))
+        })
+    };
+    let (a, b) = (parse(tensor1)?, parse(tensor2)?);
+    dtype_obj(py, ops::result_type(&[&a, &b]))
+}
+
 #[pyfunction]
 fn can_cast(from_: &Bound<'_, PyAny>, to: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(extract_dtype(from_)?.can_cast(extract_dtype(to)?))
@@ -222,5 +242,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_default_dtype, m)?)?;
     m.add_function(wrap_pyfunction!(promote_types, m)?)?;
     m.add_function(wrap_pyfunction!(can_cast, m)?)?;
+    m.add_function(wrap_pyfunction!(result_type, m)?)?;
     Ok(())
 }
