@@ -237,3 +237,10 @@ def test_large_parallel_float32_kernels_match_small_ones():
         np.testing.assert_array_equal(
             big[[*range(0, 1000), *range(1_500_000, 1_501_000), 3_000_000]], small
         )
+
+
+def test_logit_with_any_eps_never_panics():
+    t = rtorch.tensor([0.2, 0.7])
+    for eps in [0.6, 1.0, 3.0, float("inf"), float("nan"), -1.0]:
+        out = t.logit(eps=eps)
+        assert out.shape == (2,)

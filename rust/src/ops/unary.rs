@@ -248,7 +248,8 @@ impl Unary {
             Atanh => x.atanh(),
             Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Logit(eps) => {
-                let z = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
+                // Not f64::clamp: it panics when eps > 0.5 makes min > max.
+                let z = eps.map_or(x, |e| x.max(e).min(1.0 - e));
                 (z / (1.0 - z)).ln()
             }
             Erf => libm::erf(x),
