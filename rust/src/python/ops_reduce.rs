@@ -103,62 +103,37 @@ fn q_list(q: &Bound<'_, PyAny>) -> PyResult<(Vec<f64>, bool)> {
     Ok((q.extract::<Vec<f64>>()?, false))
 }
 
+/// Methods `name(dim=None, keepdim=False, *, dtype=None)` of the reductions
+/// sharing that signature, one line each.
+macro_rules! dim_dtype_reductions {
+    ($($name:ident => $f:path;)*) => {
+        #[pymethods]
+        impl PyTensor {$(
+            #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
+            fn $name(
+                &self,
+                py: Python<'_>,
+                dim: Option<&Bound<'_, PyAny>>,
+                keepdim: bool,
+                dtype: Option<&Bound<'_, PyAny>>,
+            ) -> R {
+                let (d, dt) = (dims_arg(dim)?, opt_dtype(dtype)?);
+                let t = &self.t;
+                Ok(maybe_detach(py, t.numel(), || $f(t, d.as_deref(), keepdim, dt))?.into())
+            }
+        )*}
+    };
+}
+
+dim_dtype_reductions! {
+    sum => reduce::sum;
+    nansum => reduce::nansum;
+    mean => reduce::mean;
+    nanmean => reduce::nanmean;
+}
+
 #[pymethods]
 impl PyTensor {
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn sum(
-        &self,
-        py: Python<'_>,
-        dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
-        dtype: Option<&Bound<'_, PyAny>>,
-    ) -> R {
-        let (d, dt) = (dims_arg(dim)?, opt_dtype(dtype)?);
-        let t = &self.t;
-        Ok(maybe_detach(py, t.numel(), || reduce::sum(t, d.as_deref(), keepdim, dt))?.into())
-    }
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn nansum(
-        &self,
-        py: Python<'_>,
-        dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
-        dtype: Option<&Bound<'_, PyAny>>,
-    ) -> R {
-        let (d, dt) = (dims_arg(dim)?, opt_dtype(dtype)?);
-        let t = &self.t;
-        Ok(maybe_detach(py, t.numel(), || {
-            reduce::nansum(t, d.as_deref(), keepdim, dt)
-        })?
-        .into())
-    }
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn mean(
-        &self,
-        py: Python<'_>,
-        dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
-        dtype: Option<&Bound<'_, PyAny>>,
-    ) -> R {
-        let (d, dt) = (dims_arg(dim)?, opt_dtype(dtype)?);
-        let t = &self.t;
-        Ok(maybe_detach(py, t.numel(), || reduce::mean(t, d.as_deref(), keepdim, dt))?.into())
-    }
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn nanmean(
-        &self,
-        py: Python<'_>,
-        dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
-        dtype: Option<&Bound<'_, PyAny>>,
-    ) -> R {
-        let (d, dt) = (dims_arg(dim)?, opt_dtype(dtype)?);
-        let t = &self.t;
-        Ok(maybe_detach(py, t.numel(), || {
-            reduce::nanmean(t, d.as_deref(), keepdim, dt)
-        })?
-        .into())
-    }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
     fn prod(
         &self,
