@@ -134,5 +134,12 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-from rtorch import cuda, linalg, testing  # noqa: E402
+from rtorch import autograd, cuda, linalg, testing  # noqa: E402
+from rtorch._C import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
+from rtorch.autograd.grad_mode import (  # noqa: E402
+    enable_grad,
+    inference_mode,
+    no_grad,
+    set_grad_enabled,
+)
 from rtorch._ops import *  # noqa: F403

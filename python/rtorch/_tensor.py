@@ -63,11 +63,24 @@ def __reversed__(self: Tensor):
 def __deepcopy__(self: Tensor, memo: dict) -> Tensor:
     if id(self) in memo:
         return memo[id(self)]
-    out = self.clone()
+    if not self.is_leaf:
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+            "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+            "because of a torch.nn.utils.weight_norm usage, see "
+            "https://github.com/pytorch/pytorch/pull/103001"
+        )
+    prev = _C._set_grad_enabled(False)
+    try:
+        out = self.clone()
+    finally:
+        _C._set_grad_enabled(prev)
     if type(self) is not Tensor:
         out = type(self)._make_subclass(type(self), out, self.requires_grad)
     else:
         out.requires_grad_(self.requires_grad)
+    if self.grad is not None:
+        out.grad = __deepcopy__(self.grad, memo)
     memo[id(self)] = out
     return out
 
@@ -115,6 +128,76 @@ def new_tensor(self: Tensor, data: Any, *, dtype=None, device=None, requires_gra
     )
 
 
+def backward(
+    self: Tensor,
+    gradient: Tensor | None = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Any = None,
+) -> None:
+    """Computes the gradient of this tensor with respect to the graph leaves.
+
+    Gradients accumulate into the leaves' ``.grad``. A non-scalar tensor
+    needs ``gradient`` (the vector of the vector-Jacobian product).
+
+    Args:
+        gradient (Tensor, optional): the seed gradient, shaped like ``self``.
+        retain_graph (bool, optional): keep the graph for another backward;
+            defaults to ``create_graph``.
+        create_graph (bool): record the backward pass (higher-order gradients).
+        inputs (sequence of Tensor, optional): accumulate only into these.
+
+    Example::
+
+        >>> x = rtorch.tensor([1.0, 2.0], requires_grad=True)
+        >>> (x**2).sum().backward()
+        >>> x.grad
+        tensor([2., 4.])
+    """
+    from rtorch import autograd
+
+    autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+
+class RemovableHandle:
+    """Removes a tensor hook on ``remove()`` (or at the end of a ``with`` block)."""
+
+    def __init__(self, tensor: Tensor, hook_id: int) -> None:
+        import weakref
+
+        self._tensor = weakref.ref(tensor)
+        self.id = hook_id
+
+    def remove(self) -> None:
+        t = self._tensor()
+        if t is not None:
+            t._remove_hook(self.id)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.remove()
+
+
+def register_hook(self: Tensor, hook: Any) -> RemovableHandle:
+    """Registers ``hook(grad)``, called with this tensor's gradient during
+    backward; a tensor it returns replaces the gradient.
+
+    Returns:
+        a handle whose ``remove()`` unregisters the hook.
+
+    Example::
+
+        >>> x = rtorch.tensor([1.0, 2.0], requires_grad=True)
+        >>> h = x.register_hook(lambda g: g * 2)
+        >>> x.sum().backward()
+        >>> x.grad
+        tensor([2., 2.])
+    """
+    return RemovableHandle(self, self._register_hook(hook))
+
+
 def _install() -> None:
     methods = {
         "__array__": __array__,
@@ -123,6 +206,8 @@ def _install() -> None:
         "__iter__": __iter__,
         "__reversed__": __reversed__,
         "__deepcopy__": __deepcopy__,
+        "backward": backward,
+        "register_hook": register_hook,
         "type": type_,
         "float": _caster(_C.float32),
         "double": _caster(_C.float64),

@@ -23,6 +23,10 @@ pub enum Error {
     /// A decomposition failed on its input (`torch.linalg.LinAlgError`).
     #[error("{0}")]
     LinAlg(String),
+    /// A callback (a Python hook or custom backward) raised; the bindings
+    /// re-raise the original exception.
+    #[error("{0}")]
+    Callback(String),
     /// Allocation failed (`rtorch.OutOfMemoryError`).
     #[error("{device}: not enough memory: you tried to allocate {bytes} bytes.")]
     OutOfMemory { device: String, bytes: usize },

@@ -3,6 +3,7 @@
 //! The core (tensors, ops, kernels, random numbers) builds and tests without
 //! Python; the `python` feature adds the PyO3 bindings that form `rtorch._C`.
 
+pub mod autograd;
 pub mod cpu;
 pub mod cuda;
 pub mod error;

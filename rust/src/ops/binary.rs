@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::autograd::{Ctx, Recorder};
 use crate::cpu::{kernels, parallel};
 use crate::dispatch;
 use crate::error::{Error, Result};
@@ -354,9 +355,255 @@ fn int_pow(base: i64, exp: i64) -> i64 {
     acc
 }
 
+// ---- derivatives ----
+
+impl BinaryOp {
+    fn differentiable(self) -> bool {
+        matches!(self.kind(), Kind::Arith | Kind::Float)
+    }
+
+    /// Which of (a, b, result) the derivative reads, given which inputs
+    /// need a gradient.
+    fn saves(self, na: bool, nb: bool) -> (bool, bool, bool) {
+        match self {
+            Add | Sub | DivTrunc | DivFloor => (false, false, false),
+            Mul => (nb, na, false),
+            Div => (nb, na || nb, false),
+            Remainder | Fmod => (nb, nb, false),
+            Pow | FloatPower => (true, true, nb),
+            Hypot => (na, nb, true),
+            Copysign => (na, false, na),
+            _ => (true, true, false),
+        }
+    }
+
+    fn node_name(self, a: &Operand, b: &Operand) -> &'static str {
+        let name = crate::autograd::backward_name;
+        match (self, a, b) {
+            (Pow, Operand::Tensor(_), Operand::Scalar(_)) => name("pow", 0),
+            (Pow, Operand::Tensor(_), Operand::Tensor(_)) => name("pow", 1),
+            (Pow, Operand::Scalar(_), _) => name("pow", 2),
+            (Sub, Operand::Scalar(_), _) => name("rsub", 1),
+            (DivTrunc | DivFloor, _, _) => name("div", 3),
+            _ => name(self.name(), 0),
+        }
+    }
+
+    /// Gradients of `a` and `b` (each only when `needs` says so), written
+    /// with ops. Unsaved operands are passed as `g`.
+    fn derivative(
+        self,
+        a: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        g: &Tensor,
+        needs: [bool; 2],
+        alpha: f64,
+    ) -> Result<[Option<Tensor>; 2]> {
+        use crate::ops::arith::*;
+        use crate::ops::unary::Unary;
+        let ga = |f: &dyn Fn() -> Result<Tensor>| if needs[0] { f().map(Some) } else { Ok(None) };
+        let gb = |f: &dyn Fn() -> Result<Tensor>| if needs[1] { f().map(Some) } else { Ok(None) };
+        Ok(match self {
+            Add => [ga(&|| Ok(g.clone()))?, gb(&|| scale_unless_one(g, alpha))?],
+            Sub => [ga(&|| Ok(g.clone()))?, gb(&|| scale(g, -alpha))?],
+            Mul => [ga(&|| mul(g, b))?, gb(&|| mul(g, a))?],
+            Div => [
+                ga(&|| div(g, b))?,
+                gb(&|| neg(&div(&mul(g, a)?, &un(Unary::Square, b)?)?))?,
+            ],
+            DivTrunc | DivFloor => [ga(&|| zeros_like(g))?, gb(&|| zeros_like(g))?],
+            Remainder | Fmod => {
+                let rnd = if self == Fmod {
+                    Unary::Trunc
+                } else {
+                    Unary::Floor
+                };
+                [
+                    ga(&|| Ok(g.clone()))?,
+                    gb(&|| neg(&mul(g, &un(rnd, &div(a, b)?)?)?))?,
+                ]
+            }
+            Pow | FloatPower => [
+                ga(&|| {
+                    let d = mul(
+                        b,
+                        &binary(
+                            Pow,
+                            &Operand::Tensor(a.clone()),
+                            &Operand::Tensor(add_s(b, -1.0)?),
+                            None,
+                        )?,
+                    )?;
+                    where_s(&cmp_s(Ne, b, 0.0)?, &mul(g, &d)?, 0.0)
+                })?,
+                gb(&|| {
+                    let zero_base = and(&cmp_s(Eq, a, 0.0)?, &cmp_s(Ge, b, 0.0)?)?;
+                    let d = where_t(&zero_base, &zeros_like(y)?, &mul(y, &un(Unary::Log, a)?)?)?;
+                    mul(g, &d)
+                })?,
+            ],
+            Atan2 => {
+                let r = add(&un(Unary::Square, a)?, &un(Unary::Square, b)?)?;
+                [
+                    ga(&|| mul(g, &div(b, &r)?))?,
+                    gb(&|| neg(&mul(g, &div(a, &r)?)?))?,
+                ]
+            }
+            Maximum | Minimum => {
+                let (win, lose) = if self == Maximum { (Gt, Lt) } else { (Lt, Gt) };
+                let tie = cmp(Eq, a, b)?;
+                let half = where_t(&tie, &scale(g, 0.5)?, g)?;
+                [
+                    ga(&|| where_s(&cmp(lose, a, b)?, &half, 0.0))?,
+                    gb(&|| where_s(&cmp(win, a, b)?, &half, 0.0))?,
+                ]
+            }
+            Fmax | Fmin => {
+                let c = if self == Fmax { Ge } else { Le };
+                let pick_a = binary(
+                    LogicalOr,
+                    &Operand::Tensor(cmp(c, a, b)?),
+                    &Operand::Tensor(un(Unary::IsNan, b)?),
+                    None,
+                )?;
+                [
+                    ga(&|| where_s(&pick_a, g, 0.0))?,
+                    gb(&|| where_t(&pick_a, &zeros_like(g)?, g))?,
+                ]
+            }
+            Hypot => [ga(&|| mul(g, &div(a, y)?))?, gb(&|| mul(g, &div(b, y)?))?],
+            LogAddExp | LogAddExp2 => {
+                let e = if self == LogAddExp {
+                    Unary::Exp
+                } else {
+                    Unary::Exp2
+                };
+                [
+                    ga(&|| div(g, &add_s(&un(e, &sub(b, a)?)?, 1.0)?))?,
+                    gb(&|| div(g, &add_s(&un(e, &sub(a, b)?)?, 1.0)?))?,
+                ]
+            }
+            Copysign => [
+                ga(&|| {
+                    let ratio = where_t(&cmp_s(Eq, a, 0.0)?, &zeros_like(a)?, &div(y, a)?)?;
+                    mul(g, &ratio)
+                })?,
+                gb(&|| zeros_like(g))?,
+            ],
+            Xlogy => [
+                ga(&|| {
+                    let keep = binary(
+                        LogicalOr,
+                        &Operand::Tensor(cmp_s(Ne, a, 0.0)?),
+                        &Operand::Tensor(un(Unary::IsNan, b)?),
+                        None,
+                    )?;
+                    where_s(&keep, &mul(g, &un(Unary::Log, b)?)?, 0.0)
+                })?,
+                gb(&|| div(&mul(g, a)?, b))?,
+            ],
+            _ => [None, None],
+        })
+    }
+}
+
+fn scale_unless_one(g: &Tensor, alpha: f64) -> Result<Tensor> {
+    if alpha == 1.0 {
+        Ok(g.clone())
+    } else {
+        crate::ops::arith::scale(g, alpha)
+    }
+}
+
+/// Saves what `op`'s derivative reads and attaches it. `a`/`b` are the
+/// operands as tensors of the compute dtype (a number becomes a 0-d
+/// tensor); an in-place op passes its input as it was before the write.
+fn record(
+    mut rec: Recorder,
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    alpha: Option<Scalar>,
+    inplace: bool,
+) -> Result<()> {
+    let (sa, sb, sy) = op.saves(rec.needs(0), rec.needs(1));
+    let ia = if sa { Some(rec.save(a)?) } else { None };
+    let ib = if sb { Some(rec.save(b)?) } else { None };
+    let iy = if sy {
+        Some(rec.save_output(out, 0)?)
+    } else {
+        None
+    };
+    let alpha = alpha.map_or(1.0, |s| s.to_f64());
+    let backward = move |ctx: &Ctx<'_>, grads: Vec<Option<Tensor>>| {
+        let Some(g) = grads.into_iter().next().flatten() else {
+            return Ok(vec![None, None]);
+        };
+        let get = |i: Option<usize>| i.map_or(Ok(g.clone()), |i| ctx.saved(i));
+        let (a, b, y) = (get(ia)?, get(ib)?, get(iy)?);
+        let [ga, gb] = op.derivative(&a, &b, &y, &g, [ctx.needs(0), ctx.needs(1)], alpha)?;
+        Ok(vec![ga, gb])
+    };
+    if inplace {
+        rec.finish_inplace(out, backward)
+    } else {
+        rec.finish(&[out], backward);
+        Ok(())
+    }
+}
+
+fn operand_tensor(o: &Operand) -> Option<&Tensor> {
+    match o {
+        Operand::Tensor(t) => Some(t),
+        Operand::Scalar(_) => None,
+    }
+}
+
+/// The operand as recorded for backward: the tensor itself, or a number
+/// as a 0-d tensor of the compute dtype.
+fn saved_operand(o: &Operand, compute: DType) -> Result<Tensor> {
+    match o {
+        Operand::Tensor(t) => Ok(t.clone()),
+        Operand::Scalar(_) => o.to_tensor(compute),
+    }
+}
+
+/// PyTorch refuses `out=` when the result would need a gradient.
+pub fn check_out_no_grad(name: &str, inputs: &[Option<&Tensor>]) -> Result<()> {
+    if crate::autograd::is_grad_enabled() && inputs.iter().flatten().any(|t| t.requires_grad()) {
+        return Err(Error::Runtime(format!(
+            "{name}(): functions with out=... arguments don't support automatic differentiation, but one of the arguments requires grad."
+        )));
+    }
+    Ok(())
+}
+
 /// `op(a, b)` (with `alpha * b` for add/sub) into a new tensor.
 pub fn binary(op: BinaryOp, a: &Operand, b: &Operand, alpha: Option<Scalar>) -> Result<Tensor> {
     let (compute, out_dtype) = op.dtypes(a, b)?;
+    let rec = if op.differentiable() && out_dtype.is_floating_point() {
+        Recorder::new_opt(op.node_name(a, b), &[operand_tensor(a), operand_tensor(b)])
+    } else {
+        None
+    };
+    let out = binary_impl(op, a, b, alpha, compute, out_dtype)?;
+    if let Some(rec) = rec {
+        let (sa, sb) = (saved_operand(a, compute)?, saved_operand(b, compute)?);
+        record(rec, op, &sa, &sb, &out, alpha, false)?;
+    }
+    Ok(out)
+}
+
+fn binary_impl(
+    op: BinaryOp,
+    a: &Operand,
+    b: &Operand,
+    alpha: Option<Scalar>,
+    compute: DType,
+    out_dtype: DType,
+) -> Result<Tensor> {
     check_args(op, b, alpha, compute)?;
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     let (ta, tb) = (a.to_tensor(compute)?, b.to_tensor(compute)?);
@@ -392,6 +639,16 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
         )));
     }
     copy::check_no_internal_overlap(a)?;
+    let rec = if op.differentiable() && a.dtype().is_floating_point() {
+        Recorder::new_inplace(op.node_name(&aop, b), a, &[operand_tensor(b)])?
+    } else {
+        None
+    };
+    // The derivative may need `a` as it was before the write.
+    let old_a = match &rec {
+        Some(r) if op.saves(r.needs(0), r.needs(1)).0 => Some(copy::clone(a)?),
+        _ => None,
+    };
     let bt = b.to_tensor(compute)?;
     if compute == a.dtype() && out_dtype == a.dtype() {
         // A shifted view of `a` as the other operand would be overwritten
@@ -408,6 +665,10 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
         copy::copy_(a, &tmp)?;
     }
     a.bump_version();
+    if let Some(rec) = rec {
+        let sa = old_a.unwrap_or_else(|| a.clone());
+        record(rec, op, &sa, &saved_operand(b, compute)?, a, alpha, true)?;
+    }
     Ok(())
 }
 
@@ -420,6 +681,7 @@ pub fn binary_out(
     alpha: Option<Scalar>,
     out: &Tensor,
 ) -> Result<()> {
+    check_out_no_grad(op.name(), &[operand_tensor(a), operand_tensor(b)])?;
     let (compute, out_dtype) = op.dtypes(a, b)?;
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     // Write straight into `out` when nothing has to be converted and no

@@ -1,6 +1,7 @@
 //! Every op is defined once here: argument checks, output shape and dtype,
 //! and dispatch to the device kernel. Bindings call these functions only.
 
+pub mod arith;
 pub mod binary;
 pub mod copy;
 pub mod creation;

@@ -3,9 +3,14 @@
 //! rule (`kind`), its f64 reference (`eval`), its integer rule (`eval_int`),
 //! and optionally a vectorised float32 kernel (`fast`).
 
+use crate::autograd::Recorder;
 use crate::cpu::{kernels, parallel};
 use crate::dispatch;
 use crate::error::{Error, Result};
+use crate::ops::arith::{
+    add_s, and, cmp_s, div, mul, neg, pow_s, rsub_s, scale, un, where_s, zeros_like,
+};
+use crate::ops::binary::BinaryOp;
 use crate::ops::{copy, default_dtype, result_type, special, Operand};
 use crate::tensor::{DType, Element, Scalar, Tensor};
 
@@ -460,9 +465,235 @@ mod fast {
     }
 }
 
+// ---- derivatives ----
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+
+impl Unary {
+    /// Whether the output can carry a gradient (float ops that are not
+    /// predicates or bit operations).
+    fn differentiable(self) -> bool {
+        !matches!(self.kind(), Kind::Predicate | Kind::Bitwise)
+    }
+
+    /// Which of the input and the output the derivative reads.
+    fn saves(self) -> (bool, bool) {
+        match self {
+            Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv => {
+                (false, true)
+            }
+            Neg | Sign | Floor | Ceil | Round(_) | Trunc | Frac => (false, false),
+            _ => (true, false),
+        }
+    }
+
+    /// `d op(x)/dx * g`, written with ops so that it is differentiable
+    /// again. `x` is the input and `y` the output (each only when `saves`
+    /// asks for it; otherwise `g` stands in).
+    fn derivative(self, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+        use std::f64::consts::{LN_10, LN_2, PI};
+        let one_minus_sq = |v: &Tensor| rsub_s(1.0, &un(Square, v)?);
+        match self {
+            Abs => mul(g, &un(Sign, x)?),
+            Neg => neg(g),
+            Sign | Floor | Ceil | Round(_) | Trunc => zeros_like(g),
+            Frac => Ok(g.clone()),
+            Exp => mul(g, y),
+            Exp2 => scale(&mul(g, y)?, LN_2),
+            Expm1 => mul(g, &add_s(y, 1.0)?),
+            Log => div(g, x),
+            Log2 => div(g, &scale(x, LN_2)?),
+            Log10 => div(g, &scale(x, LN_10)?),
+            Log1p => div(g, &add_s(x, 1.0)?),
+            Sqrt => div(g, &scale(y, 2.0)?),
+            Rsqrt => scale(&mul(g, &pow_s(y, 3.0)?)?, -0.5),
+            Square => mul(g, &scale(x, 2.0)?),
+            Reciprocal => neg(&mul(g, &un(Square, y)?)?),
+            Sin => mul(g, &un(Cos, x)?),
+            Cos => neg(&mul(g, &un(Sin, x)?)?),
+            Tan => mul(g, &add_s(&un(Square, y)?, 1.0)?),
+            Asin => mul(g, &un(Rsqrt, &one_minus_sq(x)?)?),
+            Acos => neg(&mul(g, &un(Rsqrt, &one_minus_sq(x)?)?)?),
+            Atan => div(g, &add_s(&un(Square, x)?, 1.0)?),
+            Sinh => mul(g, &un(Cosh, x)?),
+            Cosh => mul(g, &un(Sinh, x)?),
+            Tanh => mul(g, &one_minus_sq(y)?),
+            Asinh => mul(g, &un(Rsqrt, &add_s(&un(Square, x)?, 1.0)?)?),
+            Acosh => mul(g, &un(Rsqrt, &add_s(&un(Square, x)?, -1.0)?)?),
+            Atanh => div(g, &one_minus_sq(x)?),
+            Sigmoid => mul(g, &mul(y, &rsub_s(1.0, y)?)?),
+            Logit(eps) => {
+                let d = div(g, &mul(x, &rsub_s(1.0, x)?)?)?;
+                let (lo, hi, fill) = match eps {
+                    Some(e) => (e, 1.0 - e, 0.0),
+                    None => (0.0, 1.0, f64::NAN),
+                };
+                let inside = and(&cmp_s(BinaryOp::Ge, x, lo)?, &cmp_s(BinaryOp::Le, x, hi)?)?;
+                where_s(&inside, &d, fill)
+            }
+            Erf => mul(
+                g,
+                &scale(&un(Exp, &neg(&un(Square, x)?)?)?, 2.0 / PI.sqrt())?,
+            ),
+            Erfc => mul(
+                g,
+                &scale(&un(Exp, &neg(&un(Square, x)?)?)?, -2.0 / PI.sqrt())?,
+            ),
+            Erfinv => mul(g, &scale(&un(Exp, &un(Square, y)?)?, PI.sqrt() / 2.0)?),
+            Lgamma => mul(g, &un(Digamma, x)?),
+            Digamma => Err(Error::NotImplemented(
+                "the derivative of digamma (polygamma(1, x)) is not implemented".into(),
+            )),
+            Clamp(lo, hi) => {
+                let keep = match (lo, hi) {
+                    (Some(l), Some(h)) => and(
+                        &cmp_s(BinaryOp::Ge, x, l.to_f64())?,
+                        &cmp_s(BinaryOp::Le, x, h.to_f64())?,
+                    )?,
+                    (Some(l), None) => cmp_s(BinaryOp::Ge, x, l.to_f64())?,
+                    (None, Some(h)) => cmp_s(BinaryOp::Le, x, h.to_f64())?,
+                    (None, None) => return Ok(g.clone()),
+                };
+                where_s(&keep, g, 0.0)
+            }
+            NanToNum(..) => where_s(&un(IsFinite, x)?, g, 0.0),
+            Relu => where_s(&cmp_s(BinaryOp::Gt, x, 0.0)?, g, 0.0),
+            Gelu => {
+                let cdf = scale(
+                    &add_s(&un(Erf, &scale(x, std::f64::consts::FRAC_1_SQRT_2)?)?, 1.0)?,
+                    0.5,
+                )?;
+                let pdf = scale(
+                    &un(Exp, &scale(&un(Square, x)?, -0.5)?)?,
+                    1.0 / (2.0 * PI).sqrt(),
+                )?;
+                mul(g, &crate::ops::arith::add(&cdf, &mul(x, &pdf)?)?)
+            }
+            GeluTanh => {
+                // y = 0.5 x (1 + tanh(u)), u = k (x + 0.044715 x^3)
+                let x2 = un(Square, x)?;
+                let u = scale(
+                    &mul(x, &add_s(&scale(&x2, 0.044715)?, 1.0)?)?,
+                    SQRT_2_OVER_PI,
+                )?;
+                let th = un(Tanh, &u)?;
+                let du = scale(&add_s(&scale(&x2, 3.0 * 0.044715)?, 1.0)?, SQRT_2_OVER_PI)?;
+                let left = scale(&add_s(&th, 1.0)?, 0.5)?;
+                let right = scale(&mul(&mul(x, &one_minus_sq(&th)?)?, &du)?, 0.5)?;
+                mul(g, &crate::ops::arith::add(&left, &right)?)
+            }
+            Silu => {
+                let sg = un(Sigmoid, x)?;
+                let inner = add_s(&mul(x, &rsub_s(1.0, &sg)?)?, 1.0)?;
+                mul(g, &mul(&sg, &inner)?)
+            }
+            Mish => {
+                let th = un(Tanh, &un(Softplus(1.0, 20.0), x)?)?;
+                let rest = mul(&mul(x, &un(Sigmoid, x)?)?, &one_minus_sq(&th)?)?;
+                mul(g, &crate::ops::arith::add(&th, &rest)?)
+            }
+            Softplus(beta, threshold) => {
+                let bx = scale(x, beta)?;
+                let d = mul(g, &un(Sigmoid, &bx)?)?;
+                crate::ops::arith::where_t(&cmp_s(BinaryOp::Gt, &bx, threshold)?, g, &d)
+            }
+            Elu(alpha, scl, input_scale) => {
+                let neg_part = scale(
+                    &mul(g, &un(Exp, &scale(x, input_scale)?)?)?,
+                    alpha * scl * input_scale,
+                )?;
+                crate::ops::arith::where_t(
+                    &cmp_s(BinaryOp::Gt, x, 0.0)?,
+                    &scale(g, scl)?,
+                    &neg_part,
+                )
+            }
+            LeakyRelu(slope) => {
+                crate::ops::arith::where_t(&cmp_s(BinaryOp::Gt, x, 0.0)?, g, &scale(g, slope)?)
+            }
+            Hardsigmoid => {
+                let inside = and(
+                    &cmp_s(BinaryOp::Gt, x, -3.0)?,
+                    &cmp_s(BinaryOp::Lt, x, 3.0)?,
+                )?;
+                where_s(&inside, &scale(g, 1.0 / 6.0)?, 0.0)
+            }
+            Hardswish => {
+                let mid = mul(g, &add_s(&scale(x, 1.0 / 3.0)?, 0.5)?)?;
+                let upper = crate::ops::arith::where_t(&cmp_s(BinaryOp::Le, x, 3.0)?, &mid, g)?;
+                where_s(&cmp_s(BinaryOp::Ge, x, -3.0)?, &upper, 0.0)
+            }
+            Softsign => div(g, &un(Square, &add_s(&un(Abs, x)?, 1.0)?)?),
+            Tanhshrink => mul(g, &un(Square, &un(Tanh, x)?)?),
+            Softshrink(l) | Hardshrink(l) => {
+                where_s(&cmp_s(BinaryOp::Gt, &un(Abs, x)?, l)?, g, 0.0)
+            }
+            Threshold(th, _) => where_s(&cmp_s(BinaryOp::Gt, x, th)?, g, 0.0),
+            LogSigmoid => mul(g, &un(Sigmoid, &neg(x)?)?),
+            IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot | BitwiseNot => {
+                zeros_like(g)
+            }
+        }
+    }
+
+    fn node_name(self) -> &'static str {
+        let version = match self {
+            Clamp(..) => 1,
+            _ => 0,
+        };
+        crate::autograd::backward_name(self.name(), version)
+    }
+}
+
+/// Saves what `op`'s derivative reads and attaches it (`x_saved` stands
+/// for the input, which an in-place op must copy before overwriting).
+fn record(
+    mut rec: Recorder,
+    op: Unary,
+    x_saved: Option<&Tensor>,
+    out: &Tensor,
+    inplace: bool,
+) -> Result<()> {
+    let (sx, sy) = op.saves();
+    let ix = match (sx, x_saved) {
+        (true, Some(x)) => Some(rec.save(x)?),
+        _ => None,
+    };
+    let iy = if sy {
+        Some(rec.save_output(out, 0)?)
+    } else {
+        None
+    };
+    let backward = move |ctx: &crate::autograd::Ctx<'_>, grads: Vec<Option<Tensor>>| {
+        let Some(g) = grads.into_iter().next().flatten() else {
+            return Ok(vec![None]);
+        };
+        let x = match ix {
+            Some(i) => ctx.saved(i)?,
+            None => g.clone(),
+        };
+        let y = match iy {
+            Some(i) => ctx.saved(i)?,
+            None => g.clone(),
+        };
+        Ok(vec![Some(op.derivative(&x, &y, &g)?)])
+    };
+    if inplace {
+        rec.finish_inplace(out, backward)
+    } else {
+        rec.finish(&[out], backward);
+        Ok(())
+    }
+}
+
 /// `op(x)` into a new tensor laid out like `x`.
 pub fn unary(op: Unary, x: &Tensor) -> Result<Tensor> {
     let dtype = op.out_dtype(x.dtype())?;
+    let rec = if op.differentiable() && dtype.is_floating_point() {
+        Recorder::new(op.node_name(), &[x])
+    } else {
+        None
+    };
     let out = Tensor::empty_strided(x.shape(), &x.layout().preserved_strides(), dtype)?;
     let src = if op.kind() == Kind::Predicate || x.dtype() == dtype {
         x.clone()
@@ -470,6 +701,9 @@ pub fn unary(op: Unary, x: &Tensor) -> Result<Tensor> {
         copy::cast_copy(x, dtype)?
     };
     run(op, &src, &out);
+    if let Some(rec) = rec {
+        record(rec, op, Some(x), &out, false)?;
+    }
     Ok(out)
 }
 
@@ -484,8 +718,21 @@ pub fn unary_(op: Unary, x: &Tensor) -> Result<()> {
         )));
     }
     copy::check_no_internal_overlap(x)?;
+    let rec = if op.differentiable() && dtype.is_floating_point() {
+        Recorder::new_inplace(op.node_name(), x, &[])?
+    } else {
+        None
+    };
+    // The derivative may need the input the op is about to overwrite.
+    let old = match &rec {
+        Some(_) if op.saves().0 => Some(copy::clone(x)?),
+        _ => None,
+    };
     run(op, x, x);
     x.bump_version();
+    if let Some(rec) = rec {
+        record(rec, op, old.as_ref(), x, true)?;
+    }
     Ok(())
 }
 

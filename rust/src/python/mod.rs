@@ -2,6 +2,7 @@
 //! lives here; every call goes to `crate::ops`.
 
 mod array;
+mod autograd;
 mod convert;
 mod dlpack;
 mod dtype;
@@ -38,6 +39,9 @@ impl From<Error> for PyErr {
             Error::NotImplemented(_) => PyNotImplementedError::new_err(msg),
             Error::OutOfMemory { .. } => OutOfMemoryError::new_err(msg),
             Error::LinAlg(_) => ops_linalg::LinAlgError::new_err(msg),
+            Error::Callback(_) => {
+                autograd::take_pending().unwrap_or_else(|| PyRuntimeError::new_err(msg))
+            }
         }
     }
 }
@@ -94,6 +98,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     dtype::register(m)?;
     tensor::register(m)?;
+    autograd::register(m)?;
     factory::register(m)?;
     ops_elementwise::register(m)?;
     ops_linalg::register(m)?;

@@ -288,14 +288,6 @@ impl PyTensor {
         Ok(slf)
     }
     #[getter]
-    fn is_leaf(&self) -> bool {
-        true
-    }
-    #[getter]
-    fn grad_fn(&self) -> Option<Py<PyAny>> {
-        None
-    }
-    #[getter]
     fn get_grad(&self) -> Option<PyTensor> {
         self.t.grad().map(PyTensor::from)
     }

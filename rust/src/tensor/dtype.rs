@@ -80,6 +80,11 @@ impl DType {
         }
     }
 
+    /// The legacy tensor type name ("torch.FloatTensor"), used in messages.
+    pub fn legacy_type_name(self) -> String {
+        format!("torch.{}Tensor", self.scalar_name())
+    }
+
     pub fn from_name(name: &str) -> Option<DType> {
         DType::ALL.iter().copied().find(|d| d.name() == name)
     }

@@ -5,7 +5,7 @@ pub mod dtype;
 pub mod layout;
 pub mod storage;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
@@ -14,13 +14,27 @@ pub use dtype::{DType, Element, Scalar};
 pub use layout::{Dims, Layout, Strides};
 pub use storage::Storage;
 
+use crate::autograd::{self, Hook, Node, ViewFn};
 use crate::error::{Error, Result};
 
-/// Per-tensor autograd state. The autograd engine extends this.
+/// Per-tensor autograd state (see `crate::autograd`).
 #[derive(Default)]
 pub struct AutogradMeta {
+    /// Set on leaves by the user; non-leaves require grad through `grad_fn`.
     pub requires_grad: bool,
     pub grad: Option<Tensor>,
+    /// The node that made this tensor, and which of its outputs it is.
+    pub grad_fn: Option<Arc<Node>>,
+    pub output_nr: usize,
+    /// A leaf's accumulator, shared by every graph that uses the leaf.
+    pub grad_accumulator: Weak<Node>,
+    pub retains_grad: bool,
+    /// Hooks of a leaf (a non-leaf's hooks live on its `grad_fn`).
+    pub hooks: Vec<(u64, Hook)>,
+    /// For a differentiable view: its base and how to remake the view from it.
+    pub view: Option<(Tensor, ViewFn)>,
+    /// Made under inference mode: never saved for backward.
+    pub inference: bool,
 }
 
 pub struct TensorImpl {
@@ -33,6 +47,16 @@ pub struct TensorImpl {
 #[derive(Clone)]
 pub struct Tensor(Arc<TensorImpl>);
 
+/// A tensor handle that does not keep the tensor alive.
+#[derive(Clone)]
+pub struct WeakTensor(Weak<TensorImpl>);
+
+impl WeakTensor {
+    pub fn upgrade(&self) -> Option<Tensor> {
+        self.0.upgrade().map(Tensor)
+    }
+}
+
 impl Tensor {
     /// Makes a tensor over `storage`, validating that `layout` fits inside it.
     pub fn from_parts(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Result<Tensor> {
@@ -41,7 +65,10 @@ impl Tensor {
             storage,
             layout,
             dtype,
-            autograd: Mutex::new(AutogradMeta::default()),
+            autograd: Mutex::new(AutogradMeta {
+                inference: autograd::is_inference_mode(),
+                ..AutogradMeta::default()
+            }),
         })))
     }
 
@@ -102,7 +129,10 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout: self.0.layout.clone(),
             dtype: self.0.dtype,
-            autograd: Mutex::new(AutogradMeta::default()),
+            autograd: Mutex::new(AutogradMeta {
+                inference: autograd::is_inference_mode(),
+                ..AutogradMeta::default()
+            }),
         }))
     }
 
@@ -145,6 +175,11 @@ impl Tensor {
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
+    /// Whether this handle is the only one to its tensor and its storage
+    /// (so a gradient can be kept without a copy).
+    pub fn is_unique(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
     pub fn same_tensor(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -169,16 +204,27 @@ impl Tensor {
     }
 
     pub fn requires_grad(&self) -> bool {
-        self.0.autograd.lock().requires_grad
+        let m = self.0.autograd.lock();
+        m.requires_grad || m.grad_fn.is_some()
     }
 
+    /// `requires_grad_()`: only leaves may change the flag.
     pub fn set_requires_grad(&self, flag: bool) -> Result<()> {
+        let mut m = self.0.autograd.lock();
+        if m.grad_fn.is_some() {
+            if flag {
+                return Ok(());
+            }
+            return Err(Error::Runtime(
+                "you can only change requires_grad flags of leaf variables. If you want to use a computed variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach().".into(),
+            ));
+        }
         if flag && !self.dtype().is_floating_point() {
             return Err(Error::Runtime(
                 "Only Tensors of floating point and complex dtype can require gradients".into(),
             ));
         }
-        self.0.autograd.lock().requires_grad = flag;
+        m.requires_grad = flag;
         Ok(())
     }
 
@@ -188,6 +234,33 @@ impl Tensor {
 
     pub fn set_grad(&self, grad: Option<Tensor>) {
         self.0.autograd.lock().grad = grad;
+    }
+
+    pub fn grad_fn(&self) -> Option<Arc<Node>> {
+        self.0.autograd.lock().grad_fn.clone()
+    }
+
+    pub fn output_nr(&self) -> usize {
+        self.0.autograd.lock().output_nr
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        self.0.autograd.lock().grad_fn.is_none()
+    }
+
+    pub fn is_inference(&self) -> bool {
+        self.0.autograd.lock().inference
+    }
+
+    /// The autograd state, locked. Keep the guard short-lived: never call
+    /// an op or a hook while holding it.
+    pub fn meta(&self) -> parking_lot::MutexGuard<'_, AutogradMeta> {
+        self.0.autograd.lock()
+    }
+
+    /// A weak handle, for hooks that must not keep the tensor alive.
+    pub fn downgrade(&self) -> WeakTensor {
+        WeakTensor(Arc::downgrade(&self.0))
     }
 
     /// Reads element `i` of a contiguous walk, as a scalar (for `item`/`tolist`).
