@@ -404,7 +404,30 @@ fn copy_slices(base: &Tensor, view: &Tensor, view_fn: ViewFn, node: Arc<Node>) -
 pub fn view_scatter(input: &Meta, view_fn: &ViewFn, g: &Tensor) -> Result<Tensor> {
     let rec = Recorder::new("ViewScatterBackward0", &[g]);
     let z = crate::ops::creation::full(&input.shape, crate::tensor::Scalar::Int(0), g.dtype())?;
-    copy::copy_(&view_fn(&z)?, g)?;
+    let v = view_fn(&z)?;
+    if copy::check_no_internal_overlap(&v).is_ok() {
+        copy::copy_(&v, g)?;
+    } else {
+        // Overlapping views (unfold, as_strided) sum their elements'
+        // gradients: scatter-add by storage position.
+        let n = z.numel() as i64;
+        let pos = crate::ops::creation::arange(
+            crate::tensor::Scalar::Int(0),
+            crate::tensor::Scalar::Int(n),
+            crate::tensor::Scalar::Int(1),
+            crate::tensor::DType::I64,
+        )?;
+        let sizes: Vec<i64> = input.shape.iter().map(|&s| s as i64).collect();
+        let idx = copy::contiguous(&view_fn(&shape::reshape(&pos, &sizes)?)?)?;
+        let flat_z = shape::reshape(&z, &[-1])?;
+        crate::ops::gather::index_add_(
+            &flat_z,
+            0,
+            &shape::reshape(&idx, &[-1])?,
+            &shape::reshape(&copy::contiguous(g)?, &[-1])?,
+            crate::tensor::Scalar::Int(1),
+        )?;
+    }
     if let Some(rec) = rec {
         let vf = view_fn.clone();
         rec.finish(&[&z], move |_ctx, grads| {
@@ -474,4 +497,47 @@ pub fn backward_name(op: &'static str, version: u8) -> &'static str {
     let leaked: &'static str = Box::leak(s.into_boxed_str());
     map.insert((op, version), leaked);
     leaked
+}
+
+/// The gradient of a view given the gradient of its output.
+pub type ViewInverse = Box<dyn Fn(&Tensor) -> Result<Tensor> + Send>;
+
+/// Records a view op: `view_fn` remakes the view from any tensor shaped
+/// like `input` (kept so in-place writes through the view reach the base);
+/// `inverse` maps the view's gradient back to the input (`None`: the
+/// generic zeros-and-scatter of `view_scatter`).
+pub fn record_view<F>(
+    name: &'static str,
+    input: &Tensor,
+    out: &Tensor,
+    view_fn: F,
+    inverse: Option<ViewInverse>,
+) where
+    F: Fn(&Tensor) -> Result<Tensor> + Send + Sync + 'static,
+{
+    if !is_grad_enabled() {
+        return;
+    }
+    let view_fn: ViewFn = Arc::new(view_fn);
+    if input.requires_grad() {
+        let rec = Recorder::build(Cow::Borrowed(name), std::iter::once(Some(input)));
+        let meta = Meta::of(input);
+        let vf = view_fn.clone();
+        rec.finish(&[out], move |_ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(match &inverse {
+                Some(inv) => inv(&g)?,
+                None => view_scatter(&meta, &vf, &g)?,
+            })])
+        });
+    }
+    track_view(input, out, view_fn);
+}
+
+/// `reshape(g, shape)`, for the derivatives of shape-only views.
+pub fn reshape_to(shape: &[usize]) -> ViewInverse {
+    let sizes: Vec<i64> = shape.iter().map(|&s| s as i64).collect();
+    Box::new(move |g| shape::reshape(g, &sizes))
 }

@@ -1,5 +1,6 @@
 //! Copies, casts and fills.
 
+use crate::autograd::{Ctx, Recorder};
 use crate::cpu::kernels;
 use crate::dispatch;
 use crate::error::{Error, Result};
@@ -8,6 +9,32 @@ use crate::tensor::{DType, Element, Scalar, Tensor};
 
 /// `dst.copy_(src)`: broadcasts `src` to `dst`'s shape and casts its dtype.
 pub fn copy_(dst: &Tensor, src: &Tensor) -> Result<()> {
+    let rec = if dst.dtype().is_floating_point() {
+        Recorder::new_inplace("CopyBackwards", dst, &[Some(src)])?
+    } else {
+        None
+    };
+    copy_impl(dst, src)?;
+    if let Some(rec) = rec {
+        rec.finish_inplace(dst, |ctx: &Ctx<'_>, grads: Vec<Option<Tensor>>| {
+            let g = grads.into_iter().next().flatten();
+            Ok(match g {
+                None => vec![None, None],
+                Some(g) => vec![
+                    if ctx.needs(0) {
+                        Some(crate::ops::arith::zeros_like(&g)?)
+                    } else {
+                        None
+                    },
+                    Some(g),
+                ],
+            })
+        })?;
+    }
+    Ok(())
+}
+
+fn copy_impl(dst: &Tensor, src: &Tensor) -> Result<()> {
     let shape = broadcast_shapes(dst.shape(), src.shape())?;
     if shape.as_slice() != dst.shape() {
         return Err(Error::Runtime(format!(
@@ -53,11 +80,31 @@ pub fn check_no_internal_overlap(t: &Tensor) -> Result<()> {
 
 /// A fresh contiguous tensor with the same values and dtype.
 pub fn contiguous_copy(t: &Tensor) -> Result<Tensor> {
-    cast_copy(t, t.dtype())
+    let rec = Recorder::new("CloneBackward0", &[t]);
+    let out = cast_raw(t, t.dtype())?;
+    record_identity(rec, &out);
+    Ok(out)
 }
 
-/// A fresh contiguous tensor holding `t` cast to `dtype`.
+/// `contiguous_copy`, for `reshape` (named as PyTorch's copy in reshape).
+pub fn clone_contiguous(t: &Tensor) -> Result<Tensor> {
+    contiguous_copy(t)
+}
+
+/// A fresh contiguous tensor holding `t` cast to `dtype`; the gradient is
+/// cast back.
 pub fn cast_copy(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let rec = if dtype.is_floating_point() {
+        Recorder::new("ToCopyBackward0", &[t])
+    } else {
+        None
+    };
+    let out = cast_raw(t, dtype)?;
+    record_identity(rec, &out);
+    Ok(out)
+}
+
+fn cast_raw(t: &Tensor, dtype: DType) -> Result<Tensor> {
     let out = Tensor::empty(t.shape(), dtype)?;
     dispatch!(t.dtype(), S => dispatch!(dtype, D => {
         kernels::map1::<S, D>(t, t.strides(), &out, D::cast_from);
@@ -65,10 +112,20 @@ pub fn cast_copy(t: &Tensor, dtype: DType) -> Result<Tensor> {
     Ok(out)
 }
 
+/// Ops whose derivative passes the gradient through (the engine casts it
+/// to the input's dtype).
+fn record_identity(rec: Option<Recorder>, out: &Tensor) {
+    if let Some(rec) = rec {
+        rec.finish(&[out], |_ctx, grads| Ok(grads));
+    }
+}
+
 /// `t.clone()`: a fresh copy laid out like `t` (PyTorch's `preserve_format`).
 pub fn clone(t: &Tensor) -> Result<Tensor> {
+    let rec = Recorder::new("CloneBackward0", &[t]);
     let out = Tensor::empty_strided(t.shape(), &t.layout().preserved_strides(), t.dtype())?;
     dispatch!(t.dtype(), T => kernels::map1::<T, T>(t, t.strides(), &out, |x| x));
+    record_identity(rec, &out);
     Ok(out)
 }
 
@@ -93,8 +150,19 @@ pub fn to_dtype(t: &Tensor, dtype: DType, copy: bool) -> Result<Tensor> {
 /// `t.fill_(v)`.
 pub fn fill_(t: &Tensor, v: Scalar) -> Result<()> {
     check_no_internal_overlap(t)?;
+    let rec = Recorder::new_inplace("FillBackward0", t, &[])?;
     dispatch!(t.dtype(), T => kernels::fill::<T>(t, v.to::<T>()));
     t.bump_version();
+    if let Some(rec) = rec {
+        rec.finish_inplace(t, |_ctx, grads: Vec<Option<Tensor>>| {
+            Ok(vec![grads
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|g| crate::ops::arith::zeros_like(&g))
+                .transpose()?])
+        })?;
+    }
     Ok(())
 }
 

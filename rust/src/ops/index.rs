@@ -292,8 +292,39 @@ fn gather_plan(p: &Plan) -> Result<Gather> {
     })
 }
 
-/// `t[indices]`.
+/// `t[indices]`: a view for basic indices, a gather (copy) otherwise.
 pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
+    let rec = if t.dtype().is_floating_point() {
+        crate::autograd::Recorder::new("IndexBackward0", &[t])
+    } else {
+        None
+    };
+    let mut is_view = false;
+    let out = index_impl(t, indices, &mut is_view)?;
+    if is_view {
+        drop(rec);
+        let idx = indices.to_vec();
+        let name = match indices {
+            [TensorIndex::Int(_)] => "SelectBackward0",
+            _ => "SliceBackward0",
+        };
+        crate::autograd::record_view(name, t, &out, move |x| index(x, &idx), None);
+    } else if let Some(rec) = rec {
+        let idx = indices.to_vec();
+        let shape = t.shape().to_vec();
+        rec.finish(&[&out], move |_ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let z = crate::ops::creation::full(&shape, crate::tensor::Scalar::Int(0), g.dtype())?;
+            index_put_with(&z, &idx, &g, true)?;
+            Ok(vec![Some(z)])
+        });
+    }
+    Ok(out)
+}
+
+fn index_impl(t: &Tensor, indices: &[TensorIndex], is_view: &mut bool) -> Result<Tensor> {
     if let [TensorIndex::Tensor(m)] = indices {
         if is_mask(m) && m.shape() == t.shape() && t.ndim() > 0 {
             return masked_gather(t, m);
@@ -301,6 +332,7 @@ pub fn index(t: &Tensor, indices: &[TensorIndex]) -> Result<Tensor> {
     }
     let p = plan(t, indices)?;
     if p.advanced.is_empty() {
+        *is_view = true;
         return t.view_with(p.view);
     }
     let g = gather_plan(&p)?;
@@ -362,13 +394,73 @@ pub fn index_put_with(
 ) -> Result<()> {
     let p = plan(t, indices)?;
     if p.advanced.is_empty() && !accumulate {
-        let target = t.view_with(p.view)?;
+        // Through a tracked view, so autograd sees the write reach `t`.
+        let target = index(t, indices)?;
         let value = strip_leading_ones(value, target.ndim())?;
         // Assignment broadcasts like `expand`, with its error message.
         value.layout().broadcast_to(target.shape())?;
         return copy::copy_(&target, &value);
     }
     copy::check_no_internal_overlap(t)?;
+    let rec = if t.dtype().is_floating_point() {
+        crate::autograd::Recorder::new_inplace("IndexPutBackward0", t, &[Some(value)])?
+    } else {
+        None
+    };
+    index_put_advanced(t, p, value, accumulate)?;
+    if let Some(rec) = rec {
+        let idx = indices.to_vec();
+        let vshape: Vec<i64> = value.shape().iter().map(|&d| d as i64).collect();
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let gv = if ctx.needs(1) {
+                let picked = index(&g, &idx)?;
+                let n = picked.ndim().saturating_sub(vshape.len());
+                let lead: Vec<i64> = (0..n as i64).collect();
+                let summed = if lead.is_empty() {
+                    picked
+                } else {
+                    crate::ops::reduce::sum(&picked, Some(&lead), false, None)?
+                };
+                let stripped = strip_leading_ones_shape(&vshape, summed.ndim());
+                Some(crate::ops::shape::reshape(
+                    &crate::autograd::sum_to(&summed, &stripped)?,
+                    &vshape,
+                )?)
+            } else {
+                None
+            };
+            let gt = if ctx.needs(0) {
+                if accumulate {
+                    Some(g)
+                } else {
+                    let gt = copy::clone(&g)?;
+                    let zero =
+                        crate::ops::creation::full(&[], crate::tensor::Scalar::Int(0), g.dtype())?;
+                    index_put_with(&gt, &idx, &zero, false)?;
+                    Some(gt)
+                }
+            } else {
+                None
+            };
+            Ok(vec![gt, gv])
+        })?;
+    }
+    Ok(())
+}
+
+/// `shape` without leading ones beyond `ndim` dims, as `usize`.
+fn strip_leading_ones_shape(shape: &[i64], ndim: usize) -> Vec<usize> {
+    let mut s: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    while s.len() > ndim && s.first() == Some(&1) {
+        s.remove(0);
+    }
+    s
+}
+
+fn index_put_advanced(t: &Tensor, p: Plan, value: &Tensor, accumulate: bool) -> Result<()> {
     let p = if p.advanced.is_empty() {
         // `accumulate` with only basic indices: the whole view, one block.
         Plan {
@@ -413,14 +505,13 @@ pub fn index_put_with(
 
 /// PyTorch lets a value carry extra leading size-1 dims in assignments.
 fn strip_leading_ones(v: &Tensor, ndim: usize) -> Result<Tensor> {
-    let mut l = v.layout().clone();
-    while l.ndim() > ndim && l.shape[0] == 1 {
-        l.shape.remove(0);
-        l.strides.remove(0);
+    let mut shape: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
+    while shape.len() > ndim && shape[0] == 1 {
+        shape.remove(0);
     }
-    if l.ndim() == v.ndim() {
+    if shape.len() == v.ndim() {
         Ok(v.clone())
     } else {
-        v.view_with(l)
+        crate::ops::shape::view(v, &shape)
     }
 }

@@ -9,11 +9,12 @@ use std::sync::Mutex;
 
 use smallvec::SmallVec;
 
+use crate::autograd::Recorder;
 use crate::cpu::iter;
 use crate::cpu::parallel::for_ranges;
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
-use crate::ops::{copy, default_dtype};
+use crate::ops::{arith, copy, default_dtype, shape};
 use crate::tensor::{DType, Element, Tensor};
 
 // ---------------------------------------------------------------------------
@@ -630,13 +631,19 @@ pub fn sum(
     keepdim: bool,
     dtype: Option<DType>,
 ) -> Result<Tensor> {
-    let dims = reduce_dims(t, dims)?;
+    let name = if dims.is_none() {
+        "SumBackward0"
+    } else {
+        "SumBackward1"
+    };
+    let d = reduce_dims(t, dims)?;
     let (acc, out) = sum_dtypes(t, dtype);
-    copy::to_dtype(
-        &assoc_typed(Assoc::Sum, t, &dims, keepdim, acc)?,
-        out,
-        false,
-    )
+    let rec = float_rec(name, t, out.is_floating_point());
+    let r = copy::to_dtype(&assoc_typed(Assoc::Sum, t, &d, keepdim, acc)?, out, false)?;
+    record_reduction(rec, t, &r, d, keepdim, false, false, |gu, _, _, _| {
+        Ok(gu.clone())
+    })?;
+    Ok(r)
 }
 
 /// `prod(t, dim, keepdim, dtype)`.
@@ -688,6 +695,12 @@ pub fn mean(
     dtype: Option<DType>,
 ) -> Result<Tensor> {
     let out = mean_dtype("mean", t, dtype)?;
+    let name = if dims.is_none() {
+        "MeanBackward0"
+    } else {
+        "MeanBackward1"
+    };
+    let rec = float_rec(name, t, true);
     let d = reduce_dims(t, dims)?;
     let s = sum(
         t,
@@ -695,8 +708,13 @@ pub fn mean(
         keepdim,
         Some(if out == DType::F64 { out } else { DType::F32 }),
     )?;
-    let s = scale(&s, reduced_count(t, &d) as f64);
-    copy::to_dtype(&s, out, false)
+    let n = reduced_count(t, &d) as f64;
+    let s = scale(&s, n);
+    let r = copy::to_dtype(&s, out, false)?;
+    record_reduction(rec, t, &r, d, keepdim, false, false, move |gu, _, _, _| {
+        arith::scale(gu, 1.0 / n)
+    })?;
+    Ok(r)
 }
 
 /// Float tensors with NaN replaced by 0 (for `nansum`/`nanmean`).
@@ -794,14 +812,44 @@ fn extreme_reduce(
     }
 }
 
+/// `amax`/`amin` and full `max`/`min`, recorded: ties share the gradient.
+fn extreme_recorded(
+    node: &'static str,
+    name: &str,
+    is_max: bool,
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+) -> Result<Tensor> {
+    let rec = float_rec(node, t, true);
+    let r = extreme_reduce(name, is_max, t, dims, keepdim)?;
+    let d = reduce_dims(t, dims)?;
+    record_reduction(
+        rec,
+        t,
+        &r,
+        d,
+        keepdim,
+        true,
+        true,
+        |gu, x, y, dims| match (x, y) {
+            (Some(x), Some(y)) => evenly(gu, &x, &y, dims),
+            _ => Err(Error::Runtime(
+                "amax backward lost its saved tensors".into(),
+            )),
+        },
+    )?;
+    Ok(r)
+}
+
 /// `amax(t, dim, keepdim)`.
 pub fn amax(t: &Tensor, dims: Option<&[i64]>, keepdim: bool) -> Result<Tensor> {
-    extreme_reduce("amax", true, t, dims, keepdim)
+    extreme_recorded("AmaxBackward0", "amax", true, t, dims, keepdim)
 }
 
 /// `amin(t, dim, keepdim)`.
 pub fn amin(t: &Tensor, dims: Option<&[i64]>, keepdim: bool) -> Result<Tensor> {
-    extreme_reduce("amin", false, t, dims, keepdim)
+    extreme_recorded("AminBackward0", "amin", false, t, dims, keepdim)
 }
 
 /// `t.max()` / `t.min()` without a dim: a 0-d tensor.
@@ -810,7 +858,12 @@ pub fn max_all(t: &Tensor, is_max: bool) -> Result<Tensor> {
     if t.numel() == 0 {
         return Err(empty_full_reduction(name));
     }
-    extreme_reduce(name, is_max, t, None, false)
+    let node = if is_max {
+        "MaxBackward1"
+    } else {
+        "MinBackward1"
+    };
+    extreme_recorded(node, name, is_max, t, None, false)
 }
 
 /// Index of the first max (`is_max`) or min of a non-empty row; NaN wins.
@@ -836,7 +889,52 @@ pub fn max_dim(t: &Tensor, dim: i64, keepdim: bool, is_max: bool) -> Result<(Ten
     let name = if is_max { "max" } else { "min" };
     let d = reduce_dims(t, Some(&[dim]))?;
     check_nonempty_dims(name, t, &d)?;
-    dispatch!(t.dtype(), T => reduce_pair::<T, T>(t, &d, keepdim, |row| arg_extreme(is_max, row)))
+    let node = if is_max {
+        "MaxBackward0"
+    } else {
+        "MinBackward0"
+    };
+    let rec = float_rec(node, t, true);
+    let (v, i) = dispatch!(t.dtype(), T => reduce_pair::<T, T>(t, &d, keepdim, |row| arg_extreme(is_max, row)))?;
+    if let Some(rec) = rec {
+        let (shape_, idx) = (t.shape().to_vec(), i.clone());
+        let dd = d.first().copied().unwrap_or(0) as i64;
+        rec.finish(&[&v], move |_ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(select_backward(&g, &idx, &shape_, dd, keepdim)?)])
+        });
+    }
+    Ok((v, i))
+}
+
+/// The gradient of an op that picked one element per row along `dim`
+/// (`max(dim)`, `median(dim)`, `kthvalue`): `g` scattered to `indices`.
+pub fn select_backward(
+    g: &Tensor,
+    indices: &Tensor,
+    shape_: &[usize],
+    dim: i64,
+    keepdim: bool,
+) -> Result<Tensor> {
+    let (g, idx) = if keepdim || shape_.is_empty() {
+        (g.clone(), indices.clone())
+    } else {
+        (shape::unsqueeze(g, dim)?, shape::unsqueeze(indices, dim)?)
+    };
+    let z = crate::ops::creation::full(shape_, crate::tensor::Scalar::Int(0), g.dtype())?;
+    if shape_.is_empty() {
+        return shape::reshape(&g, &[]);
+    }
+    crate::ops::gather::scatter_(
+        &z,
+        dim,
+        &idx,
+        crate::ops::gather::Source::Tensor(&g),
+        crate::ops::gather::Reduce::Assign,
+    )?;
+    Ok(z)
 }
 
 /// `argmax`/`argmin`; `dim=None` reduces the flattened tensor.
@@ -916,10 +1014,64 @@ pub fn var_mean(
             om.set(i, mean);
         }
     }))?;
-    Ok((
+    let (v, m) = (
         copy::to_dtype(&v, t.dtype(), false)?,
         copy::to_dtype(&m, t.dtype(), false)?,
-    ))
+    );
+    let node = if take_sqrt {
+        "StdMeanBackward0"
+    } else {
+        "VarMeanBackward0"
+    };
+    if let Some(mut rec) = float_rec(node, t, true) {
+        let ix = rec.save(t)?;
+        let iv = rec.save_output(&v, 0)?;
+        let n = reduced_count(t, &d) as f64;
+        let shape_ = t.shape().to_vec();
+        rec.finish(&[&v, &m], move |ctx, grads| {
+            let mut it = grads.into_iter();
+            let (gv, gm) = (it.next().flatten(), it.next().flatten());
+            let x = ctx.saved(ix)?;
+            let mut total: Option<Tensor> = None;
+            if let Some(gv) = gv {
+                let mean = unreduce(
+                    &mean(
+                        &x,
+                        Some(&d.iter().map(|&k| k as i64).collect::<Vec<_>>()),
+                        true,
+                        None,
+                    )?,
+                    &shape_,
+                    &d,
+                    true,
+                )?;
+                let centered = arith::sub(&x, &mean)?;
+                let gu = unreduce(&gv, &shape_, &d, keepdim)?;
+                let part = if take_sqrt {
+                    let sd = unreduce(&ctx.saved(iv)?, &shape_, &d, keepdim)?;
+                    arith::div(
+                        &arith::mul(&gu, &centered)?,
+                        &arith::scale(&sd, (n - correction).max(0.0))?,
+                    )?
+                } else {
+                    arith::scale(
+                        &arith::mul(&gu, &centered)?,
+                        2.0 / (n - correction).max(0.0),
+                    )?
+                };
+                total = Some(part);
+            }
+            if let Some(gm) = gm {
+                let part = arith::scale(&unreduce(&gm, &shape_, &d, keepdim)?, 1.0 / n)?;
+                total = Some(match total {
+                    Some(t) => arith::add(&t, &part)?,
+                    None => part,
+                });
+            }
+            Ok(vec![total])
+        });
+    }
+    Ok((v, m))
 }
 
 /// `linalg.vector_norm(t, ord, dim, keepdim, dtype)`.
@@ -947,8 +1099,51 @@ pub fn vector_norm(
         }
     }
     let out = dtype.unwrap_or(t.dtype());
+    let rec = float_rec("LinalgVectorNormBackward0", t, true);
+    let r = vector_norm_impl(t, ord, &d, keepdim, out)?;
+    record_reduction(rec, t, &r, d, keepdim, true, true, move |gu, x, y, dims| {
+        let (Some(x), Some(y)) = (x, y) else {
+            return Err(Error::Runtime(
+                "vector_norm backward lost its saved tensors".into(),
+            ));
+        };
+        let x = copy::to_dtype(&x, gu.dtype(), false)?;
+        use crate::ops::binary::BinaryOp::Eq;
+        use crate::ops::unary::Unary::{Abs, Sign};
+        if ord == 0.0 {
+            arith::zeros_like(&x)
+        } else if ord == 1.0 {
+            arith::mul(gu, &arith::un(Sign, &x)?)
+        } else if ord == 2.0 {
+            // x / ||x||, and 0 where the norm is 0.
+            let safe = arith::where_s(&arith::cmp_s(Eq, &y, 0.0)?, &y, 1.0)?;
+            let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
+            arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
+        } else if ord.is_infinite() {
+            let ax = arith::un(Abs, &x)?;
+            let share = evenly(gu, &ax, &y, dims)?;
+            arith::mul(&share, &arith::un(Sign, &x)?)
+        } else {
+            // sign(x) |x|^(p-1) / ||x||^(p-1).
+            let ax = arith::un(Abs, &x)?;
+            let num = arith::mul(&arith::un(Sign, &x)?, &arith::pow_s(&ax, ord - 1.0)?)?;
+            let den = arith::pow_s(&y, ord - 1.0)?;
+            let r = arith::mul(gu, &arith::div(&num, &den)?)?;
+            arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
+        }
+    })?;
+    Ok(r)
+}
+
+fn vector_norm_impl(
+    t: &Tensor,
+    ord: f64,
+    d: &[usize],
+    keepdim: bool,
+    out: DType,
+) -> Result<Tensor> {
     let x = copy::to_dtype(t, out, false)?;
-    let r = dispatch!(x.dtype(), T => reduce_map::<T, f64>(&x, &d, keepdim, 2, |row| {
+    let r = dispatch!(x.dtype(), T => reduce_map::<T, f64>(&x, d, keepdim, 2, |row| {
         let it = row.iter().map(|v| v.to_f64().abs());
         if ord == 2.0 {
             // Scaled to avoid overflow: max * sqrt(sum (x/max)^2).
@@ -978,7 +1173,24 @@ pub fn logsumexp(t: &Tensor, dims: &[i64], keepdim: bool) -> Result<Tensor> {
         default_dtype()
     };
     let d = reduce_dims(t, Some(dims))?;
-    let r = dispatch!(t.dtype(), T => reduce_map::<T, f64>(t, &d, keepdim, 8, |row| {
+    let rec = float_rec("LogsumexpBackward0", t, true);
+    let r = logsumexp_impl(t, &d, keepdim, out)?;
+    record_reduction(rec, t, &r, d, keepdim, true, true, |gu, x, y, _| {
+        match (x, y) {
+            (Some(x), Some(y)) => arith::mul(
+                gu,
+                &arith::un(crate::ops::unary::Unary::Exp, &arith::sub(&x, &y)?)?,
+            ),
+            _ => Err(Error::Runtime(
+                "logsumexp backward lost its saved tensors".into(),
+            )),
+        }
+    })?;
+    Ok(r)
+}
+
+fn logsumexp_impl(t: &Tensor, d: &[usize], keepdim: bool, out: DType) -> Result<Tensor> {
+    let r = dispatch!(t.dtype(), T => reduce_map::<T, f64>(t, d, keepdim, 8, |row| {
         let m = row.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, |a, b| if b.is_nan() || a.is_nan() { f64::NAN } else { a.max(b) });
         if !m.is_finite() {
             // -inf (all -inf or empty), +inf or NaN: the sum is that value.
@@ -1126,4 +1338,76 @@ mod tests {
             assert_eq!(x, want);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Derivatives
+
+/// `g` of a reduction over `dims` (sorted) broadcast back to `shape`.
+pub fn unreduce(g: &Tensor, shape_: &[usize], dims: &[usize], keepdim: bool) -> Result<Tensor> {
+    let mut g = g.clone();
+    if !keepdim {
+        for &d in dims {
+            g = shape::unsqueeze(&g, d as i64)?;
+        }
+    }
+    let sizes: Vec<i64> = shape_.iter().map(|&d| d as i64).collect();
+    shape::expand(&g, &sizes)
+}
+
+/// Records a reduction of `t` over `dims` whose derivative is
+/// `f(ctx, g_unreduced, saved)`.
+fn record_reduction<F>(
+    rec: Option<Recorder>,
+    t: &Tensor,
+    out: &Tensor,
+    dims: Vec<usize>,
+    keepdim: bool,
+    save_input: bool,
+    save_output: bool,
+    f: F,
+) -> Result<()>
+where
+    F: Fn(&Tensor, Option<Tensor>, Option<Tensor>, &[usize]) -> Result<Tensor> + Send + 'static,
+{
+    let Some(mut rec) = rec else { return Ok(()) };
+    let ix = if save_input { Some(rec.save(t)?) } else { None };
+    let iy = if save_output {
+        Some(rec.save_output(out, 0)?)
+    } else {
+        None
+    };
+    let shape_ = t.shape().to_vec();
+    rec.finish(&[out], move |ctx, grads| {
+        let Some(g) = grads.into_iter().next().flatten() else {
+            return Ok(vec![None]);
+        };
+        let x = ix.map(|i| ctx.saved(i)).transpose()?;
+        let y = iy
+            .map(|i| {
+                ctx.saved(i)
+                    .and_then(|y| unreduce(&y, &shape_, &dims, keepdim))
+            })
+            .transpose()?;
+        let gu = unreduce(&g, &shape_, &dims, keepdim)?;
+        Ok(vec![Some(f(&gu, x, y, &dims)?)])
+    });
+    Ok(())
+}
+
+fn float_rec(name: &'static str, t: &Tensor, out_float: bool) -> Option<Recorder> {
+    if out_float && t.dtype().is_floating_point() {
+        Recorder::new(name, &[t])
+    } else {
+        None
+    }
+}
+
+/// Splits the gradient of a max/min equally among the tied elements.
+fn evenly(gu: &Tensor, x: &Tensor, y: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    let mask = arith::cmp(crate::ops::binary::BinaryOp::Eq, x, y)?;
+    let maskf = copy::to_dtype(&mask, gu.dtype(), false)?;
+    let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    let count = sum(&maskf, Some(&d), true, None)?;
+    arith::div(&arith::mul(gu, &maskf)?, &count)
 }

@@ -3,6 +3,7 @@
 
 use smallvec::SmallVec;
 
+use crate::autograd::{record_view, reshape_to, sum_to};
 use crate::error::{wrap_dim, Error, Result};
 use crate::ops::copy;
 use crate::tensor::layout::{dims_from_i64, fmt_i64s, infer_size, Layout, Strides};
@@ -15,35 +16,65 @@ pub fn view(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
             "view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead.".into(),
         )
     })?;
-    t.view_with(Layout {
+    let out = t.view_with(Layout {
         shape,
         strides,
         offset: t.offset(),
-    })
+    })?;
+    let new = sizes.to_vec();
+    record_view(
+        "ViewBackward0",
+        t,
+        &out,
+        move |x| view(x, &new),
+        Some(reshape_to(t.shape())),
+    );
+    Ok(out)
 }
 
 /// `reshape`: a view when the strides allow it, else a copy.
 pub fn reshape(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
     let shape = infer_size(sizes, t.numel())?;
-    match t.layout().view_strides(&shape) {
-        Some(strides) => t.view_with(Layout {
-            shape,
-            strides,
-            offset: t.offset(),
-        }),
-        None => {
-            let c = copy::contiguous_copy(t)?;
-            c.view_with(Layout::contiguous(&shape))
-        }
+    if t.layout().view_strides(&shape).is_some() {
+        return view(t, sizes);
     }
+    // A copy: differentiable through `clone`, then a view of the copy.
+    let c = copy::clone_contiguous(t)?;
+    view(&c, sizes)
 }
 
 pub fn permute(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
-    t.view_with(t.layout().permute(dims)?)
+    let out = t.view_with(t.layout().permute(dims)?)?;
+    let n = t.ndim();
+    let wrapped: Vec<usize> = dims
+        .iter()
+        .map(|&d| wrap_dim(d, n))
+        .collect::<Result<_>>()?;
+    let mut inverse = vec![0i64; n];
+    for (i, &d) in wrapped.iter().enumerate() {
+        inverse[d] = i as i64;
+    }
+    let fwd = dims.to_vec();
+    record_view(
+        "PermuteBackward0",
+        t,
+        &out,
+        move |x| permute(x, &fwd),
+        Some(Box::new(move |g| permute(g, &inverse))),
+    );
+    Ok(out)
 }
 
 pub fn transpose(t: &Tensor, d0: i64, d1: i64) -> Result<Tensor> {
-    t.view_with(t.layout().transpose(d0, d1)?)
+    let out = t.view_with(t.layout().transpose(d0, d1)?)?;
+    record_view(
+        "TransposeBackward0",
+        t,
+        &out,
+        move |x| transpose(x, d0, d1),
+        Some(Box::new(move |g| transpose(g, d0, d1))),
+    );
+    Ok(out)
 }
 
 /// `t()`: transpose of a tensor with at most 2 dims.
@@ -55,9 +86,13 @@ pub fn t(x: &Tensor) -> Result<Tensor> {
         )));
     }
     if x.ndim() < 2 {
-        return Ok(x.alias());
+        let out = x.view_with(x.layout().clone())?;
+        record_view("TBackward0", x, &out, |v| t(v), Some(Box::new(|g| t(g))));
+        return Ok(out);
     }
-    transpose(x, 0, 1)
+    let out = x.view_with(x.layout().transpose(0, 1)?)?;
+    record_view("TBackward0", x, &out, |v| t(v), Some(Box::new(|g| t(g))));
+    Ok(out)
 }
 
 /// `.mT`: transpose of the last two dims.
@@ -72,18 +107,49 @@ pub fn matrix_t(x: &Tensor) -> Result<Tensor> {
 }
 
 pub fn expand(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
-    t.view_with(t.layout().expand(sizes)?)
+    let out = t.view_with(t.layout().expand(sizes)?)?;
+    let (fwd, shape) = (sizes.to_vec(), t.shape().to_vec());
+    record_view(
+        "ExpandBackward0",
+        t,
+        &out,
+        move |x| expand(x, &fwd),
+        Some(Box::new(move |g| sum_to(g, &shape))),
+    );
+    Ok(out)
 }
 
 pub fn squeeze(t: &Tensor, dims: Option<&[i64]>) -> Result<Tensor> {
     let wrapped: Option<Vec<usize>> = dims
         .map(|ds| ds.iter().map(|&d| wrap_dim(d, t.ndim())).collect())
         .transpose()?;
-    t.view_with(t.layout().squeeze_dims(wrapped.as_deref()))
+    let out = t.view_with(t.layout().squeeze_dims(wrapped.as_deref()))?;
+    let name = match dims {
+        None => "SqueezeBackward0",
+        Some([_]) => "SqueezeBackward1",
+        Some(_) => "SqueezeBackward2",
+    };
+    let fwd = dims.map(|d| d.to_vec());
+    record_view(
+        name,
+        t,
+        &out,
+        move |x| squeeze(x, fwd.as_deref()),
+        Some(reshape_to(t.shape())),
+    );
+    Ok(out)
 }
 
 pub fn unsqueeze(t: &Tensor, dim: i64) -> Result<Tensor> {
-    t.view_with(t.layout().unsqueeze(dim)?)
+    let out = t.view_with(t.layout().unsqueeze(dim)?)?;
+    record_view(
+        "UnsqueezeBackward0",
+        t,
+        &out,
+        move |x| unsqueeze(x, dim),
+        Some(reshape_to(t.shape())),
+    );
+    Ok(out)
 }
 
 pub fn flatten(t: &Tensor, start: i64, end: i64) -> Result<Tensor> {
@@ -97,7 +163,7 @@ pub fn flatten(t: &Tensor, start: i64, end: i64) -> Result<Tensor> {
         ));
     }
     if s == e {
-        return Ok(t.alias());
+        return view(t, &t.shape().iter().map(|&d| d as i64).collect::<Vec<_>>());
     }
     let mut sizes: Vec<i64> = t.shape()[..s].iter().map(|&d| d as i64).collect();
     sizes.push(t.shape()[s..=e].iter().product::<usize>() as i64);
@@ -125,15 +191,45 @@ pub fn unflatten(t: &Tensor, dim: i64, sizes: &[i64]) -> Result<Tensor> {
 }
 
 pub fn narrow(t: &Tensor, dim: i64, start: i64, length: i64) -> Result<Tensor> {
-    t.view_with(t.layout().narrow(dim, start, length)?)
+    let out = t.view_with(t.layout().narrow(dim, start, length)?)?;
+    // A negative start counts from the end of the input's dim.
+    let start = if start < 0 && t.ndim() > 0 {
+        start + t.shape()[wrap_dim(dim, t.ndim())?] as i64
+    } else {
+        start
+    };
+    record_view(
+        "SliceBackward0",
+        t,
+        &out,
+        move |x| narrow(x, dim, start, length),
+        None,
+    );
+    Ok(out)
 }
 
 pub fn select(t: &Tensor, dim: i64, index: i64) -> Result<Tensor> {
-    t.view_with(t.layout().select(dim, index)?)
+    let out = t.view_with(t.layout().select(dim, index)?)?;
+    record_view(
+        "SelectBackward0",
+        t,
+        &out,
+        move |x| select(x, dim, index),
+        None,
+    );
+    Ok(out)
 }
 
 pub fn unfold(t: &Tensor, dim: i64, size: i64, step: i64) -> Result<Tensor> {
-    t.view_with(t.layout().unfold(dim, size, step)?)
+    let out = t.view_with(t.layout().unfold(dim, size, step)?)?;
+    record_view(
+        "UnfoldBackward0",
+        t,
+        &out,
+        move |x| unfold(x, dim, size, step),
+        None,
+    );
+    Ok(out)
 }
 
 pub fn as_strided(t: &Tensor, size: &[i64], stride: &[i64], offset: Option<i64>) -> Result<Tensor> {
@@ -152,11 +248,23 @@ pub fn as_strided(t: &Tensor, size: &[i64], stride: &[i64], offset: Option<i64>)
             "Tensor: invalid storage offset {offset}"
         )));
     }
-    t.view_with(Layout {
+    let out = t.view_with(Layout {
         shape,
         strides,
         offset: offset as usize,
-    })
+    })?;
+    // The geometry is in storage terms; the derivative replays it on a
+    // fresh tensor shaped like the input, relative to the input's offset.
+    let (size, stride) = (size.to_vec(), stride.to_vec());
+    let rel = offset - t.offset() as i64;
+    record_view(
+        "AsStridedBackward0",
+        t,
+        &out,
+        move |x| as_strided(x, &size, &stride, Some(x.offset() as i64 + rel)),
+        None,
+    );
+    Ok(out)
 }
 
 /// `diagonal(offset, dim1, dim2)` as a view.
@@ -194,9 +302,17 @@ pub fn diagonal(t: &Tensor, offset: i64, d1: i64, d2: i64) -> Result<Tensor> {
     }
     shape.push(len as usize);
     strides.push(l.strides[a] + l.strides[b]);
-    t.view_with(Layout {
+    let out = t.view_with(Layout {
         shape,
         strides,
         offset: off as usize,
-    })
+    })?;
+    record_view(
+        "DiagonalBackward0",
+        t,
+        &out,
+        move |x| diagonal(x, offset, d1, d2),
+        None,
+    );
+    Ok(out)
 }

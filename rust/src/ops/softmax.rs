@@ -10,8 +10,39 @@ use crate::ops::{copy, shape};
 use crate::tensor::{DType, Element, Tensor};
 
 /// `softmax(x, dim)` (`log = false`) or `log_softmax(x, dim)`, computed in
-/// `dtype` when given.
+/// `dtype` when given. Derivatives: `y * (g - sum(g * y))` and
+/// `g - exp(y) * sum(g)` along `dim`.
 pub fn softmax(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<Tensor> {
+    let name = if log {
+        "LogSoftmaxBackward0"
+    } else {
+        "SoftmaxBackward0"
+    };
+    let rec = crate::autograd::Recorder::new(name, &[x]);
+    let out = softmax_impl(x, dim, log, dtype)?;
+    if let Some(mut rec) = rec {
+        let iy = rec.save_output(&out, 0)?;
+        rec.finish(&[&out], move |ctx, grads| {
+            use crate::ops::arith::{mul, sub, un};
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let y = ctx.saved(iy)?;
+            let d = [dim];
+            let gx = if log {
+                let s = crate::ops::reduce::sum(&g, Some(&d), true, None)?;
+                sub(&g, &mul(&un(crate::ops::unary::Unary::Exp, &y)?, &s)?)?
+            } else {
+                let s = crate::ops::reduce::sum(&mul(&g, &y)?, Some(&d), true, None)?;
+                mul(&y, &sub(&g, &s)?)?
+            };
+            Ok(vec![Some(gx)])
+        });
+    }
+    Ok(out)
+}
+
+fn softmax_impl(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<Tensor> {
     let dtype = dtype.unwrap_or(x.dtype());
     if !dtype.is_floating_point() {
         return Err(Error::Runtime(format!(
@@ -29,7 +60,7 @@ pub fn softmax(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<
     if d != last {
         // Other dims: move `dim` last, softmax rows, move it back.
         let moved = shape::transpose(x, d as i64, last as i64)?;
-        let r = softmax(&moved, -1, log, Some(dtype))?;
+        let r = softmax_impl(&moved, -1, log, Some(dtype))?;
         return copy::contiguous(&shape::transpose(&r, d as i64, last as i64)?);
     }
     let src = copy::contiguous(&copy::to_dtype(x, dtype, false)?)?;

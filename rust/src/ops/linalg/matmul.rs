@@ -313,6 +313,49 @@ fn product(a: &Tensor, b: &Tensor, batch: &[usize]) -> Result<Tensor> {
     })
 }
 
+/// Records a product op `out = f(a, b)` whose gradients are
+/// `ga = g @ b^T` and `gb = a^T @ g` in terms of `prod` (mm or bmm).
+fn record_product(
+    rec: Option<crate::autograd::Recorder>,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    prod: fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<()> {
+    let Some(mut rec) = rec else { return Ok(()) };
+    let ia = if rec.needs(1) {
+        Some(rec.save(a)?)
+    } else {
+        None
+    };
+    let ib = if rec.needs(0) {
+        Some(rec.save(b)?)
+    } else {
+        None
+    };
+    rec.finish(&[out], move |ctx, grads| {
+        let Some(g) = grads.into_iter().next().flatten() else {
+            return Ok(vec![None, None]);
+        };
+        let ga = match ib {
+            Some(i) if ctx.needs(0) => Some(prod(
+                &g,
+                &crate::ops::shape::transpose(&ctx.saved(i)?, -2, -1)?,
+            )?),
+            _ => None,
+        };
+        let gb = match ia {
+            Some(i) if ctx.needs(1) => Some(prod(
+                &crate::ops::shape::transpose(&ctx.saved(i)?, -2, -1)?,
+                &g,
+            )?),
+            _ => None,
+        };
+        Ok(vec![ga, gb])
+    });
+    Ok(())
+}
+
 /// `torch.mm`.
 pub fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.ndim() != 2 {
@@ -321,7 +364,10 @@ pub fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if b.ndim() != 2 {
         return Err(Error::Runtime("mat2 must be a matrix".into()));
     }
-    mm_checked(a, b)
+    let rec = crate::autograd::Recorder::new("MmBackward0", &[a, b]);
+    let out = mm_checked(a, b)?;
+    record_product(rec, a, b, &out, mm)?;
+    Ok(out)
 }
 
 fn mm_checked(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -354,11 +400,19 @@ pub fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             sa[0], sa[2], sb[0], sb[1]
         )));
     }
-    product(a, b, &sa[..1])
+    let rec = crate::autograd::Recorder::new("BmmBackward0", &[a, b]);
+    let out = product(a, b, &sa[..1])?;
+    record_product(rec, a, b, &out, bmm)?;
+    Ok(out)
 }
 
 /// `torch.mv`.
 pub fn mv(a: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if crate::autograd::needs_grad(&[a, v]) {
+        mv_checks(a, v)?;
+        let col = crate::ops::shape::unsqueeze(v, 1)?;
+        return crate::ops::shape::squeeze(&mm(a, &col)?, Some(&[1]));
+    }
     let (m, k) = mv_checks(a, v)?;
     let col = view(v, &[k, 1], &[v.strides()[0], 1])?;
     let out = product(a, &col, &[])?;
@@ -407,6 +461,9 @@ fn dot_impl(name: &str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         )));
     }
     not_bool(name, a.dtype())?;
+    if crate::autograd::needs_grad(&[a, b]) {
+        return crate::ops::reduce::sum(&crate::ops::arith::mul(a, b)?, None, false, None);
+    }
     let row = view(a, &[1, n], &[1, a.strides()[0]])?;
     let col = view(b, &[n, 1], &[b.strides()[0], 1])?;
     let out = product(&row, &col, &[])?;
@@ -436,6 +493,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         (1, 1) => return dot(a, b),
         (2, 1) => return mv(a, b),
         (2, 2) => return mm(a, b),
+        _ if crate::autograd::needs_grad(&[a, b]) => return matmul_composite(a, b),
         (1, 2) => {
             let row = view(a, &[1, a.shape()[0]], &[0, a.strides()[0]])?;
             let out = mm_checked(&row, b)?;
@@ -499,6 +557,55 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     view(&out, &shape, &strides)
 }
 
+/// `matmul` from differentiable ops (as PyTorch's composite matmul): 1-D
+/// operands unsqueezed, batch dims broadcast and folded, one `bmm` (or
+/// `mm` when `b` is a matrix).
+fn matmul_composite(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    use crate::ops::shape::{expand, reshape, squeeze, unsqueeze};
+    let (na, nb) = (a.ndim(), b.ndim());
+    let a2 = if na == 1 { unsqueeze(a, 0)? } else { a.clone() };
+    let b2 = if nb == 1 { unsqueeze(b, 1)? } else { b.clone() };
+    let (sa, sb) = (a2.shape().to_vec(), b2.shape().to_vec());
+    let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (kb, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    if k != kb {
+        return Err(Error::Runtime(format!(
+            "mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {kb}x{n})"
+        )));
+    }
+    let out = if nb <= 2 {
+        let rows: usize = sa[..sa.len() - 1].iter().product();
+        let folded = reshape(&a2, &[rows as i64, k as i64])?;
+        let prod = mm(&folded, &b2)?;
+        let mut shape: Vec<i64> = sa[..sa.len() - 1].iter().map(|&d| d as i64).collect();
+        shape.push(n as i64);
+        reshape(&prod, &shape)?
+    } else {
+        let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
+        let count: usize = batch.iter().product();
+        let mut ea: Vec<i64> = batch.iter().map(|&d| d as i64).collect();
+        let mut eb = ea.clone();
+        ea.extend([m as i64, k as i64]);
+        eb.extend([k as i64, n as i64]);
+        let a3 = reshape(&expand(&a2, &ea)?, &[count as i64, m as i64, k as i64])?;
+        let b3 = reshape(&expand(&b2, &eb)?, &[count as i64, k as i64, n as i64])?;
+        let prod = bmm(&a3, &b3)?;
+        let mut shape: Vec<i64> = batch.iter().map(|&d| d as i64).collect();
+        shape.extend([m as i64, n as i64]);
+        reshape(&prod, &shape)?
+    };
+    let out = if na == 1 {
+        squeeze(&out, Some(&[-2]))?
+    } else {
+        out
+    };
+    if nb == 1 {
+        squeeze(&out, Some(&[-1]))
+    } else {
+        Ok(out)
+    }
+}
+
 /// `beta * input + alpha * (a @ b)` over batch `batch` with `input`
 /// broadcast to the result: the shared body of the `add*` ops.
 fn add_product(
@@ -557,7 +664,43 @@ pub fn addmm(
             sa[0], sa[1], sb[0], sb[1]
         )));
     }
-    add_product(input, mat1, mat2, &[], beta, alpha)
+    let rec = crate::autograd::Recorder::new("AddmmBackward0", &[input, mat1, mat2]);
+    let out = add_product(input, mat1, mat2, &[], beta, alpha)?;
+    if let Some(mut rec) = rec {
+        let i1 = if rec.needs(2) {
+            Some(rec.save(mat1)?)
+        } else {
+            None
+        };
+        let i2 = if rec.needs(1) {
+            Some(rec.save(mat2)?)
+        } else {
+            None
+        };
+        let (beta, alpha) = (beta.to_f64(), alpha.to_f64());
+        rec.finish(&[&out], move |ctx, grads| {
+            use crate::ops::arith::scale;
+            use crate::ops::shape::t;
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None, None]);
+            };
+            let gi = if ctx.needs(0) {
+                Some(scale(&g, beta)?)
+            } else {
+                None
+            };
+            let g1 = match i2 {
+                Some(i) if ctx.needs(1) => Some(scale(&mm(&g, &t(&ctx.saved(i)?)?)?, alpha)?),
+                _ => None,
+            };
+            let g2 = match i1 {
+                Some(i) if ctx.needs(2) => Some(scale(&mm(&t(&ctx.saved(i)?)?, &g)?, alpha)?),
+                _ => None,
+            };
+            Ok(vec![gi, g1, g2])
+        });
+    }
+    Ok(out)
 }
 
 /// `torch.addmv`: `beta * input + alpha * (mat @ vec)`.
@@ -569,6 +712,9 @@ pub fn addmv(
     alpha: Scalar,
 ) -> Result<Tensor> {
     let (m, k) = mv_checks(mat, vec)?;
+    if crate::autograd::needs_grad(&[input, mat, vec]) {
+        return add_scaled(input, &mv(mat, vec)?, beta, alpha);
+    }
     let col = view(vec, &[k, 1], &[vec.strides()[0], 1])?;
     let inp = if input.ndim() == 1 {
         view(input, &[input.shape()[0], 1], &[input.strides()[0], 0])?
@@ -596,7 +742,22 @@ pub fn baddbmm(
     alpha: Scalar,
 ) -> Result<Tensor> {
     bmm_checks(batch1, batch2)?;
+    if crate::autograd::needs_grad(&[input, batch1, batch2]) {
+        return add_scaled(input, &bmm(batch1, batch2)?, beta, alpha);
+    }
     add_product(input, batch1, batch2, &batch1.shape()[..1], beta, alpha)
+}
+
+/// `beta * input + alpha * product` from differentiable ops (the `add*`
+/// family under autograd; the fused GEMM path serves the rest).
+fn add_scaled(input: &Tensor, product: &Tensor, beta: Scalar, alpha: Scalar) -> Result<Tensor> {
+    use crate::ops::arith::{add, scale};
+    let p = scale(product, alpha.to_f64())?;
+    if beta.to_f64() == 0.0 {
+        // beta = 0 ignores input entirely (NaNs included), as PyTorch.
+        return add(&crate::ops::arith::zeros_like(input)?, &p);
+    }
+    add(&scale(input, beta.to_f64())?, &p)
 }
 
 fn bmm_checks(a: &Tensor, b: &Tensor) -> Result<()> {
@@ -628,6 +789,10 @@ pub fn addbmm(
     alpha: Scalar,
 ) -> Result<Tensor> {
     bmm_checks(batch1, batch2)?;
+    if crate::autograd::needs_grad(&[input, batch1, batch2]) {
+        let summed = crate::ops::reduce::sum(&bmm(batch1, batch2)?, Some(&[0]), false, None)?;
+        return add_scaled(input, &summed, beta, alpha);
+    }
     let (bs, m, k) = (batch1.shape()[0], batch1.shape()[1], batch1.shape()[2]);
     let n = batch2.shape()[2];
     let wide = copy::contiguous_copy(&batch1.view_with(batch1.layout().permute(&[1, 0, 2])?)?)?;
