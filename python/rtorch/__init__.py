@@ -134,5 +134,7 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-from rtorch import cuda, linalg, testing  # noqa: E402
+from rtorch import _utils, cuda, linalg, nn, serialization, storage, testing  # noqa: E402  # noqa: E402
 from rtorch._ops import *  # noqa: F403
+from rtorch.serialization import load, save  # noqa: E402
+from rtorch.storage import TypedStorage, UntypedStorage  # noqa: E402
