@@ -134,12 +134,17 @@ def clear_user_globals() -> None:
     _user_globals.clear()
 
 
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """Python 3's name for a global that protocol 2 wrote under its Python 2
+    name (``commands.Popen`` is ``subprocess.Popen``)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 def resolve(module: str, name: str) -> Any:
     """The object a GLOBAL refers to, or ``UnpicklingError`` naming it."""
-    if (module, name) in _compat_pickle.NAME_MAPPING:
-        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-    elif module in _compat_pickle.IMPORT_MAPPING:
-        module = _compat_pickle.IMPORT_MAPPING[module]
+    module, name = python3_name(module, name)
     full = f"{module}.{name}"
     if module in BLOCKED_MODULES:
         raise UnpicklingError(

@@ -188,7 +188,9 @@ class ZipReader:
 
     def _decode_name(self, raw: bytes, flags: int) -> str:
         try:
-            return raw.decode("utf-8" if flags & _UTF8 else "cp437")
+            if flags & _UTF8 or raw.isascii():
+                return raw.decode("utf-8")
+            return raw.decode("cp437")  # the zip default for names not flagged UTF-8
         except UnicodeDecodeError:
             raise self.error(f"entry name {raw!r} is not valid UTF-8") from None
 

@@ -134,19 +134,19 @@ def get_unsafe_globals_in_checkpoint(f: FileLike) -> list[str]:
     try:
         for op, arg, _ in pickletools.genops(data):
             if op.name == "GLOBAL":
-                full = arg.replace(" ", ".")
+                module, _, attr = arg.partition(" ")
             elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                full = f"{strings[-2]}.{strings[-1]}"
+                module, attr = strings[-2], strings[-1]
             else:
                 if isinstance(arg, str):
                     strings.append(arg)
                 continue
-            module, _, attr = full.rpartition(".")
+            module, attr = _wo.python3_name(module, attr)
             try:
                 _wo.resolve(module, attr)
             except pickle.UnpicklingError:
-                if full not in found:
-                    found.append(full)
+                if f"{module}.{attr}" not in found:
+                    found.append(f"{module}.{attr}")
     except ValueError as e:
         raise CheckpointError(f"cannot read checkpoint {name!r}: malformed data.pkl: {e}") from e
     return found
