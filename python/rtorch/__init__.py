@@ -134,7 +134,25 @@ def broadcast_shapes(*shapes: Any) -> Size:
     return Size(result)
 
 
-from rtorch import _utils, cuda, linalg, nn, serialization, storage, testing  # noqa: E402  # noqa: E402
+from rtorch import cuda, linalg, testing  # noqa: E402
 from rtorch._ops import *  # noqa: F403
-from rtorch.serialization import load, save  # noqa: E402
-from rtorch.storage import TypedStorage, UntypedStorage  # noqa: E402
+
+# Loaded on first use, keeping `import rtorch` to the extension and the core
+# API (serialization alone would add ~20 ms of imports: pickle, zlib...).
+_LAZY_SUBMODULES = ("nn", "serialization", "storage")
+_LAZY_ATTRS = {
+    "save": "serialization",
+    "load": "serialization",
+    "UntypedStorage": "storage",
+    "TypedStorage": "storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"rtorch.{name}")
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f"rtorch.{_LAZY_ATTRS[name]}"), name)
+    raise AttributeError(f"module 'rtorch' has no attribute {name!r}")

@@ -115,6 +115,14 @@ def new_tensor(self: Tensor, data: Any, *, dtype=None, device=None, requires_gra
     )
 
 
+def untyped_storage(self: Tensor) -> Any:
+    """The storage under this tensor (an ``rtorch.UntypedStorage``), shared
+    with it and with every view of it."""
+    from rtorch.storage import UntypedStorage
+
+    return UntypedStorage._wrap(self._storage_bytes())
+
+
 def _install() -> None:
     methods = {
         "__array__": __array__,
@@ -139,6 +147,7 @@ def _install() -> None:
         "new_ones": _new_factory(_C.ones),
         "new_full": new_full,
         "new_tensor": new_tensor,
+        "untyped_storage": untyped_storage,
     }
     for name, fn in methods.items():
         fn.__name__ = name

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 ALIGNMENT = 64
 # Sizes and counts at which the zip64 records take over; tests lower them to
@@ -42,8 +41,7 @@ class CheckpointError(RuntimeError):
     """
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One stored file of the archive: where its bytes are and their CRC-32."""
 
     name: str

@@ -160,11 +160,3 @@ class TypedStorage:
 
     def __repr__(self) -> str:
         return f"rtorch.storage.TypedStorage(dtype={self.dtype}, size={self.size()})"
-
-
-def _untyped_storage(self: Tensor) -> UntypedStorage:
-    """The storage under this tensor, shared with it and with its views."""
-    return UntypedStorage._wrap(self._storage_bytes())
-
-
-Tensor.untyped_storage = _untyped_storage

@@ -429,3 +429,28 @@ def test_zip_reader_handles_checkpoint_written_by_zipfile():
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("top/data.pkl", pkl)
     assert rtorch.load(io.BytesIO(buf.getvalue())) == {"n": 1}
+
+
+def test_untyped_storage_is_the_whole_shared_storage():
+    base = rtorch.arange(6, dtype=rtorch.int32)
+    s = base[2:4].untyped_storage()
+    assert isinstance(s, rtorch.UntypedStorage)
+    assert s.nbytes() == len(s) == 24 and s.device == rtorch.device("cpu")
+    assert s.data_ptr() == base.data_ptr()
+    assert s.tolist()[8:12] == [2, 0, 0, 0]
+    typed = rtorch.TypedStorage(wrap_storage=s, dtype=rtorch.int16)
+    assert typed.size() == 12
+    np.testing.assert_array_equal(typed._flat().numpy(), base.numpy().view(np.int16))
+    with pytest.raises(RuntimeError, match="not compiled with CUDA"):
+        s.cuda()
+
+
+def test_import_rtorch_does_not_load_serialization():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rtorch; print('rtorch.serialization' in sys.modules, 'pickle' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

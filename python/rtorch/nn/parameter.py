@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 import rtorch
+import rtorch._utils
 from rtorch._C import Tensor
 
 __all__ = ["Parameter"]
