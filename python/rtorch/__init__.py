@@ -139,7 +139,7 @@ from rtorch._ops import *  # noqa: F403
 
 # Loaded on first use, keeping `import rtorch` to the extension and the core
 # API (serialization alone would add ~20 ms of imports: pickle, zlib...).
-_LAZY_SUBMODULES = ("nn", "serialization", "storage")
+_LAZY_SUBMODULES = ("nn", "serialization", "storage", "utils")
 _LAZY_ATTRS = {
     "save": "serialization",
     "load": "serialization",

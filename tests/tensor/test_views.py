@@ -922,3 +922,9 @@ def test_view_dtype_of_other_size_reinterprets_bytes_as_numpy(src, dst):
 def test_view_dtype_of_other_size_refuses_layouts_as_pytorch(make, message):
     with pytest.raises(RuntimeError, match=re.escape(message)):
         make().view(rtorch.float32)
+
+
+def test_empty_tensor_is_contiguous_whatever_its_strides():
+    # NumPy gives empty arrays zero strides; PyTorch calls any empty tensor contiguous.
+    assert rtorch.from_numpy(np.zeros((0, 2), np.float32)).is_contiguous()
+    assert rtorch.zeros(3, 0).as_strided((3, 0), (5, 7)).is_contiguous()
