@@ -278,7 +278,10 @@ def load(data: bytes) -> dict[str, Tensor]:
 
 
 def load_file(filename: str | os.PathLike, device: Any = "cpu") -> dict[str, Tensor]:
-    """The tensors of the safetensors file ``filename``, read into memory.
+    """The tensors of the safetensors file ``filename``.
+
+    As in the ``safetensors`` package, the file is memory-mapped: each tensor
+    is a copy-on-write view of it, read from disk when first touched.
 
     Args:
         filename: the file to read.
@@ -293,25 +296,8 @@ def load_file(filename: str | os.PathLike, device: Any = "cpu") -> dict[str, Ten
         >>> load_file(path)
         {'w': tensor([1.])}
     """
-    _check_device(device)
-    with open(filename, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(8)
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-        # Read the header only once its length is known to be acceptable.
-        if len(head) == 8 and n <= MAX_HEADER_SIZE and 8 + n <= size:
-            head += f.read(n)
-        start, entries, _ = _parse(head, size, repr(os.fspath(filename)))
-        out = {}
-        for name, info in entries.items():
-            begin, end = info["data_offsets"]
-            raw = rtorch.empty(end - begin, dtype=rtorch.uint8)
-            if end > begin:
-                f.seek(start + begin)
-                if f.readinto(raw.numpy()) != end - begin:
-                    raise SafetensorError(f"{os.fspath(filename)!r} was truncated while reading")
-            out[name] = _tensor(raw, name, info)
-    return out
+    with safe_open(filename, framework="rt", device=device) as f:
+        return {name: f.get_tensor(name) for name in f.offset_keys()}
 
 
 def _check_device(device: Any) -> None:
