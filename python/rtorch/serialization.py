@@ -531,9 +531,10 @@ def load(
     """Loads an object saved with :func:`save` or with PyTorch's ``torch.save``.
 
     .. warning::
-        With ``weights_only=False`` this uses Python's unpickler, which can
-        run arbitrary code hidden in the file. **Never load data from an
-        untrusted source** that way. The default, ``weights_only=True``,
+        :func:`torch.load()` uses an unpickler under the hood. **Never load
+        data from an untrusted source.** With ``weights_only=False`` that is
+        Python's own unpickler, which can run arbitrary code hidden in the
+        file; use it only for files you trust. The default, ``weights_only=True``,
         only rebuilds tensors, ``Parameter``\\ s, containers, numbers,
         strings, ``Size``, dtypes, devices and globals allowed with
         :func:`rtorch.serialization.add_safe_globals`; anything else raises
