@@ -143,3 +143,23 @@ from rtorch.autograd.grad_mode import (  # noqa: E402
     set_grad_enabled,
 )
 from rtorch._ops import *  # noqa: F403
+
+# Loaded on first use, keeping `import rtorch` to the extension and the core
+# API (serialization alone would add ~20 ms of imports: pickle, zlib...).
+_LAZY_SUBMODULES = ("nn", "serialization", "storage", "utils")
+_LAZY_ATTRS = {
+    "save": "serialization",
+    "load": "serialization",
+    "UntypedStorage": "storage",
+    "TypedStorage": "storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"rtorch.{name}")
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f"rtorch.{_LAZY_ATTRS[name]}"), name)
+    raise AttributeError(f"module 'rtorch' has no attribute {name!r}")

@@ -198,6 +198,14 @@ def register_hook(self: Tensor, hook: Any) -> RemovableHandle:
     return RemovableHandle(self, self._register_hook(hook))
 
 
+def untyped_storage(self: Tensor) -> Any:
+    """The storage under this tensor (an ``rtorch.UntypedStorage``), shared
+    with it and with every view of it."""
+    from rtorch.storage import UntypedStorage
+
+    return UntypedStorage._wrap(self._storage_bytes())
+
+
 def _install() -> None:
     methods = {
         "__array__": __array__,
@@ -224,6 +232,7 @@ def _install() -> None:
         "new_ones": _new_factory(_C.ones),
         "new_full": new_full,
         "new_tensor": new_tensor,
+        "untyped_storage": untyped_storage,
     }
     for name, fn in methods.items():
         fn.__name__ = name

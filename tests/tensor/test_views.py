@@ -881,3 +881,50 @@ def test_data_ptr_of_view_is_base_plus_offset_times_itemsize():
     v = base[1:, 2:]
     assert v.storage_offset() == 7
     assert v.data_ptr() == base.data_ptr() + 7 * 8
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        (rtorch.uint8, rtorch.float32),
+        (rtorch.float32, rtorch.uint8),
+        (rtorch.int16, rtorch.float64),
+        (rtorch.float64, rtorch.int16),
+        (rtorch.bfloat16, rtorch.int32),
+    ],
+)
+def test_view_dtype_of_other_size_reinterprets_bytes_as_numpy(src, dst):
+    np_of = {rtorch.bfloat16: np.uint16}
+    base = rtorch.arange(48, dtype=rtorch.int64).view(4, 12).to(src)
+    v = base[1:3].view(dst)
+    a = base.numpy() if src not in np_of else base.view(rtorch.int16).numpy().view(np.uint16)
+    expected = a[1:3].view(np_of.get(dst, rtorch.zeros(0, dtype=dst).numpy().dtype))
+    if dst in np_of:
+        got = v.view(rtorch.int16).numpy().view(np.uint16)
+    else:
+        got = v.numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert v.stride() == np_strides(expected)
+    assert v.storage_offset() * dst.itemsize == base[1:3].storage_offset() * src.itemsize
+    assert v._is_view_of(base)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: rtorch.tensor(1, dtype=rtorch.uint8), "self.dim() cannot be 0"),
+        (lambda: rtorch.zeros(4, 4, dtype=rtorch.uint8).t(), "self.stride(-1) must be 1"),
+        (lambda: rtorch.zeros(3, 6, dtype=rtorch.uint8), "self.size(-1) must be divisible by 4"),
+        (lambda: rtorch.zeros(20, dtype=rtorch.uint8)[1:17], "storage_offset() must be divisible"),
+        (lambda: rtorch.zeros(3, 6, dtype=rtorch.uint8)[:, :4], "self.stride(0) must be divisible"),
+    ],
+)
+def test_view_dtype_of_other_size_refuses_layouts_as_pytorch(make, message):
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        make().view(rtorch.float32)
+
+
+def test_empty_tensor_is_contiguous_whatever_its_strides():
+    # NumPy gives empty arrays zero strides; PyTorch calls any empty tensor contiguous.
+    assert rtorch.from_numpy(np.zeros((0, 2), np.float32)).is_contiguous()
+    assert rtorch.zeros(3, 0).as_strided((3, 0), (5, 7)).is_contiguous()

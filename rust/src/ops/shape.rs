@@ -7,7 +7,7 @@ use crate::autograd::{record_view, reshape_to, sum_to};
 use crate::error::{wrap_dim, Error, Result};
 use crate::ops::copy;
 use crate::tensor::layout::{dims_from_i64, fmt_i64s, infer_size, Layout, Strides};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 pub fn view(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
     let shape = infer_size(sizes, t.numel())?;
@@ -30,6 +30,70 @@ pub fn view(t: &Tensor, sizes: &[i64]) -> Result<Tensor> {
         Some(reshape_to(t.shape())),
     );
     Ok(out)
+}
+
+/// `view(dtype)`: the same bytes read as another dtype. When the element
+/// sizes differ the last dimension is rescaled, so it must be dense (PyTorch's
+/// rule); the checks and messages are PyTorch's.
+pub fn view_dtype(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (old, new) = (t.dtype().size(), dtype.size());
+    if old == new {
+        return Tensor::from_parts(t.storage().clone(), t.layout().clone(), dtype);
+    }
+    let what = format!(
+        "to view {} as {} (different element sizes)",
+        t.dtype().scalar_name(),
+        dtype.scalar_name()
+    );
+    let n = t.ndim();
+    if n == 0 {
+        return Err(Error::Runtime(format!("self.dim() cannot be 0 {what}")));
+    }
+    if t.strides()[n - 1] != 1 {
+        return Err(Error::Runtime(format!(
+            "self.stride(-1) must be 1 {what}, but got {}",
+            t.strides()[n - 1]
+        )));
+    }
+    let mut layout = t.layout().clone();
+    if old > new {
+        let ratio = old / new;
+        // The layout fits the storage, so these only overflow for strides of
+        // size-0/1 dims; refuse rather than wrap.
+        let overflow = || Error::Runtime(format!("view(dtype): layout overflows {what}"));
+        layout.shape[n - 1] = layout.shape[n - 1]
+            .checked_mul(ratio)
+            .ok_or_else(overflow)?;
+        for s in &mut layout.strides[..n - 1] {
+            *s = s.checked_mul(ratio as isize).ok_or_else(overflow)?;
+        }
+        layout.offset = layout.offset.checked_mul(ratio).ok_or_else(overflow)?;
+    } else {
+        let ratio = new / old;
+        let last = t.shape()[n - 1];
+        if last % ratio != 0 {
+            return Err(Error::Runtime(format!(
+                "self.size(-1) must be divisible by {ratio} {what}, but got {last}"
+            )));
+        }
+        if t.offset() % ratio != 0 {
+            return Err(Error::Runtime(format!(
+                "self.storage_offset() must be divisible by {ratio} {what}, but got {}",
+                t.offset()
+            )));
+        }
+        for (i, s) in layout.strides[..n - 1].iter_mut().enumerate() {
+            if *s % ratio as isize != 0 {
+                return Err(Error::Runtime(format!(
+                    "self.stride({i}) must be divisible by {ratio} {what}, but got {s}"
+                )));
+            }
+            *s /= ratio as isize;
+        }
+        layout.shape[n - 1] = last / ratio;
+        layout.offset /= ratio;
+    }
+    Tensor::from_parts(t.storage().clone(), layout, dtype)
 }
 
 /// `reshape`: a view when the strides allow it, else a copy.

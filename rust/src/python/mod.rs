@@ -11,6 +11,7 @@ mod ops_elementwise;
 mod ops_linalg;
 mod ops_reduce;
 mod ops_shape;
+mod serialization;
 mod tensor;
 
 use pyo3::create_exception;

@@ -333,18 +333,7 @@ impl PyTensor {
     fn view(&self, args: &Bound<'_, PyTuple>) -> R {
         if args.len() == 1 {
             if let Ok(d) = args.get_item(0)?.cast::<PyDType>() {
-                let dt = d.get().dtype;
-                if dt.size() != self.t.dtype().size() {
-                    return Err(pyo3::exceptions::PyNotImplementedError::new_err(
-                        "view(dtype) between dtypes of different sizes is not supported yet",
-                    ));
-                }
-                return Ok(Tensor::from_parts(
-                    self.t.storage().clone(),
-                    self.t.layout().clone(),
-                    dt,
-                )?
-                .into());
+                return Ok(shape::view_dtype(&self.t, d.get().dtype)?.into());
             }
         }
         Ok(shape::view(&self.t, &sizes("view", args)?)?.into())

@@ -112,11 +112,13 @@ impl Layout {
 
     /// Row-major contiguous, ignoring strides of size-1 dims as PyTorch does.
     pub fn is_contiguous(&self) -> bool {
+        // An empty tensor is contiguous whatever its strides (PyTorch's rule;
+        // NumPy hands empty arrays over with zero strides).
+        if self.shape.contains(&0) {
+            return true;
+        }
         let mut expected = 1isize;
         for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
-            if d == 0 {
-                return true;
-            }
             if d != 1 {
                 if s != expected {
                     return false;

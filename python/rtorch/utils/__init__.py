@@ -1,0 +1,5 @@
+"""``rtorch.utils``: utilities (``safetensors``)."""
+
+from rtorch.utils import safetensors
+
+__all__ = ["safetensors"]

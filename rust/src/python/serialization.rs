@@ -1,0 +1,25 @@
+//! What `rtorch.save`/`rtorch.load` need from a tensor beyond its public
+//! API: its whole storage as bytes, and the storage's identity (so views
+//! that share a storage are written once and share it again after loading).
+
+use pyo3::prelude::*;
+
+use super::tensor::PyTensor;
+use crate::tensor::{DType, Layout, Tensor};
+
+#[pymethods]
+impl PyTensor {
+    /// A 1-D uint8 tensor over this tensor's entire storage (offset 0),
+    /// sharing it: the bytes `untyped_storage()` holds.
+    fn _storage_bytes(&self) -> PyResult<PyTensor> {
+        let storage = self.t.storage().clone();
+        let n = storage.nbytes();
+        Ok(Tensor::from_parts(storage, Layout::contiguous(&[n]), DType::U8)?.into())
+    }
+
+    /// An integer naming this tensor's storage, equal for tensors that share
+    /// it and distinct among storages alive at the same time.
+    fn _storage_key(&self) -> usize {
+        std::sync::Arc::as_ptr(self.t.storage()) as usize
+    }
+}
