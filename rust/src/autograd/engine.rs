@@ -99,6 +99,13 @@ pub fn run_backward(
         }
     }
     let mut captured: Vec<Option<Tensor>> = vec![None; targets.len()];
+    // Nodes whose incoming gradient someone wants: those that run, and the
+    // capture points.
+    let wanted: Option<HashSet<usize>> = needed.as_ref().map(|set| {
+        let mut w = set.clone();
+        w.extend(targets.iter().map(|e| key(&e.node)));
+        w
+    });
 
     let mut buffers: HashMap<usize, Vec<Option<Tensor>>> = HashMap::new();
     for (e, g) in root_edges.iter().zip(grads) {
@@ -138,7 +145,7 @@ pub fn run_backward(
             let needs: SmallVec<[bool; 4]> = node
                 .next
                 .iter()
-                .map(|e| match (e, &needed) {
+                .map(|e| match (e, &wanted) {
                     (None, _) => false,
                     (Some(e), Some(set)) => set.contains(&key(&e.node)),
                     (Some(_), None) => true,

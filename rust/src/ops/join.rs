@@ -211,13 +211,44 @@ pub fn cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
             .ok_or_else(|| Error::Runtime("cat: size overflow".into()))?;
     }
     checked_numel(&out_shape)?;
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let rec = if dtype.is_floating_point() {
+        crate::autograd::Recorder::new("CatBackward0", &refs)
+    } else {
+        None
+    };
     let out = Tensor::empty(&out_shape, dtype)?;
     let mut off = 0;
-    for t in tensors.iter().filter(|t| !skip(t)) {
+    let mut spans = Vec::with_capacity(tensors.len());
+    for t in tensors.iter() {
+        if skip(t) {
+            spans.push(None);
+            continue;
+        }
         let n = t.shape()[d];
         let part = out.view_with(out.layout().narrow(d as i64, off as i64, n as i64)?)?;
         copy_into(&part, t)?;
+        spans.push(Some((off as i64, n as i64)));
         off += n;
+    }
+    if let Some(rec) = rec {
+        // Each input's gradient is its slice of the output's gradient.
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None; spans.len()]);
+            };
+            spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match s {
+                    Some((start, n)) if ctx.needs(i) => {
+                        shape::narrow(&g, d as i64, *start, *n).map(Some)
+                    }
+                    None if ctx.needs(i) => Tensor::empty(&[0], g.dtype()).map(Some),
+                    _ => Ok(None),
+                })
+                .collect()
+        });
     }
     Ok(out)
 }
