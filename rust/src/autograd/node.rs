@@ -320,6 +320,32 @@ pub fn unpack(node: &Arc<Node>, i: usize) -> Result<Tensor> {
     }
 }
 
+/// Dropping a long graph must not recurse once per node (a chain of
+/// 100,000 ops would overflow the stack): a node being dropped hands the
+/// nodes only it keeps alive to a loop instead.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut stack: Vec<Arc<Node>> = Vec::new();
+        detach_children(self, &mut stack);
+        while let Some(n) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(n) {
+                detach_children(&mut inner, &mut stack);
+            }
+        }
+    }
+}
+
+fn detach_children(n: &mut Node, stack: &mut Vec<Arc<Node>>) {
+    stack.extend(n.next.drain(..).flatten().map(|e| e.node));
+    for s in n.saved.get_mut().tensors.drain(..) {
+        if s.data.is_unique_handle() {
+            if let Some(f) = s.data.meta().grad_fn.take() {
+                stack.push(f);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<{}>", self.name)

@@ -821,6 +821,11 @@ fn fast_f32(
     let (Some((pa, a_scalar)), Some((pb, b_scalar))) = (operand(a, sa), operand(b, sb)) else {
         return false;
     };
+    if a_scalar && b_scalar {
+        // Two broadcast scalars (e.g. both expanded): the kernels stream at
+        // least one operand, so leave this to the generic path.
+        return false;
+    }
     let al = alpha.map_or(1.0, |s| s.to_f64() as f32);
     let pd = pd as usize;
     parallel::for_ranges(out.numel(), 1, 16, |s, e| {

@@ -180,6 +180,10 @@ impl Tensor {
     pub fn is_unique(&self) -> bool {
         Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
     }
+    /// Whether this is the only handle to its tensor.
+    pub fn is_unique_handle(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+    }
     pub fn same_tensor(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
