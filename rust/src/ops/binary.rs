@@ -649,6 +649,15 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
         Some(r) if op.saves(r.needs(0), r.needs(1)).0 => Some(copy::clone(a)?),
         _ => None,
     };
+    // So may `b`, when it shares `a`'s memory (`y.mul_(y)`).
+    let old_b = match (&rec, b) {
+        (Some(r), Operand::Tensor(bt))
+            if bt.same_storage(a) && op.saves(r.needs(0), r.needs(1)).1 =>
+        {
+            Some(copy::clone(bt)?)
+        }
+        _ => None,
+    };
     let bt = b.to_tensor(compute)?;
     if compute == a.dtype() && out_dtype == a.dtype() {
         // A shifted view of `a` as the other operand would be overwritten
@@ -667,7 +676,11 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
     a.bump_version();
     if let Some(rec) = rec {
         let sa = old_a.unwrap_or_else(|| a.clone());
-        record(rec, op, &sa, &saved_operand(b, compute)?, a, alpha, true)?;
+        let sb = match old_b {
+            Some(t) => t,
+            None => saved_operand(b, compute)?,
+        };
+        record(rec, op, &sa, &sb, a, alpha, true)?;
     }
     Ok(())
 }
