@@ -10,6 +10,7 @@ mod ops_elementwise;
 mod ops_linalg;
 mod ops_reduce;
 mod ops_shape;
+mod shared;
 mod tensor;
 
 use pyo3::create_exception;
@@ -101,5 +102,6 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     dlpack::register(m)?;
     array::register(m)?;
+    shared::register(m)?;
     Ok(())
 }
