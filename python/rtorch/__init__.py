@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import builtins as _builtins
+import sys as _sys
 from typing import Any
 
 from rtorch import _C
@@ -135,4 +136,23 @@ def broadcast_shapes(*shapes: Any) -> Size:
 
 
 from rtorch import cuda, linalg, testing  # noqa: E402
+
+_LAZY_SUBMODULES = ("multiprocessing", "utils")
+
+
+def __getattr__(name: str) -> Any:
+    # rtorch.multiprocessing and rtorch.utils load on first use, keeping
+    # `import rtorch` to the extension alone.
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"rtorch.{name}")
+    raise AttributeError(f"module 'rtorch' has no attribute {name!r}")
+
 from rtorch._ops import *  # noqa: F403
+
+
+if "multiprocessing" in _sys.modules:
+    # The standard module is loaded already: register the shared-memory
+    # reducers now (cheap), so its queues send tensors as handles.
+    from rtorch import multiprocessing  # noqa: E402, F401
