@@ -406,8 +406,7 @@ class _MultiProcessingIter(_BaseIter):
                 channel.send(w.sock, ("reset",))
             pending = len(self._workers)
             while pending:
-                _, data = self._get_data()
-                if isinstance(data, tuple) and len(data) == 2 and data[0] == "reset":
+                if self._get_data()[0] == "reset":
                     pending -= 1
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()

@@ -116,7 +116,7 @@ class RandomSampler(Sampler[int]):
         n = len(self.data_source)
         g = self.generator if self.generator is not None else _fresh_generator()
         if self.replacement:
-            draws = rtorch.randint(high=n, size=(self.num_samples,), generator=g)
+            draws = rtorch.randint(n, (self.num_samples,), generator=g)
             yield from draws.tolist()
             return
         for _ in range(self.num_samples // n):
