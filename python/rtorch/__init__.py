@@ -149,8 +149,8 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"rtorch.{name}")
     raise AttributeError(f"module 'rtorch' has no attribute {name!r}")
 
-from rtorch._ops import *  # noqa: F403
 
+from rtorch._ops import *  # noqa: F403
 
 if "multiprocessing" in _sys.modules:
     # The standard module is loaded already: register the shared-memory

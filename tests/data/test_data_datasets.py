@@ -59,7 +59,9 @@ def test_concat_chain_stack_and_subset():
     assert isinstance(cat, ConcatDataset) and len(cat) == 5
     assert [cat[i][0].item() for i in range(5)] == [0, 1, 10, 11, 12]
     assert cat[-1][0].item() == 12
-    with pytest.raises(ValueError, match="absolute value of index should not exceed dataset length"):
+    with pytest.raises(
+        ValueError, match="absolute value of index should not exceed dataset length"
+    ):
         cat[-6]
     with pytest.raises(AssertionError, match="ConcatDataset does not support IterableDataset"):
         ConcatDataset([Range(2)])
@@ -83,7 +85,11 @@ def test_random_split_lengths_fractions_and_generator():
     assert sorted(list(parts[0]) + list(parts[1])) == list(range(10))
     again = random_split(range(10), [3, 7], generator=rtorch.Generator().manual_seed(1))
     assert list(again[0]) == list(parts[0])
-    assert [len(p) for p in random_split(range(10), [0.5, 0.25, 0.25])] == [6, 2, 2]  # remainder round-robin
+    assert [len(p) for p in random_split(range(10), [0.5, 0.25, 0.25])] == [
+        6,
+        2,
+        2,
+    ]  # remainder round-robin
     with pytest.raises(ValueError, match="Sum of input lengths does not equal"):
         random_split(range(10), [3, 3])
     with pytest.raises(ValueError, match="Fraction at index 0 is not between 0 and 1"):
@@ -100,7 +106,9 @@ def test_sequential_and_random_samplers():
     assert len(draws) == 100 and set(draws) <= set(range(5))
     twice = list(RandomSampler(range(4), num_samples=10))
     assert len(twice) == 10 and sorted(twice[:4]) == [0, 1, 2, 3]
-    with pytest.raises(TypeError, match="replacement should be a boolean value, but got replacement=1"):
+    with pytest.raises(
+        TypeError, match="replacement should be a boolean value, but got replacement=1"
+    ):
         RandomSampler(range(3), replacement=1)
     with pytest.raises(ValueError, match="num_samples should be a positive integer value"):
         RandomSampler(range(3), num_samples=0)
@@ -126,9 +134,13 @@ def test_batch_sampler():
     assert list(BatchSampler(range(5), 2, False)) == [[0, 1], [2, 3], [4]]
     assert list(BatchSampler(range(5), 2, True)) == [[0, 1], [2, 3]]
     assert len(BatchSampler(range(5), 2, False)) == 3 and len(BatchSampler(range(5), 2, True)) == 2
-    with pytest.raises(ValueError, match="batch_size should be a positive integer value, but got batch_size=0"):
+    with pytest.raises(
+        ValueError, match="batch_size should be a positive integer value, but got batch_size=0"
+    ):
         BatchSampler(range(5), 0, False)
-    with pytest.raises(ValueError, match="drop_last should be a boolean value, but got drop_last=1"):
+    with pytest.raises(
+        ValueError, match="drop_last should be a boolean value, but got drop_last=1"
+    ):
         BatchSampler(range(5), 2, 1)
 
 
@@ -138,13 +150,17 @@ def test_distributed_sampler_shards_are_disjoint_and_cover():
     assert all(len(s) == 4 for s in shards)
     flat = sum(shards, [])
     assert set(flat) == set(range(10)) and len(flat) == 12  # padded with 2 repeats
-    dropped = [list(DistributedSampler(ds, num_replicas=3, rank=r, drop_last=True)) for r in range(3)]
+    dropped = [
+        list(DistributedSampler(ds, num_replicas=3, rank=r, drop_last=True)) for r in range(3)
+    ]
     assert all(len(s) == 3 for s in dropped) and len(set(sum(dropped, []))) == 9
     s = DistributedSampler(ds, num_replicas=2, rank=0)
     e0 = list(s)
     s.set_epoch(1)
     assert list(s) != e0 and sorted(list(s)) != []
-    with pytest.raises(ValueError, match=r"Invalid rank 3, rank should be in the interval \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"Invalid rank 3, rank should be in the interval \[0, 1\]"
+    ):
         DistributedSampler(ds, num_replicas=2, rank=3)
     with pytest.raises(RuntimeError, match="Requires distributed package"):
         DistributedSampler(ds)
@@ -165,7 +181,9 @@ def test_default_collate_rules():
     assert isinstance(p, Point) and p.x.tolist() == [0, 2]
     lists = default_collate([[1, 2], [3, 4]])
     assert [t.tolist() for t in lists] == [[1, 3], [2, 4]]
-    arr = default_collate([np.array([1.0, 2.0], dtype=np.float32), np.array([3.0, 4.0], dtype=np.float32)])
+    arr = default_collate(
+        [np.array([1.0, 2.0], dtype=np.float32), np.array([3.0, 4.0], dtype=np.float32)]
+    )
     assert arr.dtype == rtorch.float32 and arr.shape == (2, 2)
     scal = default_collate([np.int32(1), np.int32(5)])
     assert scal.dtype == rtorch.int32 and scal.tolist() == [1, 5]
@@ -177,7 +195,10 @@ def test_default_collate_errors():
         default_collate([rtorch.zeros(2), rtorch.zeros(3)])
     with pytest.raises(RuntimeError, match="each element in list of batch should be of equal size"):
         default_collate([[1, 2], [3]])
-    with pytest.raises(TypeError, match="default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found <class 'object'>"):
+    with pytest.raises(
+        TypeError,
+        match="default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found <class 'object'>",
+    ):
         default_collate([object(), object()])
     with pytest.raises(TypeError, match="found <U1"):
         default_collate([np.array(["a"]), np.array(["b"])])
@@ -193,5 +214,7 @@ def test_default_convert():
 
 
 def test_dataset_base_class_needs_getitem():
-    with pytest.raises(NotImplementedError, match="Subclasses of Dataset should implement __getitem__."):
+    with pytest.raises(
+        NotImplementedError, match="Subclasses of Dataset should implement __getitem__."
+    ):
         Dataset()[0]

@@ -26,7 +26,8 @@ def _ds(n=37):
 
 def _equal_batches(a, b):
     return len(a) == len(b) and all(
-        all(rtorch.equal(x, y) for x, y in zip(p, q, strict=True)) for p, q in zip(a, b, strict=True)
+        all(rtorch.equal(x, y) for x, y in zip(p, q, strict=True))
+        for p, q in zip(a, b, strict=True)
     )
 
 
@@ -91,7 +92,9 @@ class Seeds(Dataset):
 
     def __getitem__(self, i):
         info = get_worker_info()
-        return rtorch.tensor([info.id, info.seed, random.randrange(1 << 30), int(np.random.randint(1 << 30))]), rtorch.rand(1)
+        return rtorch.tensor(
+            [info.id, info.seed, random.randrange(1 << 30), int(np.random.randint(1 << 30))]
+        ), rtorch.rand(1)
 
 
 class BigOp(Dataset):
@@ -115,15 +118,51 @@ def _four_threads(_):
     [
         ({"num_workers": -1}, ValueError, "num_workers option should be non-negative"),
         ({"timeout": -1}, ValueError, "timeout option should be non-negative"),
-        ({"prefetch_factor": 2}, ValueError, "prefetch_factor option could only be specified in multiprocessing"),
-        ({"num_workers": 1, "prefetch_factor": -1}, ValueError, "prefetch_factor option should be non-negative"),
-        ({"persistent_workers": True}, ValueError, "persistent_workers option needs num_workers > 0"),
-        ({"sampler": [0, 1], "shuffle": True}, ValueError, "sampler option is mutually exclusive with shuffle"),
-        ({"batch_sampler": [[0]], "batch_size": 2}, ValueError, "batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last"),
-        ({"batch_size": None, "drop_last": True}, ValueError, "batch_size=None option disables auto-batching and is mutually exclusive with drop_last"),
-        ({"multiprocessing_context": "fork"}, ValueError, "multiprocessing_context can only be used with multi-process loading"),
-        ({"num_workers": 1, "multiprocessing_context": "nope"}, ValueError, "multiprocessing_context option should specify a valid start method"),
-        ({"num_workers": 1, "multiprocessing_context": 3}, TypeError, "multiprocessing_context option should be a valid context object"),
+        (
+            {"prefetch_factor": 2},
+            ValueError,
+            "prefetch_factor option could only be specified in multiprocessing",
+        ),
+        (
+            {"num_workers": 1, "prefetch_factor": -1},
+            ValueError,
+            "prefetch_factor option should be non-negative",
+        ),
+        (
+            {"persistent_workers": True},
+            ValueError,
+            "persistent_workers option needs num_workers > 0",
+        ),
+        (
+            {"sampler": [0, 1], "shuffle": True},
+            ValueError,
+            "sampler option is mutually exclusive with shuffle",
+        ),
+        (
+            {"batch_sampler": [[0]], "batch_size": 2},
+            ValueError,
+            "batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last",
+        ),
+        (
+            {"batch_size": None, "drop_last": True},
+            ValueError,
+            "batch_size=None option disables auto-batching and is mutually exclusive with drop_last",
+        ),
+        (
+            {"multiprocessing_context": "fork"},
+            ValueError,
+            "multiprocessing_context can only be used with multi-process loading",
+        ),
+        (
+            {"num_workers": 1, "multiprocessing_context": "nope"},
+            ValueError,
+            "multiprocessing_context option should specify a valid start method",
+        ),
+        (
+            {"num_workers": 1, "multiprocessing_context": 3},
+            TypeError,
+            "multiprocessing_context option should be a valid context object",
+        ),
     ],
 )
 def test_validation_errors(kwargs, exc, msg):
@@ -132,7 +171,9 @@ def test_validation_errors(kwargs, exc, msg):
 
 
 def test_iterable_dataset_refuses_samplers_and_shuffle():
-    with pytest.raises(ValueError, match="expected unspecified shuffle option, but got shuffle=True"):
+    with pytest.raises(
+        ValueError, match="expected unspecified shuffle option, but got shuffle=True"
+    ):
         DataLoader(Sharded(3), shuffle=True)
     with pytest.raises(ValueError, match="expected unspecified sampler option"):
         DataLoader(Sharded(3), sampler=[0])
@@ -142,7 +183,9 @@ def test_iterable_dataset_refuses_samplers_and_shuffle():
 
 def test_attributes_are_frozen_after_init():
     dl = DataLoader(_ds(), batch_size=4)
-    with pytest.raises(ValueError, match="batch_size attribute should not be set after DataLoader is initialized"):
+    with pytest.raises(
+        ValueError, match="batch_size attribute should not be set after DataLoader is initialized"
+    ):
         dl.batch_size = 8
 
 
@@ -183,8 +226,18 @@ def test_dict_samples_are_collated():
 
 
 def test_shuffle_order_follows_the_generator():
-    a = [y.tolist() for _, y in DataLoader(_ds(), batch_size=8, shuffle=True, generator=rtorch.Generator().manual_seed(7))]
-    b = [y.tolist() for _, y in DataLoader(_ds(), batch_size=8, shuffle=True, generator=rtorch.Generator().manual_seed(7))]
+    a = [
+        y.tolist()
+        for _, y in DataLoader(
+            _ds(), batch_size=8, shuffle=True, generator=rtorch.Generator().manual_seed(7)
+        )
+    ]
+    b = [
+        y.tolist()
+        for _, y in DataLoader(
+            _ds(), batch_size=8, shuffle=True, generator=rtorch.Generator().manual_seed(7)
+        )
+    ]
     assert a == b
 
 
@@ -196,7 +249,13 @@ def test_workers_give_the_same_batches_as_single_process(ctx):
     kw = {"batch_size": 8, "shuffle": True}
     single = list(DataLoader(_ds(), generator=rtorch.Generator().manual_seed(3), **kw))
     multi = list(
-        DataLoader(_ds(), generator=rtorch.Generator().manual_seed(3), num_workers=2, multiprocessing_context=ctx, **kw)
+        DataLoader(
+            _ds(),
+            generator=rtorch.Generator().manual_seed(3),
+            num_workers=2,
+            multiprocessing_context=ctx,
+            **kw,
+        )
     )
     assert _equal_batches(single, multi)
     assert all(x.is_shared() and y.is_shared() for x, y in multi)
@@ -235,7 +294,10 @@ def test_worker_exception_is_reraised_with_type_and_traceback():
 
 def test_dead_worker_is_detected_within_seconds():
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid \d+\) exited unexpectedly: killed by signal: Killed"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"DataLoader worker \(pid \d+\) exited unexpectedly: killed by signal: Killed",
+    ):
         list(DataLoader(KillsItself(), batch_size=2, num_workers=2))
     assert time.monotonic() - start < 10
 
@@ -258,7 +320,11 @@ def test_worker_seeding_and_info():
     assert rows[0][0][0, 2] != rows[1][0][0, 2]  # `random` seeded per worker
     assert rows[0][0][0, 3] != rows[1][0][0, 3]  # NumPy too
     assert rows[0][1].item() != rows[1][1].item()  # and rtorch
-    again = list(DataLoader(Seeds(), batch_size=1, num_workers=2, generator=rtorch.Generator().manual_seed(11)))
+    again = list(
+        DataLoader(
+            Seeds(), batch_size=1, num_workers=2, generator=rtorch.Generator().manual_seed(11)
+        )
+    )
     assert _equal_batches(rows, again)
 
 
@@ -284,7 +350,9 @@ def test_worker_init_fn_error_is_reraised():
 
 
 def test_forked_worker_runs_multithreaded_ops():
-    out = list(DataLoader(BigOp(), batch_size=1, num_workers=2, worker_init_fn=_four_threads, timeout=120))
+    out = list(
+        DataLoader(BigOp(), batch_size=1, num_workers=2, worker_init_fn=_four_threads, timeout=120)
+    )
     assert [t.item() for t in out] == [pytest.approx(1500.0**3 + 3e6, rel=1e-6)] * 2
 
 

@@ -53,7 +53,11 @@ def test_share_memory_of_large_tensor_keeps_values():
 
 
 def test_empty_and_small_dtypes_share():
-    for t in [rtorch.empty(0), rtorch.tensor([True, False]), rtorch.tensor([1, -2], dtype=rtorch.int8)]:
+    for t in [
+        rtorch.empty(0),
+        rtorch.tensor([True, False]),
+        rtorch.tensor([1, -2], dtype=rtorch.int8),
+    ]:
         t.share_memory_()
         assert t.is_shared()
         u = pickle.loads(_forking_dumps(t))
@@ -355,7 +359,9 @@ def test_spawn_propagates_errors():
 
 
 def test_spawn_join_false_returns_context():
-    ctx = mp.start_processes(_spawn_fill, args=(rtorch.zeros(2),), nprocs=2, join=False, start_method="fork")
+    ctx = mp.start_processes(
+        _spawn_fill, args=(rtorch.zeros(2),), nprocs=2, join=False, start_method="fork"
+    )
     assert len(ctx.pids()) == 2
     while not ctx.join(timeout=30):
         pass

@@ -161,9 +161,7 @@ class SpawnContext(ProcessContext):
     """Deprecated name of :class:`ProcessContext`."""
 
     def __init__(self, processes: list, error_files: list[str]) -> None:
-        warnings.warn(
-            "SpawnContext is renamed to ProcessContext since 1.4 release.", stacklevel=2
-        )
+        warnings.warn("SpawnContext is renamed to ProcessContext since 1.4 release.", stacklevel=2)
         super().__init__(processes, error_files)
 
 

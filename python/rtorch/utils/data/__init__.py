@@ -1,5 +1,7 @@
 """``rtorch.utils.data``: datasets, samplers, collation and the DataLoader."""
 
+# Tensors sent to and from workers travel as shared memory.
+import rtorch.multiprocessing  # noqa: F401  (registers the reducers)
 from rtorch.utils.data._utils.collate import default_collate, default_convert
 from rtorch.utils.data._utils.worker import get_worker_info
 from rtorch.utils.data.dataloader import DataLoader
@@ -22,9 +24,6 @@ from rtorch.utils.data.sampler import (
     SubsetRandomSampler,
     WeightedRandomSampler,
 )
-
-# Tensors sent to and from workers travel as shared memory.
-import rtorch.multiprocessing  # noqa: E402, F401  (registers the reducers)
 
 __all__ = [
     "BatchSampler",

@@ -128,7 +128,9 @@ class TensorDataset(Dataset[tuple[Tensor, ...]]):
     def __getitems__(self, indices: Sequence[int]) -> _TensorBatch:
         # One gather per tensor for the whole batch instead of a Python
         # index and a later re-stack per sample (PyTorch's path).
-        index = indices if isinstance(indices, Tensor) else rtorch.tensor(indices, dtype=rtorch.int64)
+        index = (
+            indices if isinstance(indices, Tensor) else rtorch.tensor(indices, dtype=rtorch.int64)
+        )
         n = len(self)
         if len(index):
             low = int(index.min())
@@ -204,8 +206,7 @@ def _fetch_many(dataset: Any, indices: list) -> Sequence:
     items = getitems(indices)
     if len(items) != len(indices):
         raise ValueError(
-            "Nested dataset's output size mismatch. "
-            f"Expected {len(indices)}, got {len(items)}"
+            f"Nested dataset's output size mismatch. Expected {len(indices)}, got {len(items)}"
         )
     return items
 
@@ -352,9 +353,7 @@ def random_split(
                     stacklevel=2,
                 )
     if sum(lengths) != len(dataset):  # type: ignore[arg-type]
-        raise ValueError(
-            "Sum of input lengths does not equal the length of the input dataset!"
-        )
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
     indices = randperm(sum(lengths), generator=generator).tolist()  # type: ignore[arg-type]
     return [
         Subset(dataset, indices[offset - n : offset])

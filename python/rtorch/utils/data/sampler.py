@@ -50,9 +50,7 @@ def _check_num_samples(num_samples: Any) -> None:
 
 def _check_replacement(replacement: Any) -> None:
     if not isinstance(replacement, bool):
-        raise TypeError(
-            f"replacement should be a boolean value, but got replacement={replacement}"
-        )
+        raise TypeError(f"replacement should be a boolean value, but got replacement={replacement}")
 
 
 class SequentialSampler(Sampler[int]):
@@ -161,7 +159,9 @@ def _multinomial(
         cum = list(itertools.accumulate(w))
         return [min(bisect.bisect_right(cum, x * total), len(w) - 1) for x in u.tolist()]
     if n > sum(1 for x in w if x > 0):
-        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+        raise RuntimeError(
+            "cannot sample n_sample > prob_dist.size(-1) samples without replacement"
+        )
     # Efraimidis-Spirakis: the n largest log(u) / w are a weighted draw
     # without replacement.
     keys = [math.log(x) / wi if wi > 0 else -math.inf for x, wi in zip(u.tolist(), w, strict=True)]

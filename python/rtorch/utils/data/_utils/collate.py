@@ -111,20 +111,25 @@ def collate(batch: Any, *, collate_fn_map: CollateMap | None = None) -> Any:
                 )
                 return clone
             return elem_type(
-                {key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem}
+                {
+                    key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map)
+                    for key in elem
+                }
             )
         except TypeError:
             return {
                 key: collate([d[key] for d in batch], collate_fn_map=collate_fn_map) for key in elem
             }
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):
-        return elem_type(*(collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch)))
+        return elem_type(
+            *(collate(s, collate_fn_map=collate_fn_map) for s in zip(*batch, strict=False))
+        )
     if isinstance(elem, collections.abc.Sequence):
         it = iter(batch)
         elem_size = len(next(it))
         if not all(len(e) == elem_size for e in it):
             raise RuntimeError("each element in list of batch should be of equal size")
-        transposed = list(zip(*batch))
+        transposed = list(zip(*batch, strict=False))
         if isinstance(elem, tuple):
             return [collate(s, collate_fn_map=collate_fn_map) for s in transposed]
         try:
@@ -229,7 +234,10 @@ def default_collate(batch: Any) -> Any:
     """
     from rtorch.utils.data.dataset import _TensorBatch
 
-    if type(batch) is _TensorBatch and default_collate_fn_map.get(rtorch.Tensor) is collate_tensor_fn:
+    if (
+        type(batch) is _TensorBatch
+        and default_collate_fn_map.get(rtorch.Tensor) is collate_tensor_fn
+    ):
         # TensorDataset's batched fetch: the fields are gathered already.
         return batch.gathered()
     return collate(batch, collate_fn_map=default_collate_fn_map)

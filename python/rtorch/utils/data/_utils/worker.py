@@ -205,7 +205,9 @@ def worker_loop(
                 return
             if msg[0] == "reset":
                 if init_error is None:
-                    fetcher = create_fetcher(iterable, dataset, auto_collation, collate_fn, drop_last)
+                    fetcher = create_fetcher(
+                        iterable, dataset, auto_collation, collate_fn, drop_last
+                    )
                 channel.send(sock, ("reset", worker_id))
                 continue
             _, idx, index = msg
