@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import builtins as _builtins
+import sys as _sys
 from typing import Any
 
 from rtorch import _C
@@ -146,7 +147,7 @@ from rtorch._ops import *  # noqa: F403
 
 # Loaded on first use, keeping `import rtorch` to the extension and the core
 # API (serialization alone would add ~20 ms of imports: pickle, zlib...).
-_LAZY_SUBMODULES = ("nn", "serialization", "storage", "utils")
+_LAZY_SUBMODULES = ("multiprocessing", "nn", "serialization", "storage", "utils")
 _LAZY_ATTRS = {
     "save": "serialization",
     "load": "serialization",
@@ -163,3 +164,9 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY_ATTRS:
         return getattr(importlib.import_module(f"rtorch.{_LAZY_ATTRS[name]}"), name)
     raise AttributeError(f"module 'rtorch' has no attribute {name!r}")
+
+
+if "multiprocessing" in _sys.modules:
+    # The standard module is loaded already: register the shared-memory
+    # reducers now (cheap), so its queues send tensors as handles.
+    from rtorch import multiprocessing  # noqa: E402, F401

@@ -1,5 +1,5 @@
-"""``rtorch.utils``: utilities (``safetensors``)."""
+"""``rtorch.utils``: data loading (``data``) and ``safetensors``."""
 
-from rtorch.utils import safetensors
+from rtorch.utils import data, safetensors
 
-__all__ = ["safetensors"]
+__all__ = ["data", "safetensors"]

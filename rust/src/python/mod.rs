@@ -12,6 +12,7 @@ mod ops_linalg;
 mod ops_reduce;
 mod ops_shape;
 mod serialization;
+mod shared;
 mod tensor;
 
 use pyo3::create_exception;
@@ -107,5 +108,6 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     dlpack::register(m)?;
     array::register(m)?;
+    shared::register(m)?;
     Ok(())
 }

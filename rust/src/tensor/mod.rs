@@ -3,6 +3,7 @@
 pub mod device;
 pub mod dtype;
 pub mod layout;
+pub mod shm;
 pub mod storage;
 
 use std::sync::{Arc, Weak};

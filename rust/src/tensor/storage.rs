@@ -1,16 +1,31 @@
 //! Reference-counted, 64-byte-aligned buffers with a version counter.
 //!
-//! Invariant: `ptr` is valid for reads and writes of `nbytes` bytes for the
-//! storage's whole lifetime. Views never outlive their storage because every
-//! tensor holds an `Arc<Storage>`.
+//! Invariant: `as_ptr()` is valid for reads and writes of `nbytes` bytes for
+//! the storage's whole lifetime. Views never outlive their storage because
+//! every tensor holds an `Arc<Storage>`.
+//!
+//! Note [moving a storage to shared memory]: `share_memory` copies the bytes
+//! into a shared segment (`shm.rs`) and swaps the pointer in place, so every
+//! tensor over the storage sees shared memory from then on. The pointer is
+//! an `AtomicPtr` and the first allocation (`base`) stays alive until the
+//! storage drops: a kernel that loaded the old pointer just before the swap
+//! (another thread, running without the GIL) still touches live memory,
+//! never freed memory. Its writes after the copy land in the old buffer and
+//! are lost, the same data race as any unsynchronised write. Large own
+//! buffers give their pages back to the OS after the move (`MADV_DONTNEED`:
+//! the range stays mapped and reads as zeros), so the move does not double
+//! a dataset's memory. A storage moves at most once and never back.
 
 use std::alloc::{self, Layout as AllocLayout};
 use std::any::Any;
+use std::os::fd::{OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::tensor::device::Device;
+use crate::tensor::shm::{self, Segment, SegmentKey};
 
 pub const ALIGN: usize = 64;
 
@@ -20,12 +35,19 @@ enum Owner {
     /// Memory owned by someone else (a NumPy array, a DLPack capsule, a
     /// mapping); dropping the owner releases it.
     External(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
+    /// Born in shared memory (received from another process): `base` is a
+    /// dangling placeholder and the segment owns the bytes.
+    Nothing,
 }
 
 pub struct Storage {
-    ptr: NonNull<u8>,
+    /// Where the bytes are: `base`, or the segment's mapping once shared.
+    ptr: AtomicPtr<u8>,
+    /// The first allocation, released on drop (see the note above).
+    base: NonNull<u8>,
     nbytes: usize,
     owner: Owner,
+    shared: OnceLock<Segment>,
     device: Device,
     version: AtomicU64,
 }
@@ -51,23 +73,11 @@ impl Storage {
     fn alloc(nbytes: usize, zeroed: bool) -> Result<Storage> {
         if !zeroed {
             if let Some(ptr) = cache::take(nbytes) {
-                return Ok(Storage {
-                    ptr,
-                    nbytes,
-                    owner: Owner::Aligned,
-                    device: Device::Cpu,
-                    version: AtomicU64::new(0),
-                });
+                return Ok(Storage::with_base(ptr, nbytes, Owner::Aligned));
             }
         }
         if nbytes == 0 {
-            return Ok(Storage {
-                ptr: aligned_dangling(),
-                nbytes: 0,
-                owner: Owner::Aligned,
-                device: Device::Cpu,
-                version: AtomicU64::new(0),
-            });
+            return Ok(Storage::with_base(aligned_dangling(), 0, Owner::Aligned));
         }
         let oom = || Error::OutOfMemory {
             device: "DefaultCPUAllocator".into(),
@@ -83,13 +93,19 @@ impl Storage {
             }
         };
         let ptr = NonNull::new(raw).ok_or_else(oom)?;
-        Ok(Storage {
-            ptr,
+        Ok(Storage::with_base(ptr, nbytes, Owner::Aligned))
+    }
+
+    fn with_base(base: NonNull<u8>, nbytes: usize, owner: Owner) -> Storage {
+        Storage {
+            ptr: AtomicPtr::new(base.as_ptr()),
+            base,
             nbytes,
-            owner: Owner::Aligned,
+            owner,
+            shared: OnceLock::new(),
             device: Device::Cpu,
             version: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Wraps memory owned by `owner`.
@@ -102,13 +118,93 @@ impl Storage {
         nbytes: usize,
         owner: Box<dyn Any + Send + Sync>,
     ) -> Storage {
-        Storage {
-            ptr: NonNull::new(ptr).unwrap_or_else(aligned_dangling),
-            nbytes,
-            owner: Owner::External(owner),
-            device: Device::Cpu,
-            version: AtomicU64::new(0),
+        let base = NonNull::new(ptr).unwrap_or_else(aligned_dangling);
+        Storage::with_base(base, nbytes, Owner::External(owner))
+    }
+
+    /// A storage over a shared segment received from another process
+    /// (`fd` is taken over). A segment already mapped here yields the live
+    /// storage over it, so aliasing survives the trip.
+    pub fn from_shared_fd(fd: OwnedFd, nbytes: usize) -> Result<Arc<Storage>> {
+        if let Some(s) = shm::lookup(shm::key_of(&fd)?) {
+            return Ok(s);
         }
+        Ok(Storage::over_segment(Segment::open(fd, nbytes)?, nbytes))
+    }
+
+    /// A fresh zero-filled storage in shared memory (a DataLoader worker
+    /// collates straight into one, so sending it copies nothing).
+    pub fn new_shared(nbytes: usize) -> Result<Arc<Storage>> {
+        Ok(Storage::over_segment(Segment::create(nbytes)?, nbytes))
+    }
+
+    fn over_segment(seg: Segment, nbytes: usize) -> Arc<Storage> {
+        let key = seg.key();
+        let mut s = Storage::with_base(aligned_dangling(), nbytes, Owner::Nothing);
+        s.ptr = AtomicPtr::new(seg.as_ptr());
+        s.shared = OnceLock::from(seg);
+        let s = Arc::new(s);
+        shm::remember(key, &s);
+        s
+    }
+
+    /// Moves the bytes into a shared segment in place (a no-op when already
+    /// shared). See Note [moving a storage to shared memory].
+    pub fn share_memory(self: &Arc<Self>) -> Result<()> {
+        if self.shared.get().is_some() {
+            return Ok(());
+        }
+        if self.device != Device::Cpu {
+            return Err(Error::NotImplemented(format!(
+                "share_memory_: only CPU storages can be shared, not {}",
+                self.device
+            )));
+        }
+        let seg = Segment::create(self.nbytes)?;
+        // SAFETY: both ranges hold `nbytes` bytes (the storage invariant and
+        // a fresh segment of that length) and cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr(), seg.as_ptr(), self.nbytes) };
+        let key = seg.key();
+        // Two threads racing here each made a segment; the loser's drops.
+        if self.shared.set(seg).is_err() {
+            return Ok(());
+        }
+        if let Some(seg) = self.shared.get() {
+            self.ptr.store(seg.as_ptr(), Ordering::Release);
+        }
+        self.release_base_pages();
+        shm::remember(key, self);
+        Ok(())
+    }
+
+    /// After a move, hands the physical pages of a large own buffer back to
+    /// the OS; the range stays mapped (reads as zeros) for late readers.
+    fn release_base_pages(&self) {
+        const PAGE: usize = 4096;
+        if !matches!(self.owner, Owner::Aligned) || self.nbytes < (1 << 20) {
+            return;
+        }
+        let start = (self.base.as_ptr() as usize).div_ceil(PAGE) * PAGE;
+        let end = (self.base.as_ptr() as usize + self.nbytes) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: whole pages inside our own allocation; MADV_DONTNEED
+            // keeps them mapped, so later access is defined (zero-filled).
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+
+    /// Whether `resize_` may grow it: own memory only (not shared, not borrowed).
+    pub fn resizable(&self) -> bool {
+        matches!(self.owner, Owner::Aligned) && !self.is_shared()
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
+    /// The shared segment's descriptor (borrowed) and key, once shared.
+    pub fn shared_handle(&self) -> Option<(RawFd, SegmentKey)> {
+        self.shared.get().map(|s| (s.fd(), s.key()))
     }
 
     pub fn nbytes(&self) -> usize {
@@ -120,7 +216,7 @@ impl Storage {
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.ptr.load(Ordering::Acquire)
     }
 
     pub fn version(&self) -> u64 {
@@ -133,7 +229,7 @@ impl Storage {
     }
 }
 
-fn aligned_dangling() -> NonNull<u8> {
+pub(crate) fn aligned_dangling() -> NonNull<u8> {
     // An aligned, never dereferenced address for zero-byte storages.
     NonNull::new(ALIGN as *mut u8).unwrap_or(NonNull::dangling())
 }
@@ -141,12 +237,12 @@ fn aligned_dangling() -> NonNull<u8> {
 impl Drop for Storage {
     fn drop(&mut self) {
         if matches!(self.owner, Owner::Aligned) && self.nbytes > 0 {
-            if cache::put(self.ptr, self.nbytes) {
+            if cache::put(self.base, self.nbytes) {
                 return;
             }
             if let Ok(layout) = AllocLayout::from_size_align(self.nbytes, ALIGN) {
                 // SAFETY: allocated in `alloc` with exactly this layout.
-                unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+                unsafe { alloc::dealloc(self.base.as_ptr(), layout) };
             }
         }
     }
@@ -178,6 +274,7 @@ mod cache {
         if nbytes < MIN_BYTES {
             return None;
         }
+        crate::tensor::shm::install_fork_handlers();
         let mut free = FREE.lock();
         let i = free.iter().rposition(|e| e.1 == nbytes)?;
         Some(free.swap_remove(i).0)
@@ -188,6 +285,7 @@ mod cache {
         if !(MIN_BYTES..=MAX_TOTAL / 2).contains(&nbytes) {
             return false;
         }
+        crate::tensor::shm::install_fork_handlers();
         let mut free = FREE.lock();
         let mut total: usize = free.iter().map(|e| e.1).sum();
         // Evict the oldest until the new buffer fits the bounds.
@@ -202,11 +300,24 @@ mod cache {
         free.push(Entry(ptr, nbytes));
         true
     }
+
+    /// Locks the free list across `fork` (see `shm::install_fork_handlers`).
+    pub fn lock_for_fork() {
+        std::mem::forget(FREE.lock());
+    }
+
+    pub fn unlock_after_fork() {
+        // SAFETY: pairs with the guard leaked by `lock_for_fork` in this thread.
+        unsafe { FREE.force_unlock() };
+    }
 }
+
+pub(crate) use cache::{lock_for_fork, unlock_after_fork};
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Storage({} bytes on {})", self.nbytes, self.device)
+        let kind = if self.is_shared() { ", shared" } else { "" };
+        write!(f, "Storage({} bytes on {}{kind})", self.nbytes, self.device)
     }
 }
 

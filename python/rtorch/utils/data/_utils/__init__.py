@@ -1,0 +1,1 @@
+"""Internals of the DataLoader: collation, fetching and worker processes."""
