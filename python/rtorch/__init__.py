@@ -137,13 +137,13 @@ def broadcast_shapes(*shapes: Any) -> Size:
 
 from rtorch import autograd, cuda, linalg, testing  # noqa: E402
 from rtorch._C import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
+from rtorch._ops import *  # noqa: F403
 from rtorch.autograd.grad_mode import (  # noqa: E402
     enable_grad,
     inference_mode,
     no_grad,
     set_grad_enabled,
 )
-from rtorch._ops import *  # noqa: F403
 
 # Loaded on first use, keeping `import rtorch` to the extension and the core
 # API (serialization alone would add ~20 ms of imports: pickle, zlib...).

@@ -69,9 +69,9 @@ def test_grad_fn_names_and_next_functions():
     w = torch.randn(3, 4, requires_grad=True)
     y = (x @ w).relu().sum()
     assert type(y.grad_fn).__name__ == "SumBackward0"
-    (relu, _), = y.grad_fn.next_functions
+    ((relu, _),) = y.grad_fn.next_functions
     assert relu.name() == "ReluBackward0"
-    (mm, _), = relu.next_functions
+    ((mm, _),) = relu.next_functions
     assert mm.name() == "MmBackward0"
     names = [type(f).__name__ for f, _ in mm.next_functions]
     assert names == ["AccumulateGrad", "AccumulateGrad"]
@@ -94,7 +94,9 @@ def test_frozen_inputs_get_no_edges():
 
 def test_implicit_grad_needs_scalar():
     x = torch.randn(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+    with pytest.raises(
+        RuntimeError, match="grad can be implicitly created only for scalar outputs"
+    ):
         (x * 2).backward()
 
 
@@ -137,7 +139,10 @@ def test_requires_grad_of_non_leaf():
 
 def test_inplace_on_leaf_raises():
     x = torch.randn(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation."):
+    with pytest.raises(
+        RuntimeError,
+        match="a leaf Variable that requires grad is being used in an in-place operation.",
+    ):
         x.add_(1)
     with pytest.raises(RuntimeError, match="a view of a leaf Variable"):
         x[0:2].mul_(2)
@@ -387,7 +392,7 @@ def test_concurrent_backward_on_independent_graphs():
     for t in threads:
         t.join()
     assert not errors
-    for w, e in zip(ws, expected):
+    for w, e in zip(ws, expected, strict=False):
         np.testing.assert_allclose(w.grad.numpy(), 5 * e.numpy(), rtol=1e-12)
 
 

@@ -7,7 +7,8 @@ package holds the Python API: ``backward``, ``grad``, grad modes, custom
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rtorch import _C
 from rtorch.autograd import functional, graph
@@ -46,7 +47,9 @@ def _tensor_tuple(x: Any, what: str) -> tuple:
     out = tuple(x)
     for t in out:
         if t is not None and not isinstance(t, rtorch.Tensor):
-            raise TypeError(f"{what} must be a Tensor or a sequence of Tensors, got {type(t).__name__}")
+            raise TypeError(
+                f"{what} must be a Tensor or a sequence of Tensors, got {type(t).__name__}"
+            )
     return out
 
 
@@ -55,7 +58,7 @@ def _make_grads(outputs: Sequence, grads: Sequence, is_grads_batched: bool = Fal
     import rtorch
 
     new = []
-    for i, (out, g) in enumerate(zip(outputs, grads)):
+    for i, (out, g) in enumerate(zip(outputs, grads, strict=False)):
         if g is None:
             if out.requires_grad and out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
@@ -66,9 +69,7 @@ def _make_grads(outputs: Sequence, grads: Sequence, is_grads_batched: bool = Fal
             new.append(rtorch.ones_like(out))
             continue
         if not isinstance(g, rtorch.Tensor):
-            raise TypeError(
-                "gradients can be either Tensors or None, but got " + type(g).__name__
-            )
+            raise TypeError("gradients can be either Tensors or None, but got " + type(g).__name__)
         if g.shape != out.shape:
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
@@ -126,9 +127,7 @@ def backward(
     else:
         grads = _tensor_tuple(grad_tensors, "grad_tensors")
         if len(grads) != len(tensors):
-            raise RuntimeError(
-                f"got {len(grads)} tensors and {len(tensors)} gradients"
-            )
+            raise RuntimeError(f"got {len(grads)} tensors and {len(tensors)} gradients")
     grads = _make_grads(tensors, grads)
     if retain_graph is None:
         retain_graph = create_graph
@@ -196,9 +195,7 @@ def grad(
         retain_graph = create_graph
     res = _C._run_backward(outs, gos, retain_graph, create_graph, ins, allow_unused, False)
     if materialize_grads:
-        res = tuple(
-            rtorch.zeros_like(t) if g is None else g for g, t in zip(res, ins)
-        )
+        res = tuple(rtorch.zeros_like(t) if g is None else g for g, t in zip(res, ins, strict=False))
     return res
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rtorch import _C
 from rtorch.autograd.grad_mode import no_grad
@@ -131,9 +132,7 @@ class Function(metaclass=_FunctionMeta):
         if kwargs:
             raise TypeError(f"{cls.__name__}.apply() takes no keyword arguments")
         ctx = FunctionCtx()
-        ctx.needs_input_grad = tuple(
-            isinstance(a, rtorch.Tensor) and a.requires_grad for a in args
-        )
+        ctx.needs_input_grad = tuple(isinstance(a, rtorch.Tensor) and a.requires_grad for a in args)
         custom_setup = cls.setup_context is not Function.setup_context
         with no_grad():
             if custom_setup:
@@ -188,7 +187,7 @@ class Function(metaclass=_FunctionMeta):
                         f"gradients (expected {n}, got {len(result)})"
                     )
             out = []
-            for i, (r, a) in enumerate(zip(result, args)):
+            for i, (r, a) in enumerate(zip(result, args, strict=False)):
                 if not isinstance(a, rtorch.Tensor) or not needs[i]:
                     out.append(None)
                     continue

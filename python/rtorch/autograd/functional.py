@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
 
@@ -26,15 +27,17 @@ def _prepare(inputs: tuple, create_graph: bool) -> tuple:
     return tuple(out)
 
 
-def _grads(outputs: tuple, inputs: tuple, grad_outputs: tuple, create_graph: bool, strict: bool, what: str) -> tuple:
+def _grads(
+    outputs: tuple, inputs: tuple, grad_outputs: tuple, create_graph: bool, strict: bool, what: str
+) -> tuple:
     import rtorch
 
-    diff = [(o, g) for o, g in zip(outputs, grad_outputs) if o.requires_grad]
+    diff = [(o, g) for o, g in zip(outputs, grad_outputs, strict=False) if o.requires_grad]
     if not diff:
         if strict:
             raise RuntimeError(
-                f"The output of the user-provided function is independent of input 0. This is "
-                f"not allowed in strict mode."
+                "The output of the user-provided function is independent of input 0. This is "
+                "not allowed in strict mode."
             )
         return tuple(rtorch.zeros_like(x) for x in inputs)
     res = rtorch.autograd.grad(
@@ -46,7 +49,7 @@ def _grads(outputs: tuple, inputs: tuple, grad_outputs: tuple, create_graph: boo
         allow_unused=True,
     )
     out = []
-    for i, (g, x) in enumerate(zip(res, inputs)):
+    for i, (g, x) in enumerate(zip(res, inputs, strict=False)):
         if g is None:
             if strict:
                 raise RuntimeError(
@@ -58,7 +61,9 @@ def _grads(outputs: tuple, inputs: tuple, grad_outputs: tuple, create_graph: boo
     return tuple(out)
 
 
-def vjp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False) -> tuple:
+def vjp(
+    func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False
+) -> tuple:
     """The vector-Jacobian product ``v^T J`` of ``func`` at ``inputs``.
 
     Args:
@@ -91,7 +96,9 @@ def vjp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, 
     return (outs_r if out_tuple else outs_r[0]), (g if in_tuple else g[0])
 
 
-def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False) -> tuple:
+def jvp(
+    func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False
+) -> tuple:
     """The Jacobian-vector product ``J v`` of ``func`` at ``inputs``.
 
     Returns:
@@ -115,7 +122,7 @@ def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, 
         # J v = d/du (u^T J) v, with u a dummy cotangent.
         us = tuple(rtorch.zeros_like(o).requires_grad_(True) for o in outs)
         gu = _grads(outs, ins, us, True, strict, "jvp")
-        pairs = [(g, vv) for g, vv in zip(gu, vs) if g.requires_grad]
+        pairs = [(g, vv) for g, vv in zip(gu, vs, strict=False) if g.requires_grad]
         if pairs:
             res = rtorch.autograd.grad(
                 [g for g, _ in pairs],
@@ -126,7 +133,7 @@ def jvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, 
             )
         else:
             res = (None,) * len(us)
-        jv = tuple(rtorch.zeros_like(o) if r is None else r for r, o in zip(res, outs))
+        jv = tuple(rtorch.zeros_like(o) if r is None else r for r, o in zip(res, outs, strict=False))
     outs_r = tuple(o if create_graph else o.detach() for o in outs)
     jv = tuple(j if create_graph else j.detach() for j in jv)
     return (outs_r if out_tuple else outs_r[0]), (jv if out_tuple else jv[0])
@@ -220,7 +227,9 @@ def hessian(
     return res
 
 
-def vhp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False) -> tuple:
+def vhp(
+    func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False
+) -> tuple:
     """``v^T H`` for the scalar function ``func``; returns ``(func_output, vhp)``."""
     import rtorch
 
@@ -239,7 +248,9 @@ def vhp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, 
     return out_r, (res if in_tuple else res[0])
 
 
-def hvp(func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False) -> tuple:
+def hvp(
+    func: Callable, inputs: Any, v: Any = None, create_graph: bool = False, strict: bool = False
+) -> tuple:
     """``H v`` for the scalar function ``func`` (equal to ``vhp`` since H is
     symmetric); returns ``(func_output, hvp)``."""
     return vhp(func, inputs, v, create_graph, strict)

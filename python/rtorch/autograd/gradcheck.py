@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -48,13 +49,17 @@ def _numerical_jacobians(fn: Callable, inputs: tuple, eps: float) -> list:
             with rtorch.no_grad():
                 orig = x[idx].item()
                 x[idx] = orig - eps
-            lo = [o.detach().clone() for o in _as_tuple(fn(*inputs)) if isinstance(o, rtorch.Tensor)]
+            lo = [
+                o.detach().clone() for o in _as_tuple(fn(*inputs)) if isinstance(o, rtorch.Tensor)
+            ]
             with rtorch.no_grad():
                 x[idx] = orig + eps
-            hi = [o.detach().clone() for o in _as_tuple(fn(*inputs)) if isinstance(o, rtorch.Tensor)]
+            hi = [
+                o.detach().clone() for o in _as_tuple(fn(*inputs)) if isinstance(o, rtorch.Tensor)
+            ]
             with rtorch.no_grad():
                 x[idx] = orig
-            for k, (a, b) in enumerate(zip(lo, hi)):
+            for k, (a, b) in enumerate(zip(lo, hi, strict=False)):
                 d = (b.double() - a.double()) / (2 * eps)
                 jac[k][i] = d.reshape(-1).numpy()
         result.append(jac)
@@ -75,9 +80,7 @@ def _analytical_jacobians(fn: Callable, inputs: tuple) -> tuple[list, Any]:
         for j in range(o.numel()):
             v = rtorch.zeros_like(o)
             v[_flat_index(o.shape, j)] = 1.0
-            grads = rtorch.autograd.grad(
-                o, diff_inputs, v, retain_graph=True, allow_unused=True
-            )
+            grads = rtorch.autograd.grad(o, diff_inputs, v, retain_graph=True, allow_unused=True)
             for i, g in enumerate(grads):
                 if g is not None:
                     if g.shape != diff_inputs[i].shape:
@@ -161,8 +164,8 @@ def gradcheck(
     if not outs:
         return fail("gradcheck: the function returned no tensor outputs")
     numerical = _numerical_jacobians(func, inputs, eps)
-    for i, (a_i, n_i) in enumerate(zip(analytical, numerical)):
-        for k, (a, n) in enumerate(zip(a_i, n_i)):
+    for i, (a_i, n_i) in enumerate(zip(analytical, numerical, strict=False)):
+        for k, (a, n) in enumerate(zip(a_i, n_i, strict=False)):
             if not np.allclose(a, n, rtol=rtol, atol=atol, equal_nan=True):
                 return fail(
                     f"Jacobian mismatch for output {k} with respect to input {i},\n"
@@ -233,9 +236,7 @@ def gradgradcheck(
     else:
         grad_outputs = _as_tuple(grad_outputs)
     n_in = len(inputs)
-    diff_idx = [
-        i for i, x in enumerate(inputs) if isinstance(x, rtorch.Tensor) and x.requires_grad
-    ]
+    diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, rtorch.Tensor) and x.requires_grad]
 
     def new_func(*args: Any) -> tuple:
         ins, gos = args[:n_in], args[n_in:]

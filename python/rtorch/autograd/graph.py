@@ -6,9 +6,8 @@ Each node class is named after the op that recorded it (``AddBackward0``,
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-from rtorch import _C
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Node"]
 

@@ -640,7 +640,7 @@ pub fn sum(
     let (acc, out) = sum_dtypes(t, dtype);
     let rec = float_rec(name, t, out.is_floating_point());
     let r = copy::to_dtype(&assoc_typed(Assoc::Sum, t, &d, keepdim, acc)?, out, false)?;
-    record_reduction(rec, t, &r, d, keepdim, false, false, |gu, _, _, _| {
+    record_reduction(rec, t, &r, d, keepdim, (false, false), |gu, _, _, _| {
         Ok(gu.clone())
     })?;
     Ok(r)
@@ -711,9 +711,15 @@ pub fn mean(
     let n = reduced_count(t, &d) as f64;
     let s = scale(&s, n);
     let r = copy::to_dtype(&s, out, false)?;
-    record_reduction(rec, t, &r, d, keepdim, false, false, move |gu, _, _, _| {
-        arith::scale(gu, 1.0 / n)
-    })?;
+    record_reduction(
+        rec,
+        t,
+        &r,
+        d,
+        keepdim,
+        (false, false),
+        move |gu, _, _, _| arith::scale(gu, 1.0 / n),
+    )?;
     Ok(r)
 }
 
@@ -830,8 +836,7 @@ fn extreme_recorded(
         &r,
         d,
         keepdim,
-        true,
-        true,
+        (true, true),
         |gu, x, y, dims| match (x, y) {
             (Some(x), Some(y)) => evenly(gu, &x, &y, dims),
             _ => Err(Error::Runtime(
@@ -1101,37 +1106,45 @@ pub fn vector_norm(
     let out = dtype.unwrap_or(t.dtype());
     let rec = float_rec("LinalgVectorNormBackward0", t, true);
     let r = vector_norm_impl(t, ord, &d, keepdim, out)?;
-    record_reduction(rec, t, &r, d, keepdim, true, true, move |gu, x, y, dims| {
-        let (Some(x), Some(y)) = (x, y) else {
-            return Err(Error::Runtime(
-                "vector_norm backward lost its saved tensors".into(),
-            ));
-        };
-        let x = copy::to_dtype(&x, gu.dtype(), false)?;
-        use crate::ops::binary::BinaryOp::Eq;
-        use crate::ops::unary::Unary::{Abs, Sign};
-        if ord == 0.0 {
-            arith::zeros_like(&x)
-        } else if ord == 1.0 {
-            arith::mul(gu, &arith::un(Sign, &x)?)
-        } else if ord == 2.0 {
-            // x / ||x||, and 0 where the norm is 0.
-            let safe = arith::where_s(&arith::cmp_s(Eq, &y, 0.0)?, &y, 1.0)?;
-            let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
-            arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
-        } else if ord.is_infinite() {
-            let ax = arith::un(Abs, &x)?;
-            let share = evenly(gu, &ax, &y, dims)?;
-            arith::mul(&share, &arith::un(Sign, &x)?)
-        } else {
-            // sign(x) |x|^(p-1) / ||x||^(p-1).
-            let ax = arith::un(Abs, &x)?;
-            let num = arith::mul(&arith::un(Sign, &x)?, &arith::pow_s(&ax, ord - 1.0)?)?;
-            let den = arith::pow_s(&y, ord - 1.0)?;
-            let r = arith::mul(gu, &arith::div(&num, &den)?)?;
-            arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
-        }
-    })?;
+    record_reduction(
+        rec,
+        t,
+        &r,
+        d,
+        keepdim,
+        (true, true),
+        move |gu, x, y, dims| {
+            let (Some(x), Some(y)) = (x, y) else {
+                return Err(Error::Runtime(
+                    "vector_norm backward lost its saved tensors".into(),
+                ));
+            };
+            let x = copy::to_dtype(&x, gu.dtype(), false)?;
+            use crate::ops::binary::BinaryOp::Eq;
+            use crate::ops::unary::Unary::{Abs, Sign};
+            if ord == 0.0 {
+                arith::zeros_like(&x)
+            } else if ord == 1.0 {
+                arith::mul(gu, &arith::un(Sign, &x)?)
+            } else if ord == 2.0 {
+                // x / ||x||, and 0 where the norm is 0.
+                let safe = arith::where_s(&arith::cmp_s(Eq, &y, 0.0)?, &y, 1.0)?;
+                let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
+                arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
+            } else if ord.is_infinite() {
+                let ax = arith::un(Abs, &x)?;
+                let share = evenly(gu, &ax, &y, dims)?;
+                arith::mul(&share, &arith::un(Sign, &x)?)
+            } else {
+                // sign(x) |x|^(p-1) / ||x||^(p-1).
+                let ax = arith::un(Abs, &x)?;
+                let num = arith::mul(&arith::un(Sign, &x)?, &arith::pow_s(&ax, ord - 1.0)?)?;
+                let den = arith::pow_s(&y, ord - 1.0)?;
+                let r = arith::mul(gu, &arith::div(&num, &den)?)?;
+                arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
+            }
+        },
+    )?;
     Ok(r)
 }
 
@@ -1175,7 +1188,7 @@ pub fn logsumexp(t: &Tensor, dims: &[i64], keepdim: bool) -> Result<Tensor> {
     let d = reduce_dims(t, Some(dims))?;
     let rec = float_rec("LogsumexpBackward0", t, true);
     let r = logsumexp_impl(t, &d, keepdim, out)?;
-    record_reduction(rec, t, &r, d, keepdim, true, true, |gu, x, y, _| {
+    record_reduction(rec, t, &r, d, keepdim, (true, true), |gu, x, y, _| {
         match (x, y) {
             (Some(x), Some(y)) => arith::mul(
                 gu,
@@ -1315,31 +1328,6 @@ pub fn cum_extreme(t: &Tensor, dim: i64, is_max: bool) -> Result<(Tensor, Tensor
     Ok((vals, idx))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairwise_sum_of_ten_million_ones_is_exact() {
-        let x = vec![1.0f32; 10_000_000];
-        let mut s = 0.0;
-        sum_f32(&x, &mut s);
-        assert_eq!(s, 1e7);
-    }
-
-    #[test]
-    fn column_sum_matches_row_sum() {
-        let t = Tensor::from_slice(&(0..3000).map(|i| i as f32).collect::<Vec<_>>(), &[150, 20])
-            .unwrap();
-        let s = sum(&t, Some(&[0]), false, None).unwrap();
-        let v = copy::to_vec::<f64>(&s).unwrap();
-        for (j, &x) in v.iter().enumerate() {
-            let want: f64 = (0..150).map(|i| (i * 20 + j) as f64).sum();
-            assert_eq!(x, want);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Derivatives
 
@@ -1363,8 +1351,7 @@ fn record_reduction<F>(
     out: &Tensor,
     dims: Vec<usize>,
     keepdim: bool,
-    save_input: bool,
-    save_output: bool,
+    (save_input, save_output): (bool, bool),
     f: F,
 ) -> Result<()>
 where
@@ -1410,4 +1397,29 @@ fn evenly(gu: &Tensor, x: &Tensor, y: &Tensor, dims: &[usize]) -> Result<Tensor>
     let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let count = sum(&maskf, Some(&d), true, None)?;
     arith::div(&arith::mul(gu, &maskf)?, &count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sum_of_ten_million_ones_is_exact() {
+        let x = vec![1.0f32; 10_000_000];
+        let mut s = 0.0;
+        sum_f32(&x, &mut s);
+        assert_eq!(s, 1e7);
+    }
+
+    #[test]
+    fn column_sum_matches_row_sum() {
+        let t = Tensor::from_slice(&(0..3000).map(|i| i as f32).collect::<Vec<_>>(), &[150, 20])
+            .unwrap();
+        let s = sum(&t, Some(&[0]), false, None).unwrap();
+        let v = copy::to_vec::<f64>(&s).unwrap();
+        for (j, &x) in v.iter().enumerate() {
+            let want: f64 = (0..150).map(|i| (i * 20 + j) as f64).sum();
+            assert_eq!(x, want);
+        }
+    }
 }
