@@ -119,6 +119,27 @@ start = time.perf_counter()
 _ = big.exp()
 show("exp over 4M floats", f"{(time.perf_counter() - start) * 1e3:.1f} ms")
 
+heading("Autograd: fit y = 3x - 1 by gradient descent")
+torch.manual_seed(0)
+xs = torch.linspace(-1, 1, 64).unsqueeze(1)
+ys = 3 * xs - 1 + 0.05 * torch.randn(64, 1)
+w = torch.zeros(1, 1, requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+for step in range(200):
+    loss = ((xs @ w + b - ys) ** 2).mean()
+    w.grad = None
+    b.grad = None
+    loss.backward()
+    with torch.no_grad():
+        w -= 0.5 * w.grad
+        b -= 0.5 * b.grad
+show("loss.grad_fn", loss.grad_fn)
+show("w, b after 200 steps", f"{w.item():.3f}, {b.item():.3f}")
+t = torch.tensor(2.0, requires_grad=True)
+(d1,) = torch.autograd.grad(t**3, t, create_graph=True)
+(d2,) = torch.autograd.grad(d1, t)
+show("d/dt t^3, d2/dt2 at t=2", f"{d1.item():.1f}, {d2.item():.1f}")
+
 heading("Errors are PyTorch's")
 try:
     torch.zeros(2, device="cuda")

@@ -426,6 +426,14 @@ impl BinaryOp {
             }
             Pow | FloatPower => [
                 ga(&|| {
+                    if b.ndim() == 0 && !b.requires_grad() {
+                        // A constant exponent e: e * a^(e-1), zero for e = 0.
+                        let e = b.get_scalar(0).to_f64();
+                        if e == 0.0 {
+                            return zeros_like(g);
+                        }
+                        return mul(g, &scale(&pow_s(a, e - 1.0)?, e)?);
+                    }
                     let d = mul(
                         b,
                         &binary(
