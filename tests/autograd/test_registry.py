@@ -7,7 +7,8 @@ neither table fails ``test_every_registry_op_is_classified``."""
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -97,7 +98,9 @@ def idx(*values: int) -> rtorch.Tensor:
 
 SAMPLES: dict[str, list] = {}
 
-for _n in "abs absolute neg negative sign sgn exp exp2 expm1 sin cos tan atan arctan sinh cosh".split():
+for (
+    _n
+) in "abs absolute neg negative sign sgn exp exp2 expm1 sin cos tan atan arctan sinh cosh".split():
     SAMPLES[_n] = unary(_n)
 for _n in "tanh asinh arcsinh sigmoid erf erfc floor ceil round trunc fix frac square relu".split():
     SAMPLES[_n] = unary(_n)
@@ -111,10 +114,10 @@ SAMPLES["logit"] = [C(lambda x: rtorch.logit(x * 0.4), T(3, 4, dom="pos"))]
 SAMPLES["nan_to_num"] = unary("nan_to_num")
 for _n in ("clamp", "clip"):
     SAMPLES[_n] = [
-        C(lambda x, fn=f(_n): fn(x, -0.5, 0.5), T(3, 4)),
-        C(lambda x, lo, hi, fn=f(_n): fn(x, lo, hi), T(3, 4), T(3, 1), T(4), id="tensor-bounds"),
-        C(lambda x, lo, fn=f(_n): fn(x, min=lo), T(3, 4, nc=True), T(4), id="tensor-min"),
-        C(lambda x, hi, fn=f(_n): fn(x, max=hi), T(3, 4), T(3, 4), id="tensor-max"),
+        C(lambda x, n=_n: f(n)(x, -0.5, 0.5), T(3, 4)),
+        C(lambda x, lo, hi, n=_n: f(n)(x, lo, hi), T(3, 4), T(3, 1), T(4), id="tensor-bounds"),
+        C(lambda x, lo, n=_n: f(n)(x, min=lo), T(3, 4, nc=True), T(4), id="tensor-min"),
+        C(lambda x, hi, n=_n: f(n)(x, max=hi), T(3, 4), T(3, 4), id="tensor-max"),
     ]
 SAMPLES["clamp_min"] = [C(lambda x: rtorch.clamp_min(x, 0.1), T(3, 4))]
 SAMPLES["clamp_max"] = [C(lambda x: rtorch.clamp_max(x, 0.1), T(3, 4))]
@@ -139,7 +142,7 @@ SAMPLES["lerp"] = [
 for _n in ("addcmul", "addcdiv"):
     _d = "pos" if _n == "addcdiv" else "any"
     SAMPLES[_n] = [
-        C(lambda a, b, c, fn=f(_n): fn(a, b, c, value=0.5), T(3, 4), T(3, 4), T(3, 4, dom=_d)),
+        C(lambda a, b, c, n=_n: f(n)(a, b, c, value=0.5), T(3, 4), T(3, 4), T(3, 4, dom=_d)),
         C(f(_n), T(4), T(3, 1, nc=False), T(3, 4, dom=_d, nc=True), id="broadcast"),
     ]
 SAMPLES["masked_fill"] = [
@@ -160,11 +163,14 @@ SAMPLES["reshape"] = [
 ]
 SAMPLES["permute"] = [C(lambda x: rtorch.permute(x, (2, 0, 1)), T(2, 3, 4))]
 for _n in ("transpose", "swapaxes", "swapdims"):
-    SAMPLES[_n] = [C(lambda x, fn=f(_n): fn(x, 0, 2), T(2, 3, 4))]
+    SAMPLES[_n] = [C(lambda x, n=_n: f(n)(x, 0, 2), T(2, 3, 4))]
 SAMPLES["t"] = [C(rtorch.t, T(3, 4, nc=True))]
 SAMPLES["squeeze"] = [C(rtorch.squeeze, T(3, 1, 4)), C(lambda x: rtorch.squeeze(x, 1), T(3, 1, 4))]
 SAMPLES["unsqueeze"] = [C(lambda x: rtorch.unsqueeze(x, 1), T(3, 4))]
-SAMPLES["flatten"] = [C(rtorch.flatten, T(2, 3, 4)), C(rtorch.flatten, T(3, 4, nc=True), id="noncontig")]
+SAMPLES["flatten"] = [
+    C(rtorch.flatten, T(2, 3, 4)),
+    C(rtorch.flatten, T(3, 4, nc=True), id="noncontig"),
+]
 SAMPLES["unflatten"] = [C(lambda x: rtorch.unflatten(x, 1, (2, 2)), T(3, 4))]
 SAMPLES["narrow"] = [C(lambda x: rtorch.narrow(x, 1, 1, 2), T(3, 4, nc=True))]
 SAMPLES["select"] = [C(lambda x: rtorch.select(x, 1, 2), T(3, 4))]
@@ -172,26 +178,36 @@ SAMPLES["as_strided"] = [
     C(lambda x: rtorch.as_strided(x, (2, 2), (1, 2)), T(3, 4)),
     C(lambda x: rtorch.as_strided(x, (3, 3), (1, 1)), T(12), id="overlapping"),
 ]
-SAMPLES["diagonal"] = [C(lambda x: rtorch.diagonal(x, 1), T(3, 4)), C(rtorch.diagonal, T(3, 4, nc=True))]
+SAMPLES["diagonal"] = [
+    C(lambda x: rtorch.diagonal(x, 1), T(3, 4)),
+    C(rtorch.diagonal, T(3, 4, nc=True)),
+]
 SAMPLES["clone"] = [C(rtorch.clone, T(3, 4, nc=True))]
 SAMPLES["movedim"] = [C(lambda x: rtorch.movedim(x, 0, -1), T(2, 3, 4))]
 SAMPLES["moveaxis"] = [C(lambda x: rtorch.moveaxis(x, (0, 1), (2, 0)), T(2, 3, 4))]
 SAMPLES["broadcast_to"] = [C(lambda x: rtorch.broadcast_to(x, (2, 3, 4)), T(3, 1))]
 SAMPLES["broadcast_tensors"] = [C(rtorch.broadcast_tensors, T(3, 1), T(4), T(2, 1, 1))]
 for _n in ("atleast_1d", "atleast_2d", "atleast_3d"):
-    SAMPLES[_n] = [C(f(_n), T()), C(f(_n), T(3)), C(lambda a, b, fn=f(_n): fn(a, b), T(2, 3), T(4), id="many")]
+    SAMPLES[_n] = [
+        C(f(_n), T()),
+        C(f(_n), T(3)),
+        C(lambda a, b, n=_n: f(n)(a, b), T(2, 3), T(4), id="many"),
+    ]
 
 # Joining and splitting.
 SAMPLES["cat"] = [C(lambda a, b: rtorch.cat([a, b], 1), T(3, 2), T(3, 4, nc=True))]
 for _n in ("concat", "concatenate"):
-    SAMPLES[_n] = [C(lambda a, b, fn=f(_n): fn([a, b]), T(2, 3), T(1, 3))]
+    SAMPLES[_n] = [C(lambda a, b, n=_n: f(n)([a, b]), T(2, 3), T(1, 3))]
 SAMPLES["stack"] = [C(lambda a, b: rtorch.stack([a, b], 1), T(3, 4), T(3, 4, nc=True))]
 for _n in ("hstack", "vstack", "row_stack", "dstack"):
     SAMPLES[_n] = [
-        C(lambda a, b, fn=f(_n): fn([a, b]), T(3), T(3)),
-        C(lambda a, b, fn=f(_n): fn([a, b]), T(2, 3), T(2, 3, nc=True), id="2d"),
+        C(lambda a, b, n=_n: f(n)([a, b]), T(3), T(3)),
+        C(lambda a, b, n=_n: f(n)([a, b]), T(2, 3), T(2, 3, nc=True), id="2d"),
     ]
-SAMPLES["split"] = [C(lambda x: rtorch.split(x, 2, 1), T(3, 5)), C(lambda x: rtorch.split(x, [1, 4], 1), T(3, 5), id="sizes")]
+SAMPLES["split"] = [
+    C(lambda x: rtorch.split(x, 2, 1), T(3, 5)),
+    C(lambda x: rtorch.split(x, [1, 4], 1), T(3, 5), id="sizes"),
+]
 SAMPLES["split_with_sizes"] = [C(lambda x: rtorch.split_with_sizes(x, [2, 1], 0), T(3, 4, nc=True))]
 SAMPLES["chunk"] = [C(lambda x: rtorch.chunk(x, 3, 1), T(3, 5))]
 SAMPLES["tensor_split"] = [
@@ -199,15 +215,23 @@ SAMPLES["tensor_split"] = [
     C(lambda x: rtorch.tensor_split(x, [1, 3], 0), T(4, 3), id="indices"),
 ]
 SAMPLES["unbind"] = [C(lambda x: rtorch.unbind(x, 1), T(3, 4, nc=True))]
-SAMPLES["flip"] = [C(lambda x: rtorch.flip(x, (0, 2)), T(2, 3, 4)), C(lambda x: rtorch.flip(x, (1,)), T(3, 4, nc=True))]
+SAMPLES["flip"] = [
+    C(lambda x: rtorch.flip(x, (0, 2)), T(2, 3, 4)),
+    C(lambda x: rtorch.flip(x, (1,)), T(3, 4, nc=True)),
+]
 SAMPLES["fliplr"] = [C(rtorch.fliplr, T(3, 4))]
 SAMPLES["flipud"] = [C(rtorch.flipud, T(3, 4, nc=True))]
 SAMPLES["roll"] = [
     C(lambda x: rtorch.roll(x, (1, -2), (0, 1)), T(3, 4)),
     C(lambda x: rtorch.roll(x, 5), T(3, 4, nc=True), id="flat"),
 ]
-SAMPLES["rot90"] = [C(lambda x: rtorch.rot90(x, k, (0, 1)), T(3, 4), id=f"k{k}") for k in (1, 2, 3, 4)]
-SAMPLES["tile"] = [C(lambda x: rtorch.tile(x, (2, 1, 3)), T(3, 2)), C(lambda x: rtorch.tile(x, (2,)), T(2, 3, nc=True))]
+SAMPLES["rot90"] = [
+    C(lambda x, k=k: rtorch.rot90(x, k, (0, 1)), T(3, 4), id=f"k{k}") for k in (1, 2, 3, 4)
+]
+SAMPLES["tile"] = [
+    C(lambda x: rtorch.tile(x, (2, 1, 3)), T(3, 2)),
+    C(lambda x: rtorch.tile(x, (2,)), T(2, 3, nc=True)),
+]
 SAMPLES["repeat_interleave"] = [
     C(lambda x: rtorch.repeat_interleave(x, 2), T(2, 3)),
     C(lambda x: rtorch.repeat_interleave(x, 3, 1), T(2, 3, nc=True), id="dim"),
@@ -216,14 +240,33 @@ SAMPLES["repeat_interleave"] = [
 SAMPLES["meshgrid"] = [C(lambda a, b: rtorch.meshgrid(a, b, indexing="ij"), T(3), T(4))]
 SAMPLES["cartesian_prod"] = [C(rtorch.cartesian_prod, T(3), T(2))]
 SAMPLES["combinations"] = [C(lambda x: rtorch.combinations(x, 2), T(4))]
-SAMPLES["tril"] = [C(rtorch.tril, T(3, 4)), C(lambda x: rtorch.tril(x, -1), T(2, 3, 3, nc=True), id="batched")]
-SAMPLES["triu"] = [C(rtorch.triu, T(3, 4, nc=True)), C(lambda x: rtorch.triu(x, 1), T(2, 3, 3), id="batched")]
-SAMPLES["diag"] = [C(rtorch.diag, T(3)), C(lambda x: rtorch.diag(x, -1), T(3)), C(lambda x: rtorch.diag(x, 1), T(3, 4, nc=True), id="2d")]
-SAMPLES["diag_embed"] = [C(rtorch.diag_embed, T(2, 3)), C(lambda x: rtorch.diag_embed(x, 1, 0, 2), T(2, 3), id="offset")]
+SAMPLES["tril"] = [
+    C(rtorch.tril, T(3, 4)),
+    C(lambda x: rtorch.tril(x, -1), T(2, 3, 3, nc=True), id="batched"),
+]
+SAMPLES["triu"] = [
+    C(rtorch.triu, T(3, 4, nc=True)),
+    C(lambda x: rtorch.triu(x, 1), T(2, 3, 3), id="batched"),
+]
+SAMPLES["diag"] = [
+    C(rtorch.diag, T(3)),
+    C(lambda x: rtorch.diag(x, -1), T(3)),
+    C(lambda x: rtorch.diag(x, 1), T(3, 4, nc=True), id="2d"),
+]
+SAMPLES["diag_embed"] = [
+    C(rtorch.diag_embed, T(2, 3)),
+    C(lambda x: rtorch.diag_embed(x, 1, 0, 2), T(2, 3), id="offset"),
+]
 SAMPLES["trace"] = [C(rtorch.trace, T(3, 4)), C(rtorch.trace, T(3, 3, nc=True), id="noncontig")]
 
 # In-place ops (on a clone, so the leaf stays a leaf).
-for _n, _d in [("abs_", "any"), ("neg_", "any"), ("exp_", "any"), ("log_", "pos"), ("sqrt_", "pos")]:
+for _n, _d in [
+    ("abs_", "any"),
+    ("neg_", "any"),
+    ("exp_", "any"),
+    ("log_", "pos"),
+    ("sqrt_", "pos"),
+]:
     SAMPLES[_n] = inplace(_n, _d)
 for _n in ("sigmoid_", "tanh_", "relu_"):
     SAMPLES[_n] = inplace(_n)
@@ -231,7 +274,10 @@ SAMPLES["clamp_"] = inplace("clamp_", "any", -0.5, 0.5)
 SAMPLES["fill_"] = inplace("fill_", "any", 2.0)
 SAMPLES["zero_"] = inplace("zero_")
 
-SAMPLES["softmax"] = [C(lambda x: rtorch.softmax(x, 1), T(3, 4)), C(lambda x: rtorch.softmax(x, 0), T(3, 4, nc=True))]
+SAMPLES["softmax"] = [
+    C(lambda x: rtorch.softmax(x, 1), T(3, 4)),
+    C(lambda x: rtorch.softmax(x, 0), T(3, 4, nc=True)),
+]
 SAMPLES["log_softmax"] = [C(lambda x: rtorch.log_softmax(x, 1), T(3, 4, nc=True))]
 
 # Gathering and scattering.
@@ -245,19 +291,34 @@ SAMPLES["scatter_add"] = [C(lambda x, s: rtorch.scatter_add(x, 0, _IX, s), T(3, 
 SAMPLES["scatter_reduce"] = [
     C(lambda x, s: rtorch.scatter_reduce(x, 0, _IX, s, "sum"), T(3, 4), T(2, 4)),
     C(lambda x, s: rtorch.scatter_reduce(x, 0, _IX, s, "amax"), T(3, 4), T(2, 4), id="amax"),
-    C(lambda x, s: rtorch.scatter_reduce(x, 0, _IX, s, "mean", include_self=False), T(3, 4), T(2, 4), id="mean"),
+    C(
+        lambda x, s: rtorch.scatter_reduce(x, 0, _IX, s, "mean", include_self=False),
+        T(3, 4),
+        T(2, 4),
+        id="mean",
+    ),
     C(lambda x, s: rtorch.scatter_reduce(x, 0, _IX, s, "prod"), T(3, 4), T(2, 4), id="prod"),
 ]
 SAMPLES["index_select"] = [C(lambda x: rtorch.index_select(x, 1, idx(3, 0, 3)), T(3, 4, nc=True))]
-SAMPLES["index_add"] = [C(lambda x, s: rtorch.index_add(x, 1, idx(3, 0, 3), s, alpha=2.0), T(3, 4), T(3, 3))]
+SAMPLES["index_add"] = [
+    C(lambda x, s: rtorch.index_add(x, 1, idx(3, 0, 3), s, alpha=2.0), T(3, 4), T(3, 3))
+]
 SAMPLES["index_copy"] = [C(lambda x, s: rtorch.index_copy(x, 1, idx(3, 0), s), T(3, 4), T(3, 2))]
 SAMPLES["index_fill"] = [C(lambda x: rtorch.index_fill(x, 1, idx(3, 0), -1.0), T(3, 4))]
-SAMPLES["index_put"] = [C(lambda x, v: rtorch.index_put(x, (idx(0, 2), idx(1, 3)), v), T(3, 4), T(2))]
+SAMPLES["index_put"] = [
+    C(lambda x, v: rtorch.index_put(x, (idx(0, 2), idx(1, 3)), v), T(3, 4), T(2))
+]
 SAMPLES["index_put_"] = [
-    C(lambda x, v: rtorch.index_put_(x.clone(), (idx(0, 2, 0), idx(1, 3, 1)), v, accumulate=True), T(3, 4), T(3))
+    C(
+        lambda x, v: rtorch.index_put_(x.clone(), (idx(0, 2, 0), idx(1, 3, 1)), v, accumulate=True),
+        T(3, 4),
+        T(3),
+    )
 ]
 SAMPLES["masked_select"] = [C(lambda x: rtorch.masked_select(x, mask(3, 4)), T(3, 4, nc=True))]
-SAMPLES["masked_scatter"] = [C(lambda x, s: rtorch.masked_scatter(x, mask(3, 4), s), T(3, 4), T(12))]
+SAMPLES["masked_scatter"] = [
+    C(lambda x, s: rtorch.masked_scatter(x, mask(3, 4), s), T(3, 4), T(12))
+]
 SAMPLES["take"] = [C(lambda x: rtorch.take(x, idx(0, 11, 5, 5)), T(3, 4, nc=True))]
 SAMPLES["take_along_dim"] = [C(lambda x: rtorch.take_along_dim(x, _IX.clamp(max=2), 0), T(3, 4))]
 
@@ -268,12 +329,17 @@ SAMPLES["inner"] = [C(rtorch.inner, T(3, 4), T(2, 4))]
 SAMPLES["cross"] = [C(lambda a, b: rtorch.cross(a, b, dim=1), T(2, 3), T(2, 3))]
 SAMPLES["kron"] = [C(rtorch.kron, T(2, 3), T(3, 2))]
 SAMPLES["mm"] = [C(rtorch.mm, T(3, 4), T(4, 2, nc=True))]
-SAMPLES["matmul"] = [C(rtorch.matmul, T(2, 3, 4), T(4, 2)), C(rtorch.matmul, T(4), T(3, 4, 2), id="vec-batch")]
+SAMPLES["matmul"] = [
+    C(rtorch.matmul, T(2, 3, 4), T(4, 2)),
+    C(rtorch.matmul, T(4), T(3, 4, 2), id="vec-batch"),
+]
 SAMPLES["bmm"] = [C(rtorch.bmm, T(2, 3, 4), T(2, 4, 2))]
 SAMPLES["mv"] = [C(rtorch.mv, T(3, 4, nc=True), T(4))]
 SAMPLES["dot"] = [C(rtorch.dot, T(4), T(4))]
 SAMPLES["vdot"] = [C(rtorch.vdot, T(4), T(4))]
-SAMPLES["addmm"] = [C(lambda a, b, c: rtorch.addmm(a, b, c, beta=0.5, alpha=2.0), T(3, 1), T(3, 4), T(4, 2))]
+SAMPLES["addmm"] = [
+    C(lambda a, b, c: rtorch.addmm(a, b, c, beta=0.5, alpha=2.0), T(3, 1), T(3, 4), T(4, 2))
+]
 SAMPLES["addmv"] = [C(rtorch.addmv, T(3), T(3, 4), T(4))]
 SAMPLES["addbmm"] = [C(rtorch.addbmm, T(3, 2), T(2, 3, 4), T(2, 4, 2))]
 SAMPLES["baddbmm"] = [C(rtorch.baddbmm, T(2, 3, 2), T(2, 3, 4), T(2, 4, 2))]
@@ -282,8 +348,14 @@ SAMPLES["tensordot"] = [C(lambda a, b: rtorch.tensordot(a, b, dims=([1], [0])), 
 SAMPLES["cdist"] = [C(rtorch.cdist, T(3, 2), T(4, 2))]
 
 # Reductions.
-SAMPLES["sum"] = [C(rtorch.sum, T(3, 4, nc=True)), C(lambda x: rtorch.sum(x, (0, 2), keepdim=True), T(2, 3, 4), id="dims")]
-SAMPLES["mean"] = [C(rtorch.mean, T(3, 4)), C(lambda x: rtorch.mean(x, 1), T(3, 4, nc=True), id="dim")]
+SAMPLES["sum"] = [
+    C(rtorch.sum, T(3, 4, nc=True)),
+    C(lambda x: rtorch.sum(x, (0, 2), keepdim=True), T(2, 3, 4), id="dims"),
+]
+SAMPLES["mean"] = [
+    C(rtorch.mean, T(3, 4)),
+    C(lambda x: rtorch.mean(x, 1), T(3, 4, nc=True), id="dim"),
+]
 _NANS = rtorch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).bool()
 SAMPLES["nansum"] = [
     C(lambda x: rtorch.nansum(x.masked_fill(_NANS, float("nan"))), T(3, 4)),
@@ -291,7 +363,11 @@ SAMPLES["nansum"] = [
 ]
 SAMPLES["nanmean"] = [
     C(lambda x: rtorch.nanmean(x.masked_fill(_NANS, float("nan"))), T(3, 4)),
-    C(lambda x: rtorch.nanmean(x.masked_fill(_NANS, float("nan")), 1, keepdim=True), T(3, 4), id="dim"),
+    C(
+        lambda x: rtorch.nanmean(x.masked_fill(_NANS, float("nan")), 1, keepdim=True),
+        T(3, 4),
+        id="dim",
+    ),
 ]
 _ZEROS = rtorch.tensor([[0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
 SAMPLES["prod"] = [
@@ -302,18 +378,30 @@ SAMPLES["prod"] = [
     C(lambda x: rtorch.prod(x * _ZEROS), T(3, 4), id="two-zeros"),
     C(lambda x: rtorch.prod(x, 0), T(), id="0d"),
 ]
-SAMPLES["amax"] = [C(lambda x: rtorch.amax(x, 1), T(3, 4, nc=True)), C(rtorch.amax, T(3, 4), id="all")]
+SAMPLES["amax"] = [
+    C(lambda x: rtorch.amax(x, 1), T(3, 4, nc=True)),
+    C(rtorch.amax, T(3, 4), id="all"),
+]
 SAMPLES["amin"] = [C(lambda x: rtorch.amin(x, (0, 1)), T(3, 4))]
-SAMPLES["aminmax"] = [C(rtorch.aminmax, T(3, 4)), C(lambda x: rtorch.aminmax(x, dim=1), T(3, 4, nc=True), id="dim")]
+SAMPLES["aminmax"] = [
+    C(rtorch.aminmax, T(3, 4)),
+    C(lambda x: rtorch.aminmax(x, dim=1), T(3, 4, nc=True), id="dim"),
+]
 for _n in ("max", "min"):
     SAMPLES[_n] = [
         C(f(_n), T(3, 4)),
-        C(lambda x, fn=f(_n): fn(x, 1)[0], T(3, 4, nc=True), id="dim"),
-        C(lambda x, fn=f(_n): fn(x, 0, keepdim=True)[0], T(3, 4), id="keepdim"),
+        C(lambda x, n=_n: f(n)(x, 1)[0], T(3, 4, nc=True), id="dim"),
+        C(lambda x, n=_n: f(n)(x, 0, keepdim=True)[0], T(3, 4), id="keepdim"),
         C(f(_n), T(3, 4), T(4), id="binary"),
     ]
-SAMPLES["var"] = [C(rtorch.var, T(3, 4)), C(lambda x: rtorch.var(x, 1, correction=0), T(3, 4, nc=True), id="dim")]
-SAMPLES["std"] = [C(rtorch.std, T(3, 4)), C(lambda x: rtorch.std(x, 0, keepdim=True), T(3, 4, nc=True), id="dim")]
+SAMPLES["var"] = [
+    C(rtorch.var, T(3, 4)),
+    C(lambda x: rtorch.var(x, 1, correction=0), T(3, 4, nc=True), id="dim"),
+]
+SAMPLES["std"] = [
+    C(rtorch.std, T(3, 4)),
+    C(lambda x: rtorch.std(x, 0, keepdim=True), T(3, 4, nc=True), id="dim"),
+]
 SAMPLES["var_mean"] = [C(lambda x: rtorch.var_mean(x, 1), T(3, 4))]
 SAMPLES["std_mean"] = [C(lambda x: rtorch.std_mean(x, 1), T(3, 4, nc=True))]
 SAMPLES["norm"] = [
@@ -324,7 +412,10 @@ SAMPLES["norm"] = [
     C(lambda x: rtorch.norm(x, "fro"), T(3, 4), id="fro"),
 ]
 SAMPLES["logsumexp"] = [C(lambda x: rtorch.logsumexp(x, 1), T(3, 4, nc=True))]
-SAMPLES["cumsum"] = [C(lambda x: rtorch.cumsum(x, 1), T(3, 4, nc=True)), C(lambda x: rtorch.cumsum(x, 0), T(), id="0d")]
+SAMPLES["cumsum"] = [
+    C(lambda x: rtorch.cumsum(x, 1), T(3, 4, nc=True)),
+    C(lambda x: rtorch.cumsum(x, 0), T(), id="0d"),
+]
 SAMPLES["cumprod"] = [
     C(lambda x: rtorch.cumprod(x, 1), T(3, 4, nc=True)),
     C(lambda x: rtorch.cumprod(x * _ZEROS, 1), T(3, 4), id="zeros"),
@@ -340,13 +431,19 @@ SAMPLES["sort"] = [
     C(lambda x: rtorch.sort(x, 0, descending=True)[0], T(3, 4), id="descending"),
 ]
 SAMPLES["msort"] = [C(rtorch.msort, T(3, 4))]
-SAMPLES["topk"] = [C(lambda x: rtorch.topk(x, 2, 1)[0], T(3, 4, nc=True)), C(lambda x: rtorch.topk(x, 2, 0, largest=False)[0], T(3, 4), id="smallest")]
-SAMPLES["kthvalue"] = [C(lambda x: rtorch.kthvalue(x, 2, 1)[0], T(3, 4)), C(lambda x: rtorch.kthvalue(x, 3, 0, True)[0], T(3, 4, nc=True), id="keepdim")]
+SAMPLES["topk"] = [
+    C(lambda x: rtorch.topk(x, 2, 1)[0], T(3, 4, nc=True)),
+    C(lambda x: rtorch.topk(x, 2, 0, largest=False)[0], T(3, 4), id="smallest"),
+]
+SAMPLES["kthvalue"] = [
+    C(lambda x: rtorch.kthvalue(x, 2, 1)[0], T(3, 4)),
+    C(lambda x: rtorch.kthvalue(x, 3, 0, True)[0], T(3, 4, nc=True), id="keepdim"),
+]
 for _n in ("median", "nanmedian"):
     SAMPLES[_n] = [
         C(f(_n), T(3, 4)),
-        C(lambda x, fn=f(_n): fn(x, 1)[0], T(3, 5, nc=True), id="dim"),
-        C(lambda x, fn=f(_n): fn(x, 0, keepdim=True)[0], T(3, 4), id="keepdim"),
+        C(lambda x, n=_n: f(n)(x, 1)[0], T(3, 5, nc=True), id="dim"),
+        C(lambda x, n=_n: f(n)(x, 0, keepdim=True)[0], T(3, 4), id="keepdim"),
     ]
 SAMPLES["nanmedian"].append(
     C(lambda x: rtorch.nanmedian(x.masked_fill(_NANS, float("nan")), 1)[0], T(3, 4), id="nan")
@@ -354,11 +451,19 @@ SAMPLES["nanmedian"].append(
 SAMPLES["mode"] = [C(lambda x: rtorch.mode(x.round(), 1)[0], T(3, 6, dom="any"), gg=True)]
 for _n in ("quantile", "nanquantile"):
     SAMPLES[_n] = [
-        C(lambda x, fn=f(_n): fn(x, 0.3), T(3, 4)),
-        C(lambda x, fn=f(_n): fn(x, rtorch.tensor([0.25, 0.5, 1.0], dtype=rtorch.float64), 1), T(3, 5, nc=True), id="dim"),
-        C(lambda x, fn=f(_n): fn(x, 0.4, 0, keepdim=True, interpolation="midpoint"), T(3, 4), id="midpoint"),
+        C(lambda x, n=_n: f(n)(x, 0.3), T(3, 4)),
+        C(
+            lambda x, n=_n: f(n)(x, rtorch.tensor([0.25, 0.5, 1.0], dtype=rtorch.float64), 1),
+            T(3, 5, nc=True),
+            id="dim",
+        ),
+        C(
+            lambda x, n=_n: f(n)(x, 0.4, 0, keepdim=True, interpolation="midpoint"),
+            T(3, 4),
+            id="midpoint",
+        ),
         *[
-            C(lambda x, m=m, fn=f(_n): fn(x, 0.4, 1, interpolation=m), T(3, 4), id=m)
+            C(lambda x, m=m, n=_n: f(n)(x, 0.4, 1, interpolation=m), T(3, 4), id=m)
             for m in ("lower", "higher", "nearest")
         ],
     ]
@@ -387,8 +492,14 @@ LINALG: dict[str, list] = {
     "lstsq": [C(lambda a, b: rtorch.linalg.lstsq(a, b).solution, T(4, 3), T(4, 2))],
     "pinv": [C(rtorch.linalg.pinv, T(4, 3))],
     "vector_norm": [C(lambda x: rtorch.linalg.vector_norm(x, 3, 1), T(3, 4, nc=True))],
-    "matrix_norm": [C(rtorch.linalg.matrix_norm, T(3, 4)), C(lambda x: rtorch.linalg.matrix_norm(x, "nuc"), T(3, 4), id="nuc")],
-    "norm": [C(rtorch.linalg.norm, T(3, 4)), C(lambda x: rtorch.linalg.norm(x, 2, 1), T(3, 4), id="vector")],
+    "matrix_norm": [
+        C(rtorch.linalg.matrix_norm, T(3, 4)),
+        C(lambda x: rtorch.linalg.matrix_norm(x, "nuc"), T(3, 4), id="nuc"),
+    ],
+    "norm": [
+        C(rtorch.linalg.norm, T(3, 4)),
+        C(lambda x: rtorch.linalg.norm(x, 2, 1), T(3, 4), id="vector"),
+    ],
 }
 
 # ---------------------------------------------------------------- non-differentiable
@@ -424,21 +535,58 @@ EXPECTED_FAILURES: list[tuple[str, str, str]] = [
     *[
         (p, "grad", _GATHER)
         for p in (
-            "gather-*", "scatter-*", "scatter_add-*", "scatter_reduce-*", "index_select-*",
-            "index_add-*", "index_copy-*", "masked_scatter-*", "take-*", "take_along_dim-*",
-            "combinations-*", "repeat_interleave-tensor-repeats", "as_strided-overlapping",
-            "cdist-*", "det-*", "inverse-*", "slogdet-*", "linalg.cholesky-*", "linalg.det-*",
-            "linalg.eigh-*", "linalg.eigvalsh-*", "linalg.inv-*", "linalg.lstsq-*",
-            "linalg.pinv-*", "linalg.qr-*", "linalg.slogdet-*", "linalg.solve-*", "linalg.svd-*",
-            "linalg.svdvals-*", "linalg.matrix_norm-*",
+            "gather-*",
+            "scatter-*",
+            "scatter_add-*",
+            "scatter_reduce-*",
+            "index_select-*",
+            "index_add-*",
+            "index_copy-*",
+            "masked_scatter-*",
+            "take-*",
+            "take_along_dim-*",
+            "combinations-*",
+            "repeat_interleave-tensor-repeats",
+            "as_strided-overlapping",
+            "cdist-*",
+            "det-*",
+            "inverse-*",
+            "slogdet-*",
+            "linalg.cholesky-*",
+            "linalg.det-*",
+            "linalg.eigh-*",
+            "linalg.eigvalsh-*",
+            "linalg.inv-*",
+            "linalg.lstsq-*",
+            "linalg.pinv-*",
+            "linalg.qr-*",
+            "linalg.slogdet-*",
+            "linalg.solve-*",
+            "linalg.svd-*",
+            "linalg.svdvals-*",
+            "linalg.matrix_norm-*",
         )
     ],
     *[
         (p, "gradgrad", _SCATTER_GG)
         for p in (
-            "cummax-*", "cummin-*", "kthvalue-*", "max-dim", "max-keepdim", "min-dim",
-            "min-keepdim", "median-dim", "median-keepdim", "nanmedian-dim", "nanmedian-keepdim",
-            "nanmedian-nan", "msort-*", "sort-*", "topk-*", "quantile-*", "nanquantile-*",
+            "cummax-*",
+            "cummin-*",
+            "kthvalue-*",
+            "max-dim",
+            "max-keepdim",
+            "min-dim",
+            "min-keepdim",
+            "median-dim",
+            "median-keepdim",
+            "nanmedian-dim",
+            "nanmedian-keepdim",
+            "nanmedian-nan",
+            "msort-*",
+            "sort-*",
+            "topk-*",
+            "quantile-*",
+            "nanquantile-*",
         )
     ],
     ("digamma-*", "grad", "digamma's derivative needs polygamma(1, x), not implemented"),
@@ -489,6 +637,9 @@ def _cases(check: str) -> list:
                 case_id = f"{prefix}{name}-{c.id or i}"
                 reason = _expected_failure(case_id, check)
                 marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                if check == "gradgrad" and _expected_failure(case_id, "grad"):
+                    # A wrong first derivative can have a consistent second.
+                    marks = [pytest.mark.skip(reason=f"first derivative pending: {reason}")]
                 out.append(pytest.param(c, id=case_id, marks=marks))
     return out
 
