@@ -379,7 +379,7 @@ pub fn call_node(
     }
 }
 
-fn validate(node: &Node, out: &mut Vec<Option<Tensor>>) -> Result<()> {
+fn validate(node: &Node, out: &mut [Option<Tensor>]) -> Result<()> {
     if out.len() != node.num_inputs() {
         return Err(Error::Runtime(format!(
             "function {} returned an incorrect number of gradients (expected {}, got {})",

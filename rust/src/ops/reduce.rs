@@ -1192,7 +1192,11 @@ pub fn vector_norm(
             arith::mul(gu, &arith::un(Sign, &x)?)
         } else if ord == 2.0 {
             // x / ||x||, and 0 where the norm is 0.
-            let safe = arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::add_s(&arith::zeros_like(&y)?, 1.0)?, &y)?;
+            let safe = arith::where_t(
+                &arith::cmp_s(Eq, &y, 0.0)?,
+                &arith::add_s(&arith::zeros_like(&y)?, 1.0)?,
+                &y,
+            )?;
             let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
             arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
         } else if ord.is_infinite() {
@@ -1520,31 +1524,6 @@ fn cum_extreme_impl(t: &Tensor, d: usize, is_max: bool) -> Result<(Tensor, Tenso
     Ok((vals, idx))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairwise_sum_of_ten_million_ones_is_exact() {
-        let x = vec![1.0f32; 10_000_000];
-        let mut s = 0.0;
-        sum_f32(&x, &mut s);
-        assert_eq!(s, 1e7);
-    }
-
-    #[test]
-    fn column_sum_matches_row_sum() {
-        let t = Tensor::from_slice(&(0..3000).map(|i| i as f32).collect::<Vec<_>>(), &[150, 20])
-            .unwrap();
-        let s = sum(&t, Some(&[0]), false, None).unwrap();
-        let v = copy::to_vec::<f64>(&s).unwrap();
-        for (j, &x) in v.iter().enumerate() {
-            let want: f64 = (0..150).map(|i| (i * 20 + j) as f64).sum();
-            assert_eq!(x, want);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Derivatives
 
@@ -1562,6 +1541,7 @@ pub fn unreduce(g: &Tensor, shape_: &[usize], dims: &[usize], keepdim: bool) -> 
 
 /// Records a reduction of `t` over `dims` whose derivative is
 /// `f(ctx, g_unreduced, saved)`.
+#[allow(clippy::too_many_arguments)]
 fn record_reduction<F>(
     rec: Option<Recorder>,
     t: &Tensor,
@@ -1615,4 +1595,29 @@ fn evenly(gu: &Tensor, x: &Tensor, y: &Tensor, dims: &[usize]) -> Result<Tensor>
     let d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let count = sum(&maskf, Some(&d), true, None)?;
     arith::div(&arith::mul(gu, &maskf)?, &count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sum_of_ten_million_ones_is_exact() {
+        let x = vec![1.0f32; 10_000_000];
+        let mut s = 0.0;
+        sum_f32(&x, &mut s);
+        assert_eq!(s, 1e7);
+    }
+
+    #[test]
+    fn column_sum_matches_row_sum() {
+        let t = Tensor::from_slice(&(0..3000).map(|i| i as f32).collect::<Vec<_>>(), &[150, 20])
+            .unwrap();
+        let s = sum(&t, Some(&[0]), false, None).unwrap();
+        let v = copy::to_vec::<f64>(&s).unwrap();
+        for (j, &x) in v.iter().enumerate() {
+            let want: f64 = (0..150).map(|i| (i * 20 + j) as f64).sum();
+            assert_eq!(x, want);
+        }
+    }
 }

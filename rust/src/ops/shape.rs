@@ -151,11 +151,11 @@ pub fn t(x: &Tensor) -> Result<Tensor> {
     }
     if x.ndim() < 2 {
         let out = x.view_with(x.layout().clone())?;
-        record_view("TBackward0", x, &out, |v| t(v), Some(Box::new(|g| t(g))));
+        record_view("TBackward0", x, &out, t, Some(Box::new(t)));
         return Ok(out);
     }
     let out = x.view_with(x.layout().transpose(0, 1)?)?;
-    record_view("TBackward0", x, &out, |v| t(v), Some(Box::new(|g| t(g))));
+    record_view("TBackward0", x, &out, t, Some(Box::new(t)));
     Ok(out)
 }
 

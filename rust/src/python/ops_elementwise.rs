@@ -518,7 +518,12 @@ impl PyTensor {
         max: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyRef<'py, Self>> {
         let scalar = |b: Option<&Bound<'py, PyAny>>| -> PyResult<Option<Option<Scalar>>> {
-            match b.filter(|b| !b.is_none()).map(operand).transpose()?.flatten() {
+            match b
+                .filter(|b| !b.is_none())
+                .map(operand)
+                .transpose()?
+                .flatten()
+            {
                 None => Ok(Some(None)),
                 Some(Operand::Scalar(s)) => Ok(Some(Some(s))),
                 Some(Operand::Tensor(_)) => Ok(None),
