@@ -3,14 +3,14 @@
 //! take, take_along_dim and nonzero. Each in-place op is the primitive; the
 //! out-of-place form clones and calls it, as PyTorch does.
 
+use crate::autograd::Recorder;
 use crate::cpu::iter::{for_each_offset, for_each_row};
 use crate::cpu::parallel::for_ranges;
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
+use crate::ops::binary::BinaryOp;
 use crate::ops::index::{self, TensorIndex};
 use crate::ops::join::{copy_into, SendPtr};
-use crate::autograd::Recorder;
-use crate::ops::binary::BinaryOp;
 use crate::ops::{arith, copy, creation, shape};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
@@ -366,11 +366,19 @@ pub fn scatter_(
             let idx = ctx.saved(ii)?;
             let gt = match reduce {
                 _ if !ctx.needs(0) => None,
-                Reduce::Assign => Some(scatter(&g, dim, &idx, Source::Value(Scalar::Int(0)), reduce)?),
+                Reduce::Assign => Some(scatter(
+                    &g,
+                    dim,
+                    &idx,
+                    Source::Value(Scalar::Int(0)),
+                    reduce,
+                )?),
                 Reduce::Sum if src_shape.is_some() => Some(g.clone()),
-                _ => return Err(Error::NotImplemented(
-                    "the derivative for 'scatter with reduce' is not implemented.".into(),
-                )),
+                _ => {
+                    return Err(Error::NotImplemented(
+                        "the derivative for 'scatter with reduce' is not implemented.".into(),
+                    ))
+                }
             };
             let gs = match &src_shape {
                 Some(shape) if ctx.needs(1) => Some(pad_to(gather(&g, dim, &idx)?, shape)?),
@@ -441,10 +449,14 @@ pub fn scatter_reduce(
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None, None]);
             };
-            let (t, index, src, out) = (ctx.saved(it)?, ctx.saved(ii)?, ctx.saved(is)?, ctx.saved(io)?);
-            let (gt, gs) = scatter_reduce_backward(
-                &g, &t, dim, &index, &src, &out, reduce, include_self,
-            )?;
+            let (t, index, src, out) = (
+                ctx.saved(it)?,
+                ctx.saved(ii)?,
+                ctx.saved(is)?,
+                ctx.saved(io)?,
+            );
+            let (gt, gs) =
+                scatter_reduce_backward(&g, &t, dim, &index, &src, &out, reduce, include_self)?;
             let gs = pad_to(gs, src.shape())?;
             Ok(vec![ctx.needs(0).then_some(gt), ctx.needs(1).then_some(gs)])
         });
@@ -501,7 +513,10 @@ fn scatter_reduce_backward(
             let src_is = as_float(&arith::cmp(BinaryOp::Eq, &src, &value)?)?;
             let n = scatter_add(&self_is, dim, index, &src_is)?;
             let gd = arith::div(g, &n)?;
-            (arith::mul(&self_is, &gd)?, arith::mul(&src_is, &gather(&gd, dim, index)?)?)
+            (
+                arith::mul(&self_is, &gd)?,
+                arith::mul(&src_is, &gather(&gd, dim, index)?)?,
+            )
         }
         Reduce::Prod => {
             let self_zero = arith::cmp_s(BinaryOp::Eq, t, 0.0)?;
@@ -509,10 +524,17 @@ fn scatter_reduce_backward(
             let others = scatter_reduce(&masked_self, dim, index, &src, reduce, include_self)?;
             let gt = arith::div(&arith::mul(g, &others)?, &masked_self)?;
             let src_zero = arith::cmp_s(BinaryOp::Eq, &src, 0.0)?;
-            let zeros_in_group =
-                gather(&scatter_add(&zeros(t.shape())?, dim, index, &as_float(&src_zero)?)?, dim, index)?;
-            let single = arith::and(&src_zero, &arith::cmp_s(BinaryOp::Eq, &zeros_in_group, 1.0)?)?;
-            let without = scatter_reduce(t, dim, index, &where1(&single, &src)?, reduce, include_self)?;
+            let zeros_in_group = gather(
+                &scatter_add(&zeros(t.shape())?, dim, index, &as_float(&src_zero)?)?,
+                dim,
+                index,
+            )?;
+            let single = arith::and(
+                &src_zero,
+                &arith::cmp_s(BinaryOp::Eq, &zeros_in_group, 1.0)?,
+            )?;
+            let without =
+                scatter_reduce(t, dim, index, &where1(&single, &src)?, reduce, include_self)?;
             let gs = crate::ops::ternary::where_(
                 &single,
                 &crate::ops::Operand::Tensor(gather(&arith::mul(g, &without)?, dim, index)?),
@@ -620,7 +642,13 @@ pub fn index_select(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
                 return Ok(vec![None]);
             };
             let z = creation::full(&shape, Scalar::Int(0), g.dtype())?;
-            Ok(vec![Some(index_add(&z, dim, &ctx.saved(ii)?, &g, Scalar::Int(1))?)])
+            Ok(vec![Some(index_add(
+                &z,
+                dim,
+                &ctx.saved(ii)?,
+                &g,
+                Scalar::Int(1),
+            )?)])
         });
     }
     Ok(out)
@@ -636,7 +664,13 @@ fn select_like(g: &Tensor, dim: i64, index: &Tensor, src: &[usize]) -> Result<Te
     shape::reshape(&r, &src.iter().map(|&x| x as i64).collect::<Vec<_>>())
 }
 
-pub fn index_add(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Scalar) -> Result<Tensor> {
+pub fn index_add(
+    t: &Tensor,
+    dim: i64,
+    index: &Tensor,
+    src: &Tensor,
+    alpha: Scalar,
+) -> Result<Tensor> {
     let out = copy::clone(t)?;
     index_add_(&out, dim, index, src, alpha)?;
     Ok(out)
@@ -734,7 +768,11 @@ pub fn index_add_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Sca
             };
             let gs = if ctx.needs(1) {
                 let r = select_like(&g, dim, &ctx.saved(ii)?, &src_shape)?;
-                Some(if alpha.to_f64() == 1.0 { r } else { arith::scale(&r, alpha.to_f64())? })
+                Some(if alpha.to_f64() == 1.0 {
+                    r
+                } else {
+                    arith::scale(&r, alpha.to_f64())?
+                })
             } else {
                 None
             };
@@ -833,7 +871,12 @@ pub fn index_fill_(t: &Tensor, dim: i64, index: &Tensor, value: Scalar) -> Resul
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None]);
             };
-            Ok(vec![Some(index_fill(&g, dim, &ctx.saved(ii)?, Scalar::Int(0))?)])
+            Ok(vec![Some(index_fill(
+                &g,
+                dim,
+                &ctx.saved(ii)?,
+                Scalar::Int(0),
+            )?)])
         })?;
     }
     Ok(())
@@ -961,7 +1004,8 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
                 true => {
                     // The used prefix of `source`, zero-padded to its size.
                     let picked = masked_select(&g, &mask)?;
-                    let rest = creation::full(&[src_numel - picked.numel()], Scalar::Int(0), g.dtype())?;
+                    let rest =
+                        creation::full(&[src_numel - picked.numel()], Scalar::Int(0), g.dtype())?;
                     let flat = crate::ops::join::cat(&[picked, rest], 0)?;
                     Some(shape::reshape(&flat, &src_shape)?)
                 }

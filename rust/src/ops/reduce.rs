@@ -1116,7 +1116,11 @@ pub fn vector_norm(
             arith::mul(gu, &arith::un(Sign, &x)?)
         } else if ord == 2.0 {
             // x / ||x||, and 0 where the norm is 0.
-            let safe = arith::where_s(&arith::cmp_s(Eq, &y, 0.0)?, &y, 1.0)?;
+            let safe = arith::where_t(
+                &arith::cmp_s(Eq, &y, 0.0)?,
+                &arith::add_s(&arith::zeros_like(&y)?, 1.0)?,
+                &y,
+            )?;
             let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
             arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
         } else if ord.is_infinite() {

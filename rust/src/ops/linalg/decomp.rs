@@ -834,7 +834,11 @@ pub fn svd(t: &Tensor, full_matrices: bool) -> Result<(Tensor, Tensor, Tensor)> 
         );
         rec.finish(&[&u, &s, &vh], move |ctx, grads| {
             let mut it = grads.into_iter();
-            let (gu, gs, gv) = (it.next().flatten(), it.next().flatten(), it.next().flatten());
+            let (gu, gs, gv) = (
+                it.next().flatten(),
+                it.next().flatten(),
+                it.next().flatten(),
+            );
             // With full_matrices, only the first k singular vectors enter
             // A = U S Vh; the rest are arbitrary (PyTorch narrows too).
             let kk = k as i64;
@@ -1011,7 +1015,12 @@ pub fn eigh(t: &Tensor, uplo: &str) -> Result<(Tensor, Tensor)> {
         rec.finish(&[&w, &v], move |ctx, grads| {
             let mut it = grads.into_iter();
             let (gw, gv) = (it.next().flatten(), it.next().flatten());
-            Ok(vec![eigh_backward(&ctx.saved(iw)?, &ctx.saved(iv)?, gw, gv)?])
+            Ok(vec![eigh_backward(
+                &ctx.saved(iw)?,
+                &ctx.saved(iv)?,
+                gw,
+                gv,
+            )?])
         });
     }
     Ok((w, v))
@@ -1244,7 +1253,12 @@ pub fn lstsq(
         let x = mm(&pinv(a, None, Some(rc), false)?, b)?;
         let res = if res.numel() > 0 {
             let r = arith::sub(&mm(a, &x)?, b)?;
-            crate::ops::reduce::sum(&arith::mul(&r, &r)?, Some(&[if vector { -1 } else { -2 }]), false, None)?
+            crate::ops::reduce::sum(
+                &arith::mul(&r, &r)?,
+                Some(&[if vector { -1 } else { -2 }]),
+                false,
+                None,
+            )?
         } else {
             res
         };
@@ -1608,7 +1622,11 @@ fn svd_backward(
     if gu.is_none() && gs.is_none() && gvh.is_none() {
         return Ok(None);
     }
-    let (m, k, n) = (u.shape()[u.ndim() - 2], s.shape()[s.ndim() - 1], vh.shape()[vh.ndim() - 1]);
+    let (m, k, n) = (
+        u.shape()[u.ndim() - 2],
+        s.shape()[s.ndim() - 1],
+        vh.shape()[vh.ndim() - 1],
+    );
     let d = s.dtype();
     let mut inner = match &gs {
         Some(gs) => diag_of(gs)?,
@@ -1618,12 +1636,18 @@ fn svd_backward(
         return Ok(Some(mm(&mm(u, &inner)?, vh)?));
     }
     let s2 = arith::mul(s, s)?;
-    let e = arith::add(&arith::sub(&unsq(&s2, -2)?, &unsq(&s2, -1)?)?, &eye_of(k, d)?)?;
+    let e = arith::add(
+        &arith::sub(&unsq(&s2, -2)?, &unsq(&s2, -1)?)?,
+        &eye_of(k, d)?,
+    )?;
     let (s_row, s_col) = (unsq(s, -2)?, unsq(s, -1)?);
     let mut extra = None;
     if let Some(gu) = &gu {
         let uhgu = mm(&mt(u)?, gu)?;
-        inner = arith::add(&inner, &arith::mul(&arith::div(&skew(&uhgu)?, &e)?, &s_row)?)?;
+        inner = arith::add(
+            &inner,
+            &arith::mul(&arith::div(&skew(&uhgu)?, &e)?, &s_row)?,
+        )?;
         if m > k {
             let p = arith::div(&arith::sub(gu, &mm(u, &uhgu)?)?, &s_row)?;
             extra = Some(mm(&p, vh)?);
@@ -1631,7 +1655,10 @@ fn svd_backward(
     }
     if let Some(gvh) = &gvh {
         let vhgv = mm(vh, &mt(gvh)?)?;
-        inner = arith::add(&inner, &arith::mul(&s_col, &arith::div(&skew(&vhgv)?, &e)?)?)?;
+        inner = arith::add(
+            &inner,
+            &arith::mul(&s_col, &arith::div(&skew(&vhgv)?, &e)?)?,
+        )?;
         if n > k {
             let p = arith::div(&arith::sub(gvh, &mm(&mt(&vhgv)?, vh)?)?, &s_col)?;
             let t = mm(u, &p)?;
