@@ -484,13 +484,6 @@ fn scatter_reduce_backward(
     let dtype = g.dtype();
     let zeros = |shape: &[usize]| creation::full(shape, Scalar::Int(0), dtype);
     let as_float = |b: &Tensor| copy::to_dtype(b, dtype, false);
-    let where0 = |cond: &Tensor, x: &Tensor| {
-        crate::ops::ternary::where_(
-            cond,
-            &crate::ops::Operand::Scalar(Scalar::Int(0)),
-            &crate::ops::Operand::Tensor(x.clone()),
-        )
-    };
     let where1 = |cond: &Tensor, x: &Tensor| {
         crate::ops::ternary::where_(
             cond,
@@ -498,17 +491,9 @@ fn scatter_reduce_backward(
             &crate::ops::Operand::Tensor(x.clone()),
         )
     };
-    // Positions of `t` some index writes to.
-    let hit = || -> Result<Tensor> {
-        let h = scatter(
-            &zeros(t.shape())?,
-            dim,
-            index,
-            Source::Value(Scalar::Int(1)),
-            Reduce::Assign,
-        )?;
-        arith::cmp_s(BinaryOp::Ne, &h, 0.0)
-    };
+    // Zero at the positions of `t` some index writes to (which take no
+    // part when `include_self` is false).
+    let unhit = |x: &Tensor| scatter(x, dim, index, Source::Value(Scalar::Int(0)), Reduce::Assign);
     let (gt, gs) = match reduce {
         Reduce::Sum | Reduce::Assign => (g.clone(), gather(g, dim, index)?),
         Reduce::Mean => {
@@ -523,7 +508,7 @@ fn scatter_reduce_backward(
             let value = gather(out, dim, index)?;
             let mut self_is = as_float(&arith::cmp(BinaryOp::Eq, t, out)?)?;
             if !include_self {
-                self_is = where0(&hit()?, &self_is)?;
+                self_is = unhit(&self_is)?;
             }
             let src_is = as_float(&arith::cmp(BinaryOp::Eq, &src, &value)?)?;
             let n = scatter_add(&self_is, dim, index, &src_is)?;
@@ -561,11 +546,7 @@ fn scatter_reduce_backward(
             (gt, gs)
         }
     };
-    let gt = if include_self {
-        gt
-    } else {
-        where0(&hit()?, &gt)?
-    };
+    let gt = if include_self { gt } else { unhit(&gt)? };
     Ok((gt, gs))
 }
 
@@ -1015,11 +996,8 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
             };
             let mask = ctx.saved(im)?;
             let gt = match ctx.needs(0) {
-                true => Some(crate::ops::ternary::where_(
-                    &mask,
-                    &crate::ops::Operand::Scalar(Scalar::Int(0)),
-                    &crate::ops::Operand::Tensor(g.clone()),
-                )?),
+                // `g` with zeros written where the mask is set.
+                true => Some(masked_scatter(&g, &mask, &arith::zeros_like(&g)?)?),
                 false => None,
             };
             let gs = match ctx.needs(1) {
