@@ -529,31 +529,8 @@ LINALG_NON_DIFFERENTIABLE: dict[str, str] = {
 # Checks expected to fail, by case id (fnmatch patterns), for "grad"
 # (gradcheck and gradgradcheck) or "gradgrad" only. Strict: a check that
 # starts passing fails until its entry goes.
-_GATHER = "derivative expected from branch issue4-gather (cdist, linalg)"
 _OVERLAP = "overlapping as_strided: the view derivative does not sum repeated elements yet"
 EXPECTED_FAILURES: list[tuple[str, str, str]] = [
-    *[
-        (p, "grad", _GATHER)
-        for p in (
-            "cdist-*",
-            "det-*",
-            "inverse-*",
-            "slogdet-*",
-            "linalg.cholesky-*",
-            "linalg.det-*",
-            "linalg.eigh-*",
-            "linalg.eigvalsh-*",
-            "linalg.inv-*",
-            "linalg.lstsq-*",
-            "linalg.pinv-*",
-            "linalg.qr-*",
-            "linalg.slogdet-*",
-            "linalg.solve-*",
-            "linalg.svd-*",
-            "linalg.svdvals-*",
-            "linalg.matrix_norm-*",
-        )
-    ],
     ("as_strided-overlapping", "grad", _OVERLAP),
     ("digamma-*", "grad", "digamma's derivative needs polygamma(1, x), not implemented"),
     ("lgamma-*", "gradgrad", "lgamma's second derivative needs polygamma(1, x), not implemented"),
