@@ -459,12 +459,14 @@ impl BinaryOp {
                 ]
             }
             Maximum | Minimum => {
+                // The larger (smaller) operand takes the gradient; ties split it.
                 let (win, lose) = if self == Maximum { (Gt, Lt) } else { (Lt, Gt) };
                 let tie = cmp(Eq, a, b)?;
                 let half = where_t(&tie, &scale(g, 0.5)?, g)?;
+                let zero = zeros_like(&half)?;
                 [
-                    ga(&|| where_s(&cmp(lose, a, b)?, &half, 0.0))?,
-                    gb(&|| where_s(&cmp(win, a, b)?, &half, 0.0))?,
+                    ga(&|| where_t(&cmp(lose, a, b)?, &zero, &half))?,
+                    gb(&|| where_t(&cmp(win, a, b)?, &zero, &half))?,
                 ]
             }
             Fmax | Fmin => {

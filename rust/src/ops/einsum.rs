@@ -543,6 +543,16 @@ pub fn cdist(x1: &Tensor, x2: &Tensor, p: f64) -> Result<Tensor> {
             "cdist only supports non-negative p values".into(),
         ));
     }
+    if crate::autograd::needs_grad(&[x1, x2]) {
+        // Differentiable form: the p-norm of all pairwise differences.
+        let diff = binary(
+            BinaryOp::Sub,
+            &Operand::Tensor(shape::unsqueeze(x1, -2)?),
+            &Operand::Tensor(shape::unsqueeze(x2, -3)?),
+            None,
+        )?;
+        return crate::ops::reduce::vector_norm(&diff, p, Some(&[-1]), false, None);
+    }
     let batch = broadcast_shapes(&x1.shape()[..n1 - 2], &x2.shape()[..n2 - 2])?;
     let (r1, r2, m) = (x1.shape()[n1 - 2], x2.shape()[n2 - 2], x1.shape()[n1 - 1]);
     let full = |t: &Tensor, r: usize| -> Result<Tensor> {

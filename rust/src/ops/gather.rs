@@ -3,13 +3,15 @@
 //! take, take_along_dim and nonzero. Each in-place op is the primitive; the
 //! out-of-place form clones and calls it, as PyTorch does.
 
+use crate::autograd::Recorder;
 use crate::cpu::iter::{for_each_offset, for_each_row};
 use crate::cpu::parallel::for_ranges;
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
+use crate::ops::binary::BinaryOp;
 use crate::ops::index::{self, TensorIndex};
 use crate::ops::join::{copy_into, SendPtr};
-use crate::ops::{copy, shape};
+use crate::ops::{arith, copy, creation, shape};
 use crate::tensor::layout::{broadcast_shapes, fmt_shape};
 use crate::tensor::{DType, Element, Scalar, Tensor};
 
@@ -221,17 +223,72 @@ fn walk(
 pub fn gather(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
     let d = wrap_dim(dim, t.ndim())?;
     check_index("gather", t, d, index, None)?;
+    let rec = Recorder::new("GatherBackward0", &[t]);
     let out = Tensor::empty(index.shape(), t.dtype())?;
-    if out.numel() == 0 {
-        return Ok(out);
+    if out.numel() > 0 {
+        let os = strides_of(&out, index.ndim().max(1));
+        dispatch!(t.dtype(), T => {
+            let (src, dst) = (t.data_ptr::<T>(), out.data_ptr::<T>());
+            // SAFETY: `walk` bounds-checks the target offset; `o` walks `out`.
+            walk(index, t, d, &os, |s, o| unsafe { *dst.offset(o) = *src.offset(s) })?;
+        });
     }
-    let os = strides_of(&out, index.ndim().max(1));
-    dispatch!(t.dtype(), T => {
-        let (src, dst) = (t.data_ptr::<T>(), out.data_ptr::<T>());
-        // SAFETY: `walk` bounds-checks the target offset; `o` walks `out`.
-        walk(index, t, d, &os, |s, o| unsafe { *dst.offset(o) = *src.offset(s) })?;
-    });
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let shape = t.shape().to_vec();
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let z = creation::full(&shape, Scalar::Int(0), g.dtype())?;
+            Ok(vec![Some(scatter_add(&z, dim, &ctx.saved(ii)?, &g)?)])
+        });
+    }
     Ok(out)
+}
+
+/// `t.scatter(dim, index, src)`: a copy of `t` with `scatter_` applied.
+pub fn scatter(
+    t: &Tensor,
+    dim: i64,
+    index: &Tensor,
+    src: Source<'_>,
+    reduce: Reduce,
+) -> Result<Tensor> {
+    let out = copy::clone(t)?;
+    scatter_(&out, dim, index, src, reduce)?;
+    Ok(out)
+}
+
+pub fn scatter_add(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+    scatter(t, dim, index, Source::Tensor(src), Reduce::Sum)
+}
+
+/// `g` (shaped like a prefix-box of `shape`, as a gather by a smaller
+/// index gives) zero-padded up to `shape`.
+fn pad_to(g: Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g);
+    }
+    let z = creation::full(shape, Scalar::Int(0), g.dtype())?;
+    let mut v = z.clone();
+    for (k, &n) in g.shape().iter().enumerate() {
+        v = shape::narrow(&v, k as i64, 0, n as i64)?;
+    }
+    copy::copy_(&v, &g)?;
+    Ok(z)
+}
+
+/// `t` narrowed to the leading box of `shape` (the part an index of that
+/// shape reads).
+fn narrow_to(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let mut v = t.clone();
+    for (k, &n) in shape.iter().enumerate() {
+        if v.ndim() > k && v.shape()[k] != n {
+            v = shape::narrow(&v, k as i64, 0, n as i64)?;
+        }
+    }
+    Ok(v)
 }
 
 /// What `scatter` writes: elements of a tensor, or one value.
@@ -266,6 +323,14 @@ pub fn scatter_(
         }
     }
     copy::check_no_internal_overlap(t)?;
+    let name = match (st, reduce) {
+        (Some(_), Reduce::Assign) => "ScatterBackward0",
+        (None, Reduce::Assign) => "ScatterBackward1",
+        (Some(_), Reduce::Sum) => "ScatterAddBackward0",
+        (Some(_), _) => "ScatterReduceBackward1",
+        (None, _) => "ScatterBackward2",
+    };
+    let rec = Recorder::new_inplace(name, t, &[st])?;
     let nd = index.ndim().max(1);
     dispatch!(t.dtype(), T => {
         let dst = t.data_ptr::<T>();
@@ -291,6 +356,37 @@ pub fn scatter_(
         }
     });
     t.bump_version();
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let src_shape = st.map(|s| s.shape().to_vec());
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let idx = ctx.saved(ii)?;
+            let gt = match reduce {
+                _ if !ctx.needs(0) => None,
+                Reduce::Assign => Some(scatter(
+                    &g,
+                    dim,
+                    &idx,
+                    Source::Value(Scalar::Int(0)),
+                    reduce,
+                )?),
+                Reduce::Sum if src_shape.is_some() => Some(g.clone()),
+                _ => {
+                    return Err(Error::NotImplemented(
+                        "the derivative for 'scatter with reduce' is not implemented.".into(),
+                    ))
+                }
+            };
+            let gs = match &src_shape {
+                Some(shape) if ctx.needs(1) => Some(pad_to(gather(&g, dim, &idx)?, shape)?),
+                _ => None,
+            };
+            Ok(vec![gt, gs])
+        })?;
+    }
     Ok(())
 }
 
@@ -310,6 +406,7 @@ pub fn scatter_reduce(
             "scatter_reduce(): Expected self.dtype to be equal to src.dtype".into(),
         ));
     }
+    let rec = Recorder::new("ScatterReduceBackward0", &[t, src]);
     // A dense copy, so element offsets index the per-element counts below.
     let out = copy::contiguous_copy(t)?;
     let nd = index.ndim().max(1);
@@ -345,7 +442,112 @@ pub fn scatter_reduce(
             }
         }
     });
+    if let Some(mut rec) = rec {
+        let (it, ii, is) = (rec.save(t)?, rec.save(index)?, rec.save(src)?);
+        let io = rec.save_output(&out, 0)?;
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let (t, index, src, out) = (
+                ctx.saved(it)?,
+                ctx.saved(ii)?,
+                ctx.saved(is)?,
+                ctx.saved(io)?,
+            );
+            let (gt, gs) =
+                scatter_reduce_backward(&g, &t, dim, &index, &src, &out, reduce, include_self)?;
+            let gs = pad_to(gs, src.shape())?;
+            Ok(vec![ctx.needs(0).then_some(gt), ctx.needs(1).then_some(gs)])
+        });
+    }
     Ok(out)
+}
+
+/// The gradients of `out = t.scatter_reduce(dim, index, src, reduce,
+/// include_self)` for `t` and for the part of `src` that `index` reads.
+/// Where several elements tie for amax/amin, they share the gradient
+/// evenly; prod divides by the factor unless it is the one zero in its
+/// group (then it is the product of the others), as PyTorch.
+#[allow(clippy::too_many_arguments)]
+fn scatter_reduce_backward(
+    g: &Tensor,
+    t: &Tensor,
+    dim: i64,
+    index: &Tensor,
+    src: &Tensor,
+    out: &Tensor,
+    reduce: Reduce,
+    include_self: bool,
+) -> Result<(Tensor, Tensor)> {
+    let src = narrow_to(src, index.shape())?;
+    let dtype = g.dtype();
+    let zeros = |shape: &[usize]| creation::full(shape, Scalar::Int(0), dtype);
+    let as_float = |b: &Tensor| copy::to_dtype(b, dtype, false);
+    let where1 = |cond: &Tensor, x: &Tensor| {
+        crate::ops::ternary::where_(
+            cond,
+            &crate::ops::Operand::Scalar(Scalar::Int(1)),
+            &crate::ops::Operand::Tensor(x.clone()),
+        )
+    };
+    // Zero at the positions of `t` some index writes to (which take no
+    // part when `include_self` is false).
+    let unhit = |x: &Tensor| scatter(x, dim, index, Source::Value(Scalar::Int(0)), Reduce::Assign);
+    let (gt, gs) = match reduce {
+        Reduce::Sum | Reduce::Assign => (g.clone(), gather(g, dim, index)?),
+        Reduce::Mean => {
+            let ones = creation::full(index.shape(), Scalar::Int(1), dtype)?;
+            let base = creation::full(t.shape(), Scalar::Int(i64::from(include_self)), dtype)?;
+            let n = scatter_add(&base, dim, index, &ones)?;
+            let n = where1(&arith::cmp_s(BinaryOp::Eq, &n, 0.0)?, &n)?;
+            let gn = arith::div(g, &n)?;
+            (gn.clone(), gather(&gn, dim, index)?)
+        }
+        Reduce::Amax | Reduce::Amin => {
+            let value = gather(out, dim, index)?;
+            let mut self_is = as_float(&arith::cmp(BinaryOp::Eq, t, out)?)?;
+            if !include_self {
+                self_is = unhit(&self_is)?;
+            }
+            let src_is = as_float(&arith::cmp(BinaryOp::Eq, &src, &value)?)?;
+            let n = scatter_add(&self_is, dim, index, &src_is)?;
+            let gd = arith::div(g, &n)?;
+            (
+                arith::mul(&self_is, &gd)?,
+                arith::mul(&src_is, &gather(&gd, dim, index)?)?,
+            )
+        }
+        Reduce::Prod => {
+            let self_zero = arith::cmp_s(BinaryOp::Eq, t, 0.0)?;
+            let masked_self = where1(&self_zero, t)?;
+            let others = scatter_reduce(&masked_self, dim, index, &src, reduce, include_self)?;
+            let gt = arith::div(&arith::mul(g, &others)?, &masked_self)?;
+            let src_zero = arith::cmp_s(BinaryOp::Eq, &src, 0.0)?;
+            let zeros_in_group = gather(
+                &scatter_add(&zeros(t.shape())?, dim, index, &as_float(&src_zero)?)?,
+                dim,
+                index,
+            )?;
+            let single = arith::and(
+                &src_zero,
+                &arith::cmp_s(BinaryOp::Eq, &zeros_in_group, 1.0)?,
+            )?;
+            let without =
+                scatter_reduce(t, dim, index, &where1(&single, &src)?, reduce, include_self)?;
+            let gs = crate::ops::ternary::where_(
+                &single,
+                &crate::ops::Operand::Tensor(gather(&arith::mul(g, &without)?, dim, index)?),
+                &crate::ops::Operand::Tensor(arith::div(
+                    &gather(&arith::mul(g, out)?, dim, index)?,
+                    &where1(&src_zero, &src)?,
+                )?),
+            )?;
+            (gt, gs)
+        }
+    };
+    let gt = if include_self { gt } else { unhit(&gt)? };
+    Ok((gt, gs))
 }
 
 // ---------------------------------------------------------------- index_*
@@ -387,6 +589,7 @@ pub fn index_select(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
     if ix.iter().any(|&i| i < 0 || i >= n) {
         return Err(Error::Index("index out of range in self".into()));
     }
+    let rec = Recorder::new("IndexSelectBackward0", &[t]);
     let mut shape: Vec<usize> = src.shape().to_vec();
     shape[d] = ix.len();
     let out = Tensor::empty(&shape, t.dtype())?;
@@ -426,9 +629,62 @@ pub fn index_select(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
             }
         }
     }
-    if t.ndim() == 0 && index.ndim() == 0 {
-        return shape::reshape(&out, &[]);
+    let out = if t.ndim() == 0 && index.ndim() == 0 {
+        shape::reshape(&out, &[])?
+    } else {
+        out
+    };
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let shape = t.shape().to_vec();
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let z = creation::full(&shape, Scalar::Int(0), g.dtype())?;
+            Ok(vec![Some(index_add(
+                &z,
+                dim,
+                &ctx.saved(ii)?,
+                &g,
+                Scalar::Int(1),
+            )?)])
+        });
     }
+    Ok(out)
+}
+
+/// `g.index_select(dim, index)` shaped like `src` (a 0-d source of a 0-d
+/// target gets a 0-d gradient).
+fn select_like(g: &Tensor, dim: i64, index: &Tensor, src: &[usize]) -> Result<Tensor> {
+    let r = index_select(g, dim, index)?;
+    if r.shape() == src {
+        return Ok(r);
+    }
+    shape::reshape(&r, &src.iter().map(|&x| x as i64).collect::<Vec<_>>())
+}
+
+pub fn index_add(
+    t: &Tensor,
+    dim: i64,
+    index: &Tensor,
+    src: &Tensor,
+    alpha: Scalar,
+) -> Result<Tensor> {
+    let out = copy::clone(t)?;
+    index_add_(&out, dim, index, src, alpha)?;
+    Ok(out)
+}
+
+pub fn index_copy(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+    let out = copy::clone(t)?;
+    index_copy_(&out, dim, index, src)?;
+    Ok(out)
+}
+
+pub fn index_fill(t: &Tensor, dim: i64, index: &Tensor, value: Scalar) -> Result<Tensor> {
+    let out = copy::clone(t)?;
+    index_fill_(&out, dim, index, value)?;
     Ok(out)
 }
 
@@ -476,6 +732,7 @@ pub fn index_add_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Sca
     if ix.iter().any(|&i| i < 0 || i >= n) {
         return Err(Error::Index("index out of range in self".into()));
     }
+    let rec = Recorder::new_inplace("IndexAddBackward0", t, &[Some(src)])?;
     let s = if s.same_storage(t) {
         copy::contiguous_copy(&s)?
     } else {
@@ -502,6 +759,26 @@ pub fn index_add_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor, alpha: Sca
         }
     });
     t.bump_version();
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let src_shape = src.shape().to_vec();
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let gs = if ctx.needs(1) {
+                let r = select_like(&g, dim, &ctx.saved(ii)?, &src_shape)?;
+                Some(if alpha.to_f64() == 1.0 {
+                    r
+                } else {
+                    arith::scale(&r, alpha.to_f64())?
+                })
+            } else {
+                None
+            };
+            Ok(vec![ctx.needs(0).then_some(g), gs])
+        })?;
+    }
     Ok(())
 }
 
@@ -530,6 +807,7 @@ pub fn index_copy_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result
             "index_copy_(): index {i} is out of bounds for dimension {d} with size {n}"
         )));
     }
+    let rec = Recorder::new_inplace("IndexCopyBackward0", t, &[Some(src)])?;
     let s = if s.same_storage(t) {
         copy::contiguous_copy(&s)?
     } else {
@@ -543,6 +821,25 @@ pub fn index_copy_(t: &Tensor, dim: i64, index: &Tensor, src: &Tensor) -> Result
         )?;
     }
     t.bump_version();
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let src_shape = src.shape().to_vec();
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let idx = ctx.saved(ii)?;
+            let gt = match ctx.needs(0) {
+                true => Some(index_fill(&g, dim, &idx, Scalar::Int(0))?),
+                false => None,
+            };
+            let gs = match ctx.needs(1) {
+                true => Some(select_like(&g, dim, &idx, &src_shape)?),
+                false => None,
+            };
+            Ok(vec![gt, gs])
+        })?;
+    }
     Ok(())
 }
 
@@ -562,11 +859,26 @@ pub fn index_fill_(t: &Tensor, dim: i64, index: &Tensor, value: Scalar) -> Resul
             "index {i} is out of bounds for dimension {d} with size {n}"
         )));
     }
+    let rec = Recorder::new_inplace("IndexFillBackward0", t, &[])?;
     for &i in &ix {
         let i = if i < 0 { i + n } else { i };
         copy::fill_(&shape::select(&dst, d as i64, i)?, value)?;
     }
     t.bump_version();
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(index_fill(
+                &g,
+                dim,
+                &ctx.saved(ii)?,
+                Scalar::Int(0),
+            )?)])
+        })?;
+    }
     Ok(())
 }
 
@@ -601,13 +913,28 @@ pub fn masked_select(t: &Tensor, mask: &Tensor) -> Result<Tensor> {
     check_bool_mask("masked_select", mask)?;
     let sh = broadcast_shapes(t.shape(), mask.shape())?;
     let s: Vec<i64> = sh.iter().map(|&x| x as i64).collect();
-    let (t, m) = (shape::expand(t, &s)?, shape::expand(mask, &s)?);
-    if sh.is_empty() {
+    let rec = Recorder::new("MaskedSelectBackward0", &[t]);
+    let (te, m) = (shape::expand(t, &s)?, shape::expand(mask, &s)?);
+    let out = if sh.is_empty() {
         let keep = m.get_scalar(0).to_bool();
-        let r = shape::reshape(&t, &[1])?;
-        return copy::contiguous_copy(&shape::narrow(&r, 0, 0, keep as i64)?);
+        let r = shape::reshape(&te, &[1])?;
+        copy::contiguous_copy(&shape::narrow(&r, 0, 0, keep as i64)?)?
+    } else {
+        index::index(&te, &[TensorIndex::Tensor(m)])?
+    };
+    if let Some(mut rec) = rec {
+        let im = rec.save(mask)?;
+        let shape = sh.to_vec();
+        // The engine sums the broadcast-shaped gradient down to `t`.
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let z = creation::full(&shape, Scalar::Int(0), g.dtype())?;
+            Ok(vec![Some(masked_scatter(&z, &ctx.saved(im)?, &g)?)])
+        });
     }
-    index::index(&t, &[TensorIndex::Tensor(m)])
+    Ok(out)
 }
 
 /// `t.masked_scatter_(mask, source)`: the true positions of `mask`, in
@@ -642,6 +969,7 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
             "Number of elements of source < number of ones in mask".into(),
         ));
     }
+    let rec = Recorder::new_inplace("MaskedScatterBackward0", t, &[Some(source)])?;
     dispatch!(t.dtype(), T => {
         let (pd, ps) = (t.data_ptr::<T>(), src.data_ptr::<T>());
         let mut k = 0usize;
@@ -658,6 +986,34 @@ pub fn masked_scatter_(t: &Tensor, mask: &Tensor, source: &Tensor) -> Result<()>
         });
     });
     t.bump_version();
+    if let Some(mut rec) = rec {
+        let im = rec.save(mask)?;
+        let src_shape: Vec<i64> = source.shape().iter().map(|&x| x as i64).collect();
+        let src_numel = source.numel();
+        rec.finish_inplace(t, move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let mask = ctx.saved(im)?;
+            let gt = match ctx.needs(0) {
+                // `g` with zeros written where the mask is set.
+                true => Some(masked_scatter(&g, &mask, &arith::zeros_like(&g)?)?),
+                false => None,
+            };
+            let gs = match ctx.needs(1) {
+                true => {
+                    // The used prefix of `source`, zero-padded to its size.
+                    let picked = masked_select(&g, &mask)?;
+                    let rest =
+                        creation::full(&[src_numel - picked.numel()], Scalar::Int(0), g.dtype())?;
+                    let flat = crate::ops::join::cat(&[picked, rest], 0)?;
+                    Some(shape::reshape(&flat, &src_shape)?)
+                }
+                false => None,
+            };
+            Ok(vec![gt, gs])
+        })?;
+    }
     Ok(())
 }
 
@@ -686,6 +1042,7 @@ pub fn take(t: &Tensor, index: &Tensor) -> Result<Tensor> {
             "out of range: tried to access index {i} on a tensor of {n} elements."
         )));
     }
+    let rec = Recorder::new("TakeBackward0", &[t]);
     let out = Tensor::empty(index.shape(), t.dtype())?;
     dispatch!(t.dtype(), T => {
         let (ps, po) = (src.data_ptr::<T>(), out.data_ptr::<T>());
@@ -695,6 +1052,21 @@ pub fn take(t: &Tensor, index: &Tensor) -> Result<Tensor> {
             unsafe { *po.add(k) = *ps.add(i as usize) };
         }
     });
+    if let Some(mut rec) = rec {
+        let ii = rec.save(index)?;
+        let shape: Vec<i64> = t.shape().iter().map(|&x| x as i64).collect();
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            // Repeated indices add up: put_(index, g, accumulate=True).
+            let flat = creation::full(&[n as usize], Scalar::Int(0), g.dtype())?;
+            let idx = shape::reshape(&ctx.saved(ii)?, &[-1])?;
+            let gv = shape::reshape(&g, &[-1])?;
+            index::index_put_with(&flat, &[TensorIndex::Tensor(idx)], &gv, true)?;
+            Ok(vec![Some(shape::reshape(&flat, &shape)?)])
+        });
+    }
     Ok(out)
 }
 

@@ -6,6 +6,7 @@
 //! memcpy) and `flip`; the rest compose views of them. The products
 //! (einsum and friends) are in `einsum.rs`.
 
+use crate::autograd::Recorder;
 use crate::cpu::iter::{for_each_offset, for_each_row};
 use crate::cpu::parallel::for_ranges;
 use crate::dispatch;
@@ -14,6 +15,29 @@ use crate::ops::einsum::contract;
 use crate::ops::{copy, result_type, shape, Operand};
 use crate::tensor::layout::{broadcast_shapes, checked_numel, fmt_i64s, fmt_shape, Dims, Layout};
 use crate::tensor::{DType, Tensor};
+
+/// Records a one-input op whose derivative is `backward(g)`.
+fn record_unary<F>(rec: Option<Recorder>, out: &Tensor, backward: F)
+where
+    F: Fn(&Tensor) -> Result<Tensor> + Send + 'static,
+{
+    if let Some(rec) = rec {
+        rec.finish(&[out], move |_ctx, grads| {
+            Ok(vec![match grads.into_iter().next().flatten() {
+                Some(g) => Some(backward(&g)?),
+                None => None,
+            }])
+        });
+    }
+}
+
+fn float_rec(name: &'static str, t: &Tensor) -> Option<Recorder> {
+    if t.dtype().is_floating_point() {
+        Recorder::new(name, &[t])
+    } else {
+        None
+    }
+}
 
 // ---------------------------------------------------------------- copying
 
@@ -500,7 +524,10 @@ pub fn flip(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
             )));
         }
     }
+    let rec = float_rec("FlipBackward0", t);
     let out = Tensor::empty_strided(t.shape(), &t.layout().preserved_strides(), t.dtype())?;
+    let dims_ = dims.to_vec();
+    record_unary(rec, &out, move |g| flip(g, &dims_));
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -540,6 +567,15 @@ pub fn flipud(t: &Tensor) -> Result<Tensor> {
 
 /// `roll(shifts, dims)`; with no dims the flattened tensor is rolled.
 pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
+    let rec = float_rec("RollBackward0", t);
+    let r = roll_impl(t, shifts, dims)?;
+    let back: Vec<i64> = shifts.iter().map(|&s| s.wrapping_neg()).collect();
+    let dims_ = dims.to_vec();
+    record_unary(rec, &r, move |g| roll(g, &back, &dims_));
+    Ok(r)
+}
+
+fn roll_impl(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
     if dims.is_empty() {
         if shifts.len() != 1 {
             return Err(Error::Runtime(format!(
@@ -549,7 +585,7 @@ pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
         }
         let flat = copy::contiguous(t)?;
         let flat = shape::reshape(&flat, &[-1])?;
-        let r = roll(&flat, shifts, &[0])?;
+        let r = roll_impl(&flat, shifts, &[0])?;
         return shape::view(&r, &to_i64s(t.shape()));
     }
     if shifts.len() != dims.len() {
@@ -642,7 +678,10 @@ pub fn repeat(t: &Tensor, reps: &[i64]) -> Result<Tensor> {
     }
     let out_shape = crate::tensor::layout::dims_from_i64(&out_sizes)?;
     checked_numel(&out_shape)?;
+    let rec = float_rec("RepeatBackward0", t);
     let out = Tensor::empty(&out_shape, t.dtype())?;
+    let (reps_, tshape) = (reps.to_vec(), t.shape().to_vec());
+    record_unary(rec, &out, move |g| repeat_backward(g, &reps_, &tshape));
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -663,6 +702,23 @@ pub fn repeat(t: &Tensor, reps: &[i64]) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The gradient of `repeat`: `g` viewed as `[r0, s0, r1, s1, ...]`, summed
+/// over the repeat dims.
+fn repeat_backward(g: &Tensor, reps: &[i64], tshape: &[usize]) -> Result<Tensor> {
+    let sizes = to_i64s(tshape);
+    if g.numel() == 0 {
+        return crate::ops::creation::full(tshape, crate::tensor::Scalar::Int(0), g.dtype());
+    }
+    let lead = reps.len() - tshape.len();
+    let mut split = Vec::with_capacity(2 * reps.len());
+    for (i, &r) in reps.iter().enumerate() {
+        split.extend([r, if i < lead { 1 } else { sizes[i - lead] }]);
+    }
+    let rdims: Vec<i64> = (0..reps.len() as i64).map(|i| 2 * i).collect();
+    let s = crate::ops::reduce::sum(&shape::reshape(g, &split)?, Some(&rdims), false, None)?;
+    shape::reshape(&s, &sizes)
+}
+
 pub fn tile(t: &Tensor, reps: &[i64]) -> Result<Tensor> {
     let mut r = vec![1i64; t.ndim().saturating_sub(reps.len())];
     r.extend_from_slice(reps);
@@ -681,15 +737,15 @@ pub fn repeat_interleave_int(t: &Tensor, repeats: i64, dim: Option<i64>) -> Resu
     if src.ndim() == 0 {
         return repeat_interleave_int(&shape::reshape(&src, &[1])?, repeats, Some(0));
     }
-    // [.., n, repeats, ..] with stride 0 on the new dim, then merged.
-    let mut l = src.layout().clone();
-    l.shape.insert(d + 1, repeats as usize);
-    l.strides.insert(d + 1, 0);
-    let expanded = src.view_with(l)?;
+    // [.., n, repeats, ..] expanded on the new dim, copied, then merged:
+    // differentiable through the tracked expand and copy.
+    let u = shape::unsqueeze(&src, d as i64 + 1)?;
+    let mut esz = to_i64s(u.shape());
+    esz[d + 1] = repeats;
+    let expanded = shape::expand(&u, &esz)?;
     let mut sizes = to_i64s(src.shape());
     sizes[d] = sizes[d].saturating_mul(repeats);
-    let out = Tensor::empty(expanded.shape(), src.dtype())?;
-    copy_into(&out, &expanded)?;
+    let out = copy::contiguous_copy(&expanded)?;
     shape::view(&out, &sizes)
 }
 
@@ -764,6 +820,11 @@ pub fn tri_(t: &Tensor, k: i64, lower: bool) -> Result<()> {
         )));
     }
     copy::check_no_internal_overlap(t)?;
+    let rec = if t.dtype().is_floating_point() {
+        Recorder::new_inplace(tri_node(lower), t, &[])?
+    } else {
+        None
+    };
     let n = t.ndim();
     let (rows, cols) = (t.shape()[n - 2] as i64, t.shape()[n - 1]);
     let (rs, cs) = (t.strides()[n - 2], t.strides()[n - 1]);
@@ -784,6 +845,14 @@ pub fn tri_(t: &Tensor, k: i64, lower: bool) -> Result<()> {
         });
     });
     t.bump_version();
+    if let Some(rec) = rec {
+        rec.finish_inplace(t, move |_ctx, grads| {
+            Ok(vec![match grads.into_iter().next().flatten() {
+                Some(g) => Some(tri(&g, k, lower)?),
+                None => None,
+            }])
+        })?;
+    }
     Ok(())
 }
 
@@ -791,9 +860,19 @@ pub fn tri(t: &Tensor, k: i64, lower: bool) -> Result<Tensor> {
     if t.ndim() < 2 {
         return tri_(t, k, lower).map(|_| t.clone());
     }
+    let rec = float_rec(tri_node(lower), t);
     let out = copy::clone(t)?;
     tri_(&out, k, lower)?;
+    record_unary(rec, &out, move |g| tri(g, k, lower));
     Ok(out)
+}
+
+fn tri_node(lower: bool) -> &'static str {
+    if lower {
+        "TrilBackward0"
+    } else {
+        "TriuBackward0"
+    }
 }
 
 // ---------------------------------------------------------------- diagonals
@@ -801,9 +880,11 @@ pub fn tri(t: &Tensor, k: i64, lower: bool) -> Result<Tensor> {
 pub fn diag(t: &Tensor, k: i64) -> Result<Tensor> {
     match t.ndim() {
         1 => {
+            let rec = float_rec("DiagEmbedBackward0", t);
             let m = t.shape()[0] + k.unsigned_abs() as usize;
             let out = Tensor::zeros(&[m, m], t.dtype())?;
             copy_into(&shape::diagonal(&out, k, 0, 1)?, t)?;
+            record_unary(rec, &out, move |g| shape::diagonal(g, k, 0, 1));
             Ok(out)
         }
         2 => copy::contiguous_copy(&shape::diagonal(t, k, 0, 1)?),
@@ -834,7 +915,12 @@ pub fn diag_embed(t: &Tensor, k: i64, d1: i64, d2: i64) -> Result<Tensor> {
             }
         })
         .collect();
+    let rec = float_rec("DiagEmbedBackward0", t);
     let out = Tensor::zeros(&shape, t.dtype())?;
+    let tshape = to_i64s(t.shape());
+    record_unary(rec, &out, move |g| {
+        shape::reshape(&shape::diagonal(g, k, a as i64, b as i64)?, &tshape)
+    });
     let src = if t.ndim() == 0 {
         shape::reshape(t, &[1])?
     } else {
@@ -851,6 +937,8 @@ pub fn trace(t: &Tensor) -> Result<Tensor> {
             t.ndim()
         )));
     }
+    let rec = float_rec("TraceBackward0", t);
+    let (rows, cols) = (t.shape()[0] as i64, t.shape()[1] as i64);
     let d = shape::diagonal(t, 0, 0, 1)?;
     let dtype = if t.dtype().is_floating_point() {
         t.dtype()
@@ -859,7 +947,12 @@ pub fn trace(t: &Tensor) -> Result<Tensor> {
     };
     let ones = crate::ops::creation::full(&[d.numel()], crate::tensor::Scalar::Int(1), dtype)?;
     let r = contract_vec(&copy::cast_copy(&d, dtype)?, &ones)?;
-    shape::reshape(&r, &[])
+    let r = shape::reshape(&r, &[])?;
+    record_unary(rec, &r, move |g| {
+        let eye = crate::ops::creation::eye(rows, cols, g.dtype())?;
+        crate::ops::arith::mul(&eye, g)
+    });
+    Ok(r)
 }
 
 /// Inner product of two contiguous 1-d tensors of one dtype (a 1x1 `contract`).

@@ -651,11 +651,65 @@ pub fn prod(t: &Tensor, dim: Option<i64>, keepdim: bool, dtype: Option<DType>) -
     let d = dim.map(|d| [d]);
     let dims = reduce_dims(t, d.as_ref().map(|d| &d[..]))?;
     let (acc, out) = sum_dtypes(t, dtype);
-    copy::to_dtype(
+    let name = if dim.is_none() {
+        "ProdBackward0"
+    } else {
+        "ProdBackward1"
+    };
+    let rec = float_rec(name, t, out.is_floating_point());
+    let r = copy::to_dtype(
         &assoc_typed(Assoc::Prod, t, &dims, keepdim, acc)?,
         out,
         false,
-    )
+    )?;
+    if let Some(mut rec) = rec {
+        let ix = rec.save(t)?;
+        rec.finish(&[&r], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let x = copy::to_dtype(&ctx.saved(ix)?, g.dtype(), false)?;
+            Ok(vec![Some(prod_backward(&g, &x, dim, keepdim)?)])
+        });
+    }
+    Ok(r)
+}
+
+/// The gradient of `prod(x, dim)` given the output gradient `g`, exact
+/// with zeros in `x` (PyTorch's `prod_safe_zeros_backward`): each element's
+/// derivative is the product of the others, formed from exclusive running
+/// products from both ends, so no division by `x` happens.
+fn prod_backward(g: &Tensor, x: &Tensor, dim: Option<i64>, keepdim: bool) -> Result<Tensor> {
+    if x.ndim() == 0 {
+        return shape::reshape(g, &[]);
+    }
+    let sizes: Vec<i64> = x.shape().iter().map(|&s| s as i64).collect();
+    let (xr, gr, d) = match dim {
+        None => (shape::reshape(x, &[-1])?, shape::reshape(g, &[1])?, 0),
+        Some(d) => {
+            let d = wrap_dim(d, x.ndim())? as i64;
+            let g = if keepdim {
+                g.clone()
+            } else {
+                shape::unsqueeze(g, d)?
+            };
+            (x.clone(), g, d)
+        }
+    };
+    let n = xr.shape()[d as usize] as i64;
+    if n == 0 {
+        return arith::zeros_like(x);
+    }
+    let mut ones_shape = xr.shape().to_vec();
+    ones_shape[d as usize] = 1;
+    let ones = crate::ops::creation::full(&ones_shape, crate::tensor::Scalar::Int(1), x.dtype())?;
+    let before = crate::ops::join::cat(&[ones.clone(), shape::narrow(&xr, d, 0, n - 1)?], d)?;
+    let before = cumulative(&before, d, None, false)?;
+    let tail = crate::ops::join::flip(&shape::narrow(&xr, d, 1, n - 1)?, &[d])?;
+    let after = cumulative(&crate::ops::join::cat(&[ones, tail], d)?, d, None, false)?;
+    let after = crate::ops::join::flip(&after, &[d])?;
+    let r = arith::mul(&gr, &arith::mul(&before, &after)?)?;
+    shape::reshape(&r, &sizes)
 }
 
 /// Number of elements reduced into each output element.
@@ -742,7 +796,19 @@ pub fn nansum(
     if !t.dtype().is_floating_point() {
         return sum(t, dims, keepdim, dtype);
     }
-    sum(&nan_to_zero(t)?, dims, keepdim, dtype)
+    let rec = float_rec("NansumBackward0", t, true);
+    let r = sum(&nan_to_zero(t)?, dims, keepdim, dtype)?;
+    let d = reduce_dims(t, dims)?;
+    record_reduction(rec, t, &r, d, keepdim, (true, false), |gu, x, _, _| {
+        let x = x.ok_or_else(|| Error::Runtime("nansum backward lost its input".into()))?;
+        arith::where_s(&not_nan(&x)?, gu, 0.0)
+    })?;
+    Ok(r)
+}
+
+/// A bool tensor: where `x` is not NaN.
+fn not_nan(x: &Tensor) -> Result<Tensor> {
+    arith::cmp(crate::ops::binary::BinaryOp::Eq, x, x)
 }
 
 /// `nanmean`: the mean of the non-NaN elements.
@@ -759,6 +825,7 @@ pub fn nanmean(
         )));
     }
     let out = dtype.unwrap_or(t.dtype());
+    let rec = float_rec("NanmeanBackward0", t, true);
     let s = nansum(t, dims, keepdim, Some(DType::F64))?;
     let d = reduce_dims(t, dims)?;
     let counts = dispatch!(t.dtype(), T => reduce_map::<T, f64>(t, &d, keepdim, 1, |row| {
@@ -769,7 +836,16 @@ pub fn nanmean(
         // SAFETY: both are fresh contiguous tensors of the same shape.
         unsafe { *ps.add(i) /= *pc.add(i) };
     }
-    copy::to_dtype(&s, out, false)
+    let r = copy::to_dtype(&s, out, false)?;
+    // The mean of the non-NaN elements: each gets 1/count of the gradient.
+    record_reduction(rec, t, &r, d, keepdim, (true, false), |gu, x, _, dims| {
+        let x = x.ok_or_else(|| Error::Runtime("nanmean backward lost its input".into()))?;
+        let valid = copy::to_dtype(&not_nan(&x)?, gu.dtype(), false)?;
+        let dd: Vec<i64> = dims.iter().map(|&k| k as i64).collect();
+        let count = sum(&valid, Some(&dd), true, None)?;
+        arith::div(&arith::mul(gu, &valid)?, &count)
+    })?;
+    Ok(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -1128,7 +1204,11 @@ pub fn vector_norm(
                 arith::mul(gu, &arith::un(Sign, &x)?)
             } else if ord == 2.0 {
                 // x / ||x||, and 0 where the norm is 0.
-                let safe = arith::where_s(&arith::cmp_s(Eq, &y, 0.0)?, &y, 1.0)?;
+                let safe = arith::where_t(
+                    &arith::cmp_s(Eq, &y, 0.0)?,
+                    &arith::add_s(&arith::zeros_like(&y)?, 1.0)?,
+                    &y,
+                )?;
                 let r = arith::mul(gu, &arith::div(&x, &safe)?)?;
                 arith::where_t(&arith::cmp_s(Eq, &y, 0.0)?, &arith::zeros_like(&x)?, &r)
             } else if ord.is_infinite() {
@@ -1282,6 +1362,91 @@ pub(crate) fn lanes_back(out: &Tensor, dim: usize, ndim: usize) -> Result<Tensor
 pub fn cumulative(t: &Tensor, dim: i64, dtype: Option<DType>, is_sum: bool) -> Result<Tensor> {
     let d = wrap_dim(dim, t.ndim())?;
     let (acc, out) = sum_dtypes(t, dtype);
+    let node = if is_sum {
+        "CumsumBackward0"
+    } else {
+        "CumprodBackward0"
+    };
+    let rec = float_rec(node, t, out.is_floating_point());
+    let r = cumulative_impl(t, d, acc, out, is_sum)?;
+    if let Some(mut rec) = rec {
+        let ix = if is_sum { None } else { Some(rec.save(t)?) };
+        let iy = if is_sum {
+            None
+        } else {
+            Some(rec.save_output(&r, 0)?)
+        };
+        rec.finish(&[&r], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            if g.ndim() == 0 {
+                return Ok(vec![Some(g)]);
+            }
+            let d = d as i64;
+            Ok(vec![Some(match (ix, iy) {
+                (Some(ix), Some(iy)) => {
+                    let x = copy::to_dtype(&ctx.saved(ix)?, g.dtype(), false)?;
+                    cumprod_backward(&g, &x, &ctx.saved(iy)?, d)?
+                }
+                _ => reverse_cumsum(&g, d)?,
+            })])
+        });
+    }
+    Ok(r)
+}
+
+/// `flip(cumsum(flip(g)))`: sums from each position to the end of `d`.
+fn reverse_cumsum(g: &Tensor, d: i64) -> Result<Tensor> {
+    let f = crate::ops::join::flip(g, &[d])?;
+    crate::ops::join::flip(&cumulative(&f, d, None, true)?, &[d])
+}
+
+/// The gradient of `y = cumprod(x, d)`. Without zeros in `x` it is
+/// `reverse_cumsum(g * y) / x`. With zeros, element `k` gets
+/// `sum_{j >= k} g_j prod_{i <= j, i != k} x_i`, formed from an n x n table
+/// of partial products (O(n^2) memory, only in that case), so every entry
+/// stays exact and differentiable.
+fn cumprod_backward(g: &Tensor, x: &Tensor, y: &Tensor, d: i64) -> Result<Tensor> {
+    use crate::ops::binary::BinaryOp::{Eq, Ge, Gt};
+    let zeros = all_any(&arith::cmp_s(Eq, x, 0.0)?, None, false, false)?;
+    if !crate::ops::ternary::all_true(&zeros) {
+        return arith::div(&reverse_cumsum(&arith::mul(g, y)?, d)?, x);
+    }
+    let n = x.shape()[d as usize] as i64;
+    let last = x.ndim() as i64 - 1;
+    let xm = movedim1(x, d, last)?;
+    let gm = movedim1(g, d, last)?;
+    let mut ones_shape = xm.shape().to_vec();
+    ones_shape[last as usize] = 1;
+    let ones = crate::ops::creation::full(&ones_shape, crate::tensor::Scalar::Int(1), x.dtype())?;
+    let before = crate::ops::join::cat(&[ones, shape::narrow(&xm, last, 0, n - 1)?], last)?;
+    let before = cumulative(&before, last, None, false)?;
+    let pos = crate::ops::creation::arange(
+        crate::tensor::Scalar::Int(0),
+        crate::tensor::Scalar::Int(n),
+        crate::tensor::Scalar::Int(1),
+        DType::I64,
+    )?;
+    let (k, i) = (
+        shape::reshape(&pos, &[n, 1])?,
+        shape::reshape(&pos, &[1, n])?,
+    );
+    // table[.., k, j] = prod_{k < i <= j} x_i (1 when j <= k).
+    let xe = shape::unsqueeze(&xm, -2)?;
+    let after = arith::where_s(&arith::cmp(Gt, &i, &k)?, &xe, 1.0)?;
+    let after = cumulative(&after, -1, None, false)?;
+    let terms = arith::mul(&after, &shape::unsqueeze(&gm, -2)?)?;
+    let terms = arith::where_s(&arith::cmp(Ge, &i, &k)?, &terms, 0.0)?;
+    let s = sum(&terms, Some(&[-1]), false, None)?;
+    movedim1(&arith::mul(&before, &s)?, last, d)
+}
+
+fn movedim1(t: &Tensor, src: i64, dst: i64) -> Result<Tensor> {
+    crate::ops::join::movedim(t, &[src], &[dst])
+}
+
+fn cumulative_impl(t: &Tensor, d: usize, acc: DType, out: DType, is_sum: bool) -> Result<Tensor> {
     let x = copy::to_dtype(t, acc, false)?;
     let n = if t.ndim() == 0 { 1 } else { t.shape()[d] };
     fn scan<T: Num>(x: &Tensor, d: usize, n: usize, is_sum: bool) -> Result<Tensor> {
@@ -1305,6 +1470,50 @@ pub fn cumulative(t: &Tensor, dim: i64, dtype: Option<DType>, is_sum: bool) -> R
 /// last reached (NaN, once seen, wins), as PyTorch.
 pub fn cum_extreme(t: &Tensor, dim: i64, is_max: bool) -> Result<(Tensor, Tensor)> {
     let d = wrap_dim(dim, t.ndim())?;
+    let node = if is_max {
+        "CummaxBackward0"
+    } else {
+        "CumminBackward0"
+    };
+    let rec = float_rec(node, t, true);
+    let (vals, idx) = cum_extreme_impl(t, d, is_max)?;
+    if let Some(rec) = rec {
+        let (shape_, ix) = (t.shape().to_vec(), idx.clone());
+        rec.finish(&[&vals], move |_ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(scatter_add_backward(
+                &g, &ix, &shape_, d as i64,
+            )?)])
+        });
+    }
+    Ok((vals, idx))
+}
+
+/// Zeros shaped `shape_` with `g` added at `indices` along `dim` (the
+/// gradient of an op that read `indices`, possibly repeatedly).
+pub fn scatter_add_backward(
+    g: &Tensor,
+    indices: &Tensor,
+    shape_: &[usize],
+    dim: i64,
+) -> Result<Tensor> {
+    if shape_.is_empty() {
+        return shape::reshape(g, &[]);
+    }
+    let z = crate::ops::creation::full(shape_, crate::tensor::Scalar::Int(0), g.dtype())?;
+    crate::ops::gather::scatter_(
+        &z,
+        dim,
+        indices,
+        crate::ops::gather::Source::Tensor(g),
+        crate::ops::gather::Reduce::Sum,
+    )?;
+    Ok(z)
+}
+
+fn cum_extreme_impl(t: &Tensor, d: usize, is_max: bool) -> Result<(Tensor, Tensor)> {
     let n = if t.ndim() == 0 { 1 } else { t.shape()[d] };
     let vals = dispatch!(t.dtype(), T => map_lanes::<T, T>(t, d, n, |row, o| {
         let mut best = match row.first() { Some(&v) => v, None => return };
@@ -1345,6 +1554,7 @@ pub fn unreduce(g: &Tensor, shape_: &[usize], dims: &[usize], keepdim: bool) -> 
 
 /// Records a reduction of `t` over `dims` whose derivative is
 /// `f(ctx, g_unreduced, saved)`.
+#[allow(clippy::too_many_arguments)]
 fn record_reduction<F>(
     rec: Option<Recorder>,
     t: &Tensor,

@@ -5,10 +5,13 @@
 
 use std::cmp::Ordering;
 
+use crate::autograd::Recorder;
 use crate::dispatch;
 use crate::error::{try_vec, wrap_dim, Error, Result};
-use crate::ops::copy;
-use crate::ops::reduce::{for_each_row, lanes_back, map_lanes, reduced_shape, Out};
+use crate::ops::reduce::{
+    for_each_row, lanes_back, map_lanes, reduced_shape, scatter_add_backward, Out,
+};
+use crate::ops::{arith, copy};
 use crate::tensor::{DType, Element, Tensor};
 
 #[allow(clippy::eq_op)]
@@ -68,7 +71,50 @@ fn lanes_with_indices<T: Element>(
 /// `sort(t, dim, descending, stable)`: values and indices (always stable).
 pub fn sort(t: &Tensor, dim: i64, descending: bool) -> Result<(Tensor, Tensor)> {
     let (d, n) = lane_dim(t, dim)?;
-    topk_impl(t, d, n, descending)
+    let rec = float_rec("SortBackward0", t);
+    let (v, i) = topk_impl(t, d, n, descending)?;
+    record_picked(rec, t, &v, &i, d, true);
+    Ok((v, i))
+}
+
+fn float_rec(name: &'static str, t: &Tensor) -> Option<Recorder> {
+    if t.dtype().is_floating_point() {
+        Recorder::new(name, &[t])
+    } else {
+        None
+    }
+}
+
+/// Records an op whose values `v` are the elements of `t` at `indices`
+/// along `d` (kept dims when `keepdim`): the gradient goes back to those
+/// positions (PyTorch's `value_selecting_reduction_backward`).
+fn record_picked(
+    rec: Option<Recorder>,
+    t: &Tensor,
+    v: &Tensor,
+    indices: &Tensor,
+    d: usize,
+    keepdim: bool,
+) {
+    let Some(rec) = rec else { return };
+    let (shape_, idx) = (t.shape().to_vec(), indices.clone());
+    rec.finish(&[v], move |_ctx, grads| {
+        let Some(g) = grads.into_iter().next().flatten() else {
+            return Ok(vec![None]);
+        };
+        let (g, idx) = if keepdim || shape_.is_empty() {
+            (g, idx.clone())
+        } else {
+            let d = d as i64;
+            (
+                crate::ops::shape::unsqueeze(&g, d)?,
+                crate::ops::shape::unsqueeze(&idx, d)?,
+            )
+        };
+        Ok(vec![Some(scatter_add_backward(
+            &g, &idx, &shape_, d as i64,
+        )?)])
+    });
 }
 
 fn topk_impl(t: &Tensor, d: usize, k: usize, descending: bool) -> Result<(Tensor, Tensor)> {
@@ -87,7 +133,10 @@ pub fn topk(t: &Tensor, k: i64, dim: i64, largest: bool) -> Result<(Tensor, Tens
     if k < 0 || k as usize > n {
         return Err(Error::Runtime("selected index k out of range".into()));
     }
-    topk_impl(t, d, k as usize, largest)
+    let rec = float_rec("TopkBackward0", t);
+    let (v, i) = topk_impl(t, d, k as usize, largest)?;
+    record_picked(rec, t, &v, &i, d, true);
+    Ok((v, i))
 }
 
 /// A row reduction producing one (value, index) per row, along `dim`.
@@ -124,10 +173,13 @@ pub fn kthvalue(t: &Tensor, k: i64, dim: i64, keepdim: bool) -> Result<(Tensor, 
         )));
     }
     let k = k as usize - 1;
-    dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| {
+    let rec = float_rec("KthvalueBackward0", t);
+    let (v, i) = dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| {
         let order = argsort_row(row, false).unwrap_or_default();
         order.get(k).map_or((T::default(), 0), |&j| (row[j], j as i64))
-    }))
+    }))?;
+    record_picked(rec, t, &v, &i, d, keepdim);
+    Ok((v, i))
 }
 
 /// The lower median of a row and its index; `ignore_nan` skips NaNs,
@@ -151,13 +203,42 @@ fn median_row<T: Element>(row: &[T], ignore_nan: bool) -> (T, i64) {
 
 /// `median()`/`nanmedian()` over all elements: a 0-d tensor.
 pub fn median_all(t: &Tensor, ignore_nan: bool) -> Result<Tensor> {
+    let node = if ignore_nan {
+        "NanmedianBackward0"
+    } else {
+        "MedianBackward0"
+    };
+    let rec = float_rec(node, t);
     let flat = crate::ops::shape::reshape(t, &[-1])?;
-    if flat.numel() == 0 {
+    let r = if flat.numel() == 0 {
         let nan = Tensor::empty(&[], t.dtype())?;
         copy::fill_(&nan, crate::tensor::Scalar::Float(f64::NAN))?;
-        return Ok(nan);
+        nan
+    } else {
+        median_dim(&flat, 0, false, ignore_nan)?.0
+    };
+    if let Some(mut rec) = rec {
+        // Shared evenly among the elements equal to the median (PyTorch's
+        // `evenly_distribute_backward`); a NaN median goes to the NaNs.
+        let ix = rec.save(t)?;
+        let iy = rec.save_output(&r, 0)?;
+        rec.finish(&[&r], move |ctx, grads| {
+            use crate::ops::binary::BinaryOp::{Eq, Ne};
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let (x, y) = (ctx.saved(ix)?, ctx.saved(iy)?);
+            let mask = if y.get_scalar(0).to_f64().is_nan() {
+                arith::cmp(Ne, &x, &x)?
+            } else {
+                arith::cmp(Eq, &x, &y)?
+            };
+            let m = copy::to_dtype(&mask, g.dtype(), false)?;
+            let count = crate::ops::reduce::sum(&m, None, false, None)?;
+            Ok(vec![Some(arith::mul(&m, &arith::div(&g, &count)?)?)])
+        });
     }
-    Ok(median_dim(&flat, 0, false, ignore_nan)?.0)
+    Ok(r)
 }
 
 /// `median(dim)`/`nanmedian(dim)`: values and indices.
@@ -174,7 +255,15 @@ pub fn median_dim(
             "{name}(): Expected reduction dim {d} to have non-zero size."
         )));
     }
-    dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| median_row(row, ignore_nan)))
+    let node = if ignore_nan {
+        "NanmedianBackward1"
+    } else {
+        "MedianBackward1"
+    };
+    let rec = float_rec(node, t);
+    let (v, i) = dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| median_row(row, ignore_nan)))?;
+    record_picked(rec, t, &v, &i, d, keepdim);
+    Ok((v, i))
 }
 
 /// `mode(t, dim, keepdim)`: the most frequent value (the smallest on ties)
@@ -186,7 +275,8 @@ pub fn mode(t: &Tensor, dim: i64, keepdim: bool) -> Result<(Tensor, Tensor)> {
             "mode(): Expected reduction dim {d} to have non-zero size."
         )));
     }
-    dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| {
+    let rec = float_rec("ModeBackward0", t);
+    let (v, i) = dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| {
         let order = argsort_row(row, false).unwrap_or_default();
         let (mut best, mut best_len, mut best_idx) = (0usize, 0usize, 0usize);
         let mut s = 0;
@@ -203,7 +293,9 @@ pub fn mode(t: &Tensor, dim: i64, keepdim: bool) -> Result<(Tensor, Tensor)> {
             s = e;
         }
         (row[best], best_idx as i64)
-    }))
+    }))?;
+    record_picked(rec, t, &v, &i, d, keepdim);
+    Ok((v, i))
 }
 
 /// `quantile`/`nanquantile(t, q, dim, keepdim, interpolation)`. `q` is a
@@ -249,6 +341,12 @@ pub fn quantile(
             "{name}() input tensor must be non-empty"
         )));
     }
+    let node = if ignore_nan {
+        "NanquantileBackward0"
+    } else {
+        "QuantileBackward0"
+    };
+    let rec = Recorder::new(node, &[t]);
     let (x, d) = match dim {
         None => (crate::ops::shape::reshape(t, &[-1])?, 0usize),
         Some(d) => (t.clone(), wrap_dim(d, t.ndim())?),
@@ -306,7 +404,106 @@ pub fn quantile(
     if q_scalar {
         shape.remove(0);
     }
-    crate::ops::shape::reshape(&r, &shape)
+    let r = crate::ops::shape::reshape(&r, &shape)?;
+    if let Some(rec) = rec {
+        let picks = quantile_picks(&x, d, q, mode, ignore_nan)?;
+        let (xshape, tshape) = (x.shape().to_vec(), t.shape().to_vec());
+        rec.finish(&[&r], move |_ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(quantile_backward(
+                &g, &picks, &xshape, &tshape, d, nq,
+            )?)])
+        });
+    }
+    Ok(r)
+}
+
+/// Where each quantile of `x`'s rows along `d` reads its values: the
+/// original indices of the lower and upper order statistics and the weight
+/// of the upper one, each shaped like `x` with `nq` entries along `d`.
+/// A row holding a NaN (or only NaNs, for `nanquantile`) reads its last
+/// sorted element, which is NaN.
+fn quantile_picks(
+    x: &Tensor,
+    d: usize,
+    q: &[f64],
+    mode: &str,
+    ignore_nan: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let nq = q.len();
+    let all = dispatch!(x.dtype(), T => map_lanes::<T, f64>(x, d, 3 * nq, |row, out| {
+        let order = argsort_row(row, false).unwrap_or_default();
+        let n = order.len();
+        let valid = row.iter().filter(|&&a| !is_nan(a)).count();
+        let has_nan = valid < n;
+        for (k, &p) in q.iter().enumerate() {
+            let (lo, hi, w) = if n == 0 {
+                (0, 0, 0.0)
+            } else if valid == 0 || (!ignore_nan && has_nan) {
+                (n - 1, n - 1, 0.0)
+            } else {
+                let rank = p * (valid - 1) as f64;
+                let (f, c) = (rank.floor() as usize, rank.ceil() as usize);
+                match mode {
+                    "lower" => (f, f, 0.0),
+                    "higher" => (c, c, 0.0),
+                    "midpoint" => (f, c, 0.5),
+                    "nearest" => {
+                        let r = rank.round_ties_even() as usize;
+                        (r, r, 0.0)
+                    }
+                    _ => (f, c, rank - f as f64),
+                }
+            };
+            let at = |i: usize| order.get(i).copied().unwrap_or(0) as f64;
+            out[k] = at(lo);
+            out[nq + k] = at(hi);
+            out[2 * nq + k] = w;
+        }
+    }))?;
+    let part = |i: i64| crate::ops::shape::narrow(&all, d as i64, i * nq as i64, nq as i64);
+    Ok((
+        copy::to_dtype(&part(0)?, DType::I64, false)?,
+        copy::to_dtype(&part(1)?, DType::I64, false)?,
+        part(2)?,
+    ))
+}
+
+/// The gradient of `quantile`: each output's gradient split between its
+/// two order statistics by the interpolation weight.
+fn quantile_backward(
+    g: &Tensor,
+    (lo, hi, w): &(Tensor, Tensor, Tensor),
+    xshape: &[usize],
+    tshape: &[usize],
+    d: usize,
+    nq: usize,
+) -> Result<Tensor> {
+    use crate::ops::shape::reshape;
+    let sizes = |s: &[usize]| s.iter().map(|&v| v as i64).collect::<Vec<i64>>();
+    if xshape.is_empty() {
+        return reshape(&crate::ops::reduce::sum(g, None, false, None)?, &[]);
+    }
+    // The output with its q dim first, as the lanes were before the permute.
+    let mut base = vec![nq as i64];
+    base.extend(
+        xshape
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != d)
+            .map(|(_, &v)| v as i64),
+    );
+    let gq = crate::ops::join::movedim(&reshape(g, &base)?, &[0], &[d as i64])?;
+    let w = copy::to_dtype(w, g.dtype(), false)?;
+    let upper = arith::mul(&gq, &w)?;
+    let lower = arith::sub(&gq, &upper)?;
+    let r = arith::add(
+        &scatter_add_backward(&lower, lo, xshape, d as i64)?,
+        &scatter_add_backward(&upper, hi, xshape, d as i64)?,
+    )?;
+    reshape(&r, &sizes(tshape))
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Elementwise ops of three operands (`where`, `masked_fill`, `lerp`,
 //! `addcmul`, `addcdiv`) and the closeness tests built on the binary ops.
 
+use crate::autograd::{sum_to, Recorder};
 use crate::cpu::kernels;
 use crate::dispatch;
 use crate::error::{Error, Result};
@@ -26,6 +27,11 @@ pub fn where_(cond: &Tensor, a: &Operand, b: &Operand) -> Result<Tensor> {
     check_mask("where", cond)?;
     let dtype = result_type(&[a, b]);
     let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), a.shape())?, b.shape())?;
+    let rec = if dtype.is_floating_point() {
+        Recorder::new_opt("WhereBackward0", &[tensor_of(a), tensor_of(b)])
+    } else {
+        None
+    };
     let (ta, tb) = (a.to_tensor(dtype)?, b.to_tensor(dtype)?);
     let out = Tensor::empty(&shape, dtype)?;
     let sc = cond.layout().broadcast_to(&shape)?.strides;
@@ -34,7 +40,37 @@ pub fn where_(cond: &Tensor, a: &Operand, b: &Operand) -> Result<Tensor> {
     dispatch!(dtype, T => {
         kernels::map3::<Bool, T, T, T>(cond, &sc, &ta, &sa, &tb, &sb, &out, |c, x, y| if c.0 != 0 { x } else { y });
     });
+    if let Some(rec) = rec {
+        // Each branch gets the gradient where it was chosen, summed back
+        // to its own shape.
+        let (c, sa, sb) = (cond.clone(), a.shape().to_vec(), b.shape().to_vec());
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            let zero = Operand::Scalar(Scalar::Int(0));
+            let gt = Operand::Tensor(g);
+            let ga = if ctx.needs(0) {
+                Some(sum_to(&where_(&c, &gt, &zero)?, &sa)?)
+            } else {
+                None
+            };
+            let gb = if ctx.needs(1) {
+                Some(sum_to(&where_(&c, &zero, &gt)?, &sb)?)
+            } else {
+                None
+            };
+            Ok(vec![ga, gb])
+        });
+    }
     Ok(out)
+}
+
+fn tensor_of(o: &Operand) -> Option<&Tensor> {
+    match o {
+        Operand::Tensor(t) => Some(t),
+        Operand::Scalar(_) => None,
+    }
 }
 
 /// `t.masked_fill_(mask, value)` in place.
@@ -55,12 +91,31 @@ pub fn masked_fill_(t: &Tensor, mask: &Tensor, value: Scalar) -> Result<()> {
         )));
     }
     copy::check_no_internal_overlap(t)?;
+    let rec = if t.dtype().is_floating_point() {
+        Recorder::new_inplace("MaskedFillBackward0", t, &[])?
+    } else {
+        None
+    };
     let sm = mask.layout().broadcast_to(t.shape())?.strides;
     dispatch!(t.dtype(), T => {
         let v: T = value.to::<T>();
         kernels::map2::<T, Bool, T>(t, t.strides(), mask, &sm, t, |x, m| if m.0 != 0 { v } else { x });
     });
     t.bump_version();
+    if let Some(rec) = rec {
+        let m = mask.clone();
+        rec.finish_inplace(t, move |_ctx, grads| {
+            let g = grads.into_iter().next().flatten();
+            Ok(vec![match g {
+                Some(g) => Some(where_(
+                    &m,
+                    &Operand::Scalar(Scalar::Int(0)),
+                    &Operand::Tensor(g),
+                )?),
+                None => None,
+            }])
+        })?;
+    }
     Ok(())
 }
 
@@ -176,6 +231,10 @@ pub fn clamp_tensor(x: &Tensor, min: Option<&Operand>, max: Option<&Operand>) ->
             "torch.clamp: At least one of 'min' or 'max' must not be None".into(),
         ));
     }
+    let rec = Recorder::new_opt(
+        "ClampBackward0",
+        &[Some(x), min.and_then(tensor_of), max.and_then(tensor_of)],
+    );
     let mut out = Operand::Tensor(x.clone());
     if let Some(lo) = min {
         out = Operand::Tensor(binary(BinaryOp::Maximum, &out, lo, None)?);
@@ -183,8 +242,80 @@ pub fn clamp_tensor(x: &Tensor, min: Option<&Operand>, max: Option<&Operand>) ->
     if let Some(hi) = max {
         out = Operand::Tensor(binary(BinaryOp::Minimum, &out, hi, None)?);
     }
-    match out {
-        Operand::Tensor(t) => Ok(t),
-        Operand::Scalar(_) => unary(Unary::Relu, x),
+    let out = match out {
+        Operand::Tensor(t) => t,
+        Operand::Scalar(_) => unary(Unary::Relu, x)?,
+    };
+    if let Some(mut rec) = rec.filter(|_| out.dtype().is_floating_point()) {
+        let ix = rec.save(x)?;
+        let (lo, hi) = (min.cloned(), max.cloned());
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None, None]);
+            };
+            clamp_backward(ctx, &g, &ctx.saved(ix)?, lo.as_ref(), hi.as_ref())
+        });
     }
+    Ok(out)
+}
+
+/// PyTorch's `clamp_backward_min_max`: the input gets the gradient where it
+/// lies within the bounds; `min` where the input is below it (and it is
+/// under `max`); `max` where the input is above it or the bounds cross.
+fn clamp_backward(
+    ctx: &crate::autograd::Ctx<'_>,
+    g: &Tensor,
+    x: &Tensor,
+    lo: Option<&Operand>,
+    hi: Option<&Operand>,
+) -> Result<Vec<Option<Tensor>>> {
+    use BinaryOp::{Ge, Gt, Le, LogicalAnd, LogicalOr, Lt};
+    let xo = Operand::Tensor(x.clone());
+    let cmp = |op, a: &Operand, b: &Operand| binary(op, a, b, None);
+    let both =
+        |op, a: Tensor, b: Tensor| binary(op, &Operand::Tensor(a), &Operand::Tensor(b), None);
+    let pick = |mask: Tensor, shape: &[usize]| -> Result<Tensor> {
+        sum_to(
+            &where_(
+                &mask,
+                &Operand::Tensor(g.clone()),
+                &Operand::Scalar(Scalar::Int(0)),
+            )?,
+            shape,
+        )
+    };
+    let gx = if ctx.needs(0) {
+        let mask = match (lo, hi) {
+            (Some(l), Some(h)) => both(LogicalAnd, cmp(Ge, &xo, l)?, cmp(Le, &xo, h)?)?,
+            (Some(l), None) => cmp(Ge, &xo, l)?,
+            (None, Some(h)) => cmp(Le, &xo, h)?,
+            (None, None) => return Ok(vec![Some(g.clone()), None, None]),
+        };
+        Some(pick(mask, x.shape())?)
+    } else {
+        None
+    };
+    let glo = match lo {
+        Some(l) if ctx.needs(1) => {
+            let below = cmp(Lt, &xo, l)?;
+            let mask = match hi {
+                Some(h) => both(LogicalAnd, below, cmp(Lt, l, h)?)?,
+                None => below,
+            };
+            Some(pick(mask, l.shape())?)
+        }
+        _ => None,
+    };
+    let ghi = match hi {
+        Some(h) if ctx.needs(2) => {
+            let above = cmp(Gt, &xo, h)?;
+            let mask = match lo {
+                Some(l) => both(LogicalOr, above, cmp(Lt, h, l)?)?,
+                None => above,
+            };
+            Some(pick(mask, h.shape())?)
+        }
+        _ => None,
+    };
+    Ok(vec![gx, glo, ghi])
 }

@@ -723,9 +723,13 @@ pub fn unary_(op: Unary, x: &Tensor) -> Result<()> {
     } else {
         None
     };
-    // The derivative may need the input the op is about to overwrite.
+    // The derivative may need the input the op is about to overwrite: a
+    // copy made with grad mode on, so double backward reaches `x`'s history.
     let old = match &rec {
-        Some(_) if op.saves().0 => Some(copy::clone(x)?),
+        Some(_) if op.saves().0 => {
+            let _mode = crate::autograd::GradMode::set(true);
+            Some(copy::clone(x)?)
+        }
         _ => None,
     };
     run(op, x, x);

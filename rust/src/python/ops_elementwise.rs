@@ -517,7 +517,27 @@ impl PyTensor {
         min: Option<&Bound<'py, PyAny>>,
         max: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyRef<'py, Self>> {
-        let r = clamp_impl(slf.py(), &slf.t, min, max)?;
+        let scalar = |b: Option<&Bound<'py, PyAny>>| -> PyResult<Option<Option<Scalar>>> {
+            match b
+                .filter(|b| !b.is_none())
+                .map(operand)
+                .transpose()?
+                .flatten()
+            {
+                None => Ok(Some(None)),
+                Some(Operand::Scalar(s)) => Ok(Some(Some(s))),
+                Some(Operand::Tensor(_)) => Ok(None),
+            }
+        };
+        if let (Some(lo), Some(hi)) = (scalar(min)?, scalar(max)?) {
+            if lo.is_some() || hi.is_some() {
+                return run_unary_(slf, Unary::Clamp(lo, hi));
+            }
+        }
+        // Tensor bounds: clamp a copy, so the derivative's saved input is
+        // not the tensor being overwritten.
+        let src = crate::ops::copy::clone(&slf.t)?;
+        let r = clamp_impl(slf.py(), &src, min, max)?;
         crate::ops::copy::copy_(&slf.t, &r.t)?;
         Ok(slf)
     }

@@ -7,9 +7,10 @@
 //! input's dtype. Jacobi methods are chosen for their accuracy (relative
 //! accuracy of small singular values) and simplicity over raw speed.
 
+use crate::autograd::Recorder;
 use crate::cpu::parallel::for_ranges;
 use crate::error::{try_vec, wrap_dim, Error, Result};
-use crate::ops::copy;
+use crate::ops::{arith, copy};
 use crate::tensor::layout::fmt_shape;
 use crate::tensor::{DType, Tensor};
 
@@ -207,6 +208,7 @@ fn lu_solve(lu: &[f64], perm: &[usize], n: usize, b: &mut [f64], k: usize, tmp: 
 pub fn inv(t: &Tensor) -> Result<Tensor> {
     let name = "linalg.inv";
     let a = load_square(name, t)?;
+    let rec = Recorder::new("LinalgInvExBackward0", &[t]);
     let n = a.n;
     let batched = !a.batch.is_empty();
     let out = per_matrix(a.count(), n * n, cube(n), |i, out| {
@@ -226,7 +228,19 @@ pub fn inv(t: &Tensor) -> Result<Tensor> {
         lu_solve(&m, &perm, n, out, n, &mut tmp);
         Ok(())
     })?;
-    store(&out, t.shape(), t.dtype())
+    let out = store(&out, t.shape(), t.dtype())?;
+    if let Some(mut rec) = rec {
+        let io = rec.save_output(&out, 0)?;
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            // d(A^-1) = -A^-1 dA A^-1, so gA = -A^-T g A^-T.
+            let xt = mt(&ctx.saved(io)?)?;
+            Ok(vec![Some(arith::neg(&mm(&mm(&xt, &g)?, &xt)?)?)])
+        });
+    }
+    Ok(out)
 }
 
 /// (sign, log|det|) of every matrix, from LU.
@@ -263,6 +277,7 @@ fn logdets(name: &str, t: &Tensor) -> Result<(Mats, Vec<f64>)> {
 /// `torch.linalg.det` (the product of the LU pivots, with the permutation's sign).
 pub fn det(t: &Tensor) -> Result<Tensor> {
     let a = load_square("linalg.det", t)?;
+    let rec = Recorder::new("LinalgDetBackward0", &[t]);
     let n = a.n;
     let out = per_matrix(a.count(), 1, cube(n), |i, out| {
         let mut m = a.get(i).to_vec();
@@ -271,18 +286,44 @@ pub fn det(t: &Tensor) -> Result<Tensor> {
         out[0] = (0..n).fold(sign, |acc, r| acc * m[r * n + r]);
         Ok(())
     })?;
-    store(&out, &a.batch, t.dtype())
+    let out = store(&out, &a.batch, t.dtype())?;
+    if let Some(mut rec) = rec {
+        let (ia, io) = (rec.save(t)?, rec.save_output(&out, 0)?);
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            // d det(A) = det(A) tr(A^-1 dA): gA = g det(A) A^-T.
+            let gd = as_matrix_scale(&arith::mul(&g, &ctx.saved(io)?)?)?;
+            Ok(vec![Some(arith::mul(&gd, &mt(&inv(&ctx.saved(ia)?)?)?)?)])
+        });
+    }
+    Ok(out)
 }
 
 /// `torch.linalg.slogdet`: (sign, logabsdet).
 pub fn slogdet(t: &Tensor) -> Result<(Tensor, Tensor)> {
+    let rec = Recorder::new("LinalgSlogdetBackward0", &[t]);
     let (a, out) = logdets("linalg.slogdet", t)?;
     let sign: Vec<f64> = out.iter().step_by(2).copied().collect();
     let logabs: Vec<f64> = out.iter().skip(1).step_by(2).copied().collect();
-    Ok((
+    let (sign, logabs) = (
         store(&sign, &a.batch, t.dtype())?,
         store(&logabs, &a.batch, t.dtype())?,
-    ))
+    );
+    // The sign is piecewise constant: only logabsdet is differentiable.
+    if let Some(mut rec) = rec {
+        let ia = rec.save(t)?;
+        rec.finish(&[&logabs], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            // d log|det A| = tr(A^-1 dA): gA = g A^-T.
+            let gd = as_matrix_scale(&g)?;
+            Ok(vec![Some(arith::mul(&gd, &mt(&inv(&ctx.saved(ia)?)?)?)?)])
+        });
+    }
+    Ok((sign, logabs))
 }
 
 /// Broadcasts the batch dims of `a` (…, m, n) and `b` (…, r, k).
@@ -347,6 +388,7 @@ pub fn solve(a: &Tensor, b: &Tensor, left: bool) -> Result<Tensor> {
     load_square(name, &a.alias()).map(|_| ())?;
     check_float(name, b)?;
     same_dtypes(name, a, b)?;
+    let rec = Recorder::new("LinalgSolveExBackward0", &[a, b]);
     let (b2, vector) = rhs_matrix(a, b)?;
     let n = a.shape()[a.ndim() - 1];
     if b2.shape()[b2.ndim() - 2] != n {
@@ -379,11 +421,35 @@ pub fn solve(a: &Tensor, b: &Tensor, left: bool) -> Result<Tensor> {
         Ok(())
     })?;
     let x = store(&out, &with_batch(&batch, &[n, k]), a.dtype())?;
-    if vector {
-        crate::ops::shape::squeeze(&x, Some(&[-1]))
+    let x = if vector {
+        crate::ops::shape::squeeze(&x, Some(&[-1]))?
     } else {
-        Ok(x)
+        x
+    };
+    if let Some(mut rec) = rec {
+        let (ia, io) = (rec.save(a)?, rec.save_output(&x, 0)?);
+        rec.finish(&[&x], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None]);
+            };
+            // X = A^-1 B: gB = A^-T g, gA = -gB X^T (outer products for
+            // vector right-hand sides); the engine sums broadcast batches.
+            let gb = solve(&mt(&ctx.saved(ia)?)?, &g, true)?;
+            let ga = if ctx.needs(0) {
+                let x = ctx.saved(io)?;
+                let (gb2, x2) = if vector {
+                    (unsq(&gb, -1)?, unsq(&x, -1)?)
+                } else {
+                    (gb.clone(), x)
+                };
+                Some(arith::neg(&mm(&gb2, &mt(&x2)?)?)?)
+            } else {
+                None
+            };
+            Ok(vec![ga, ctx.needs(1).then_some(gb)])
+        });
     }
+    Ok(x)
 }
 
 // ---------------------------------------------------------------- Cholesky
@@ -392,6 +458,7 @@ pub fn solve(a: &Tensor, b: &Tensor, left: bool) -> Result<Tensor> {
 pub fn cholesky(t: &Tensor, upper: bool) -> Result<Tensor> {
     let name = "linalg.cholesky";
     let a = load_square(name, t)?;
+    let rec = Recorder::new("LinalgCholeskyExBackward0", &[t]);
     let n = a.n;
     let batched = !a.batch.is_empty();
     let out = per_matrix(a.count(), n * n, cube(n) / 3 + 1, |i, l| {
@@ -428,7 +495,19 @@ pub fn cholesky(t: &Tensor, upper: bool) -> Result<Tensor> {
         }
         Ok(())
     })?;
-    store(&out, t.shape(), t.dtype())
+    let out = store(&out, t.shape(), t.dtype())?;
+    if let Some(mut rec) = rec {
+        let io = rec.save_output(&out, 0)?;
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            let l = ctx.saved(io)?;
+            let (l, g) = if upper { (mt(&l)?, mt(&g)?) } else { (l, g) };
+            Ok(vec![Some(cholesky_backward(&l, &g)?)])
+        });
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- QR
@@ -508,6 +587,7 @@ pub fn qr(t: &Tensor, mode: &str) -> Result<(Tensor, Tensor)> {
         )));
     }
     let a = load(name, t, "A")?;
+    let rec = Recorder::new("LinalgQrBackward0", &[t]);
     let (m, n) = (a.m, a.n);
     let k = m.min(n);
     let (qc, rows) = if mode == "complete" { (m, m) } else { (k, k) };
@@ -525,6 +605,21 @@ pub fn qr(t: &Tensor, mode: &str) -> Result<(Tensor, Tensor)> {
     } else {
         store(&qs, &with_batch(&a.batch, &[m, qc]), t.dtype())?
     };
+    if let Some(mut rec) = rec {
+        let (iq, ir) = (rec.save_output(&q, 0)?, rec.save_output(&r, 1)?);
+        let mode = mode.to_string();
+        rec.finish(&[&q, &r], move |ctx, grads| {
+            let mut it = grads.into_iter();
+            let (gq, gr) = (it.next().flatten(), it.next().flatten());
+            if mode == "r" {
+                return Err(Error::Runtime("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. Please use linalg.qr(A, mode='reduced') if you are going to differentiate through linalg.qr.".into()));
+            }
+            if mode == "complete" && m > n {
+                return Err(Error::Runtime("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.".into()));
+            }
+            Ok(vec![Some(qr_backward(&ctx.saved(iq)?, &ctx.saved(ir)?, gq, gr)?)])
+        });
+    }
     Ok((q, r))
 }
 
@@ -712,6 +807,7 @@ fn svd_one(
 /// `torch.linalg.svd(A, full_matrices=True)`: (U, S, Vh).
 pub fn svd(t: &Tensor, full_matrices: bool) -> Result<(Tensor, Tensor, Tensor)> {
     let a = load("linalg.svd", t, "A")?;
+    let rec = Recorder::new("LinalgSvdBackward0", &[t]);
     let (m, n) = (a.m, a.n);
     let k = m.min(n);
     let (uc, vr) = if full_matrices { (m, n) } else { (k, k) };
@@ -725,11 +821,36 @@ pub fn svd(t: &Tensor, full_matrices: bool) -> Result<(Tensor, Tensor, Tensor)> 
         ss.extend(s);
         vs.extend(vh);
     }
-    Ok((
+    let (u, s, vh) = (
         store(&us, &with_batch(&a.batch, &[m, uc]), t.dtype())?,
         store(&ss, &with_batch(&a.batch, &[k]), t.dtype())?,
         store(&vs, &with_batch(&a.batch, &[vr, n]), t.dtype())?,
-    ))
+    );
+    if let Some(mut rec) = rec {
+        let (iu, is, iv) = (
+            rec.save_output(&u, 0)?,
+            rec.save_output(&s, 1)?,
+            rec.save_output(&vh, 2)?,
+        );
+        rec.finish(&[&u, &s, &vh], move |ctx, grads| {
+            let mut it = grads.into_iter();
+            let (gu, gs, gv) = (
+                it.next().flatten(),
+                it.next().flatten(),
+                it.next().flatten(),
+            );
+            // With full_matrices, only the first k singular vectors enter
+            // A = U S Vh; the rest are arbitrary (PyTorch narrows too).
+            let kk = k as i64;
+            let cols = |x: Tensor| crate::ops::shape::narrow(&x, -1, 0, kk);
+            let rows = |x: Tensor| crate::ops::shape::narrow(&x, -2, 0, kk);
+            let (u, vh) = (cols(ctx.saved(iu)?)?, rows(ctx.saved(iv)?)?);
+            let gu = gu.map(cols).transpose()?;
+            let gv = gv.map(rows).transpose()?;
+            Ok(vec![svd_backward(&u, &ctx.saved(is)?, &vh, gu, gs, gv)?])
+        });
+    }
+    Ok((u, s, vh))
 }
 
 /// Singular values of every matrix, descending.
@@ -744,6 +865,11 @@ fn singular_values(a: &Mats) -> Result<Vec<f64>> {
 
 /// `torch.linalg.svdvals`.
 pub fn svdvals(t: &Tensor) -> Result<Tensor> {
+    if crate::autograd::needs_grad(&[t]) {
+        // The derivative needs the singular vectors (as PyTorch).
+        load("linalg.svdvals", t, "A")?;
+        return Ok(svd(t, false)?.1);
+    }
     let a = load("linalg.svdvals", t, "A")?;
     let s = singular_values(&a)?;
     store(&s, &with_batch(&a.batch, &[a.m.min(a.n)]), t.dtype())
@@ -864,6 +990,7 @@ fn parse_uplo(uplo: &str) -> Result<bool> {
 pub fn eigh(t: &Tensor, uplo: &str) -> Result<(Tensor, Tensor)> {
     let upper = parse_uplo(uplo)?;
     let a = load_square("linalg.eigh", t)?;
+    let rec = Recorder::new("LinalgEighBackward0", &[t]);
     let n = a.n;
     let out = per_matrix(a.count(), n + n * n, cube(n) * 8, |i, out| {
         let (w, v) = jacobi_eigh(symmetrize(a.get(i), n, upper), n, true);
@@ -879,15 +1006,34 @@ pub fn eigh(t: &Tensor, uplo: &str) -> Result<(Tensor, Tensor)> {
     let v: Vec<f64> = (0..count)
         .flat_map(|i| out[i * per + n..(i + 1) * per].to_vec())
         .collect();
-    Ok((
+    let (w, v) = (
         store(&w, &with_batch(&a.batch, &[n]), t.dtype())?,
         store(&v, t.shape(), t.dtype())?,
-    ))
+    );
+    if let Some(mut rec) = rec {
+        let (iw, iv) = (rec.save_output(&w, 0)?, rec.save_output(&v, 1)?);
+        rec.finish(&[&w, &v], move |ctx, grads| {
+            let mut it = grads.into_iter();
+            let (gw, gv) = (it.next().flatten(), it.next().flatten());
+            Ok(vec![eigh_backward(
+                &ctx.saved(iw)?,
+                &ctx.saved(iv)?,
+                gw,
+                gv,
+            )?])
+        });
+    }
+    Ok((w, v))
 }
 
 /// `torch.linalg.eigvalsh(A, UPLO='L')`.
 pub fn eigvalsh(t: &Tensor, uplo: &str) -> Result<Tensor> {
     let upper = parse_uplo(uplo)?;
+    if crate::autograd::needs_grad(&[t]) {
+        // The derivative needs the eigenvectors (as PyTorch).
+        load_square("linalg.eigvalsh", t)?;
+        return Ok(eigh(t, uplo)?.0);
+    }
     let a = load_square("linalg.eigvalsh", t)?;
     let n = a.n;
     let w = per_matrix(a.count(), n, cube(n) * 4, |i, out| {
@@ -929,6 +1075,9 @@ pub fn pinv(t: &Tensor, atol: Option<f64>, rtol: Option<f64>, hermitian: bool) -
             "linalg.pinv(hermitian=True): A must be batches of square matrices, but they are {m} by {n} matrices"
         )));
     }
+    if crate::autograd::needs_grad(&[t]) {
+        return pinv_composite(t, atol, rtol, hermitian);
+    }
     let out = per_matrix(a.count(), n * m, cube(m.max(n)) * 8, |i, out| {
         if hermitian {
             let (w, v) = jacobi_eigh(symmetrize(a.get(i), n, false), n, true);
@@ -966,6 +1115,45 @@ pub fn pinv(t: &Tensor, atol: Option<f64>, rtol: Option<f64>, hermitian: bool) -
         Ok(())
     })?;
     store(&out, &with_batch(&a.batch, &[n, m]), d)
+}
+
+/// `pinv` from tracked `svd` (or `eigh`): V diag(1/s) U^T over the values
+/// above the tolerance, as PyTorch's composite.
+fn pinv_composite(
+    t: &Tensor,
+    atol: Option<f64>,
+    rtol: Option<f64>,
+    hermitian: bool,
+) -> Result<Tensor> {
+    let nd = t.ndim();
+    let (m, n) = (t.shape()[nd - 2], t.shape()[nd - 1]);
+    let (vals, left, right) = if hermitian {
+        let (w, v) = eigh(t, "L")?;
+        (w, v.clone(), mt(&v)?)
+    } else {
+        let (u, s, vh) = svd(t, false)?;
+        (s, u, vh)
+    };
+    let keep = {
+        let _off = crate::autograd::GradMode::set(false);
+        let abs = arith::un(crate::ops::unary::Unary::Abs, &vals)?;
+        let vmax = crate::ops::reduce::amax(&abs, Some(&[-1]), true)?;
+        let rt = match (atol, rtol) {
+            (_, Some(r)) => r,
+            (Some(a), None) if a > 0.0 => 0.0,
+            _ => eps_of(t.dtype()) * m.max(n) as f64,
+        };
+        let above = |x: &Tensor| arith::cmp(crate::ops::binary::BinaryOp::Gt, &abs, x);
+        let k = arith::and(
+            &above(&arith::scale(&vmax, rt)?)?,
+            &arith::cmp_s(crate::ops::binary::BinaryOp::Gt, &abs, atol.unwrap_or(0.0))?,
+        )?;
+        copy::to_dtype(&k, t.dtype(), false)?
+    };
+    // 1/v where kept, 0 elsewhere, without dividing by a dropped zero.
+    let safe = arith::add(&vals, &arith::rsub_s(1.0, &keep)?)?;
+    let recip = arith::div(&keep, &safe)?;
+    mm(&arith::mul(&mt(&right)?, &unsq(&recip, -2)?)?, &mt(&left)?)
 }
 
 /// `torch.linalg.matrix_rank(A, atol=None, rtol=None, hermitian=False)`.
@@ -1054,6 +1242,27 @@ pub fn lstsq(
         return Err(Error::Runtime(format!(
             "{name}: input.size(-2) should match other.size(-2)"
         )));
+    }
+    if crate::autograd::needs_grad(&[a, b]) {
+        // The solution is pinv(A) B; the residuals are recomputed from it.
+        let (_, res, rank, sv) = {
+            let _off = crate::autograd::GradMode::set(false);
+            lstsq(a, b, rcond, Some(driver))?
+        };
+        let rc = rcond.unwrap_or(eps_of(a.dtype()) * m.max(n) as f64);
+        let x = mm(&pinv(a, None, Some(rc), false)?, b)?;
+        let res = if res.numel() > 0 {
+            let r = arith::sub(&mm(a, &x)?, b)?;
+            crate::ops::reduce::sum(
+                &arith::mul(&r, &r)?,
+                Some(&[if vector { -1 } else { -2 }]),
+                false,
+                None,
+            )?
+        } else {
+            res
+        };
+        return Ok((x, res, rank, sv));
     }
     let (a3, b3, batch) = broadcast_batch(a, &b2)?;
     let k = b3.shape()[b3.ndim() - 1];
@@ -1147,6 +1356,42 @@ pub enum MatrixOrd {
     Num(f64),
 }
 
+/// `matrix_norm` from tracked ops (vector_norm, svdvals, abs, sum,
+/// amax/amin), for its derivative.
+fn matrix_norm_composite(
+    t: &Tensor,
+    ord: MatrixOrd,
+    d0: usize,
+    d1: usize,
+    keepdim: bool,
+) -> Result<Tensor> {
+    use crate::ops::reduce;
+    let x = dims_last(t, d0, d1)?;
+    let extreme = |v: &Tensor, max: bool| {
+        if max {
+            reduce::amax(v, Some(&[-1]), false)
+        } else {
+            reduce::amin(v, Some(&[-1]), false)
+        }
+    };
+    let r = match ord {
+        MatrixOrd::Fro => reduce::vector_norm(&x, 2.0, Some(&[-2, -1]), false, None)?,
+        MatrixOrd::Nuc => reduce::sum(&svdvals(&x)?, Some(&[-1]), false, None)?,
+        MatrixOrd::Num(p) if p.abs() == 2.0 => extreme(&svdvals(&x)?, p > 0.0)?,
+        MatrixOrd::Num(p) => {
+            // 1: the largest column sum; inf: the largest row sum.
+            let abs = arith::un(crate::ops::unary::Unary::Abs, &x)?;
+            let along = if p.abs() == 1.0 { -2 } else { -1 };
+            extreme(&reduce::sum(&abs, Some(&[along]), false, None)?, p > 0.0)?
+        }
+    };
+    if !keepdim {
+        return Ok(r);
+    }
+    let r = unsq(&r, d0.min(d1) as i64)?;
+    unsq(&r, d0.max(d1) as i64)
+}
+
 /// `a` with dims `d0`, `d1` moved last (as a view).
 fn dims_last(t: &Tensor, d0: usize, d1: usize) -> Result<Tensor> {
     let mut perm: Vec<i64> = (0..t.ndim())
@@ -1176,6 +1421,9 @@ pub fn matrix_norm(t: &Tensor, ord: MatrixOrd, dim: [i64; 2], keepdim: bool) -> 
             "{name}: dims must be different. Got ({}, {})",
             dim[0], dim[1]
         )));
+    }
+    if crate::autograd::needs_grad(&[t]) {
+        return matrix_norm_composite(t, ord, d0, d1, keepdim);
     }
     let a = load(name, &dims_last(t, d0, d1)?, "A")?;
     let (m, n) = (a.m, a.n);
@@ -1239,6 +1487,219 @@ pub fn matrix_norm(t: &Tensor, ord: MatrixOrd, dim: [i64; 2], keepdim: bool) -> 
         shape = full;
     }
     store(&out, &shape, t.dtype())
+}
+
+// ---------------------------------------------------------------- derivatives
+//
+// The formulas are PyTorch's (FunctionsManual), for real inputs, written
+// with tracked public ops so that they differentiate again.
+
+fn mt(x: &Tensor) -> Result<Tensor> {
+    crate::ops::shape::matrix_t(x)
+}
+
+fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    crate::ops::linalg::matmul(a, b)
+}
+
+fn unsq(x: &Tensor, d: i64) -> Result<Tensor> {
+    crate::ops::shape::unsqueeze(x, d)
+}
+
+/// `x[..., None, None]`: one factor per matrix of a batch.
+fn as_matrix_scale(x: &Tensor) -> Result<Tensor> {
+    unsq(&unsq(x, -1)?, -1)
+}
+
+/// An n x n constant of the given dtype: the identity, or ones strictly
+/// below the diagonal.
+fn eye_of(n: usize, dtype: DType) -> Result<Tensor> {
+    crate::ops::creation::eye(n as i64, n as i64, dtype)
+}
+
+fn strictly_lower(n: usize, dtype: DType) -> Result<Tensor> {
+    let ones = crate::ops::creation::full(&[n, n], crate::tensor::Scalar::Int(1), dtype)?;
+    crate::ops::join::tri(&ones, -1, true)
+}
+
+/// `diag_embed(v)` for the last dim of `v`, as a product with the identity.
+fn diag_of(v: &Tensor) -> Result<Tensor> {
+    let n = v.shape()[v.ndim() - 1];
+    arith::mul(&eye_of(n, v.dtype())?, &unsq(v, -2)?)
+}
+
+/// `X - X^T`.
+fn skew(x: &Tensor) -> Result<Tensor> {
+    arith::sub(x, &mt(x)?)
+}
+
+/// Cholesky `A = L L^T`: gA = L^-T Φ(L^T gL) L^-1, symmetrised, where Φ
+/// keeps the lower triangle and halves the diagonal.
+fn cholesky_backward(l: &Tensor, gl: &Tensor) -> Result<Tensor> {
+    let n = l.shape()[l.ndim() - 1];
+    let d = l.dtype();
+    let phi = arith::add(&strictly_lower(n, d)?, &arith::scale(&eye_of(n, d)?, 0.5)?)?;
+    let p = arith::mul(&mm(&mt(l)?, gl)?, &phi)?;
+    let linv = inv(l)?;
+    let ga = mm(&mm(&mt(&linv)?, &p)?, &linv)?;
+    arith::scale(&arith::add(&ga, &mt(&ga)?)?, 0.5)
+}
+
+/// QR of a matrix with at least as many rows as columns (`R` square):
+/// gA = (gQ + Q copyltu(M)) R^-T with M = R gR^T - gQ^T Q, where
+/// copyltu mirrors the lower triangle onto the upper.
+fn qr_backward_tall(
+    q: &Tensor,
+    r: &Tensor,
+    gq: Option<&Tensor>,
+    gr: Option<&Tensor>,
+) -> Result<Tensor> {
+    let n = r.shape()[r.ndim() - 1];
+    let d = r.dtype();
+    let mut m = match gr {
+        Some(gr) => mm(r, &mt(gr)?)?,
+        None => crate::ops::arith::zeros_like(&mm(&mt(r)?, r)?)?,
+    };
+    if let Some(gq) = gq {
+        m = arith::sub(&m, &mm(&mt(gq)?, q)?)?;
+    }
+    let low = arith::mul(&m, &strictly_lower(n, d)?)?;
+    let sym = arith::add(
+        &arith::add(&low, &mt(&low)?)?,
+        &arith::mul(&m, &eye_of(n, d)?)?,
+    )?;
+    let mut b = mm(q, &sym)?;
+    if let Some(gq) = gq {
+        b = arith::add(&b, gq)?;
+    }
+    // b R^-T: solve X R^T = b.
+    solve(&mt(r)?, &b, false)
+}
+
+/// QR (reduced, or complete with m <= n). A wide A = [X | Y] has
+/// X = Q U, Y = Q V for R = [U | V]: X follows the square formula with
+/// gQ + Y gV^T, and gY = Q gV.
+fn qr_backward(q: &Tensor, r: &Tensor, gq: Option<Tensor>, gr: Option<Tensor>) -> Result<Tensor> {
+    let (m, n) = (q.shape()[q.ndim() - 2], r.shape()[r.ndim() - 1]);
+    if m >= n {
+        return qr_backward_tall(q, r, gq.as_ref(), gr.as_ref());
+    }
+    let nr = |x: &Tensor, s: usize, l: usize| crate::ops::shape::narrow(x, -1, s as i64, l as i64);
+    let u = nr(r, 0, m)?;
+    let (gu, gv) = match &gr {
+        Some(g) => (Some(nr(g, 0, m)?), Some(nr(g, m, n - m)?)),
+        None => (None, None),
+    };
+    let mut gq2 = gq;
+    let gy = match &gv {
+        Some(gv) => {
+            let y = mm(q, &nr(r, m, n - m)?)?;
+            let extra = mm(&y, &mt(gv)?)?;
+            gq2 = Some(match gq2 {
+                Some(g) => arith::add(&g, &extra)?,
+                None => extra,
+            });
+            mm(q, gv)?
+        }
+        None => crate::ops::arith::zeros_like(&nr(r, m, n - m)?)?,
+    };
+    let gx = qr_backward_tall(q, &u, gq2.as_ref(), gu.as_ref())?;
+    crate::ops::join::cat(&[gx, gy], -1)
+}
+
+/// SVD `A = U diag(S) Vh` (U: m x k, Vh: k x n):
+/// gA = U [(skew(U^T gU) / E) S + S (skew(V^T gV) / E) + diag(gS)] Vh
+///      + (I - U U^T) gU S^-1 Vh + U S^-1 gVh (I - V V^T),
+/// with E_ij = s_j^2 - s_i^2 (1 on the diagonal).
+fn svd_backward(
+    u: &Tensor,
+    s: &Tensor,
+    vh: &Tensor,
+    gu: Option<Tensor>,
+    gs: Option<Tensor>,
+    gvh: Option<Tensor>,
+) -> Result<Option<Tensor>> {
+    if gu.is_none() && gs.is_none() && gvh.is_none() {
+        return Ok(None);
+    }
+    let (m, k, n) = (
+        u.shape()[u.ndim() - 2],
+        s.shape()[s.ndim() - 1],
+        vh.shape()[vh.ndim() - 1],
+    );
+    let d = s.dtype();
+    let mut inner = match &gs {
+        Some(gs) => diag_of(gs)?,
+        None => diag_of(&arith::zeros_like(s)?)?,
+    };
+    if gu.is_none() && gvh.is_none() {
+        return Ok(Some(mm(&mm(u, &inner)?, vh)?));
+    }
+    let s2 = arith::mul(s, s)?;
+    let e = arith::add(
+        &arith::sub(&unsq(&s2, -2)?, &unsq(&s2, -1)?)?,
+        &eye_of(k, d)?,
+    )?;
+    let (s_row, s_col) = (unsq(s, -2)?, unsq(s, -1)?);
+    let mut extra = None;
+    if let Some(gu) = &gu {
+        let uhgu = mm(&mt(u)?, gu)?;
+        inner = arith::add(
+            &inner,
+            &arith::mul(&arith::div(&skew(&uhgu)?, &e)?, &s_row)?,
+        )?;
+        if m > k {
+            let p = arith::div(&arith::sub(gu, &mm(u, &uhgu)?)?, &s_row)?;
+            extra = Some(mm(&p, vh)?);
+        }
+    }
+    if let Some(gvh) = &gvh {
+        let vhgv = mm(vh, &mt(gvh)?)?;
+        inner = arith::add(
+            &inner,
+            &arith::mul(&s_col, &arith::div(&skew(&vhgv)?, &e)?)?,
+        )?;
+        if n > k {
+            let p = arith::div(&arith::sub(gvh, &mm(&mt(&vhgv)?, vh)?)?, &s_col)?;
+            let t = mm(u, &p)?;
+            extra = Some(match extra {
+                Some(x) => arith::add(&x, &t)?,
+                None => t,
+            });
+        }
+    }
+    let ga = mm(&mm(u, &inner)?, vh)?;
+    Ok(Some(match extra {
+        Some(x) => arith::add(&ga, &x)?,
+        None => ga,
+    }))
+}
+
+/// eigh `A = V diag(w) V^T`: gA = V (diag(gw) + (V^T gV) / E) V^T with
+/// E_ij = w_j - w_i off the diagonal (where the quotient is zero).
+fn eigh_backward(
+    w: &Tensor,
+    v: &Tensor,
+    gw: Option<Tensor>,
+    gv: Option<Tensor>,
+) -> Result<Option<Tensor>> {
+    if gw.is_none() && gv.is_none() {
+        return Ok(None);
+    }
+    let n = w.shape()[w.ndim() - 1];
+    let d = w.dtype();
+    let id = eye_of(n, d)?;
+    let mut inner = match &gw {
+        Some(gw) => diag_of(gw)?,
+        None => diag_of(&arith::zeros_like(w)?)?,
+    };
+    if let Some(gv) = &gv {
+        let e = arith::add(&arith::sub(&unsq(w, -2)?, &unsq(w, -1)?)?, &id)?;
+        let off = arith::rsub_s(1.0, &id)?;
+        let f = arith::mul(&arith::div(&mm(&mt(v)?, gv)?, &e)?, &off)?;
+        inner = arith::add(&inner, &f)?;
+    }
+    Ok(Some(mm(&mm(v, &inner)?, &mt(v)?)?))
 }
 
 #[cfg(test)]
