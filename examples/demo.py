@@ -125,7 +125,7 @@ xs = torch.linspace(-1, 1, 64).unsqueeze(1)
 ys = 3 * xs - 1 + 0.05 * torch.randn(64, 1)
 w = torch.zeros(1, 1, requires_grad=True)
 b = torch.zeros(1, requires_grad=True)
-for step in range(200):
+for _ in range(200):
     loss = ((xs @ w + b - ys) ** 2).mean()
     w.grad = None
     b.grad = None

@@ -99,7 +99,9 @@ def test_prelu_per_channel():
 def test_activation_argument_errors():
     with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
         F.hardtanh(rtorch.ones(1), 2.0, 1.0)
-    with pytest.raises(RuntimeError, match="Halving dimension must be even, but dimension 1 is size 5"):
+    with pytest.raises(
+        RuntimeError, match="Halving dimension must be even, but dimension 1 is size 5"
+    ):
         F.glu(rtorch.ones(3, 5))
     with pytest.raises(RuntimeError, match="approximate argument must be either none or tanh"):
         F.gelu(rtorch.ones(1), approximate="fast")
@@ -125,7 +127,9 @@ def test_dropout_training_scales_kept_and_eval_is_identity():
     assert abs((y.numpy() == 0).mean() - 0.25) < 0.02
     assert F.dropout(x, 0.5, training=False) is x
     assert F.dropout(x, 1.0).abs().sum().item() == 0
-    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"):
+    with pytest.raises(
+        ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"
+    ):
         F.dropout(x, 1.5)
     z = rtorch.ones(100)
     assert F.dropout(z, 0.5, inplace=True).data_ptr() == z.data_ptr()
@@ -189,7 +193,12 @@ def test_embedding_lookup_padding_and_max_norm():
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 def test_pad_modes_match_numpy(mode):
     x = RNG.standard_normal((2, 3, 5))
-    np_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+    np_mode = {
+        "constant": "constant",
+        "reflect": "reflect",
+        "replicate": "edge",
+        "circular": "wrap",
+    }
     got = F.pad(t(x), (2, 1, 1, 2), mode=mode)
     close(got, np.pad(x, [(0, 0), (1, 2), (2, 1)], mode=np_mode[mode]), 1e-12)
 
@@ -326,11 +335,15 @@ def test_cross_entropy_label_smoothing_with_weight_matches_torch():
 
 
 def test_nll_loss_errors_follow_pytorch():
-    with pytest.raises(ValueError, match=r"Expected input batch_size \(3\) to match target batch_size \(2\)."):
+    with pytest.raises(
+        ValueError, match=r"Expected input batch_size \(3\) to match target batch_size \(2\)."
+    ):
         F.nll_loss(rtorch.randn(3, 4), rtorch.tensor([1, 2]))
     with pytest.raises(IndexError, match="Target 7 is out of bounds."):
         F.nll_loss(rtorch.randn(3, 4), rtorch.tensor([1, 2, 7]))
-    with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte, but got Float"):
+    with pytest.raises(
+        RuntimeError, match="expected target dtype to be Long or Byte, but got Float"
+    ):
         F.nll_loss(rtorch.randn(3, 4), rtorch.tensor([1.0, 2.0, 0.0]))
 
 
@@ -349,7 +362,9 @@ def test_binary_cross_entropy_family(reduction):
     bce = -(Y * np.log(P) + (1 - Y) * np.log(1 - P))
     close(F.binary_cross_entropy(t(P), t(Y), reduction=reduction), _red(bce, reduction), 1e-9)
     close(
-        F.binary_cross_entropy(t(P), t(Y), t(w), reduction=reduction), _red(bce * w, reduction), 1e-9
+        F.binary_cross_entropy(t(P), t(Y), t(w), reduction=reduction),
+        _red(bce * w, reduction),
+        1e-9,
     )
     close(
         F.binary_cross_entropy_with_logits(t(A), t(Y), reduction=reduction),
@@ -369,7 +384,9 @@ def test_binary_cross_entropy_clamps_log_and_checks_sizes():
     assert F.binary_cross_entropy(rtorch.tensor([0.0]), rtorch.tensor([1.0])).item() == 100.0
     with pytest.raises(ValueError, match="that is different to the input size"):
         F.binary_cross_entropy(rtorch.rand(3), rtorch.rand(3, 1))
-    with pytest.raises(ValueError, match=r"Target size \(torch.Size\(\[3, 1\]\)\) must be the same"):
+    with pytest.raises(
+        ValueError, match=r"Target size \(torch.Size\(\[3, 1\]\)\) must be the same"
+    ):
         F.binary_cross_entropy_with_logits(rtorch.rand(3), rtorch.rand(3, 1))
 
 
@@ -409,7 +426,11 @@ def test_poisson_and_gaussian_nll():
 def test_margin_and_embedding_losses():
     a, b = A[:, 0], B[:, 0]
     y = np.array([1.0, -1.0, 1.0, -1.0])
-    close(F.margin_ranking_loss(t(a), t(b), t(y), margin=0.3), np.maximum(0, -y * (a - b) + 0.3).mean(), 1e-9)
+    close(
+        F.margin_ranking_loss(t(a), t(b), t(y), margin=0.3),
+        np.maximum(0, -y * (a - b) + 0.3).mean(),
+        1e-9,
+    )
     close(
         F.hinge_embedding_loss(t(a), t(y), margin=0.5, reduction="none"),
         np.where(y == 1, a, np.maximum(0, 0.5 - a)),
@@ -460,12 +481,18 @@ def test_layer_norm_and_group_norm_match_numpy():
     ref = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b
     close(F.layer_norm(t(x), (3,), t(w), t(b)), ref, 1e-9)
     g = x.reshape(2, 2, 6)
-    ref = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+    ref = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5)).reshape(
+        x.shape
+    )
     cw = RNG.standard_normal(4)
     close(F.group_norm(t(x), 2, t(cw)), ref * cw[None, :, None], 1e-9)
-    with pytest.raises(RuntimeError, match=r"Given normalized_shape=\[3\], expected input with shape \[\*, 3\]"):
+    with pytest.raises(
+        RuntimeError, match=r"Given normalized_shape=\[3\], expected input with shape \[\*, 3\]"
+    ):
         F.layer_norm(rtorch.ones(3, 4), (3,))
-    with pytest.raises(RuntimeError, match="Expected number of channels in input to be divisible by num_groups"):
+    with pytest.raises(
+        RuntimeError, match="Expected number of channels in input to be divisible by num_groups"
+    ):
         F.group_norm(rtorch.ones(3, 4, 1), 3)
 
 
@@ -507,7 +534,9 @@ COMPOSITES = {
     "smooth_l1": lambda: (F.smooth_l1_loss, (_d(A), _d(B + 0.01))),
     "huber": lambda: (lambda a, b: F.huber_loss(a, b, delta=0.5), (_d(A), _d(B + 0.01))),
     "nll_weight_ignore": lambda: (
-        lambda x: F.nll_loss(x, rtorch.tensor([0, -100, 1, 2]), rtorch.tensor([1.0, 2.0, 0.5], dtype=rtorch.float64)),
+        lambda x: F.nll_loss(
+            x, rtorch.tensor([0, -100, 1, 2]), rtorch.tensor([1.0, 2.0, 0.5], dtype=rtorch.float64)
+        ),
         (_d(A),),
     ),
     "cross_entropy_smooth": lambda: (
@@ -516,11 +545,16 @@ COMPOSITES = {
     ),
     "cross_entropy_probs": lambda: (
         lambda x, p: F.cross_entropy(x, p),
-        (_d(A), _d(np.exp(_log_softmax(B))),),
+        (
+            _d(A),
+            _d(np.exp(_log_softmax(B))),
+        ),
     ),
     "bce": lambda: (F.binary_cross_entropy, (_d(P), _d(Y, False))),
     "bce_logits_pos_weight": lambda: (
-        lambda x: F.binary_cross_entropy_with_logits(x, _d(Y, False), pos_weight=_d([1.0, 2.0, 3.0], False)),
+        lambda x: F.binary_cross_entropy_with_logits(
+            x, _d(Y, False), pos_weight=_d([1.0, 2.0, 3.0], False)
+        ),
         (_d(A),),
     ),
     "kl_div": lambda: (

@@ -57,7 +57,7 @@ def test_wrong_types_for_registered_names_raise_pytorch_errors():
     with pytest.raises(TypeError, match="cannot assign 'torch.FloatTensor' object to parameter"):
         net.register_parameter("p", rtorch.zeros(1))
     with pytest.raises(AttributeError, match="'Net' object has no attribute 'missing'"):
-        net.missing
+        _ = net.missing
 
 
 def test_assignment_before_init_raises():
@@ -80,7 +80,13 @@ def test_delattr_removes_from_registry():
 
 def test_named_parameters_buffers_and_modules_use_dotted_names():
     net = Net()
-    assert [n for n, _ in net.named_parameters()] == ["scale", "fc.weight", "fc.bias", "bn.weight", "bn.bias"]
+    assert [n for n, _ in net.named_parameters()] == [
+        "scale",
+        "fc.weight",
+        "fc.bias",
+        "bn.weight",
+        "bn.bias",
+    ]
     assert [n for n, _ in net.named_parameters(prefix="m", recurse=False)] == ["m.scale"]
     assert [n for n, _ in net.named_buffers()] == [
         "step",
@@ -189,7 +195,9 @@ def test_torch_checkpoint_loads_into_matching_children_non_strictly():
     np.testing.assert_array_equal(model.fc.weight.detach().numpy(), sd["fc.weight"].numpy())
     np.testing.assert_array_equal(model.bn.running_var.numpy(), sd["bn.running_var"].numpy())
     assert model.bn.num_batches_tracked.item() == sd["bn.num_batches_tracked"].item()
-    with pytest.raises(RuntimeError, match='Unexpected key\\(s\\) in state_dict: "conv.weight", "conv.bias"'):
+    with pytest.raises(
+        RuntimeError, match='Unexpected key\\(s\\) in state_dict: "conv.weight", "conv.bias"'
+    ):
         Cnn().load_state_dict(sd)
 
 
@@ -307,7 +315,9 @@ def test_full_backward_hook_sees_input_and_output_grads_and_can_replace():
     (grad_in,), (grad_out,) = seen[0]
     np.testing.assert_allclose(grad_out.numpy(), np.ones((4, 2)))
     np.testing.assert_allclose(grad_in.numpy(), x.grad.numpy())
-    np.testing.assert_allclose(grad_in.numpy(), np.ones((4, 2)) @ lin.weight.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        grad_in.numpy(), np.ones((4, 2)) @ lin.weight.detach().numpy(), rtol=1e-6
+    )
 
     x2 = x.detach().requires_grad_()
     lin.register_full_backward_hook(lambda m, gi, go: (gi[0] * 0,))

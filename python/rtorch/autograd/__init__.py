@@ -195,7 +195,9 @@ def grad(
         retain_graph = create_graph
     res = _C._run_backward(outs, gos, retain_graph, create_graph, ins, allow_unused, False)
     if materialize_grads:
-        res = tuple(rtorch.zeros_like(t) if g is None else g for g, t in zip(res, ins, strict=False))
+        res = tuple(
+            rtorch.zeros_like(t) if g is None else g for g, t in zip(res, ins, strict=False)
+        )
     return res
 
 

@@ -133,7 +133,9 @@ def jvp(
             )
         else:
             res = (None,) * len(us)
-        jv = tuple(rtorch.zeros_like(o) if r is None else r for r, o in zip(res, outs, strict=False))
+        jv = tuple(
+            rtorch.zeros_like(o) if r is None else r for r, o in zip(res, outs, strict=False)
+        )
     outs_r = tuple(o if create_graph else o.detach() for o in outs)
     jv = tuple(j if create_graph else j.detach() for j in jv)
     return (outs_r if out_tuple else outs_r[0]), (jv if out_tuple else jv[0])
