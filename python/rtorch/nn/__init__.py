@@ -1,5 +1,11 @@
-"""``rtorch.nn``: neural network building blocks (so far: ``Parameter``)."""
+"""``rtorch.nn``: neural network building blocks.
 
-from rtorch.nn.parameter import Parameter
+``Module`` and its containers, layers (``nn.modules``), their stateless forms
+(``nn.functional``), weight initialisers (``nn.init``) and ``Parameter``.
+"""
 
-__all__ = ["Parameter"]
+from rtorch.nn.parameter import Parameter  # isort: skip
+from rtorch.nn import functional, init, modules  # isort: skip
+from rtorch.nn.modules import *  # noqa: F403
+
+__all__ = ["Parameter", "functional", "init", "modules", *modules.__all__]

@@ -1,5 +1,5 @@
-"""``rtorch.utils``: data loading (``data``) and ``safetensors``."""
+"""``rtorch.utils``: data loading (``data``), ``hooks`` and ``safetensors``."""
 
-from rtorch.utils import data, safetensors
+from rtorch.utils import data, hooks, safetensors
 
-__all__ = ["data", "safetensors"]
+__all__ = ["data", "hooks", "safetensors"]
