@@ -593,8 +593,12 @@ pub fn check_out_no_grad(name: &str, inputs: &[Option<&Tensor>]) -> Result<()> {
 /// `op(a, b)` (with `alpha * b` for add/sub) into a new tensor.
 pub fn binary(op: BinaryOp, a: &Operand, b: &Operand, alpha: Option<Scalar>) -> Result<Tensor> {
     let (compute, out_dtype) = op.dtypes(a, b)?;
-    let rec = if op.differentiable() && out_dtype.is_floating_point() {
-        Recorder::new_opt(op.node_name(a, b), &[operand_tensor(a), operand_tensor(b)])
+    let inputs = [operand_tensor(a), operand_tensor(b)];
+    // The name is looked up only when recording (it takes a lock).
+    let recording =
+        crate::autograd::is_grad_enabled() && inputs.iter().flatten().any(|t| t.requires_grad());
+    let rec = if op.differentiable() && out_dtype.is_floating_point() && recording {
+        Recorder::new_opt(op.node_name(a, b), &inputs)
     } else {
         None
     };
@@ -649,7 +653,10 @@ pub fn binary_(op: BinaryOp, a: &Tensor, b: &Operand, alpha: Option<Scalar>) -> 
         )));
     }
     copy::check_no_internal_overlap(a)?;
-    let rec = if op.differentiable() && a.dtype().is_floating_point() {
+    let rec = if op.differentiable()
+        && a.dtype().is_floating_point()
+        && crate::autograd::is_grad_enabled()
+    {
         Recorder::new_inplace(op.node_name(&aop, b), a, &[operand_tensor(b)])?
     } else {
         None

@@ -3,7 +3,7 @@
 //! rule (`kind`), its f64 reference (`eval`), its integer rule (`eval_int`),
 //! and optionally a vectorised float32 kernel (`fast`).
 
-use crate::autograd::Recorder;
+use crate::autograd::{is_grad_enabled, needs_grad, Recorder};
 use crate::cpu::{kernels, parallel};
 use crate::dispatch;
 use crate::error::{Error, Result};
@@ -689,7 +689,8 @@ fn record(
 /// `op(x)` into a new tensor laid out like `x`.
 pub fn unary(op: Unary, x: &Tensor) -> Result<Tensor> {
     let dtype = op.out_dtype(x.dtype())?;
-    let rec = if op.differentiable() && dtype.is_floating_point() {
+    // The name is looked up only when recording (it takes a lock).
+    let rec = if op.differentiable() && dtype.is_floating_point() && needs_grad(&[x]) {
         Recorder::new(op.node_name(), &[x])
     } else {
         None
@@ -718,7 +719,7 @@ pub fn unary_(op: Unary, x: &Tensor) -> Result<()> {
         )));
     }
     copy::check_no_internal_overlap(x)?;
-    let rec = if op.differentiable() && dtype.is_floating_point() {
+    let rec = if op.differentiable() && dtype.is_floating_point() && is_grad_enabled() {
         Recorder::new_inplace(op.node_name(), x, &[])?
     } else {
         None
