@@ -13,12 +13,11 @@
 //! still share one after a trip through a pipe, and a storage sent back to
 //! its owner comes back as the same storage.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::{Arc, Once, Weak};
-
-use parking_lot::Mutex;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, Once, PoisonError, Weak};
 
 use super::storage::{aligned_dangling, Storage};
 use crate::error::{Error, Result};
@@ -188,14 +187,26 @@ struct Cache {
     limit: usize,
 }
 
-static CACHE: Mutex<Cache> = Mutex::new(Cache {
+// A std (futex) mutex, not parking_lot's: a child forked while another
+// thread was parked on a parking_lot mutex can inherit it handed to that
+// (absent) thread, and deadlock. A futex mutex unlocked in the child is free.
+static CACHE: StdMutex<Cache> = StdMutex::new(Cache {
     map: BTreeMap::new(),
     limit: 128,
 });
 
+fn cache() -> MutexGuard<'static, Cache> {
+    CACHE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+std::thread_local! {
+    /// The cache's guard, held by the forking thread across `fork`.
+    static HELD: RefCell<Option<MutexGuard<'static, Cache>>> = const { RefCell::new(None) };
+}
+
 pub fn remember(key: SegmentKey, storage: &Arc<Storage>) {
     install_fork_handlers();
-    let mut cache = CACHE.lock();
+    let mut cache = cache();
     cache.map.insert(key, Arc::downgrade(storage));
     if cache.map.len() > cache.limit {
         cache.map.retain(|_, w| w.strong_count() > 0);
@@ -205,13 +216,12 @@ pub fn remember(key: SegmentKey, storage: &Arc<Storage>) {
 
 pub fn lookup(key: SegmentKey) -> Option<Arc<Storage>> {
     install_fork_handlers();
-    CACHE.lock().map.get(&key).and_then(Weak::upgrade)
+    cache().map.get(&key).and_then(Weak::upgrade)
 }
 
 /// Live entries in the cache (tests use it to prove storages are released).
 pub fn cached_count() -> usize {
-    CACHE
-        .lock()
+    cache()
         .map
         .values()
         .filter(|w| w.strong_count() > 0)
@@ -233,12 +243,12 @@ pub fn install_fork_handlers() {
 
 extern "C" fn before_fork() {
     super::storage::lock_for_fork();
-    std::mem::forget(CACHE.lock());
+    HELD.with(|h| *h.borrow_mut() = Some(cache()));
 }
 
+/// Releases what `before_fork` took, in the parent and in the child (where
+/// the forking thread is the only thread, and the guards are its own).
 extern "C" fn after_fork() {
-    // SAFETY: `before_fork` locked each of these in this thread and leaked
-    // the guards; this is the matching release (in parent and in child).
-    unsafe { CACHE.force_unlock() };
+    HELD.with(|h| drop(h.borrow_mut().take()));
     super::storage::unlock_after_fork();
 }

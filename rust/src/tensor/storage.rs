@@ -254,9 +254,9 @@ impl Drop for Storage {
 /// the same size, already mapped, avoids it. Bounded in count and bytes.
 mod cache {
     use std::alloc::{self, Layout as AllocLayout};
+    use std::cell::RefCell;
     use std::ptr::NonNull;
-
-    use parking_lot::Mutex;
+    use std::sync::{Mutex, MutexGuard, PoisonError};
 
     use super::ALIGN;
 
@@ -268,14 +268,24 @@ mod cache {
     // SAFETY: entries are plain allocations owned by the cache alone.
     unsafe impl Send for Entry {}
 
+    // A std (futex) mutex for fork safety, as `shm::CACHE`.
     static FREE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    fn free() -> MutexGuard<'static, Vec<Entry>> {
+        FREE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    std::thread_local! {
+        /// The free list's guard, held by the forking thread across `fork`.
+        static HELD: RefCell<Option<MutexGuard<'static, Vec<Entry>>>> = const { RefCell::new(None) };
+    }
 
     pub fn take(nbytes: usize) -> Option<NonNull<u8>> {
         if nbytes < MIN_BYTES {
             return None;
         }
         crate::tensor::shm::install_fork_handlers();
-        let mut free = FREE.lock();
+        let mut free = free();
         let i = free.iter().rposition(|e| e.1 == nbytes)?;
         Some(free.swap_remove(i).0)
     }
@@ -286,7 +296,7 @@ mod cache {
             return false;
         }
         crate::tensor::shm::install_fork_handlers();
-        let mut free = FREE.lock();
+        let mut free = free();
         let mut total: usize = free.iter().map(|e| e.1).sum();
         // Evict the oldest until the new buffer fits the bounds.
         while !free.is_empty() && (free.len() >= MAX_ENTRIES || total + nbytes > MAX_TOTAL) {
@@ -303,12 +313,11 @@ mod cache {
 
     /// Locks the free list across `fork` (see `shm::install_fork_handlers`).
     pub fn lock_for_fork() {
-        std::mem::forget(FREE.lock());
+        HELD.with(|h| *h.borrow_mut() = Some(free()));
     }
 
     pub fn unlock_after_fork() {
-        // SAFETY: pairs with the guard leaked by `lock_for_fork` in this thread.
-        unsafe { FREE.force_unlock() };
+        HELD.with(|h| drop(h.borrow_mut().take()));
     }
 }
 
