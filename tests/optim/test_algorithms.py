@@ -65,6 +65,34 @@ def ref_adam(
     return w
 
 
+def ref_rmsprop(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    w, v, gavg, buf = W0.copy(), np.zeros(4), np.zeros(4), np.zeros(4)
+    for _ in range(100):
+        g = grad_of(w) + weight_decay * w
+        v = alpha * v + (1 - alpha) * g * g
+        vt = v
+        if centered:
+            gavg = alpha * gavg + (1 - alpha) * g
+            vt = v - gavg * gavg
+        avg = np.sqrt(vt) + eps
+        if momentum > 0:
+            buf = momentum * buf + g / avg
+            w = w - lr * buf
+        else:
+            w = w - lr * g / avg
+    return w
+
+
+def ref_adagrad(lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    w, s = W0.copy(), np.full(4, initial_accumulator_value)
+    for t in range(1, 101):
+        g = grad_of(w) + weight_decay * w
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g
+        w = w - clr * g / (np.sqrt(s) + eps)
+    return w
+
+
 CASES = [
     (optim.SGD, dict(lr=0.01), ref_sgd, dict(lr=0.01)),
     (
@@ -105,6 +133,20 @@ CASES = [
         dict(lr=0.05, weight_decay=0.3, amsgrad=True),
         ref_adam,
         dict(lr=0.05, weight_decay=0.3, amsgrad=True, decoupled=True),
+    ),
+    (optim.RMSprop, dict(lr=0.01), ref_rmsprop, dict(lr=0.01)),
+    (
+        optim.RMSprop,
+        dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
+        ref_rmsprop,
+        dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.1),
+    ),
+    (optim.Adagrad, dict(lr=0.1), ref_adagrad, dict(lr=0.1)),
+    (
+        optim.Adagrad,
+        dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.5, weight_decay=0.1),
+        ref_adagrad,
+        dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.5, weight_decay=0.1),
     ),
 ]
 

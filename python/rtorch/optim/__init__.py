@@ -7,9 +7,11 @@ as its float64 reference.
 """
 
 from rtorch.optim import lr_scheduler
+from rtorch.optim.adagrad import Adagrad
 from rtorch.optim.adam import Adam
 from rtorch.optim.adamw import AdamW
 from rtorch.optim.optimizer import Optimizer
+from rtorch.optim.rmsprop import RMSprop
 from rtorch.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

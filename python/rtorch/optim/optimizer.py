@@ -371,7 +371,9 @@ class Optimizer:
         saved_groups = deepcopy(state_dict["param_groups"])
         if len(groups) != len(saved_groups):
             raise ValueError("loaded state dict has a different number of parameter groups")
-        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups, strict=True)):
+        if any(
+            len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups, strict=True)
+        ):
             raise ValueError(
                 "loaded state dict contains a parameter group that doesn't match the size "
                 "of optimizer's group"
@@ -379,7 +381,8 @@ class Optimizer:
         id_map = dict(
             zip(
                 chain.from_iterable(g["params"] for g in saved_groups),
-                chain.from_iterable(g["params"] for g in groups), strict=False,
+                chain.from_iterable(g["params"] for g in groups),
+                strict=False,
             )
         )
         state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
