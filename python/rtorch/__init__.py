@@ -147,7 +147,7 @@ from rtorch.autograd.grad_mode import (  # noqa: E402
 
 # Loaded on first use, keeping `import rtorch` to the extension and the core
 # API (serialization alone would add ~20 ms of imports: pickle, zlib...).
-_LAZY_SUBMODULES = ("multiprocessing", "nn", "serialization", "storage", "utils")
+_LAZY_SUBMODULES = ("multiprocessing", "nn", "optim", "serialization", "storage", "utils")
 _LAZY_ATTRS = {
     "save": "serialization",
     "load": "serialization",
