@@ -350,7 +350,10 @@ def save(
             z.write(prefix + "byteorder", sys.byteorder.encode())
         for key in sorted(pickler.storage_bytes, key=int):
             raw = pickler.storage_bytes[key]
-            z.write(f"{prefix}data/{key}", raw.numpy() if raw.numel() else b"")
+            if raw.numel():
+                z.write(f"{prefix}data/{key}", raw.numpy(), crc=raw._crc32())
+            else:
+                z.write(f"{prefix}data/{key}", b"")
         z.write(prefix + "version", b"3\n")
         z.write(prefix + ".data/serialization_id", _serialization_id())
         z.close()
@@ -483,7 +486,7 @@ class _Loader:
             return rtorch.from_numpy(view)
         raw = rtorch.empty(entry.size, dtype=rtorch.uint8)
         if entry.size:
-            self.reader.readinto(entry, raw.numpy())
+            self.reader.readinto(entry, raw.numpy(), crc=raw._crc32)
         elif entry.crc != 0:
             self.reader.check_crc(entry, b"")
         if self.swap and dtype.itemsize > 1 and entry.size:
