@@ -385,21 +385,8 @@ fn mm_checked(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `torch.bmm`.
 pub fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if a.ndim() != 3 {
-        return Err(Error::Runtime("batch1 must be a 3D tensor".into()));
-    }
-    if b.ndim() != 3 {
-        return Err(Error::Runtime("batch2 must be a 3D tensor".into()));
-    }
-    same_dtype(a, b)?;
-    not_bool("bmm", a.dtype())?;
-    let (sa, sb) = (a.shape(), b.shape());
-    if sb[0] != sa[0] || sb[1] != sa[2] {
-        return Err(Error::Runtime(format!(
-            "Expected size for first two dimensions of batch2 tensor to be: [{}, {}] but got: [{}, {}].",
-            sa[0], sa[2], sb[0], sb[1]
-        )));
-    }
+    bmm_checks(a, b)?;
+    let sa = a.shape();
     let rec = crate::autograd::Recorder::new("BmmBackward0", &[a, b]);
     let out = product(a, b, &sa[..1])?;
     record_product(rec, a, b, &out, bmm)?;
