@@ -529,9 +529,7 @@ LINALG_NON_DIFFERENTIABLE: dict[str, str] = {
 # Checks expected to fail, by case id (fnmatch patterns), for "grad"
 # (gradcheck and gradgradcheck) or "gradgrad" only. Strict: a check that
 # starts passing fails until its entry goes.
-_OVERLAP = "overlapping as_strided: the view derivative does not sum repeated elements yet"
 EXPECTED_FAILURES: list[tuple[str, str, str]] = [
-    ("as_strided-overlapping", "grad", _OVERLAP),
     ("digamma-*", "grad", "digamma's derivative needs polygamma(1, x), not implemented"),
     ("lgamma-*", "gradgrad", "lgamma's second derivative needs polygamma(1, x), not implemented"),
 ]

@@ -405,10 +405,10 @@ pub fn view_scatter(input: &Meta, view_fn: &ViewFn, g: &Tensor) -> Result<Tensor
     let rec = Recorder::new("ViewScatterBackward0", &[g]);
     let z = crate::ops::creation::full(&input.shape, crate::tensor::Scalar::Int(0), g.dtype())?;
     let v = view_fn(&z)?;
-    if copy::check_no_internal_overlap(&v).is_ok() {
+    if v.layout().is_non_overlapping() {
         copy::copy_(&v, g)?;
     } else {
-        // Overlapping views (unfold, as_strided) sum their elements'
+        // Views that may overlap (unfold, as_strided) sum their elements'
         // gradients: scatter-add by storage position.
         let n = z.numel() as i64;
         let pos = crate::ops::creation::arange(

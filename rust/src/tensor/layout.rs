@@ -413,6 +413,34 @@ impl Layout {
         out
     }
 
+    /// Whether no two elements share a memory location: with the dims of
+    /// size > 1 ordered by stride, each stride clears the extent of the
+    /// smaller ones. Conservative (false means "may overlap").
+    pub fn is_non_overlapping(&self) -> bool {
+        let mut dims: Vec<(usize, usize)> = self
+            .shape
+            .iter()
+            .zip(&self.strides)
+            .filter(|(&n, _)| n > 1)
+            .map(|(&n, &s)| (s.unsigned_abs(), n))
+            .collect();
+        dims.sort_unstable();
+        let mut extent = 0usize;
+        for (stride, n) in dims {
+            if stride <= extent {
+                return false;
+            }
+            extent = match stride
+                .checked_mul(n - 1)
+                .and_then(|e| e.checked_add(extent))
+            {
+                Some(e) => e,
+                None => return false,
+            };
+        }
+        true
+    }
+
     /// Strides for viewing this layout with `shape` without copying, or None
     /// when the memory is not arranged compatibly (PyTorch's `computeStride`).
     pub fn view_strides(&self, shape: &[usize]) -> Option<Strides> {
