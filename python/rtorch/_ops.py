@@ -50,6 +50,21 @@ for _name in _METHODS:
     globals()[_name] = _method(_name)
 
 
+def polygamma(n: int, input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    """The ``n``-th derivative of :func:`digamma` (``polygamma(0, x)`` is digamma).
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.polygamma(1, rtorch.tensor([1.0, 0.5]))  # trigamma: pi^2/6, pi^2/2
+        tensor([1.6449, 4.9348])
+    """
+    result = input.polygamma(n)
+    if out is None:
+        return result
+    return out.resize_(result.shape).copy_(result)
+
+
 def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:
     """``input ** exponent``; either may be a Python number.
 
@@ -223,6 +238,7 @@ __all__ = [
     "inverse",
     "slogdet",
     "pow",
+    "polygamma",
     "where",
     "searchsorted",
     "bucketize",

@@ -110,6 +110,9 @@ for _n in "asin arcsin acos arccos atanh arctanh erfinv".split():
     SAMPLES[_n] = unary(_n, "unit")
 for _n in "acosh arccosh".split():
     SAMPLES[_n] = unary(_n, "gt1")
+SAMPLES["polygamma"] = [
+    C(lambda x, n=n: rtorch.polygamma(n, x), T(3, 4, dom="pos"), id=f"n{n}") for n in (0, 1, 2, 3)
+]
 SAMPLES["logit"] = [C(lambda x: rtorch.logit(x * 0.4), T(3, 4, dom="pos"))]
 SAMPLES["nan_to_num"] = unary("nan_to_num")
 for _n in ("clamp", "clip"):
@@ -529,10 +532,7 @@ LINALG_NON_DIFFERENTIABLE: dict[str, str] = {
 # Checks expected to fail, by case id (fnmatch patterns), for "grad"
 # (gradcheck and gradgradcheck) or "gradgrad" only. Strict: a check that
 # starts passing fails until its entry goes.
-EXPECTED_FAILURES: list[tuple[str, str, str]] = [
-    ("digamma-*", "grad", "digamma's derivative needs polygamma(1, x), not implemented"),
-    ("lgamma-*", "gradgrad", "lgamma's second derivative needs polygamma(1, x), not implemented"),
-]
+EXPECTED_FAILURES: list[tuple[str, str, str]] = []
 
 
 def _expected_failure(case_id: str, check: str) -> str | None:

@@ -210,6 +210,28 @@ def test_erfinv_inverts_erf_and_digamma_values():
     )
 
 
+def test_polygamma_values():
+    x = rtorch.tensor([1.0, 0.5, -0.5, 100.0], dtype=rtorch.float64)
+    pi2 = np.pi**2
+    np.testing.assert_allclose(
+        rtorch.polygamma(1, x).numpy(),
+        [pi2 / 6, pi2 / 2, pi2 / 2 + 4, 0.010050166663333571],
+        rtol=1e-12,
+    )
+    one = rtorch.ones(1, dtype=rtorch.float64)
+    np.testing.assert_allclose(one.polygamma(2).item(), -2 * 1.2020569031595942, rtol=1e-12)
+    np.testing.assert_allclose(one.polygamma(3).item(), np.pi**4 / 15, rtol=1e-12)
+    np.testing.assert_array_equal(rtorch.polygamma(0, x).numpy(), x.digamma().numpy())
+    assert rtorch.polygamma(1, rtorch.tensor([2])).dtype == rtorch.float32
+    y = x.clone()
+    y.polygamma_(1)
+    np.testing.assert_array_equal(y.numpy(), x.polygamma(1).numpy())
+    with pytest.raises(
+        RuntimeError, match=re.escape("polygamma(n, x) does not support negative n.")
+    ):
+        x.polygamma(-1)
+
+
 def test_frac_and_activations_refuse_integers():
     with pytest.raises(RuntimeError, match=re.escape("\"frac_cpu\" not implemented for 'Long'")):
         rtorch.tensor([1]).frac()

@@ -28,6 +28,82 @@ pub fn digamma(mut x: f64) -> f64 {
     acc + x.ln() - 0.5 / x - series
 }
 
+/// The polygamma function psi^(n)(x), the n-th derivative of digamma:
+/// `(-1)^(n+1) n! zeta(n + 1, x)` for n >= 1 (PyTorch's formula).
+pub fn polygamma(n: u32, x: f64) -> f64 {
+    if n == 0 {
+        return digamma(x);
+    }
+    let sign = if n % 2 == 1 { 1.0 } else { -1.0 };
+    sign * libm::lgamma(f64::from(n) + 1.0).exp() * hurwitz_zeta(f64::from(n) + 1.0, x)
+}
+
+/// The Hurwitz zeta function `sum_k (k + q)^-s` for s > 1: direct sum until
+/// the terms are small, then the Euler-Maclaurin tail (Cephes' method).
+pub fn hurwitz_zeta(s: f64, q: f64) -> f64 {
+    // (2k)! / B_2k, the Euler-Maclaurin coefficients.
+    const A: [f64; 12] = [
+        12.0,
+        -720.0,
+        30240.0,
+        -1209600.0,
+        47900160.0,
+        -1.892_437_580_318_379_2e9,
+        7.47242496e10,
+        -2.950_130_727_918_164_2e12,
+        1.164_678_281_435_006_7e14,
+        -4.597_978_722_407_472_6e15,
+        1.815_210_540_194_354_7e17,
+        -7.166_165_256_175_667e18,
+    ];
+    if s == 1.0 {
+        return f64::INFINITY;
+    }
+    if s < 1.0 {
+        return f64::NAN;
+    }
+    if q <= 0.0 {
+        if q == q.floor() {
+            return f64::INFINITY;
+        }
+        if s != s.floor() {
+            return f64::NAN; // q^-s is not real
+        }
+    }
+    let mut sum = q.powf(-s);
+    let mut a = q;
+    let mut b = 0.0;
+    let mut i = 0;
+    while i < 9 || a <= 9.0 {
+        i += 1;
+        a += 1.0;
+        b = a.powf(-s);
+        sum += b;
+        if (b / sum).abs() < f64::EPSILON {
+            return sum;
+        }
+    }
+    let w = a;
+    sum += b * w / (s - 1.0);
+    sum -= 0.5 * b;
+    let mut fact = 1.0;
+    let mut k = 0.0;
+    for c in A {
+        fact *= s + k;
+        b /= w;
+        let t = fact * b / c;
+        sum += t;
+        if (t / sum).abs() < f64::EPSILON {
+            break;
+        }
+        k += 1.0;
+        fact *= s + k;
+        b /= w;
+        k += 1.0;
+    }
+    sum
+}
+
 /// The inverse error function: Giles' single-precision-style initial guess
 /// refined by two Newton steps on erf in f64.
 pub fn erfinv(y: f64) -> f64 {

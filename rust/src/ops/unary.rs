@@ -49,6 +49,8 @@ pub enum Unary {
     Erfinv,
     Lgamma,
     Digamma,
+    /// psi^(n), the n-th derivative of digamma.
+    Polygamma(u32),
     Floor,
     Ceil,
     Round(i64),
@@ -136,6 +138,7 @@ impl Unary {
             Erfinv => "erfinv",
             Lgamma => "lgamma",
             Digamma => "digamma",
+            Polygamma(_) => "polygamma",
             Floor => "floor",
             Ceil => "ceil",
             Round(_) => "round",
@@ -262,6 +265,7 @@ impl Unary {
             Erfinv => special::erfinv(x),
             Lgamma => libm::lgamma(x),
             Digamma => special::digamma(x),
+            Polygamma(n) => special::polygamma(n, x),
             Floor => x.floor(),
             Ceil => x.ceil(),
             Round(0) => x.round_ties_even(),
@@ -541,9 +545,8 @@ impl Unary {
             ),
             Erfinv => mul(g, &scale(&un(Exp, &un(Square, y)?)?, PI.sqrt() / 2.0)?),
             Lgamma => mul(g, &un(Digamma, x)?),
-            Digamma => Err(Error::NotImplemented(
-                "the derivative of digamma (polygamma(1, x)) is not implemented".into(),
-            )),
+            Digamma => mul(g, &un(Polygamma(1), x)?),
+            Polygamma(n) => mul(g, &un(Polygamma(n + 1), x)?),
             Clamp(lo, hi) => {
                 let keep = match (lo, hi) {
                     (Some(l), Some(h)) => and(

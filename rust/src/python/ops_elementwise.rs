@@ -93,6 +93,16 @@ fn run_unary(py: Python<'_>, op: Unary, t: &Tensor) -> R {
     Ok(maybe_detach(py, t.numel(), || unary(op, t))?.into())
 }
 
+fn polygamma_order(n: i64) -> PyResult<u32> {
+    u32::try_from(n).map_err(|_| {
+        pyo3::exceptions::PyRuntimeError::new_err(if n < 0 {
+            "polygamma(n, x) does not support negative n.".to_string()
+        } else {
+            format!("polygamma(n, x): n = {n} is too large")
+        })
+    })
+}
+
 fn run_unary_<'py>(slf: PyRef<'py, PyTensor>, op: Unary) -> PyResult<PyRef<'py, PyTensor>> {
     let t = slf.t.clone();
     maybe_detach(slf.py(), t.numel(), || unary_(op, &t))?;
@@ -481,6 +491,13 @@ impl PyTensor {
     #[pyo3(signature = (decimals=0))]
     fn round_(slf: PyRef<'_, Self>, decimals: i64) -> PyResult<PyRef<'_, Self>> {
         run_unary_(slf, Unary::Round(decimals))
+    }
+    fn polygamma(&self, py: Python<'_>, n: i64) -> R {
+        run_unary(py, Unary::Polygamma(polygamma_order(n)?), &self.t)
+    }
+    fn polygamma_(slf: PyRef<'_, Self>, n: i64) -> PyResult<PyRef<'_, Self>> {
+        let n = polygamma_order(n)?;
+        run_unary_(slf, Unary::Polygamma(n))
     }
     #[pyo3(signature = (eps=None))]
     fn logit(&self, py: Python<'_>, eps: Option<f64>) -> R {
