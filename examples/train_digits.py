@@ -89,7 +89,9 @@ def progress(epoch: int, epochs: int, done: int, total: int, loss: float) -> Non
     filled = width * done // total
     bar = "#" * filled + "." * (width - filled)
     end = "\n" if done == total else ""
-    sys.stdout.write(f"\r  epoch {epoch:2d}/{epochs} [{bar}] {done:4d}/{total} loss {loss:.4f}{end}")
+    sys.stdout.write(
+        f"\r  epoch {epoch:2d}/{epochs} [{bar}] {done:4d}/{total} loss {loss:.4f}{end}"
+    )
     sys.stdout.flush()
 
 
@@ -111,7 +113,9 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"\n{name}: {n_params:,} parameters, {len(train_set)} train / {len(test_set)} test images")
+    print(
+        f"\n{name}: {n_params:,} parameters, {len(train_set)} train / {len(test_set)} test images"
+    )
     epoch_times = []
     for epoch in range(1, epochs + 1):
         model.train()

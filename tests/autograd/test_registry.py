@@ -151,6 +151,8 @@ for _n in ("addcmul", "addcdiv"):
 SAMPLES["masked_fill"] = [
     C(lambda x: rtorch.masked_fill(x, mask(3, 4), 2.0), T(3, 4)),
     C(lambda x: rtorch.masked_fill(x, mask(4), -1.0), T(3, 4, nc=True), id="broadcast-mask"),
+    C(lambda x, v: rtorch.masked_fill(x, mask(3, 4), v), T(3, 4), T(), id="tensor-value"),
+    C(lambda x, v: x.clone().masked_fill_(mask(4), v), T(3, 4), T(), id="tensor-value-inplace"),
 ]
 SAMPLES["where"] = [
     C(lambda a, b: rtorch.where(mask(3, 4), a, b), T(3, 4), T(3, 4)),

@@ -73,6 +73,41 @@ fn tensor_of(o: &Operand) -> Option<&Tensor> {
     }
 }
 
+/// `t.masked_fill_(mask, value)` with a 0-d tensor `value`. When `value`
+/// needs a gradient the fill is `where(mask, value, t)` copied back, so
+/// `value` gets the sum of the gradient over the filled positions.
+pub fn masked_fill_tensor_(t: &Tensor, mask: &Tensor, value: &Tensor) -> Result<()> {
+    if value.ndim() != 0 {
+        return Err(Error::Runtime(format!(
+            "masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {} dimension(s).",
+            value.ndim()
+        )));
+    }
+    if !crate::autograd::needs_grad(&[value]) {
+        return masked_fill_(t, mask, value.get_scalar(0));
+    }
+    check_mask_shape(t, mask)?;
+    let filled = where_(
+        mask,
+        &Operand::Tensor(value.clone()),
+        &Operand::Tensor(t.clone()),
+    )?;
+    copy::copy_(t, &filled)
+}
+
+fn check_mask_shape(t: &Tensor, mask: &Tensor) -> Result<()> {
+    check_mask("masked_fill_", mask)?;
+    let shape = broadcast_shapes(t.shape(), mask.shape())?;
+    if shape.as_slice() != t.shape() {
+        return Err(Error::Runtime(format!(
+            "masked_fill_ only supports boolean masks broadcastable to the tensor's shape {}, got mask of shape {}",
+            crate::tensor::layout::fmt_shape(t.shape()),
+            crate::tensor::layout::fmt_shape(mask.shape())
+        )));
+    }
+    Ok(())
+}
+
 /// `t.masked_fill_(mask, value)` in place.
 pub fn masked_fill_(t: &Tensor, mask: &Tensor, value: Scalar) -> Result<()> {
     check_mask("masked_fill_", mask)?;
@@ -82,14 +117,7 @@ pub fn masked_fill_(t: &Tensor, mask: &Tensor, value: Scalar) -> Result<()> {
             t.dtype().name()
         )));
     }
-    let shape = broadcast_shapes(t.shape(), mask.shape())?;
-    if shape.as_slice() != t.shape() {
-        return Err(Error::Runtime(format!(
-            "masked_fill_ only supports boolean masks broadcastable to the tensor's shape {}, got mask of shape {}",
-            crate::tensor::layout::fmt_shape(t.shape()),
-            crate::tensor::layout::fmt_shape(mask.shape())
-        )));
-    }
+    check_mask_shape(t, mask)?;
     copy::check_no_internal_overlap(t)?;
     let rec = if t.dtype().is_floating_point() {
         Recorder::new_inplace("MaskedFillBackward0", t, &[])?

@@ -566,7 +566,7 @@ impl PyTensor {
     }
     fn masked_fill(&self, mask: PyRef<'_, PyTensor>, value: &Bound<'_, PyAny>) -> R {
         let out = crate::ops::copy::clone(&self.t)?;
-        ternary::masked_fill_(&out, &mask.t, fill_value(value)?)?;
+        masked_fill_value(&out, &mask.t, value)?;
         Ok(out.into())
     }
     fn masked_fill_<'py>(
@@ -574,7 +574,7 @@ impl PyTensor {
         mask: PyRef<'py, PyTensor>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<PyRef<'py, Self>> {
-        ternary::masked_fill_(&slf.t, &mask.t, fill_value(value)?)?;
+        masked_fill_value(&slf.t, &mask.t, value)?;
         Ok(slf)
     }
     fn lerp(&self, end: PyRef<'_, PyTensor>, weight: &Bound<'_, PyAny>) -> R {
@@ -678,14 +678,10 @@ impl PyTensor {
     }
 }
 
-fn fill_value(v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+fn masked_fill_value(t: &Tensor, mask: &Tensor, v: &Bound<'_, PyAny>) -> PyResult<()> {
     match operand(v)? {
-        Some(Operand::Scalar(s)) => Ok(s),
-        Some(Operand::Tensor(t)) if t.ndim() == 0 => Ok(t.get_scalar(0)),
-        Some(Operand::Tensor(t)) => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-            "masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {} dimension(s).",
-            t.ndim()
-        ))),
+        Some(Operand::Scalar(s)) => Ok(ternary::masked_fill_(t, mask, s)?),
+        Some(Operand::Tensor(value)) => Ok(ternary::masked_fill_tensor_(t, mask, &value)?),
         None => Err(PyTypeError::new_err(format!("masked_fill(): argument 'value' must be Number, not {}", type_name(v)))),
     }
 }
