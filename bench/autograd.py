@@ -91,6 +91,10 @@ def mlp(lib: Any) -> Callable[[], Any]:
 
 
 def main() -> None:
+    if torch is not None:
+        # The same number of threads for both: PyTorch's OpenMP pool otherwise
+        # spins against the other process on a small shared machine.
+        torch.set_num_threads(rtorch.get_num_threads())
     rows = [
         ("1000-op chain, fwd+bwd (per op)", chain, 1000),
         ("1000-op chain, no grad (per op)", chain_no_grad, 1000),
