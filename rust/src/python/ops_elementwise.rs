@@ -682,7 +682,10 @@ fn masked_fill_value(t: &Tensor, mask: &Tensor, v: &Bound<'_, PyAny>) -> PyResul
     match operand(v)? {
         Some(Operand::Scalar(s)) => Ok(ternary::masked_fill_(t, mask, s)?),
         Some(Operand::Tensor(value)) => Ok(ternary::masked_fill_tensor_(t, mask, &value)?),
-        None => Err(PyTypeError::new_err(format!("masked_fill(): argument 'value' must be Number, not {}", type_name(v)))),
+        None => Err(PyTypeError::new_err(format!(
+            "masked_fill(): argument 'value' must be Number, not {}",
+            type_name(v)
+        ))),
     }
 }
 

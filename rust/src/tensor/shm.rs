@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard, Once, PoisonError, Weak};
 
@@ -41,8 +41,6 @@ unsafe impl Send for Segment {}
 // SAFETY: see `Send`; `Segment` exposes no interior mutation of its own.
 unsafe impl Sync for Segment {}
 
-const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
-
 fn os_err(what: &str) -> Error {
     Error::Runtime(format!("{what}: {}", std::io::Error::last_os_error()))
 }
@@ -55,49 +53,20 @@ impl Segment {
             bytes: len,
         };
         let size = libc::off_t::try_from(len).map_err(|_| oom())?;
-        // SAFETY: the name is a NUL-terminated literal; flags are valid.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"rtorch".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(os_err("unable to create a shared memory segment"));
+        let fd = sys::anonymous_fd()?;
+        let raw = fd.as_raw_fd();
+        // SAFETY: a plain syscall on our own descriptor.
+        if unsafe { libc::ftruncate(raw, size) } != 0 {
+            return Err(oom());
         }
-        // SAFETY: `raw` is a descriptor we just opened and nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: plain syscalls on our own descriptor.
-        unsafe {
-            if libc::ftruncate(raw, size) != 0 {
-                return Err(oom());
-            }
-            // Reserve the pages now: running out of memory is then an error
-            // here instead of SIGBUS on first touch. Kernels without
-            // fallocate for shmem (EOPNOTSUPP) keep the lazy behaviour.
-            if len > 0 && libc::fallocate(raw, 0, 0, size) != 0 {
-                let errno = std::io::Error::last_os_error().raw_os_error();
-                if errno != Some(libc::EOPNOTSUPP) {
-                    return Err(oom());
-                }
-            }
-            if libc::fcntl(raw, libc::F_ADD_SEALS, SEALS | libc::F_SEAL_SEAL) != 0 {
-                return Err(os_err("unable to seal a shared memory segment"));
-            }
-        }
+        sys::reserve_and_seal(raw, size, oom)?;
         Segment::map(fd, len)
     }
 
     /// Maps a received descriptor holding at least `len` bytes.
     pub fn open(fd: OwnedFd, len: usize) -> Result<Segment> {
         let raw = fd.as_raw_fd();
-        // SAFETY: F_GET_SEALS only reads the descriptor's state.
-        let seals = unsafe { libc::fcntl(raw, libc::F_GET_SEALS) };
-        if seals < 0 || seals & SEALS != SEALS {
-            return Err(Error::Runtime(
-                "received file descriptor is not a sealed rtorch shared memory segment".into(),
-            ));
-        }
+        sys::check_sealed(raw)?;
         let size = fstat(raw)?.st_size;
         if u64::try_from(size).map_or(true, |s| s < len as u64) {
             return Err(Error::Runtime(format!(
@@ -108,8 +77,7 @@ impl Segment {
     }
 
     fn map(fd: OwnedFd, len: usize) -> Result<Segment> {
-        let st = fstat(fd.as_raw_fd())?;
-        let key = (st.st_dev, st.st_ino);
+        let key = key_of(&fd)?;
         if len == 0 {
             return Ok(Segment {
                 fd,
@@ -125,7 +93,7 @@ impl Segment {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED | sys::MAP_POPULATE,
                 fd.as_raw_fd(),
                 0,
             )
@@ -165,7 +133,119 @@ impl Drop for Segment {
 /// The key of a received descriptor, to look it up before mapping it.
 pub fn key_of(fd: &OwnedFd) -> Result<SegmentKey> {
     let st = fstat(fd.as_raw_fd())?;
-    Ok((st.st_dev, st.st_ino))
+    // Both are unsigned on Linux; macOS's st_dev is a signed int. A key only
+    // needs to be the same bits in every process, so reinterpret.
+    #[allow(clippy::unnecessary_cast)]
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// Linux: a sealed memfd (see the module docs).
+#[cfg(target_os = "linux")]
+mod sys {
+    use super::{os_err, Error, Result};
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+    const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    pub const MAP_POPULATE: libc::c_int = libc::MAP_POPULATE;
+
+    pub fn anonymous_fd() -> Result<OwnedFd> {
+        // SAFETY: the name is a NUL-terminated literal; flags are valid.
+        let raw = unsafe {
+            libc::memfd_create(
+                c"rtorch".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if raw < 0 {
+            return Err(os_err("unable to create a shared memory segment"));
+        }
+        // SAFETY: `raw` is a descriptor we just opened and nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    pub fn reserve_and_seal(raw: RawFd, size: libc::off_t, oom: impl Fn() -> Error) -> Result<()> {
+        // SAFETY: plain syscalls on our own descriptor.
+        unsafe {
+            // Reserve the pages now: running out of memory is then an error
+            // here instead of SIGBUS on first touch. Kernels without
+            // fallocate for shmem (EOPNOTSUPP) keep the lazy behaviour.
+            if size > 0 && libc::fallocate(raw, 0, 0, size) != 0 {
+                let errno = std::io::Error::last_os_error().raw_os_error();
+                if errno != Some(libc::EOPNOTSUPP) {
+                    return Err(oom());
+                }
+            }
+            if libc::fcntl(raw, libc::F_ADD_SEALS, SEALS | libc::F_SEAL_SEAL) != 0 {
+                return Err(os_err("unable to seal a shared memory segment"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn check_sealed(raw: RawFd) -> Result<()> {
+        // SAFETY: F_GET_SEALS only reads the descriptor's state.
+        let seals = unsafe { libc::fcntl(raw, libc::F_GET_SEALS) };
+        if seals < 0 || seals & SEALS != SEALS {
+            return Err(Error::Runtime(
+                "received file descriptor is not a sealed rtorch shared memory segment".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Other Unix (macOS, BSD): a POSIX shared memory object unlinked as soon
+/// as it is open, so it is as anonymous as a memfd. These systems have no
+/// seals; a received segment is only checked to be large enough.
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    use super::{os_err, Error, Result};
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub const MAP_POPULATE: libc::c_int = 0;
+
+    pub fn anonymous_fd() -> Result<OwnedFd> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        for _ in 0..16 {
+            let nonce = NEXT.fetch_add(1, Ordering::Relaxed);
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            // macOS limits the name to 31 bytes.
+            let name = format!("/rt{}.{nonce}.{t:x}\0", std::process::id());
+            // SAFETY: `name` is NUL-terminated; flags and mode are valid.
+            let raw = unsafe {
+                libc::shm_open(
+                    name.as_ptr().cast(),
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                    0o600 as libc::c_uint,
+                )
+            };
+            if raw < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
+                    continue;
+                }
+                return Err(os_err("unable to create a shared memory segment"));
+            }
+            // SAFETY: `raw` is a descriptor we just opened and nobody else
+            // owns; unlinking leaves it (and its pages) alive.
+            unsafe {
+                libc::shm_unlink(name.as_ptr().cast());
+                libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC);
+                return Ok(OwnedFd::from_raw_fd(raw));
+            }
+        }
+        Err(os_err("unable to create a shared memory segment"))
+    }
+
+    pub fn reserve_and_seal(_: RawFd, _: libc::off_t, _: impl Fn() -> Error) -> Result<()> {
+        Ok(())
+    }
+
+    pub fn check_sealed(_: RawFd) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn fstat(fd: RawFd) -> Result<libc::stat> {
