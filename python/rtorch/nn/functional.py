@@ -546,7 +546,9 @@ def pad(
 ) -> Tensor:
     """Pad the last ``len(pad) // 2`` dims: ``pad = (last_left, last_right,
     second_last_left, ...)``. Modes: ``constant`` (with ``value``; negative
-    pads crop), ``reflect``, ``replicate``, ``circular``.
+    pads crop, any number of dims), ``reflect``, ``replicate`` and
+    ``circular`` (1, 2 or 3 trailing dims of a batched or unbatched input;
+    negative pads crop first).
 
     Example::
 
@@ -554,27 +556,44 @@ def pad(
         >>> pad(rtorch.ones(1, 2), (1, 0), value=5.0)
         tensor([[5., 1., 1.]])
     """
+    pad = [int(p) for p in pad]
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
-    if len(pad) // 2 > input.dim():
+    n_pad = len(pad) // 2
+    if n_pad > input.dim():
         raise RuntimeError(
             "Padding length should be less than or equal to two times the input dimension "
             f"but got padding length {len(pad)} and input of dimension {input.dim()}"
         )
-    if mode != "constant" and value not in (None, 0):
-        raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument')
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+        if n_pad not in (1, 2, 3) or input.dim() not in (n_pad + 1, n_pad + 2):
+            raise NotImplementedError(
+                f"Padding size {len(pad)} is not supported for {input.dim()}D input tensor."
+            )
+        if mode != "circular":
+            _check_pad_output(input, pad, mode)
     out = input
-    for i in range(len(pad) // 2):
+    for i in range(n_pad):
         d = input.dim() - 1 - i
         left, right = pad[2 * i], pad[2 * i + 1]
         size = out.size(d)
-        if mode == "constant":
+        if mode in ("constant", "circular"):
+            if size + min(left, 0) + min(right, 0) < 0:
+                raise RuntimeError("narrow(): length must be non-negative.")
+            if mode == "circular" and (left > size or right > size):
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            # Negative amounts crop first; circular then wraps over the cropped dim.
             if left < 0:
                 out, size, left = out.narrow(d, -left, size + left), size + left, 0
             if right < 0:
                 out, size, right = out.narrow(d, 0, size + right), size + right, 0
+            if left == 0 and right == 0:
+                continue
+        if mode == "constant":
             parts = []
             for width in (left, right):
                 shape = list(out.shape)
@@ -586,19 +605,32 @@ def pad(
         if mode == "replicate":
             idx = pos.clamp(0, size - 1)
         elif mode == "circular":
-            if left > size or right > size:
-                raise RuntimeError("Padding value causes wrapping around more than once.")
             idx = pos.remainder(size)
         else:
             if left >= size or right >= size:
                 raise RuntimeError(
-                    f"Argument #4: Padding size should be less than the corresponding input "
-                    f"dimension, but got: padding ({left}, {right}) at dimension {d} of input "
-                    f"{list(input.shape)}"
+                    f"Argument #{4 + 2 * i}: Padding size should be less than the "
+                    f"corresponding input dimension, but got: padding ({left}, {right}) at "
+                    f"dimension {d} of input {list(input.shape)}"
                 )
             idx = (size - 1) - ((size - 1) - pos.abs()).abs()
-        out = out[(slice(None),) * d + (idx,)]
+        out = out.index_select(d, idx)
     return out
+
+
+def _check_pad_output(input: Tensor, pad: list[int], mode: str) -> None:
+    """PyTorch's size errors for the reflect/replicate kernels."""
+    n_pad = len(pad) // 2
+    names = "DHW"[3 - n_pad :]
+    ins = list(input.shape[input.dim() - n_pad :])
+    outs = [ins[k] + pad[2 * (n_pad - 1 - k)] + pad[2 * (n_pad - 1 - k) + 1] for k in range(n_pad)]
+    if min(outs) >= 1:
+        return
+    if n_pad == 1:
+        raise RuntimeError(f"input (W: {ins[0]}) is too small. Calculated output W: {outs[0]}")
+    got = " ".join(f"{n}: {o}" for n, o in zip(names, outs, strict=True))
+    had = ", ".join(f"{n}: {v}" for n, v in zip(names, ins, strict=True))
+    raise RuntimeError(f"Calculated output {got} must be >= 1 in every dimension (input {had})")
 
 
 # ---------------------------------------------------------------- regression losses
@@ -1234,3 +1266,454 @@ def batch_norm(
     if bias is not None:
         out = out + _channel_view(bias, input.dim())
     return out
+
+
+# --- attention ---------------------------------------------------------------
+
+
+def _none_or_dtype(input: Tensor | None) -> Any:
+    if input is None:
+        return None
+    if isinstance(input, Tensor):
+        return input.dtype
+    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
+
+
+def _canonical_mask(
+    mask: Tensor | None,
+    mask_name: str,
+    other_type: Any,
+    other_name: str,
+    target_type: Any,
+    check_other: bool = True,
+) -> Tensor | None:
+    """A bool mask (``True`` = masked out) as an additive float mask of
+    ``target_type`` (``-inf`` where masked); float masks pass through."""
+    if mask is None:
+        return None
+    is_float = mask.is_floating_point()
+    if mask.dtype != rtorch.bool and not is_float:
+        raise AssertionError(f"only bool and floating types of {mask_name} are supported")
+    if check_other and other_type is not None and mask.dtype != other_type:
+        warnings.warn(
+            f"Support for mismatched {mask_name} and {other_name} is deprecated. "
+            "Use same type for both instead.",
+            stacklevel=3,
+        )
+    if not is_float:
+        mask = rtorch.zeros(mask.shape, dtype=target_type).masked_fill_(mask, -math.inf)
+    return mask
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """``softmax(Q K^T * scale + bias) V`` over the last two dims.
+
+    ``attn_mask`` is a bool mask (``True``: the position takes part) or a
+    float mask added to the scores; ``is_causal`` masks out keys after each
+    query (top-left aligned lower triangle). Rows with every key masked out
+    give zeros, as PyTorch's math backend. ``dropout_p`` drops attention
+    weights (always, like PyTorch: pass 0 in eval). ``enable_gqa`` lets
+    ``key``/``value`` have fewer heads (dim -3) than ``query``.
+
+    Shape:
+        - query: ``(*, L, E)``; key: ``(*, S, E)``; value: ``(*, S, Ev)``.
+        - attn_mask: broadcastable to ``(*, L, S)``.
+        - output: ``(*, L, Ev)``.
+
+    Example::
+
+        >>> import rtorch
+        >>> q = rtorch.ones(1, 2, 4)
+        >>> scaled_dot_product_attention(q, q, rtorch.eye(2, 4)[None])
+        tensor([[[0.5000, 0.5000, 0.0000, 0.0000],
+                 [0.5000, 0.5000, 0.0000, 0.0000]]])
+    """
+    if attn_mask is not None and is_causal:
+        raise RuntimeError(
+            "_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+            "is_causal=True"
+        )
+    if not (query.dtype == key.dtype == value.dtype):
+        raise RuntimeError(
+            "Expected query, key, and value to have the same dtype, but got query.dtype: "
+            f"{_dtype_name(query.dtype)} key.dtype: {_dtype_name(key.dtype)} and value.dtype: "
+            f"{_dtype_name(value.dtype)} instead."
+        )
+    if not query.is_floating_point():
+        raise RuntimeError("scaled_dot_product_attention: expected floating point inputs")
+    n_q, n_k = query.size(-2), key.size(-2)
+    scale_factor = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
+    if enable_gqa and query.dim() >= 3 and key.size(-3) != query.size(-3):
+        if query.size(-3) % key.size(-3) or query.size(-3) % value.size(-3):
+            raise RuntimeError(
+                "Number of heads in key and value must divide the number of heads in query"
+            )
+        key = key.repeat_interleave(query.size(-3) // key.size(-3), -3)
+        value = value.repeat_interleave(query.size(-3) // value.size(-3), -3)
+    bias = None
+    maybe_empty_rows = False
+    if is_causal:
+        bias = rtorch.full((n_q, n_k), -math.inf, dtype=query.dtype).triu_(1)
+        maybe_empty_rows = n_k == 0
+    elif attn_mask is not None:
+        if attn_mask.dtype == rtorch.bool:
+            bias = rtorch.zeros(attn_mask.shape, dtype=query.dtype)
+            bias.masked_fill_(attn_mask.logical_not(), -math.inf)
+            maybe_empty_rows = True
+        else:
+            bias = attn_mask if attn_mask.dtype == query.dtype else attn_mask.to(query.dtype)
+            maybe_empty_rows = True
+    if query.size(-1) <= n_k:
+        scores = (query * scale_factor).matmul(key.transpose(-2, -1))
+    else:
+        scores = query.matmul(key.transpose(-2, -1)) * scale_factor
+    if bias is not None:
+        scores = scores + bias
+    attn = scores.softmax(-1)
+    if maybe_empty_rows and bias is not None:
+        # PyTorch's "safe softmax": a row with every key masked out gives zeros, not NaN.
+        empty = (bias == -math.inf).all(-1, keepdim=True) if n_k else None
+        if empty is not None and bool(empty.any()):
+            attn = attn.masked_fill(empty, 0.0)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn.matmul(value)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return {
+        rtorch.float32: "float",
+        rtorch.float64: "double",
+        rtorch.float16: "c10::Half",
+        rtorch.bfloat16: "c10::BFloat16",
+        rtorch.int64: "long int",
+        rtorch.int32: "int",
+    }.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def _mha_shape_check(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    key_padding_mask: Tensor | None,
+    attn_mask: Tensor | None,
+    num_heads: int,
+) -> bool:
+    if query.dim() == 3:
+        if key.dim() != 3 or value.dim() != 3:
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `key` and `value` to be 3-D but found "
+                f"{key.dim()}-D and {value.dim()}-D tensors respectively"
+            )
+        if key_padding_mask is not None and key_padding_mask.dim() != 2:
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `key_padding_mask` to be `None` or 2-D but "
+                f"found {key_padding_mask.dim()}-D tensor instead"
+            )
+        if attn_mask is not None and attn_mask.dim() not in (2, 3):
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D but "
+                f"found {attn_mask.dim()}-D tensor instead"
+            )
+        return True
+    if query.dim() == 2:
+        if key.dim() != 2 or value.dim() != 2:
+            raise AssertionError(
+                "For unbatched (2-D) `query`, expected `key` and `value` to be 2-D but found "
+                f"{key.dim()}-D and {value.dim()}-D tensors respectively"
+            )
+        if key_padding_mask is not None and key_padding_mask.dim() != 1:
+            raise AssertionError(
+                "For unbatched (2-D) `query`, expected `key_padding_mask` to be `None` or 1-D "
+                f"but found {key_padding_mask.dim()}-D tensor instead"
+            )
+        if attn_mask is not None:
+            if attn_mask.dim() not in (2, 3):
+                raise AssertionError(
+                    "For unbatched (2-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D "
+                    f"but found {attn_mask.dim()}-D tensor instead"
+                )
+            if attn_mask.dim() == 3:
+                expected = (num_heads, query.shape[0], key.shape[0])
+                if tuple(attn_mask.shape) != expected:
+                    raise AssertionError(
+                        f"Expected `attn_mask` shape to be {expected} but got {attn_mask.shape}"
+                    )
+        return False
+    raise AssertionError(
+        "query should be unbatched 2D or batched 3D tensor but received "
+        f"{query.dim()}-D query tensor"
+    )
+
+
+def _in_projection_packed(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, b: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Project ``q, k, v`` with the packed ``(3E, E)`` weight: one matmul for
+    self-attention, two when key is value, three otherwise."""
+    e = q.size(-1)
+    if k is v:
+        if q is k:
+            return tuple(linear(q, w, b).chunk(3, -1))  # type: ignore[return-value]
+        w_q, w_kv = w.split([e, 2 * e])
+        b_q, b_kv = (None, None) if b is None else b.split([e, 2 * e])
+        k_out, v_out = linear(k, w_kv, b_kv).chunk(2, -1)
+        return linear(q, w_q, b_q), k_out, v_out
+    w_q, w_k, w_v = w.chunk(3)
+    b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
+    return linear(q, w_q, b_q), linear(k, w_k, b_k), linear(v, w_v, b_v)
+
+
+def multi_head_attention_forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    embed_dim_to_check: int,
+    num_heads: int,
+    in_proj_weight: Tensor | None,
+    in_proj_bias: Tensor | None,
+    bias_k: Tensor | None,
+    bias_v: Tensor | None,
+    add_zero_attn: bool,
+    dropout_p: float,
+    out_proj_weight: Tensor,
+    out_proj_bias: Tensor | None,
+    training: bool = True,
+    key_padding_mask: Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: Tensor | None = None,
+    use_separate_proj_weight: bool = False,
+    q_proj_weight: Tensor | None = None,
+    k_proj_weight: Tensor | None = None,
+    v_proj_weight: Tensor | None = None,
+    static_k: Tensor | None = None,
+    static_v: Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Multi-head attention over sequence-first inputs, as
+    :class:`~rtorch.nn.MultiheadAttention` computes it.
+
+    Masks: ``key_padding_mask`` ``(N, S)`` and ``attn_mask`` ``(L, S)`` or
+    ``(N * num_heads, L, S)``; bool masks mark positions NOT to attend
+    (``True`` = masked out), float masks are added to the scores.
+
+    Shape:
+        - query: ``(L, N, E)`` or ``(L, E)``; key/value: ``(S, N, E)`` or ``(S, E)``.
+        - output: ``(L, N, E)`` (or ``(L, E)``) and, with ``need_weights``, the
+          weights ``(N, L, S)`` averaged over heads (``(N, num_heads, L, S)`` when
+          ``average_attn_weights=False``).
+    """
+    is_batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not is_batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    tgt_len, bsz, embed_dim = query.shape
+    key_padding_mask = _canonical_mask(
+        key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask), "attn_mask", query.dtype
+    )
+    if is_causal and attn_mask is None:
+        raise RuntimeError(
+            "Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+            "module method `generate_square_subsequent_mask` to create this mask."
+        )
+    if is_causal and key_padding_mask is None and not need_weights:
+        # The mask is causal: let scaled_dot_product_attention build it.
+        attn_mask = None
+    else:
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False)
+        if key_padding_mask is not None:
+            is_causal = False
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(
+            f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}"
+        )
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        if key.shape[:2] != value.shape[:2]:
+            raise AssertionError(
+                f"key's sequence and batch dims {key.shape[:2]} do not match value's "
+                f"{value.shape[:2]}"
+            )
+    elif key.shape != value.shape:
+        raise AssertionError(f"key shape {key.shape} does not match value shape {value.shape}")
+
+    if not use_separate_proj_weight:
+        if in_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is False but in_proj_weight is None")
+        q, k, v = _in_projection_packed(query, key, value, in_proj_weight, in_proj_bias)
+    else:
+        if q_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but q_proj_weight is None")
+        if k_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but k_proj_weight is None")
+        if v_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but v_proj_weight is None")
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+        q = linear(query, q_proj_weight, b_q)
+        k = linear(key, k_proj_weight, b_k)
+        v = linear(value, v_proj_weight, b_v)
+
+    src_len = key.shape[0]
+    if attn_mask is not None:
+        if attn_mask.dim() == 2:
+            if tuple(attn_mask.shape) != (tgt_len, src_len):
+                raise RuntimeError(
+                    f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
+                    f"{(tgt_len, src_len)}."
+                )
+            attn_mask = attn_mask.unsqueeze(0)
+        elif attn_mask.dim() == 3:
+            if tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
+                raise RuntimeError(
+                    f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
+                    f"{(bsz * num_heads, tgt_len, src_len)}."
+                )
+        else:
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.dim()} is not supported")
+
+    if bias_k is not None and bias_v is not None:
+        if static_k is not None:
+            raise AssertionError("bias cannot be added to static key.")
+        if static_v is not None:
+            raise AssertionError("bias cannot be added to static value.")
+        k = rtorch.cat([k, bias_k.expand(1, bsz, embed_dim)])
+        v = rtorch.cat([v, bias_v.expand(1, bsz, embed_dim)])
+        if attn_mask is not None:
+            attn_mask = pad(attn_mask, (0, 1))
+        if key_padding_mask is not None:
+            key_padding_mask = pad(key_padding_mask, (0, 1))
+    elif bias_k is not None:
+        raise AssertionError("bias_k is set but bias_v is None")
+    elif bias_v is not None:
+        raise AssertionError("bias_v is set but bias_k is None")
+
+    # (L, N, E) -> (N * H, L, head_dim)
+    q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
+    if static_k is None:
+        k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    else:
+        if static_k.size(0) != bsz * num_heads:
+            raise AssertionError(
+                f"expecting static_k.size(0) of {bsz * num_heads}, but got {static_k.size(0)}"
+            )
+        if static_k.size(2) != head_dim:
+            raise AssertionError(
+                f"expecting static_k.size(2) of {head_dim}, but got {static_k.size(2)}"
+            )
+        k = static_k
+    if static_v is None:
+        v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    else:
+        if static_v.size(0) != bsz * num_heads:
+            raise AssertionError(
+                f"expecting static_v.size(0) of {bsz * num_heads}, but got {static_v.size(0)}"
+            )
+        if static_v.size(2) != head_dim:
+            raise AssertionError(
+                f"expecting static_v.size(2) of {head_dim}, but got {static_v.size(2)}"
+            )
+        v = static_v
+
+    if add_zero_attn:
+        zeros = rtorch.zeros((bsz * num_heads, 1, head_dim), dtype=k.dtype)
+        k = rtorch.cat([k, zeros], 1)
+        v = rtorch.cat([v, zeros], 1)
+        if attn_mask is not None:
+            attn_mask = pad(attn_mask, (0, 1))
+        if key_padding_mask is not None:
+            key_padding_mask = pad(key_padding_mask, (0, 1))
+
+    src_len = k.size(1)
+    if key_padding_mask is not None:
+        if key_padding_mask.shape[0] != bsz:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[0] to be {bsz}, but got "
+                f"{key_padding_mask.shape[0]}"
+            )
+        if key_padding_mask.shape[1] != src_len:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[1] to be {src_len}, but got "
+                f"{key_padding_mask.shape[1]}"
+            )
+        key_padding_mask = (
+            key_padding_mask.reshape(bsz, 1, 1, src_len)
+            .expand(-1, num_heads, -1, -1)
+            .reshape(bsz * num_heads, 1, src_len)
+        )
+        attn_mask = key_padding_mask if attn_mask is None else attn_mask + key_padding_mask
+
+    if not training:
+        dropout_p = 0.0
+
+    if need_weights:
+        if is_causal and attn_mask is None:
+            raise AssertionError("FIXME: is_causal not implemented for need_weights")
+        q_scaled = q * math.sqrt(1.0 / float(head_dim))
+        if attn_mask is not None:
+            weights = attn_mask.baddbmm(q_scaled, k.transpose(-2, -1))
+        else:
+            weights = q_scaled.bmm(k.transpose(-2, -1))
+        weights = weights.softmax(-1)
+        if dropout_p > 0.0:
+            weights = dropout(weights, p=dropout_p)
+        out = weights.bmm(v)
+        out = out.transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+        weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+        if average_attn_weights:
+            weights = weights.mean(1)
+        if not is_batched:
+            out, weights = out.squeeze(1), weights.squeeze(0)
+        return out, weights
+
+    if attn_mask is not None:
+        if attn_mask.size(0) == 1 and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(0)
+        else:
+            attn_mask = attn_mask.reshape(bsz, num_heads, -1, src_len)
+    q = q.reshape(bsz, num_heads, tgt_len, head_dim)
+    k = k.reshape(bsz, num_heads, src_len, head_dim)
+    v = v.reshape(bsz, num_heads, src_len, head_dim)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
+    out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+    if not is_batched:
+        out = out.squeeze(1)
+    return out, None
+
+
+def rrelu(
+    input: Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    inplace: bool = False,
+) -> Tensor:
+    """Randomised leaky ReLU: negative elements are scaled by a slope drawn
+    from ``U(lower, upper)`` per element in training, by ``(lower + upper) / 2``
+    otherwise."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    slope = rtorch.empty(input.shape, dtype=input.dtype).uniform_(lower, upper)
+    scale = rtorch.where(input >= 0, rtorch.ones((), dtype=input.dtype), slope)
+    return input.mul_(scale) if inplace else input * scale
+
+
+def rrelu_(
+    input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False
+) -> Tensor:
+    """In-place :func:`rrelu`."""
+    return rrelu(input, lower, upper, training, inplace=True)
