@@ -1717,3 +1717,659 @@ def rrelu_(
 ) -> Tensor:
     """In-place :func:`rrelu`."""
     return rrelu(input, lower, upper, training, inplace=True)
+
+
+# --- resampling: interpolate, pixel/channel shuffle, grid sampling ------------
+#
+# Coordinates and weights are computed in NumPy (in float32 for float32 inputs,
+# float64 for float64, as PyTorch's kernels do), then applied with
+# index_select / matmul so autograd differentiates with those ops' derivatives.
+
+
+def _coord_dtype(input: Tensor) -> Any:
+    import numpy as np
+
+    return np.float64 if input.dtype == rtorch.float64 else np.float32
+
+
+def _weights_view(w: Any, input: Tensor, d: int) -> Tensor:
+    shape = [1] * input.dim()
+    shape[d] = -1
+    return rtorch.from_numpy(w).to(input.dtype).reshape(shape)
+
+
+def _taps_along(input: Tensor, d: int, idxs: list, weights: list) -> Tensor:
+    """``sum_k input.index_select(d, idxs[k]) * weights[k]`` along dim ``d``."""
+    out = None
+    for idx, w in zip(idxs, weights, strict=True):
+        term = input.index_select(d, rtorch.from_numpy(idx)) * _weights_view(w, input, d)
+        out = term if out is None else out + term
+    return out  # type: ignore[return-value]
+
+
+def _matrix_along(input: Tensor, d: int, m: Any) -> Tensor:
+    """Apply the ``(out, in)`` matrix ``m`` to dim ``d`` of ``input``."""
+    mt = rtorch.from_numpy(m).to(input.dtype)
+    return input.movedim(d, -1).matmul(mt.t()).movedim(-1, d)
+
+
+def _scale_value(scale: float | None, in_size: int, out_size: int, ct: Any) -> Any:
+    if scale is not None and scale > 0:
+        return ct(1.0 / scale)
+    return ct(in_size) / ct(out_size)
+
+
+def _area_pixel_scale(
+    in_size: int, out_size: int, align_corners: bool, scale: float | None, ct: Any
+) -> Any:
+    if align_corners:
+        return ct(in_size - 1) / ct(out_size - 1) if out_size > 1 else ct(0)
+    return _scale_value(scale, in_size, out_size, ct)
+
+
+def _source_index(scale: Any, out_size: int, align_corners: bool, cubic: bool, ct: Any) -> Any:
+    import numpy as np
+
+    dst = np.arange(out_size, dtype=ct)
+    if align_corners:
+        return scale * dst
+    src = scale * (dst + ct(0.5)) - ct(0.5)
+    return src if cubic else np.maximum(src, ct(0))
+
+
+def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool) -> Any:
+    import numpy as np
+
+    if not exact and out_size == in_size:
+        return np.arange(out_size, dtype=np.int64)
+    if not exact and out_size == 2 * in_size:
+        return np.arange(out_size, dtype=np.int64) >> 1
+    s = _scale_value(scale, in_size, out_size, np.float32)
+    dst = np.arange(out_size, dtype=np.float32)
+    src = np.floor((dst + np.float32(0.5)) * s) if exact else np.floor(dst * s)
+    return np.minimum(src.astype(np.int64), in_size - 1)
+
+
+def _linear_taps(in_size: int, out_size: int, align_corners: bool, scale: Any, ct: Any):
+    import numpy as np
+
+    s = _area_pixel_scale(in_size, out_size, align_corners, scale, ct)
+    src = _source_index(s, out_size, align_corners, False, ct)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    lam = np.clip(src - i0.astype(ct), 0, 1).astype(ct)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    return [i0, i1], [(1 - lam).astype(ct), lam]
+
+
+def _cubic_coeffs(t: Any, a: float, ct: Any) -> list:
+    def near(x: Any) -> Any:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: Any) -> Any:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [
+        far(t + 1).astype(ct),
+        near(t).astype(ct),
+        near(1 - t).astype(ct),
+        far(2 - t).astype(ct),
+    ]
+
+
+def _cubic_taps(in_size: int, out_size: int, align_corners: bool, scale: Any, ct: Any):
+    import numpy as np
+
+    s = _area_pixel_scale(in_size, out_size, align_corners, scale, ct)
+    src = _source_index(s, out_size, align_corners, True, ct)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - i0.astype(ct), 0, 1).astype(ct)
+    idxs = [np.clip(i0 + k, 0, in_size - 1) for k in (-1, 0, 1, 2)]
+    return idxs, _cubic_coeffs(t, -0.75, ct)
+
+
+def _area_matrix(in_size: int, out_size: int) -> Any:
+    import numpy as np
+
+    m = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -((-(i + 1) * in_size) // out_size)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def _antialias_matrix(
+    in_size: int, out_size: int, align_corners: bool, scale: Any, cubic: bool
+) -> Any:
+    """PIL-style separable filter weights (PyTorch's ``antialias=True``)."""
+    import numpy as np
+
+    s = float(_area_pixel_scale(in_size, out_size, align_corners, scale, np.float64))
+    interp = 4 if cubic else 2
+    support = interp * 0.5 * s if s >= 1.0 else interp * 0.5
+    invscale = 1.0 / s if s >= 1.0 else 1.0
+
+    def filt(x: Any) -> Any:
+        x = np.abs(x)
+        if not cubic:
+            return np.where(x < 1, 1 - x, 0.0)
+        a = -0.5
+        return np.where(
+            x < 1,
+            ((a + 2) * x - (a + 3)) * x * x + 1,
+            np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0),
+        )
+
+    m = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        center = s * (i + 0.5)
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        w = filt((np.arange(xmin, xmax) - center + 0.5) * invscale)
+        total = w.sum()
+        m[i, xmin:xmax] = w / total if total != 0 else w
+    return m
+
+
+_INTERP_MODES = "nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact"
+_MODE_DIMS = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4}
+
+
+def interpolate(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resample the spatial dims (all but the first two) of a 3-D, 4-D or 5-D
+    input to ``size`` or by ``scale_factor``.
+
+    Modes: ``nearest`` (PyTorch's legacy floor rule), ``nearest-exact``
+    (pixel centres), ``linear``/``bilinear``/``trilinear`` (3-D/4-D/5-D),
+    ``bicubic`` (4-D, a = -0.75), ``area`` (adaptive average pooling).
+    ``align_corners`` maps corner pixel centres onto each other (linear and
+    cubic modes only); a given ``scale_factor`` is used for the coordinate
+    mapping unless ``recompute_scale_factor=True``. ``antialias`` (bilinear,
+    bicubic) low-pass filters when downsampling, as PIL.
+
+    Example::
+
+        >>> import rtorch
+        >>> interpolate(rtorch.tensor([[[0.0, 2.0]]]), size=4, mode="linear")
+        tensor([[[0.0000, 0.5000, 1.5000, 2.0000]]])
+    """
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError(
+                "align_corners option can only be set with the interpolating modes: "
+                "linear | bilinear | bicubic | trilinear"
+            )
+    elif align_corners is None:
+        align_corners = False
+    dim = input.dim() - 2
+    scale_factors: list | None
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        scale_factors = None
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(
+                    "Input and output must have the same number of spatial dimensions, but got "
+                    f"input with spatial dimensions of {list(input.shape[2:])} and output size "
+                    f"of {size}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                    "and output size in (o1, o2, ...,oK) format."
+                )
+            if not all(
+                isinstance(x, int) or (isinstance(x, Tensor) and x.dim() == 0) for x in size
+            ):
+                raise TypeError(
+                    "expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                    f"Tuple[int, int, int], but got size with types {[type(x) for x in size]}"
+                )
+            output_size = [int(x) for x in size]
+        else:
+            output_size = [int(size)] * dim
+    elif scale_factor is not None:
+        output_size = None
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(
+                    "Input and scale_factor must have the same number of spatial dimensions, but "
+                    f"got input with spatial dimensions of {list(input.shape[2:])} and "
+                    f"scale_factor of shape {scale_factor}. Please provide input tensor in (N, C, "
+                    "d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) format."
+                )
+            scale_factors = [float(s) for s in scale_factor]
+        else:
+            scale_factors = [float(scale_factor)] * dim
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if mode == "area" and output_size is None:
+        recompute_scale_factor = True
+    if recompute_scale_factor:
+        assert scale_factors is not None
+        output_size = [int(input.size(i + 2) * scale_factors[i]) for i in range(dim)]
+        scale_factors = None
+    if antialias and not (mode in ("bilinear", "bicubic") and input.dim() == 4):
+        raise ValueError(
+            "Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D "
+            "tensor as input"
+        )
+    if input.dim() not in (3, 4, 5) or mode not in (
+        *_MODE_DIMS,
+        "nearest",
+        "nearest-exact",
+        "area",
+    ):
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for "
+            f"the modes: {_INTERP_MODES} (got {mode})"
+        )
+    need = _MODE_DIMS.get(mode)
+    if need is not None and need != input.dim():
+        if mode == "bicubic":
+            raise NotImplementedError(
+                f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) "
+                f"for the modes: {_INTERP_MODES} (got {mode})"
+            )
+        raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D input")
+    if output_size is None:
+        assert scale_factors is not None
+        output_size = [int(input.size(i + 2) * scale_factors[i]) for i in range(dim)]
+    for i, o in enumerate(output_size):
+        if o <= 0 or input.size(i + 2) <= 0:
+            raise RuntimeError(
+                f"Input and output sizes should be greater than 0, but got input "
+                f"({', '.join(str(s) for s in input.shape[2:])}) and output "
+                f"({', '.join(str(s) for s in output_size)})"
+            )
+    scales = scale_factors if scale_factors is not None else [None] * dim
+    ct = _coord_dtype(input)
+    out = input
+    for i in range(dim):
+        d = i + 2
+        n_in, n_out, sc = input.size(d), output_size[i], scales[i]
+        if mode in ("nearest", "nearest-exact"):
+            if n_in == n_out:
+                continue
+            idx = _nearest_indices(n_in, n_out, sc, mode == "nearest-exact")
+            out = out.index_select(d, rtorch.from_numpy(idx))
+        elif mode == "area":
+            if n_in != n_out:
+                out = _matrix_along(out, d, _area_matrix(n_in, n_out))
+        elif antialias:
+            out = _matrix_along(
+                out, d, _antialias_matrix(n_in, n_out, bool(align_corners), sc, mode == "bicubic")
+            )
+        elif mode == "bicubic":
+            idxs, ws = _cubic_taps(n_in, n_out, bool(align_corners), sc, ct)
+            out = _taps_along(out, d, idxs, ws)
+        else:
+            if n_in == n_out and (align_corners or sc is None or sc == 1.0):
+                continue
+            idxs, ws = _linear_taps(n_in, n_out, bool(align_corners), sc, ct)
+            out = _taps_along(out, d, idxs, ws)
+    return out if out is not input else input.clone()
+
+
+def upsample(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+) -> Tensor:
+    """Deprecated alias of :func:`interpolate`."""
+    warnings.warn(
+        "`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+) -> Tensor:
+    """Deprecated: ``interpolate(..., mode='nearest')``."""
+    warnings.warn(
+        "`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+) -> Tensor:
+    """Deprecated: ``interpolate(..., mode='bilinear', align_corners=True)``."""
+    warnings.warn(
+        "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """``(*, C * r^2, H, W)`` -> ``(*, C, H * r, W * r)`` with ``r = upscale_factor``."""
+    r = upscale_factor
+    if input.dim() < 3:
+        raise RuntimeError(
+            "pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+            f"{input.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    c, h, w = input.shape[-3:]
+    if c % (r * r):
+        raise RuntimeError(
+            "pixel_shuffle expects its input's 'channel' dimension to be divisible by the square "
+            f"of upscale_factor, but input.size(-3)={c} is not divisible by {r * r}"
+        )
+    lead = list(input.shape[:-3])
+    n = len(lead)
+    x = input.reshape(lead + [c // (r * r), r, r, h, w])
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(lead + [c // (r * r), h * r, w * r])
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """``(*, C, H * r, W * r)`` -> ``(*, C * r^2, H, W)``, the inverse of :func:`pixel_shuffle`."""
+    r = downscale_factor
+    if input.dim() < 3:
+        raise RuntimeError(
+            "pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+            f"{input.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    c, h, w = input.shape[-3:]
+    if h % r:
+        raise RuntimeError(
+            "pixel_unshuffle expects height to be divisible by downscale_factor, but "
+            f"input.size(-2)={h} is not divisible by {r}"
+        )
+    if w % r:
+        raise RuntimeError(
+            "pixel_unshuffle expects width to be divisible by downscale_factor, but "
+            f"input.size(-1)={w} is not divisible by {r}"
+        )
+    lead = list(input.shape[:-3])
+    n = len(lead)
+    x = input.reshape(lead + [c, h // r, r, w // r, r])
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(lead + [c * r * r, h // r, w // r])
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """Interleave ``groups`` groups of channels: ``(N, g * k, *)`` -> ``(N, k * g, *)``."""
+    if input.dim() <= 2:
+        raise RuntimeError(
+            f"channel_shuffle expects input with > 2 dims, but got input with sizes "
+            f"{list(input.shape)}"
+        )
+    if groups <= 0:
+        raise RuntimeError(
+            f"Number of groups to divide channels in must be positive. Value of groups:{groups}"
+        )
+    n, c = input.size(0), input.size(1)
+    if c % groups:
+        raise RuntimeError(
+            f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups."
+        )
+    rest = list(input.shape[2:])
+    x = input.reshape([n, groups, c // groups] + rest).transpose(1, 2)
+    return x.reshape(input.shape)
+
+
+native_channel_shuffle = channel_shuffle
+
+
+_ALIGN_WARNING = (
+    "Default grid_sample and affine_grid behavior has changed to align_corners=False since "
+    "1.3.0. Please specify align_corners=True if the old behavior is desired. See the "
+    "documentation of grid_sample for details."
+)
+
+
+def affine_grid(theta: Tensor, size: Sequence[int], align_corners: bool | None = None) -> Tensor:
+    """Sampling grid ``(N, H, W, 2)`` (or ``(N, D, H, W, 3)``) of the affine maps
+    ``theta`` ``(N, 2, 3)`` (or ``(N, 3, 4)``) over normalised output
+    coordinates in ``[-1, 1]``, for :func:`grid_sample`.
+
+    Example::
+
+        >>> import rtorch
+        >>> theta = rtorch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+        >>> affine_grid(theta, (1, 1, 1, 2), align_corners=False)[0, 0]
+        tensor([[-0.5000,  0.0000],
+                [ 0.5000,  0.0000]])
+    """
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    if not theta.is_floating_point():
+        raise ValueError(
+            f"Expected theta to have floating point type, but got {_dtype_str(theta.dtype)}"
+        )
+    size = [int(s) for s in size]
+    if len(size) == 4:
+        if theta.dim() != 3 or theta.shape[-2] != 2 or theta.shape[-1] != 3:
+            raise ValueError(
+                f"Expected a batch of 2D affine matrices of shape Nx2x3 for size {size}. "
+                f"Got {theta.shape}."
+            )
+        spatial = size[-2:]
+    elif len(size) == 5:
+        if theta.dim() != 3 or theta.shape[-2] != 3 or theta.shape[-1] != 4:
+            raise ValueError(
+                f"Expected a batch of 3D affine matrices of shape Nx3x4 for size {size}. "
+                f"Got {theta.shape}."
+            )
+        spatial = size[-3:]
+    else:
+        raise NotImplementedError(
+            "affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+            f"respectively. Got size {size}."
+        )
+    if align_corners and min(spatial) == 1:
+        warnings.warn(
+            "Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+            "align_corners=True. This is not an intended use case of affine_grid. See the "
+            "documentation of affine_grid for details.",
+            stacklevel=2,
+        )
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    n = size[0]
+
+    def axis(steps: int) -> Tensor:
+        if steps <= 1:
+            return rtorch.zeros(max(steps, 0), dtype=theta.dtype)
+        g = rtorch.linspace(-1, 1, steps, dtype=theta.dtype)
+        return g if align_corners else g * ((steps - 1) / steps)
+
+    # Base grid rows (x, y[, z], 1), x varying fastest (the last spatial dim).
+    axes = [axis(s) for s in reversed(spatial)]
+    mesh = rtorch.meshgrid(*reversed(axes), indexing="ij")  # D/H/W order
+    base = rtorch.stack([*reversed(mesh), rtorch.ones(spatial, dtype=theta.dtype)], -1)
+    base = base.reshape(1, -1, len(spatial) + 1).expand(n, -1, -1)
+    grid = base.bmm(theta.transpose(1, 2))
+    return grid.reshape([n, *spatial, len(spatial)])
+
+
+def _dtype_str(dtype: Any) -> str:
+    return str(dtype)
+
+
+def _grid_unnormalize(coord: Tensor, size: int, align_corners: bool) -> Tensor:
+    if align_corners:
+        return (coord + 1) * ((size - 1) / 2)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _clip_coordinates(c: Tensor, size: int) -> Tensor:
+    """``clamp(c, 0, size - 1)`` whose gradient is 0 on the bounds too, as
+    PyTorch's grid sampler derivative."""
+    inside = (c > 0) & (c < size - 1)
+    return rtorch.where(inside, c, c.detach().clamp(0, size - 1))
+
+
+def _reflect_coordinates(c: Tensor, twice_low: int, twice_high: int) -> Tensor:
+    if twice_low == twice_high:
+        return c * 0
+    low = twice_low / 2
+    span = (twice_high - twice_low) / 2
+    c = c - low
+    c = c * ((c.detach() >= 0).to(c.dtype) * 2 - 1)  # |c| with slope +1 at 0
+    extra = c.fmod(span)
+    flips = (c / span).floor().detach()
+    even = flips.remainder(2) == 0
+    return rtorch.where(even, extra + low, span - extra + low)
+
+
+def _pad_coordinates(c: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+    if padding_mode == "border":
+        return _clip_coordinates(c, size)
+    if padding_mode == "reflection":
+        if align_corners:
+            c = _reflect_coordinates(c, 0, 2 * (size - 1))
+        else:
+            c = _reflect_coordinates(c, -1, 2 * size - 1)
+        return _clip_coordinates(c, size)
+    return c
+
+
+def grid_sample(
+    input: Tensor,
+    grid: Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool | None = None,
+) -> Tensor:
+    """Sample ``input`` at the normalised locations ``grid`` (``x, y[, z]`` in
+    ``[-1, 1]``; ``-1``/``1`` are the corner pixels' centres with
+    ``align_corners=True``, their outer edges otherwise).
+
+    Modes ``bilinear`` (trilinear for 5-D), ``nearest`` (half to even) and
+    ``bicubic`` (4-D); ``padding_mode`` ``zeros``, ``border`` or ``reflection``
+    for locations outside the input. Differentiable in ``input`` and ``grid``.
+
+    Shape:
+        - input ``(N, C, H, W)``, grid ``(N, H_out, W_out, 2)``, output ``(N, C, H_out, W_out)``.
+        - input ``(N, C, D, H, W)``, grid ``(N, D_out, H_out, W_out, 3)``.
+    """
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(
+            "nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or "
+            f"'bicubic', but got: '{mode}'"
+        )
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(
+            "nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+            f"'reflection', but got: '{padding_mode}'"
+        )
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    if input.dim() not in (4, 5) or grid.dim() != input.dim():
+        raise RuntimeError(
+            "grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
+            f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
+        )
+    if input.size(0) != grid.size(0):
+        raise RuntimeError(
+            "grid_sampler(): expected grid and input to have same batch size, but got input with "
+            f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
+        )
+    k = input.dim() - 2
+    if grid.size(-1) != k:
+        raise RuntimeError(
+            f"grid_sampler(): expected grid to have size {k} in last dimension, but got grid "
+            f"with sizes {list(grid.shape)}"
+        )
+    if mode == "bicubic" and k != 2:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+    if input.dtype != grid.dtype:
+        raise RuntimeError(
+            "grid_sampler(): expected input and grid to have same dtype, but input has "
+            f"{input.dtype} and grid has {grid.dtype}"
+        )
+    n, c = input.size(0), input.size(1)
+    sizes = list(input.shape[2:])  # (D,) H, W
+    out_spatial = list(grid.shape[1:-1])
+    flat = input.reshape(n, c, -1)
+    strides = [1] * k
+    for s in range(k - 2, -1, -1):
+        strides[s] = strides[s + 1] * sizes[s + 1]
+    # coords[s]: the unnormalised coordinate along spatial dim s; grid's last
+    # dim lists them x (width, the last dim) first.
+    pts = grid.reshape(n, -1, k)
+    coords = [_grid_unnormalize(pts[..., k - 1 - s], sizes[s], align_corners) for s in range(k)]
+
+    def sample(idx: list, weight: Tensor | None) -> Tensor:
+        valid = None
+        lin = None
+        for s in range(k):
+            ok = (idx[s] >= 0) & (idx[s] < sizes[s])
+            valid = ok if valid is None else valid & ok
+            term = idx[s].clamp(0, sizes[s] - 1) * strides[s]
+            lin = term if lin is None else lin + term
+        vals = flat.gather(2, lin.unsqueeze(1).expand(n, c, lin.size(1)))
+        mask = valid.to(input.dtype).unsqueeze(1)
+        return vals * (mask if weight is None else (weight * mask.squeeze(1)).unsqueeze(1))
+
+    if mode == "bicubic":
+        x0 = coords[1].detach().floor()
+        y0 = coords[0].detach().floor()
+        tx, ty = coords[1] - x0, coords[0] - y0
+        a = -0.75
+
+        def cc(t: Tensor) -> list:
+            def near(x: Tensor) -> Tensor:
+                return ((a + 2) * x - (a + 3)) * x * x + 1
+
+            def far(x: Tensor) -> Tensor:
+                return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+            return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+        wx, wy = cc(tx), cc(ty)
+        out = None
+        for i in range(4):
+            yi = _pad_coordinates(y0 + (i - 1), sizes[0], padding_mode, align_corners)
+            for j in range(4):
+                xj = _pad_coordinates(x0 + (j - 1), sizes[1], padding_mode, align_corners)
+                term = sample([yi.long(), xj.long()], wy[i] * wx[j])
+                out = term if out is None else out + term
+    else:
+        coords = [
+            _pad_coordinates(cs, sizes[s], padding_mode, align_corners)
+            for s, cs in enumerate(coords)
+        ]
+        if mode == "nearest":
+            idx = [cs.detach().round().long() for cs in coords]
+            out = sample(idx, None)
+        else:
+            lows = [cs.detach().floor() for cs in coords]
+            fracs = [cs - lo for cs, lo in zip(coords, lows, strict=True)]
+            lows_l = [lo.long() for lo in lows]
+            out = None
+            for corner in range(2**k):
+                bits = [(corner >> (k - 1 - s)) & 1 for s in range(k)]
+                w = None
+                for s in range(k):
+                    ws = fracs[s] if bits[s] else 1 - fracs[s]
+                    w = ws if w is None else w * ws
+                term = sample([lows_l[s] + bits[s] for s in range(k)], w)
+                out = term if out is None else out + term
+    return out.reshape([n, c, *out_spatial])  # type: ignore[union-attr]
