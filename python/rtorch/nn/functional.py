@@ -2373,3 +2373,146 @@ def grid_sample(
                 term = sample([lows_l[s] + bits[s] for s in range(k)], w)
                 out = term if out is None else out + term
     return out.reshape([n, c, *out_spatial])  # type: ignore[union-attr]
+
+
+# --- CTC loss -------------------------------------------------------------------
+
+
+def _lengths(x: Any) -> list[int]:
+    if isinstance(x, Tensor):
+        return [int(v) for v in x.reshape(-1).tolist()]
+    if isinstance(x, int):
+        return [x]
+    return [int(v) for v in x]
+
+
+def ctc_loss(
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+) -> Tensor:
+    """Connectionist Temporal Classification loss: ``-log`` of the total
+    probability of every alignment of each target to its input.
+
+    The forward (alpha) recursion runs in log space over the blank-interleaved
+    target, one batched step per time frame, with differentiable tensor ops;
+    autograd gives the gradient. Impossible alignments give ``inf`` (``0``
+    with ``zero_infinity=True``, with a zero gradient). ``reduction='mean'``
+    divides each loss by its target length, then averages over the batch.
+
+    Shape:
+        - log_probs: ``(T, N, C)`` or ``(T, C)`` log-softmax outputs.
+        - targets: ``(N, S)`` padded, or the ``sum(target_lengths)`` targets concatenated.
+        - input_lengths, target_lengths: ``(N,)`` (tensors or sequences of ints).
+        - output: scalar, or ``(N,)`` with ``reduction='none'``.
+
+    Example::
+
+        >>> import rtorch
+        >>> lp = rtorch.zeros(1, 1, 2)  # log(1) at both classes
+        >>> ctc_loss(lp, rtorch.tensor([[1]]), [1], [1], reduction="sum")
+        tensor(-0.)
+    """
+    _check_reduction(reduction)
+    unbatched = log_probs.dim() == 2
+    if unbatched:
+        log_probs = log_probs.unsqueeze(1)
+        targets = targets.unsqueeze(0)
+    t_max, n, n_classes = log_probs.shape
+    if not 0 <= blank < n_classes:
+        raise RuntimeError("blank must be in label range")
+    in_lens, tgt_lens = _lengths(input_lengths), _lengths(target_lengths)
+    if len(in_lens) != n:
+        raise RuntimeError("input_lengths must be of size batch_size")
+    if len(tgt_lens) != n:
+        raise RuntimeError("target_lengths must be of size batch_size")
+    for name, values, bound in (
+        ("input_lengths", in_lens, t_max),
+        ("target_lengths", tgt_lens, None),
+    ):
+        for v in values:
+            if v < 0:
+                raise RuntimeError(
+                    f"Expected {name} to have value at least 0, but got value {v} (while "
+                    "checking arguments for ctc_loss_allocate_outputs)"
+                )
+            if bound is not None and v > bound:
+                raise RuntimeError(
+                    f"Expected {name} to have value at most {bound}, but got value {v} (while "
+                    "checking arguments for ctc_loss_allocate_outputs)"
+                )
+    s_max = max(tgt_lens) if tgt_lens else 0
+    tg = targets.long()
+    if tg.dim() == 1 and not unbatched:
+        # Concatenated targets: split into a padded (N, S) matrix.
+        rows, start = [], 0
+        for length in tgt_lens:
+            row = tg[start : start + length].tolist()
+            rows.append(row + [blank] * (s_max - length))
+            start += length
+        tg = rtorch.tensor(rows, dtype=rtorch.int64).reshape(n, s_max)
+    elif tg.size(1) < s_max:
+        raise RuntimeError(
+            f"Expected tensor to have size at least {s_max} at dimension 1, but got size "
+            f"{tg.size(1)} for argument #2 'targets' (while checking arguments for "
+            "ctc_loss_allocate_outputs)"
+        )
+    tg = tg[:, :s_max]
+    width = 2 * s_max + 1
+    # Blank-interleaved targets (N, 2S+1) and where the skip transition s-2 -> s is allowed.
+    ext = rtorch.full((n, width), blank, dtype=rtorch.int64)
+    if s_max:
+        ext[:, 1::2] = tg
+    skip = rtorch.zeros((n, width), dtype=rtorch.bool)
+    if s_max > 1:
+        skip[:, 3::2] = (tg[:, 1:] != tg[:, :-1]) & (tg[:, 1:] != blank)
+    dtype = log_probs.dtype
+    neg = -1e30 if dtype == rtorch.float64 else -1e20
+    lp = log_probs.gather(2, ext.unsqueeze(0).expand(t_max, n, width))  # (T, N, 2S+1)
+    init = rtorch.full((n, width), neg, dtype=dtype)
+    init[:, :2] = 0.0
+    alpha = (init + lp[0]) if t_max else init
+    if width > 2:
+        alpha = rtorch.cat([alpha[:, :2], rtorch.full((n, width - 2), neg, dtype=dtype)], 1)
+    pad1 = rtorch.full((n, 1), neg, dtype=dtype)
+    pad2 = rtorch.full((n, 2), neg, dtype=dtype)
+    skip_f = skip.to(dtype)
+    in_len_t = rtorch.tensor(in_lens, dtype=rtorch.int64).reshape(n, 1)
+    for t in range(1, t_max):
+        prev1 = rtorch.cat([pad1, alpha[:, :-1]], 1)
+        prev2 = rtorch.cat([pad2, alpha[:, :-2]], 1) if width > 1 else pad1
+        prev2 = prev2 * skip_f + neg * (1 - skip_f)
+        new = rtorch.stack([alpha, prev1, prev2]).logsumexp(0) + lp[t]
+        alpha = rtorch.where(in_len_t > t, new, alpha)
+    end = rtorch.tensor([2 * s for s in tgt_lens], dtype=rtorch.int64).reshape(n, 1)
+    last_blank = alpha.gather(1, end)
+    last_label = alpha.gather(1, (end - 1).clamp_min(0))
+    has_label = (end > 0).to(dtype)
+    last_label = last_label * has_label + neg * (1 - has_label)
+    ll = rtorch.cat([last_blank, last_label], 1).logsumexp(1)
+    impossible = (ll < neg / 2) | (in_len_t.reshape(-1) == 0) & (end.reshape(-1) > 0)
+    loss = -ll
+    if zero_infinity:
+        loss = rtorch.where(impossible, rtorch.zeros((), dtype=dtype), loss)
+    else:
+        loss = rtorch.where(impossible, rtorch.full((), math.inf, dtype=dtype), loss)
+    if unbatched:
+        loss = loss.squeeze(0)
+    if reduction == "mean":
+        lengths = rtorch.tensor(tgt_lens, dtype=dtype).clamp_min(1)
+        return (loss / (lengths.squeeze(0) if unbatched else lengths)).mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+__all__ += [
+    "scaled_dot_product_attention", "multi_head_attention_forward", "rrelu", "rrelu_",
+    "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+    "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "affine_grid", "grid_sample",
+    "ctc_loss",
+]  # fmt: skip
