@@ -151,3 +151,23 @@ def test_circular_pad_input_dims():
         nn.CircularPad2d(1)(rtorch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"expected 2D or 3D input \(got 1D input\)"):
         nn.CircularPad1d(1)(rtorch.zeros(2))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rtorch.nn.modules.padding",
+        "rtorch.nn.modules.pixelshuffle",
+        "rtorch.nn.modules.channelshuffle",
+        "rtorch.nn.modules.upsampling",
+        "rtorch.nn.modules.transformer",
+    ],
+)
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    rtorch.manual_seed(0)
+    result = doctest.testmod(module, extraglobs={"rtorch": rtorch, **vars(module)})
+    assert result.failed == 0 and result.attempted > 0

@@ -205,6 +205,18 @@ def test_float32_and_identity():
     assert same is not None and not same._is_view_of(t(X4))
 
 
+def test_integer_inputs():
+    x = RNG.integers(0, 256, (1, 2, 4, 5)).astype(np.uint8)
+    out = F.interpolate(t(x), size=(3, 7), mode="bilinear")
+    assert out.dtype == rtorch.uint8
+    ref = np.clip(np.round(separable(x.astype(np.float64), [3, 7], ref_linear)), 0, 255)
+    np.testing.assert_allclose(out.numpy(), ref, atol=1)
+    xi = t(x.astype(np.int64))
+    close(F.interpolate(xi, size=(8, 3)), separable(x.astype(np.int64), [8, 3], ref_nearest))
+    with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
+        F.interpolate(xi, size=3, mode="bilinear")
+
+
 def test_interpolate_errors():
     x = t(X4)
     with pytest.raises(ValueError, match="align_corners option can only be set with the"):

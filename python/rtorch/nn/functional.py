@@ -1989,6 +1989,20 @@ def interpolate(
                 f"({', '.join(str(s) for s in input.shape[2:])}) and output "
                 f"({', '.join(str(s) for s in output_size)})"
             )
+    if not input.is_floating_point() and mode not in ("nearest", "nearest-exact"):
+        if input.dtype == rtorch.uint8 and mode in ("bilinear", "bicubic"):
+            # Computed in float32, rounded and saturated (PyTorch's fixed-point
+            # uint8 kernel can differ by one).
+            out = interpolate(
+                input.float(), output_size if scale_factors is None else None, scale_factors,
+                mode, align_corners, None, antialias,
+            )  # fmt: skip
+            return out.round().clamp(0, 255).to(rtorch.uint8)
+        names = {rtorch.int64: "Long", rtorch.int32: "Int", rtorch.int16: "Short"}
+        names.update({rtorch.int8: "Char", rtorch.uint8: "Byte", rtorch.bool: "Bool"})
+        raise NotImplementedError(
+            f"\"interpolate ({mode})\" not implemented for '{names.get(input.dtype, input.dtype)}'"
+        )
     scales = scale_factors if scale_factors is not None else [None] * dim
     ct = _coord_dtype(input)
     out = input
@@ -2413,9 +2427,9 @@ def ctc_loss(
     Example::
 
         >>> import rtorch
-        >>> lp = rtorch.zeros(1, 1, 2)  # log(1) at both classes
-        >>> ctc_loss(lp, rtorch.tensor([[1]]), [1], [1], reduction="sum")
-        tensor(-0.)
+        >>> lp = rtorch.tensor([[[0.5, 0.5]]]).log()  # one frame, two classes
+        >>> ctc_loss(lp, rtorch.tensor([[1]]), [1], [1], reduction="sum")  # -log(0.5)
+        tensor(0.6931)
     """
     _check_reduction(reduction)
     unbatched = log_probs.dim() == 2
