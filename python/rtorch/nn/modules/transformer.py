@@ -488,9 +488,10 @@ class Transformer(Module):
 
         >>> import rtorch
         >>> model = rtorch.nn.Transformer(d_model=16, nhead=4, num_encoder_layers=1,
-        ...                               num_decoder_layers=1, dim_feedforward=32)
-        >>> model(rtorch.rand(7, 2, 16), rtorch.rand(5, 2, 16)).shape
-        torch.Size([5, 2, 16])
+        ...                               num_decoder_layers=1, dim_feedforward=32,
+        ...                               batch_first=True)
+        >>> model(rtorch.rand(2, 7, 16), rtorch.rand(2, 5, 16)).shape
+        torch.Size([2, 5, 16])
     """
 
     def __init__(
