@@ -339,6 +339,19 @@ def test_mha_module_api():
     ]  # fmt: skip
 
 
+def test_mha_merge_masks():
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    q = rtorch.zeros(3, 5, 4)
+    am = rtorch.randn(5, 5)
+    kpm = rtorch.randn(3, 5)
+    merged, kind = mha.merge_masks(am, kpm, q)
+    assert kind == 2 and tuple(merged.shape) == (3, 2, 5, 5)
+    ref = am.numpy()[None, None] + kpm.numpy()[:, None, None, :]
+    np.testing.assert_allclose(merged.numpy(), np.broadcast_to(ref, (3, 2, 5, 5)), rtol=1e-6)
+    assert mha.merge_masks(None, kpm, q) == (kpm, 1)
+    assert mha.merge_masks(None, None, q) == (None, None)
+
+
 def test_mha_errors():
     with pytest.raises(AssertionError, match="embed_dim must be divisible by num_heads"):
         nn.MultiheadAttention(10, 3)
