@@ -546,7 +546,9 @@ def pad(
 ) -> Tensor:
     """Pad the last ``len(pad) // 2`` dims: ``pad = (last_left, last_right,
     second_last_left, ...)``. Modes: ``constant`` (with ``value``; negative
-    pads crop), ``reflect``, ``replicate``, ``circular``.
+    pads crop, any number of dims), ``reflect``, ``replicate`` and
+    ``circular`` (1, 2 or 3 trailing dims of a batched or unbatched input;
+    negative pads crop first).
 
     Example::
 
@@ -554,27 +556,44 @@ def pad(
         >>> pad(rtorch.ones(1, 2), (1, 0), value=5.0)
         tensor([[5., 1., 1.]])
     """
+    pad = [int(p) for p in pad]
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
-    if len(pad) // 2 > input.dim():
+    n_pad = len(pad) // 2
+    if n_pad > input.dim():
         raise RuntimeError(
             "Padding length should be less than or equal to two times the input dimension "
             f"but got padding length {len(pad)} and input of dimension {input.dim()}"
         )
-    if mode != "constant" and value not in (None, 0):
-        raise ValueError(f'Padding mode "{mode}" doesn\'t take in value argument')
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+        if n_pad not in (1, 2, 3) or input.dim() not in (n_pad + 1, n_pad + 2):
+            raise NotImplementedError(
+                f"Padding size {len(pad)} is not supported for {input.dim()}D input tensor."
+            )
+        if mode != "circular":
+            _check_pad_output(input, pad, mode)
     out = input
-    for i in range(len(pad) // 2):
+    for i in range(n_pad):
         d = input.dim() - 1 - i
         left, right = pad[2 * i], pad[2 * i + 1]
         size = out.size(d)
-        if mode == "constant":
+        if mode in ("constant", "circular"):
+            if size + min(left, 0) + min(right, 0) < 0:
+                raise RuntimeError("narrow(): length must be non-negative.")
+            if mode == "circular" and (left > size or right > size):
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            # Negative amounts crop first; circular then wraps over the cropped dim.
             if left < 0:
                 out, size, left = out.narrow(d, -left, size + left), size + left, 0
             if right < 0:
                 out, size, right = out.narrow(d, 0, size + right), size + right, 0
+            if left == 0 and right == 0:
+                continue
+        if mode == "constant":
             parts = []
             for width in (left, right):
                 shape = list(out.shape)
@@ -586,19 +605,32 @@ def pad(
         if mode == "replicate":
             idx = pos.clamp(0, size - 1)
         elif mode == "circular":
-            if left > size or right > size:
-                raise RuntimeError("Padding value causes wrapping around more than once.")
             idx = pos.remainder(size)
         else:
             if left >= size or right >= size:
                 raise RuntimeError(
-                    f"Argument #4: Padding size should be less than the corresponding input "
-                    f"dimension, but got: padding ({left}, {right}) at dimension {d} of input "
-                    f"{list(input.shape)}"
+                    f"Argument #{4 + 2 * i}: Padding size should be less than the "
+                    f"corresponding input dimension, but got: padding ({left}, {right}) at "
+                    f"dimension {d} of input {list(input.shape)}"
                 )
             idx = (size - 1) - ((size - 1) - pos.abs()).abs()
-        out = out[(slice(None),) * d + (idx,)]
+        out = out.index_select(d, idx)
     return out
+
+
+def _check_pad_output(input: Tensor, pad: list[int], mode: str) -> None:
+    """PyTorch's size errors for the reflect/replicate kernels."""
+    n_pad = len(pad) // 2
+    names = "DHW"[3 - n_pad :]
+    ins = list(input.shape[input.dim() - n_pad :])
+    outs = [ins[k] + pad[2 * (n_pad - 1 - k)] + pad[2 * (n_pad - 1 - k) + 1] for k in range(n_pad)]
+    if min(outs) >= 1:
+        return
+    if n_pad == 1:
+        raise RuntimeError(f"input (W: {ins[0]}) is too small. Calculated output W: {outs[0]}")
+    got = " ".join(f"{n}: {o}" for n, o in zip(names, outs, strict=True))
+    had = ", ".join(f"{n}: {v}" for n, v in zip(names, ins, strict=True))
+    raise RuntimeError(f"Calculated output {got} must be >= 1 in every dimension (input {had})")
 
 
 # ---------------------------------------------------------------- regression losses
@@ -1234,3 +1266,1267 @@ def batch_norm(
     if bias is not None:
         out = out + _channel_view(bias, input.dim())
     return out
+
+
+# --- attention ---------------------------------------------------------------
+
+
+def _none_or_dtype(input: Tensor | None) -> Any:
+    if input is None:
+        return None
+    if isinstance(input, Tensor):
+        return input.dtype
+    raise RuntimeError("input to _none_or_dtype() must be None or torch.Tensor")
+
+
+def _canonical_mask(
+    mask: Tensor | None,
+    mask_name: str,
+    other_type: Any,
+    other_name: str,
+    target_type: Any,
+    check_other: bool = True,
+) -> Tensor | None:
+    """A bool mask (``True`` = masked out) as an additive float mask of
+    ``target_type`` (``-inf`` where masked); float masks pass through."""
+    if mask is None:
+        return None
+    is_float = mask.is_floating_point()
+    if mask.dtype != rtorch.bool and not is_float:
+        raise AssertionError(f"only bool and floating types of {mask_name} are supported")
+    if check_other and other_type is not None and mask.dtype != other_type:
+        warnings.warn(
+            f"Support for mismatched {mask_name} and {other_name} is deprecated. "
+            "Use same type for both instead.",
+            stacklevel=3,
+        )
+    if not is_float:
+        mask = rtorch.zeros(mask.shape, dtype=target_type).masked_fill_(mask, -math.inf)
+    return mask
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """``softmax(Q K^T * scale + bias) V`` over the last two dims.
+
+    ``attn_mask`` is a bool mask (``True``: the position takes part) or a
+    float mask added to the scores; ``is_causal`` masks out keys after each
+    query (top-left aligned lower triangle). Rows with every key masked out
+    give zeros, as PyTorch's math backend. ``dropout_p`` drops attention
+    weights (always, like PyTorch: pass 0 in eval). ``enable_gqa`` lets
+    ``key``/``value`` have fewer heads (dim -3) than ``query``.
+
+    Shape:
+        - query: ``(*, L, E)``; key: ``(*, S, E)``; value: ``(*, S, Ev)``.
+        - attn_mask: broadcastable to ``(*, L, S)``.
+        - output: ``(*, L, Ev)``.
+
+    Example::
+
+        >>> import rtorch
+        >>> q = rtorch.ones(1, 2, 4)
+        >>> scaled_dot_product_attention(q, q, rtorch.eye(2, 4)[None])
+        tensor([[[0.5000, 0.5000, 0.0000, 0.0000],
+                 [0.5000, 0.5000, 0.0000, 0.0000]]])
+    """
+    if attn_mask is not None and is_causal:
+        raise RuntimeError(
+            "_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+            "is_causal=True"
+        )
+    if not (query.dtype == key.dtype == value.dtype):
+        raise RuntimeError(
+            "Expected query, key, and value to have the same dtype, but got query.dtype: "
+            f"{_dtype_name(query.dtype)} key.dtype: {_dtype_name(key.dtype)} and value.dtype: "
+            f"{_dtype_name(value.dtype)} instead."
+        )
+    if not query.is_floating_point():
+        raise RuntimeError("scaled_dot_product_attention: expected floating point inputs")
+    n_q, n_k = query.size(-2), key.size(-2)
+    scale_factor = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
+    if enable_gqa and query.dim() >= 3 and key.size(-3) != query.size(-3):
+        if query.size(-3) % key.size(-3) or query.size(-3) % value.size(-3):
+            raise RuntimeError(
+                "Number of heads in key and value must divide the number of heads in query"
+            )
+        key = key.repeat_interleave(query.size(-3) // key.size(-3), -3)
+        value = value.repeat_interleave(query.size(-3) // value.size(-3), -3)
+    bias = None
+    maybe_empty_rows = False
+    if is_causal:
+        bias = rtorch.full((n_q, n_k), -math.inf, dtype=query.dtype).triu_(1)
+        maybe_empty_rows = n_k == 0
+    elif attn_mask is not None:
+        if attn_mask.dtype == rtorch.bool:
+            bias = rtorch.zeros(attn_mask.shape, dtype=query.dtype)
+            bias.masked_fill_(attn_mask.logical_not(), -math.inf)
+            maybe_empty_rows = True
+        else:
+            bias = attn_mask if attn_mask.dtype == query.dtype else attn_mask.to(query.dtype)
+            maybe_empty_rows = True
+    if query.size(-1) <= n_k:
+        scores = (query * scale_factor).matmul(key.transpose(-2, -1))
+    else:
+        scores = query.matmul(key.transpose(-2, -1)) * scale_factor
+    if bias is not None:
+        scores = scores + bias
+    attn = scores.softmax(-1)
+    if maybe_empty_rows and bias is not None:
+        # PyTorch's "safe softmax": a row with every key masked out gives zeros, not NaN.
+        empty = (bias == -math.inf).all(-1, keepdim=True) if n_k else None
+        if empty is not None and bool(empty.any()):
+            attn = attn.masked_fill(empty, 0.0)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p, True)
+    return attn.matmul(value)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return {
+        rtorch.float32: "float",
+        rtorch.float64: "double",
+        rtorch.float16: "c10::Half",
+        rtorch.bfloat16: "c10::BFloat16",
+        rtorch.int64: "long int",
+        rtorch.int32: "int",
+    }.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def _mha_shape_check(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    key_padding_mask: Tensor | None,
+    attn_mask: Tensor | None,
+    num_heads: int,
+) -> bool:
+    if query.dim() == 3:
+        if key.dim() != 3 or value.dim() != 3:
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `key` and `value` to be 3-D but found "
+                f"{key.dim()}-D and {value.dim()}-D tensors respectively"
+            )
+        if key_padding_mask is not None and key_padding_mask.dim() != 2:
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `key_padding_mask` to be `None` or 2-D but "
+                f"found {key_padding_mask.dim()}-D tensor instead"
+            )
+        if attn_mask is not None and attn_mask.dim() not in (2, 3):
+            raise AssertionError(
+                "For batched (3-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D but "
+                f"found {attn_mask.dim()}-D tensor instead"
+            )
+        return True
+    if query.dim() == 2:
+        if key.dim() != 2 or value.dim() != 2:
+            raise AssertionError(
+                "For unbatched (2-D) `query`, expected `key` and `value` to be 2-D but found "
+                f"{key.dim()}-D and {value.dim()}-D tensors respectively"
+            )
+        if key_padding_mask is not None and key_padding_mask.dim() != 1:
+            raise AssertionError(
+                "For unbatched (2-D) `query`, expected `key_padding_mask` to be `None` or 1-D "
+                f"but found {key_padding_mask.dim()}-D tensor instead"
+            )
+        if attn_mask is not None:
+            if attn_mask.dim() not in (2, 3):
+                raise AssertionError(
+                    "For unbatched (2-D) `query`, expected `attn_mask` to be `None`, 2-D or 3-D "
+                    f"but found {attn_mask.dim()}-D tensor instead"
+                )
+            if attn_mask.dim() == 3:
+                expected = (num_heads, query.shape[0], key.shape[0])
+                if tuple(attn_mask.shape) != expected:
+                    raise AssertionError(
+                        f"Expected `attn_mask` shape to be {expected} but got {attn_mask.shape}"
+                    )
+        return False
+    raise AssertionError(
+        "query should be unbatched 2D or batched 3D tensor but received "
+        f"{query.dim()}-D query tensor"
+    )
+
+
+def _in_projection_packed(
+    q: Tensor, k: Tensor, v: Tensor, w: Tensor, b: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Project ``q, k, v`` with the packed ``(3E, E)`` weight: one matmul for
+    self-attention, two when key is value, three otherwise."""
+    e = q.size(-1)
+    if k is v:
+        if q is k:
+            return tuple(linear(q, w, b).chunk(3, -1))  # type: ignore[return-value]
+        w_q, w_kv = w.split([e, 2 * e])
+        b_q, b_kv = (None, None) if b is None else b.split([e, 2 * e])
+        k_out, v_out = linear(k, w_kv, b_kv).chunk(2, -1)
+        return linear(q, w_q, b_q), k_out, v_out
+    w_q, w_k, w_v = w.chunk(3)
+    b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
+    return linear(q, w_q, b_q), linear(k, w_k, b_k), linear(v, w_v, b_v)
+
+
+def multi_head_attention_forward(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    embed_dim_to_check: int,
+    num_heads: int,
+    in_proj_weight: Tensor | None,
+    in_proj_bias: Tensor | None,
+    bias_k: Tensor | None,
+    bias_v: Tensor | None,
+    add_zero_attn: bool,
+    dropout_p: float,
+    out_proj_weight: Tensor,
+    out_proj_bias: Tensor | None,
+    training: bool = True,
+    key_padding_mask: Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: Tensor | None = None,
+    use_separate_proj_weight: bool = False,
+    q_proj_weight: Tensor | None = None,
+    k_proj_weight: Tensor | None = None,
+    v_proj_weight: Tensor | None = None,
+    static_k: Tensor | None = None,
+    static_v: Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Multi-head attention over sequence-first inputs, as
+    :class:`~rtorch.nn.MultiheadAttention` computes it.
+
+    Masks: ``key_padding_mask`` ``(N, S)`` and ``attn_mask`` ``(L, S)`` or
+    ``(N * num_heads, L, S)``; bool masks mark positions NOT to attend
+    (``True`` = masked out), float masks are added to the scores.
+
+    Shape:
+        - query: ``(L, N, E)`` or ``(L, E)``; key/value: ``(S, N, E)`` or ``(S, E)``.
+        - output: ``(L, N, E)`` (or ``(L, E)``) and, with ``need_weights``, the
+          weights ``(N, L, S)`` averaged over heads (``(N, num_heads, L, S)`` when
+          ``average_attn_weights=False``).
+    """
+    is_batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if not is_batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    tgt_len, bsz, embed_dim = query.shape
+    key_padding_mask = _canonical_mask(
+        key_padding_mask, "key_padding_mask", _none_or_dtype(attn_mask), "attn_mask", query.dtype
+    )
+    if is_causal and attn_mask is None:
+        raise RuntimeError(
+            "Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+            "module method `generate_square_subsequent_mask` to create this mask."
+        )
+    if is_causal and key_padding_mask is None and not need_weights:
+        # The mask is causal: let scaled_dot_product_attention build it.
+        attn_mask = None
+    else:
+        attn_mask = _canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False)
+        if key_padding_mask is not None:
+            is_causal = False
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(
+            f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}"
+        )
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        if key.shape[:2] != value.shape[:2]:
+            raise AssertionError(
+                f"key's sequence and batch dims {key.shape[:2]} do not match value's "
+                f"{value.shape[:2]}"
+            )
+    elif key.shape != value.shape:
+        raise AssertionError(f"key shape {key.shape} does not match value shape {value.shape}")
+
+    if not use_separate_proj_weight:
+        if in_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is False but in_proj_weight is None")
+        q, k, v = _in_projection_packed(query, key, value, in_proj_weight, in_proj_bias)
+    else:
+        if q_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but q_proj_weight is None")
+        if k_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but k_proj_weight is None")
+        if v_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is True but v_proj_weight is None")
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+        q = linear(query, q_proj_weight, b_q)
+        k = linear(key, k_proj_weight, b_k)
+        v = linear(value, v_proj_weight, b_v)
+
+    src_len = key.shape[0]
+    if attn_mask is not None:
+        if attn_mask.dim() == 2:
+            if tuple(attn_mask.shape) != (tgt_len, src_len):
+                raise RuntimeError(
+                    f"The shape of the 2D attn_mask is {attn_mask.shape}, but should be "
+                    f"{(tgt_len, src_len)}."
+                )
+            attn_mask = attn_mask.unsqueeze(0)
+        elif attn_mask.dim() == 3:
+            if tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, src_len):
+                raise RuntimeError(
+                    f"The shape of the 3D attn_mask is {attn_mask.shape}, but should be "
+                    f"{(bsz * num_heads, tgt_len, src_len)}."
+                )
+        else:
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.dim()} is not supported")
+
+    if bias_k is not None and bias_v is not None:
+        if static_k is not None:
+            raise AssertionError("bias cannot be added to static key.")
+        if static_v is not None:
+            raise AssertionError("bias cannot be added to static value.")
+        k = rtorch.cat([k, bias_k.expand(1, bsz, embed_dim)])
+        v = rtorch.cat([v, bias_v.expand(1, bsz, embed_dim)])
+        if attn_mask is not None:
+            attn_mask = pad(attn_mask, (0, 1))
+        if key_padding_mask is not None:
+            key_padding_mask = pad(key_padding_mask, (0, 1))
+    elif bias_k is not None:
+        raise AssertionError("bias_k is set but bias_v is None")
+    elif bias_v is not None:
+        raise AssertionError("bias_v is set but bias_k is None")
+
+    # (L, N, E) -> (N * H, L, head_dim)
+    q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
+    if static_k is None:
+        k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    else:
+        if static_k.size(0) != bsz * num_heads:
+            raise AssertionError(
+                f"expecting static_k.size(0) of {bsz * num_heads}, but got {static_k.size(0)}"
+            )
+        if static_k.size(2) != head_dim:
+            raise AssertionError(
+                f"expecting static_k.size(2) of {head_dim}, but got {static_k.size(2)}"
+            )
+        k = static_k
+    if static_v is None:
+        v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    else:
+        if static_v.size(0) != bsz * num_heads:
+            raise AssertionError(
+                f"expecting static_v.size(0) of {bsz * num_heads}, but got {static_v.size(0)}"
+            )
+        if static_v.size(2) != head_dim:
+            raise AssertionError(
+                f"expecting static_v.size(2) of {head_dim}, but got {static_v.size(2)}"
+            )
+        v = static_v
+
+    if add_zero_attn:
+        zeros = rtorch.zeros((bsz * num_heads, 1, head_dim), dtype=k.dtype)
+        k = rtorch.cat([k, zeros], 1)
+        v = rtorch.cat([v, zeros], 1)
+        if attn_mask is not None:
+            attn_mask = pad(attn_mask, (0, 1))
+        if key_padding_mask is not None:
+            key_padding_mask = pad(key_padding_mask, (0, 1))
+
+    src_len = k.size(1)
+    if key_padding_mask is not None:
+        if key_padding_mask.shape[0] != bsz:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[0] to be {bsz}, but got "
+                f"{key_padding_mask.shape[0]}"
+            )
+        if key_padding_mask.shape[1] != src_len:
+            raise AssertionError(
+                f"Expected key_padded_mask.shape[1] to be {src_len}, but got "
+                f"{key_padding_mask.shape[1]}"
+            )
+        key_padding_mask = (
+            key_padding_mask.reshape(bsz, 1, 1, src_len)
+            .expand(-1, num_heads, -1, -1)
+            .reshape(bsz * num_heads, 1, src_len)
+        )
+        attn_mask = key_padding_mask if attn_mask is None else attn_mask + key_padding_mask
+
+    if not training:
+        dropout_p = 0.0
+
+    if need_weights:
+        if is_causal and attn_mask is None:
+            raise AssertionError("FIXME: is_causal not implemented for need_weights")
+        q_scaled = q * math.sqrt(1.0 / float(head_dim))
+        if attn_mask is not None:
+            weights = attn_mask.baddbmm(q_scaled, k.transpose(-2, -1))
+        else:
+            weights = q_scaled.bmm(k.transpose(-2, -1))
+        weights = weights.softmax(-1)
+        if dropout_p > 0.0:
+            weights = dropout(weights, p=dropout_p)
+        out = weights.bmm(v)
+        out = out.transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+        weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+        if average_attn_weights:
+            weights = weights.mean(1)
+        if not is_batched:
+            out, weights = out.squeeze(1), weights.squeeze(0)
+        return out, weights
+
+    if attn_mask is not None:
+        if attn_mask.size(0) == 1 and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(0)
+        else:
+            attn_mask = attn_mask.reshape(bsz, num_heads, -1, src_len)
+    q = q.reshape(bsz, num_heads, tgt_len, head_dim)
+    k = k.reshape(bsz, num_heads, src_len, head_dim)
+    v = v.reshape(bsz, num_heads, src_len, head_dim)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
+    out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, -1)
+    if not is_batched:
+        out = out.squeeze(1)
+    return out, None
+
+
+def rrelu(
+    input: Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    inplace: bool = False,
+) -> Tensor:
+    """Randomised leaky ReLU: negative elements are scaled by a slope drawn
+    from ``U(lower, upper)`` per element in training, by ``(lower + upper) / 2``
+    otherwise."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    slope = rtorch.empty(input.shape, dtype=input.dtype).uniform_(lower, upper)
+    scale = rtorch.where(input >= 0, rtorch.ones((), dtype=input.dtype), slope)
+    return input.mul_(scale) if inplace else input * scale
+
+
+def rrelu_(
+    input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False
+) -> Tensor:
+    """In-place :func:`rrelu`."""
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+# --- resampling: interpolate, pixel/channel shuffle, grid sampling ------------
+#
+# Coordinates and weights are computed in NumPy (in float32 for float32 inputs,
+# float64 for float64, as PyTorch's kernels do), then applied with
+# index_select / matmul so autograd differentiates with those ops' derivatives.
+
+
+def _coord_dtype(input: Tensor) -> Any:
+    import numpy as np
+
+    return np.float64 if input.dtype == rtorch.float64 else np.float32
+
+
+def _weights_view(w: Any, input: Tensor, d: int) -> Tensor:
+    shape = [1] * input.dim()
+    shape[d] = -1
+    return rtorch.from_numpy(w).to(input.dtype).reshape(shape)
+
+
+def _taps_along(input: Tensor, d: int, idxs: list, weights: list) -> Tensor:
+    """``sum_k input.index_select(d, idxs[k]) * weights[k]`` along dim ``d``."""
+    out = None
+    for idx, w in zip(idxs, weights, strict=True):
+        term = input.index_select(d, rtorch.from_numpy(idx)) * _weights_view(w, input, d)
+        out = term if out is None else out + term
+    return out  # type: ignore[return-value]
+
+
+def _matrix_along(input: Tensor, d: int, m: Any) -> Tensor:
+    """Apply the ``(out, in)`` matrix ``m`` to dim ``d`` of ``input``."""
+    mt = rtorch.from_numpy(m).to(input.dtype)
+    return input.movedim(d, -1).matmul(mt.t()).movedim(-1, d)
+
+
+def _scale_value(scale: float | None, in_size: int, out_size: int, ct: Any) -> Any:
+    if scale is not None and scale > 0:
+        return ct(1.0 / scale)
+    return ct(in_size) / ct(out_size)
+
+
+def _area_pixel_scale(
+    in_size: int, out_size: int, align_corners: bool, scale: float | None, ct: Any
+) -> Any:
+    if align_corners:
+        return ct(in_size - 1) / ct(out_size - 1) if out_size > 1 else ct(0)
+    return _scale_value(scale, in_size, out_size, ct)
+
+
+def _source_index(scale: Any, out_size: int, align_corners: bool, cubic: bool, ct: Any) -> Any:
+    import numpy as np
+
+    dst = np.arange(out_size, dtype=ct)
+    if align_corners:
+        return scale * dst
+    src = scale * (dst + ct(0.5)) - ct(0.5)
+    return src if cubic else np.maximum(src, ct(0))
+
+
+def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool) -> Any:
+    import numpy as np
+
+    if not exact and out_size == in_size:
+        return np.arange(out_size, dtype=np.int64)
+    if not exact and out_size == 2 * in_size:
+        return np.arange(out_size, dtype=np.int64) >> 1
+    s = _scale_value(scale, in_size, out_size, np.float32)
+    dst = np.arange(out_size, dtype=np.float32)
+    src = np.floor((dst + np.float32(0.5)) * s) if exact else np.floor(dst * s)
+    return np.minimum(src.astype(np.int64), in_size - 1)
+
+
+def _linear_taps(in_size: int, out_size: int, align_corners: bool, scale: Any, ct: Any):
+    import numpy as np
+
+    s = _area_pixel_scale(in_size, out_size, align_corners, scale, ct)
+    src = _source_index(s, out_size, align_corners, False, ct)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    lam = np.clip(src - i0.astype(ct), 0, 1).astype(ct)
+    i1 = np.minimum(i0 + 1, in_size - 1)
+    return [i0, i1], [(1 - lam).astype(ct), lam]
+
+
+def _cubic_coeffs(t: Any, a: float, ct: Any) -> list:
+    def near(x: Any) -> Any:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: Any) -> Any:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return [
+        far(t + 1).astype(ct),
+        near(t).astype(ct),
+        near(1 - t).astype(ct),
+        far(2 - t).astype(ct),
+    ]
+
+
+def _cubic_taps(in_size: int, out_size: int, align_corners: bool, scale: Any, ct: Any):
+    import numpy as np
+
+    s = _area_pixel_scale(in_size, out_size, align_corners, scale, ct)
+    src = _source_index(s, out_size, align_corners, True, ct)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - i0.astype(ct), 0, 1).astype(ct)
+    idxs = [np.clip(i0 + k, 0, in_size - 1) for k in (-1, 0, 1, 2)]
+    return idxs, _cubic_coeffs(t, -0.75, ct)
+
+
+def _area_matrix(in_size: int, out_size: int) -> Any:
+    import numpy as np
+
+    m = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -((-(i + 1) * in_size) // out_size)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def _antialias_matrix(
+    in_size: int, out_size: int, align_corners: bool, scale: Any, cubic: bool
+) -> Any:
+    """PIL-style separable filter weights (PyTorch's ``antialias=True``)."""
+    import numpy as np
+
+    s = float(_area_pixel_scale(in_size, out_size, align_corners, scale, np.float64))
+    interp = 4 if cubic else 2
+    support = interp * 0.5 * s if s >= 1.0 else interp * 0.5
+    invscale = 1.0 / s if s >= 1.0 else 1.0
+
+    def filt(x: Any) -> Any:
+        x = np.abs(x)
+        if not cubic:
+            return np.where(x < 1, 1 - x, 0.0)
+        a = -0.5
+        return np.where(
+            x < 1,
+            ((a + 2) * x - (a + 3)) * x * x + 1,
+            np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0),
+        )
+
+    m = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        center = s * (i + 0.5)
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        w = filt((np.arange(xmin, xmax) - center + 0.5) * invscale)
+        total = w.sum()
+        m[i, xmin:xmax] = w / total if total != 0 else w
+    return m
+
+
+_INTERP_MODES = "nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact"
+_MODE_DIMS = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4}
+
+
+def interpolate(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resample the spatial dims (all but the first two) of a 3-D, 4-D or 5-D
+    input to ``size`` or by ``scale_factor``.
+
+    Modes: ``nearest`` (PyTorch's legacy floor rule), ``nearest-exact``
+    (pixel centres), ``linear``/``bilinear``/``trilinear`` (3-D/4-D/5-D),
+    ``bicubic`` (4-D, a = -0.75), ``area`` (adaptive average pooling).
+    ``align_corners`` maps corner pixel centres onto each other (linear and
+    cubic modes only); a given ``scale_factor`` is used for the coordinate
+    mapping unless ``recompute_scale_factor=True``. ``antialias`` (bilinear,
+    bicubic) low-pass filters when downsampling, as PIL.
+
+    Example::
+
+        >>> import rtorch
+        >>> interpolate(rtorch.tensor([[[0.0, 2.0]]]), size=4, mode="linear")
+        tensor([[[0.0000, 0.5000, 1.5000, 2.0000]]])
+    """
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError(
+                "align_corners option can only be set with the interpolating modes: "
+                "linear | bilinear | bicubic | trilinear"
+            )
+    elif align_corners is None:
+        align_corners = False
+    dim = input.dim() - 2
+    scale_factors: list | None
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        scale_factors = None
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(
+                    "Input and output must have the same number of spatial dimensions, but got "
+                    f"input with spatial dimensions of {list(input.shape[2:])} and output size "
+                    f"of {size}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                    "and output size in (o1, o2, ...,oK) format."
+                )
+            if not all(
+                isinstance(x, int) or (isinstance(x, Tensor) and x.dim() == 0) for x in size
+            ):
+                raise TypeError(
+                    "expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                    f"Tuple[int, int, int], but got size with types {[type(x) for x in size]}"
+                )
+            output_size = [int(x) for x in size]
+        else:
+            output_size = [int(size)] * dim
+    elif scale_factor is not None:
+        output_size = None
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(
+                    "Input and scale_factor must have the same number of spatial dimensions, but "
+                    f"got input with spatial dimensions of {list(input.shape[2:])} and "
+                    f"scale_factor of shape {scale_factor}. Please provide input tensor in (N, C, "
+                    "d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) format."
+                )
+            scale_factors = [float(s) for s in scale_factor]
+        else:
+            scale_factors = [float(scale_factor)] * dim
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if mode == "area" and output_size is None:
+        recompute_scale_factor = True
+    if recompute_scale_factor:
+        assert scale_factors is not None
+        output_size = [int(input.size(i + 2) * scale_factors[i]) for i in range(dim)]
+        scale_factors = None
+    if antialias and not (mode in ("bilinear", "bicubic") and input.dim() == 4):
+        raise ValueError(
+            "Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D "
+            "tensor as input"
+        )
+    if input.dim() not in (3, 4, 5) or mode not in (
+        *_MODE_DIMS,
+        "nearest",
+        "nearest-exact",
+        "area",
+    ):
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) for "
+            f"the modes: {_INTERP_MODES} (got {mode})"
+        )
+    need = _MODE_DIMS.get(mode)
+    if need is not None and need != input.dim():
+        if mode == "bicubic":
+            raise NotImplementedError(
+                f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) "
+                f"for the modes: {_INTERP_MODES} (got {mode})"
+            )
+        raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D input")
+    if output_size is None:
+        assert scale_factors is not None
+        output_size = [int(input.size(i + 2) * scale_factors[i]) for i in range(dim)]
+    for i, o in enumerate(output_size):
+        if o <= 0 or input.size(i + 2) <= 0:
+            raise RuntimeError(
+                f"Input and output sizes should be greater than 0, but got input "
+                f"({', '.join(str(s) for s in input.shape[2:])}) and output "
+                f"({', '.join(str(s) for s in output_size)})"
+            )
+    if not input.is_floating_point() and mode not in ("nearest", "nearest-exact"):
+        if input.dtype == rtorch.uint8 and mode in ("bilinear", "bicubic"):
+            # Computed in float32, rounded and saturated (PyTorch's fixed-point
+            # uint8 kernel can differ by one).
+            out = interpolate(
+                input.float(), output_size if scale_factors is None else None, scale_factors,
+                mode, align_corners, None, antialias,
+            )  # fmt: skip
+            return out.round().clamp(0, 255).to(rtorch.uint8)
+        names = {rtorch.int64: "Long", rtorch.int32: "Int", rtorch.int16: "Short"}
+        names.update({rtorch.int8: "Char", rtorch.uint8: "Byte", rtorch.bool: "Bool"})
+        raise NotImplementedError(
+            f"\"interpolate ({mode})\" not implemented for '{names.get(input.dtype, input.dtype)}'"
+        )
+    scales = scale_factors if scale_factors is not None else [None] * dim
+    ct = _coord_dtype(input)
+    out = input
+    for i in range(dim):
+        d = i + 2
+        n_in, n_out, sc = input.size(d), output_size[i], scales[i]
+        if mode in ("nearest", "nearest-exact"):
+            if n_in == n_out:
+                continue
+            idx = _nearest_indices(n_in, n_out, sc, mode == "nearest-exact")
+            out = out.index_select(d, rtorch.from_numpy(idx))
+        elif mode == "area":
+            if n_in != n_out:
+                out = _matrix_along(out, d, _area_matrix(n_in, n_out))
+        elif antialias:
+            out = _matrix_along(
+                out, d, _antialias_matrix(n_in, n_out, bool(align_corners), sc, mode == "bicubic")
+            )
+        elif mode == "bicubic":
+            idxs, ws = _cubic_taps(n_in, n_out, bool(align_corners), sc, ct)
+            out = _taps_along(out, d, idxs, ws)
+        else:
+            if n_in == n_out and (align_corners or sc is None or sc == 1.0):
+                continue
+            idxs, ws = _linear_taps(n_in, n_out, bool(align_corners), sc, ct)
+            out = _taps_along(out, d, idxs, ws)
+    return out if out is not input else input.clone()
+
+
+def upsample(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+) -> Tensor:
+    """Deprecated alias of :func:`interpolate`."""
+    warnings.warn(
+        "`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+) -> Tensor:
+    """Deprecated: ``interpolate(..., mode='nearest')``."""
+    warnings.warn(
+        "`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+) -> Tensor:
+    """Deprecated: ``interpolate(..., mode='bilinear', align_corners=True)``."""
+    warnings.warn(
+        "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=2,
+    )
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """``(*, C * r^2, H, W)`` -> ``(*, C, H * r, W * r)`` with ``r = upscale_factor``."""
+    r = upscale_factor
+    if input.dim() < 3:
+        raise RuntimeError(
+            "pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+            f"{input.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    c, h, w = input.shape[-3:]
+    if c % (r * r):
+        raise RuntimeError(
+            "pixel_shuffle expects its input's 'channel' dimension to be divisible by the square "
+            f"of upscale_factor, but input.size(-3)={c} is not divisible by {r * r}"
+        )
+    lead = list(input.shape[:-3])
+    n = len(lead)
+    x = input.reshape(lead + [c // (r * r), r, r, h, w])
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(lead + [c // (r * r), h * r, w * r])
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """``(*, C, H * r, W * r)`` -> ``(*, C * r^2, H, W)``, the inverse of :func:`pixel_shuffle`."""
+    r = downscale_factor
+    if input.dim() < 3:
+        raise RuntimeError(
+            "pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+            f"{input.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    c, h, w = input.shape[-3:]
+    if h % r:
+        raise RuntimeError(
+            "pixel_unshuffle expects height to be divisible by downscale_factor, but "
+            f"input.size(-2)={h} is not divisible by {r}"
+        )
+    if w % r:
+        raise RuntimeError(
+            "pixel_unshuffle expects width to be divisible by downscale_factor, but "
+            f"input.size(-1)={w} is not divisible by {r}"
+        )
+    lead = list(input.shape[:-3])
+    n = len(lead)
+    x = input.reshape(lead + [c, h // r, r, w // r, r])
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(lead + [c * r * r, h // r, w // r])
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """Interleave ``groups`` groups of channels: ``(N, g * k, *)`` -> ``(N, k * g, *)``."""
+    if input.dim() <= 2:
+        raise RuntimeError(
+            f"channel_shuffle expects input with > 2 dims, but got input with sizes "
+            f"{list(input.shape)}"
+        )
+    if groups <= 0:
+        raise RuntimeError(
+            f"Number of groups to divide channels in must be positive. Value of groups:{groups}"
+        )
+    n, c = input.size(0), input.size(1)
+    if c % groups:
+        raise RuntimeError(
+            f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups."
+        )
+    rest = list(input.shape[2:])
+    x = input.reshape([n, groups, c // groups] + rest).transpose(1, 2)
+    return x.reshape(input.shape)
+
+
+native_channel_shuffle = channel_shuffle
+
+
+_ALIGN_WARNING = (
+    "Default grid_sample and affine_grid behavior has changed to align_corners=False since "
+    "1.3.0. Please specify align_corners=True if the old behavior is desired. See the "
+    "documentation of grid_sample for details."
+)
+
+
+def affine_grid(theta: Tensor, size: Sequence[int], align_corners: bool | None = None) -> Tensor:
+    """Sampling grid ``(N, H, W, 2)`` (or ``(N, D, H, W, 3)``) of the affine maps
+    ``theta`` ``(N, 2, 3)`` (or ``(N, 3, 4)``) over normalised output
+    coordinates in ``[-1, 1]``, for :func:`grid_sample`.
+
+    Example::
+
+        >>> import rtorch
+        >>> theta = rtorch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+        >>> affine_grid(theta, (1, 1, 1, 2), align_corners=False)[0, 0]
+        tensor([[-0.5000,  0.0000],
+                [ 0.5000,  0.0000]])
+    """
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    if not theta.is_floating_point():
+        raise ValueError(
+            f"Expected theta to have floating point type, but got {_dtype_str(theta.dtype)}"
+        )
+    size = [int(s) for s in size]
+    if len(size) == 4:
+        if theta.dim() != 3 or theta.shape[-2] != 2 or theta.shape[-1] != 3:
+            raise ValueError(
+                f"Expected a batch of 2D affine matrices of shape Nx2x3 for size {size}. "
+                f"Got {theta.shape}."
+            )
+        spatial = size[-2:]
+    elif len(size) == 5:
+        if theta.dim() != 3 or theta.shape[-2] != 3 or theta.shape[-1] != 4:
+            raise ValueError(
+                f"Expected a batch of 3D affine matrices of shape Nx3x4 for size {size}. "
+                f"Got {theta.shape}."
+            )
+        spatial = size[-3:]
+    else:
+        raise NotImplementedError(
+            "affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+            f"respectively. Got size {size}."
+        )
+    if align_corners and min(spatial) == 1:
+        warnings.warn(
+            "Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+            "align_corners=True. This is not an intended use case of affine_grid. See the "
+            "documentation of affine_grid for details.",
+            stacklevel=2,
+        )
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    n = size[0]
+
+    def axis(steps: int) -> Tensor:
+        if steps <= 1:
+            return rtorch.zeros(max(steps, 0), dtype=theta.dtype)
+        g = rtorch.linspace(-1, 1, steps, dtype=theta.dtype)
+        return g if align_corners else g * ((steps - 1) / steps)
+
+    # Base grid rows (x, y[, z], 1), x varying fastest (the last spatial dim).
+    axes = [axis(s) for s in reversed(spatial)]
+    mesh = rtorch.meshgrid(*reversed(axes), indexing="ij")  # D/H/W order
+    base = rtorch.stack([*reversed(mesh), rtorch.ones(spatial, dtype=theta.dtype)], -1)
+    base = base.reshape(1, -1, len(spatial) + 1).expand(n, -1, -1)
+    grid = base.bmm(theta.transpose(1, 2))
+    return grid.reshape([n, *spatial, len(spatial)])
+
+
+def _dtype_str(dtype: Any) -> str:
+    return str(dtype)
+
+
+def _grid_unnormalize(coord: Tensor, size: int, align_corners: bool) -> Tensor:
+    if align_corners:
+        return (coord + 1) * ((size - 1) / 2)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _clip_coordinates(c: Tensor, size: int) -> Tensor:
+    """``clamp(c, 0, size - 1)`` whose gradient is 0 on the bounds too, as
+    PyTorch's grid sampler derivative."""
+    inside = (c > 0) & (c < size - 1)
+    return rtorch.where(inside, c, c.detach().clamp(0, size - 1))
+
+
+def _reflect_coordinates(c: Tensor, twice_low: int, twice_high: int) -> Tensor:
+    if twice_low == twice_high:
+        return c * 0
+    low = twice_low / 2
+    span = (twice_high - twice_low) / 2
+    c = c - low
+    c = c * ((c.detach() >= 0).to(c.dtype) * 2 - 1)  # |c| with slope +1 at 0
+    extra = c.fmod(span)
+    flips = (c / span).floor().detach()
+    even = flips.remainder(2) == 0
+    return rtorch.where(even, extra + low, span - extra + low)
+
+
+def _pad_coordinates(c: Tensor, size: int, padding_mode: str, align_corners: bool) -> Tensor:
+    if padding_mode == "border":
+        return _clip_coordinates(c, size)
+    if padding_mode == "reflection":
+        if align_corners:
+            c = _reflect_coordinates(c, 0, 2 * (size - 1))
+        else:
+            c = _reflect_coordinates(c, -1, 2 * size - 1)
+        return _clip_coordinates(c, size)
+    return c
+
+
+def grid_sample(
+    input: Tensor,
+    grid: Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool | None = None,
+) -> Tensor:
+    """Sample ``input`` at the normalised locations ``grid`` (``x, y[, z]`` in
+    ``[-1, 1]``; ``-1``/``1`` are the corner pixels' centres with
+    ``align_corners=True``, their outer edges otherwise).
+
+    Modes ``bilinear`` (trilinear for 5-D), ``nearest`` (half to even) and
+    ``bicubic`` (4-D); ``padding_mode`` ``zeros``, ``border`` or ``reflection``
+    for locations outside the input. Differentiable in ``input`` and ``grid``.
+
+    Shape:
+        - input ``(N, C, H, W)``, grid ``(N, H_out, W_out, 2)``, output ``(N, C, H_out, W_out)``.
+        - input ``(N, C, D, H, W)``, grid ``(N, D_out, H_out, W_out, 3)``.
+    """
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(
+            "nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or "
+            f"'bicubic', but got: '{mode}'"
+        )
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(
+            "nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+            f"'reflection', but got: '{padding_mode}'"
+        )
+    if align_corners is None:
+        warnings.warn(_ALIGN_WARNING, stacklevel=2)
+        align_corners = False
+    if input.dim() not in (4, 5) or grid.dim() != input.dim():
+        raise RuntimeError(
+            "grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, "
+            f"but got input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
+        )
+    if input.size(0) != grid.size(0):
+        raise RuntimeError(
+            "grid_sampler(): expected grid and input to have same batch size, but got input with "
+            f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
+        )
+    k = input.dim() - 2
+    if grid.size(-1) != k:
+        raise RuntimeError(
+            f"grid_sampler(): expected grid to have size {k} in last dimension, but got grid "
+            f"with sizes {list(grid.shape)}"
+        )
+    if mode == "bicubic" and k != 2:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+    if input.dtype != grid.dtype:
+        raise RuntimeError(
+            "grid_sampler(): expected input and grid to have same dtype, but input has "
+            f"{input.dtype} and grid has {grid.dtype}"
+        )
+    n, c = input.size(0), input.size(1)
+    sizes = list(input.shape[2:])  # (D,) H, W
+    out_spatial = list(grid.shape[1:-1])
+    flat = input.reshape(n, c, -1)
+    strides = [1] * k
+    for s in range(k - 2, -1, -1):
+        strides[s] = strides[s + 1] * sizes[s + 1]
+    # coords[s]: the unnormalised coordinate along spatial dim s; grid's last
+    # dim lists them x (width, the last dim) first.
+    pts = grid.reshape(n, -1, k)
+    coords = [_grid_unnormalize(pts[..., k - 1 - s], sizes[s], align_corners) for s in range(k)]
+
+    def sample(idx: list, weight: Tensor | None) -> Tensor:
+        valid = None
+        lin = None
+        for s in range(k):
+            ok = (idx[s] >= 0) & (idx[s] < sizes[s])
+            valid = ok if valid is None else valid & ok
+            term = idx[s].clamp(0, sizes[s] - 1) * strides[s]
+            lin = term if lin is None else lin + term
+        vals = flat.gather(2, lin.unsqueeze(1).expand(n, c, lin.size(1)))
+        mask = valid.to(input.dtype).unsqueeze(1)
+        return vals * (mask if weight is None else (weight * mask.squeeze(1)).unsqueeze(1))
+
+    if mode == "bicubic":
+        x0 = coords[1].detach().floor()
+        y0 = coords[0].detach().floor()
+        tx, ty = coords[1] - x0, coords[0] - y0
+        a = -0.75
+
+        def cc(t: Tensor) -> list:
+            def near(x: Tensor) -> Tensor:
+                return ((a + 2) * x - (a + 3)) * x * x + 1
+
+            def far(x: Tensor) -> Tensor:
+                return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+            return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+        wx, wy = cc(tx), cc(ty)
+        out = None
+        for i in range(4):
+            yi = _pad_coordinates(y0 + (i - 1), sizes[0], padding_mode, align_corners)
+            for j in range(4):
+                xj = _pad_coordinates(x0 + (j - 1), sizes[1], padding_mode, align_corners)
+                term = sample([yi.long(), xj.long()], wy[i] * wx[j])
+                out = term if out is None else out + term
+    else:
+        coords = [
+            _pad_coordinates(cs, sizes[s], padding_mode, align_corners)
+            for s, cs in enumerate(coords)
+        ]
+        if mode == "nearest":
+            idx = [cs.detach().round().long() for cs in coords]
+            out = sample(idx, None)
+        else:
+            lows = [cs.detach().floor() for cs in coords]
+            fracs = [cs - lo for cs, lo in zip(coords, lows, strict=True)]
+            lows_l = [lo.long() for lo in lows]
+            out = None
+            for corner in range(2**k):
+                bits = [(corner >> (k - 1 - s)) & 1 for s in range(k)]
+                w = None
+                for s in range(k):
+                    ws = fracs[s] if bits[s] else 1 - fracs[s]
+                    w = ws if w is None else w * ws
+                term = sample([lows_l[s] + bits[s] for s in range(k)], w)
+                out = term if out is None else out + term
+    return out.reshape([n, c, *out_spatial])  # type: ignore[union-attr]
+
+
+# --- CTC loss -------------------------------------------------------------------
+
+
+def _lengths(x: Any) -> list[int]:
+    if isinstance(x, Tensor):
+        return [int(v) for v in x.reshape(-1).tolist()]
+    if isinstance(x, int):
+        return [x]
+    return [int(v) for v in x]
+
+
+def ctc_loss(
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+) -> Tensor:
+    """Connectionist Temporal Classification loss: ``-log`` of the total
+    probability of every alignment of each target to its input.
+
+    The forward (alpha) recursion runs in log space over the blank-interleaved
+    target, one batched step per time frame, with differentiable tensor ops;
+    autograd gives the gradient. Impossible alignments give ``inf`` (``0``
+    with ``zero_infinity=True``, with a zero gradient). ``reduction='mean'``
+    divides each loss by its target length, then averages over the batch.
+
+    Shape:
+        - log_probs: ``(T, N, C)`` or ``(T, C)`` log-softmax outputs.
+        - targets: ``(N, S)`` padded, or the ``sum(target_lengths)`` targets concatenated.
+        - input_lengths, target_lengths: ``(N,)`` (tensors or sequences of ints).
+        - output: scalar, or ``(N,)`` with ``reduction='none'``.
+
+    Example::
+
+        >>> import rtorch
+        >>> lp = rtorch.tensor([[[0.5, 0.5]]]).log()  # one frame, two classes
+        >>> ctc_loss(lp, rtorch.tensor([[1]]), [1], [1], reduction="sum")  # -log(0.5)
+        tensor(0.6931)
+    """
+    _check_reduction(reduction)
+    unbatched = log_probs.dim() == 2
+    if unbatched:
+        log_probs = log_probs.unsqueeze(1)
+        targets = targets.unsqueeze(0)
+    t_max, n, n_classes = log_probs.shape
+    if not 0 <= blank < n_classes:
+        raise RuntimeError("blank must be in label range")
+    in_lens, tgt_lens = _lengths(input_lengths), _lengths(target_lengths)
+    if len(in_lens) != n:
+        raise RuntimeError("input_lengths must be of size batch_size")
+    if len(tgt_lens) != n:
+        raise RuntimeError("target_lengths must be of size batch_size")
+    for name, values, bound in (
+        ("input_lengths", in_lens, t_max),
+        ("target_lengths", tgt_lens, None),
+    ):
+        for v in values:
+            if v < 0:
+                raise RuntimeError(
+                    f"Expected {name} to have value at least 0, but got value {v} (while "
+                    "checking arguments for ctc_loss_allocate_outputs)"
+                )
+            if bound is not None and v > bound:
+                raise RuntimeError(
+                    f"Expected {name} to have value at most {bound}, but got value {v} (while "
+                    "checking arguments for ctc_loss_allocate_outputs)"
+                )
+    s_max = max(tgt_lens) if tgt_lens else 0
+    tg = targets.long()
+    if tg.dim() == 1 and not unbatched:
+        # Concatenated targets: split into a padded (N, S) matrix.
+        rows, start = [], 0
+        for length in tgt_lens:
+            row = tg[start : start + length].tolist()
+            rows.append(row + [blank] * (s_max - length))
+            start += length
+        tg = rtorch.tensor(rows, dtype=rtorch.int64).reshape(n, s_max)
+    elif tg.size(1) < s_max:
+        raise RuntimeError(
+            f"Expected tensor to have size at least {s_max} at dimension 1, but got size "
+            f"{tg.size(1)} for argument #2 'targets' (while checking arguments for "
+            "ctc_loss_allocate_outputs)"
+        )
+    tg = tg[:, :s_max]
+    width = 2 * s_max + 1
+    # Blank-interleaved targets (N, 2S+1) and where the skip transition s-2 -> s is allowed.
+    ext = rtorch.full((n, width), blank, dtype=rtorch.int64)
+    if s_max:
+        ext[:, 1::2] = tg
+    skip = rtorch.zeros((n, width), dtype=rtorch.bool)
+    if s_max > 1:
+        skip[:, 3::2] = (tg[:, 1:] != tg[:, :-1]) & (tg[:, 1:] != blank)
+    dtype = log_probs.dtype
+    neg = -1e30 if dtype == rtorch.float64 else -1e20
+    lp = log_probs.gather(2, ext.unsqueeze(0).expand(t_max, n, width))  # (T, N, 2S+1)
+    init = rtorch.full((n, width), neg, dtype=dtype)
+    init[:, :2] = 0.0
+    alpha = (init + lp[0]) if t_max else init
+    if width > 2:
+        alpha = rtorch.cat([alpha[:, :2], rtorch.full((n, width - 2), neg, dtype=dtype)], 1)
+    pad1 = rtorch.full((n, 1), neg, dtype=dtype)
+    pad2 = rtorch.full((n, 2), neg, dtype=dtype)
+    skip_f = skip.to(dtype)
+    in_len_t = rtorch.tensor(in_lens, dtype=rtorch.int64).reshape(n, 1)
+    for t in range(1, t_max):
+        prev1 = rtorch.cat([pad1, alpha[:, :-1]], 1)
+        prev2 = rtorch.cat([pad2, alpha[:, :-2]], 1) if width > 1 else pad1
+        prev2 = prev2 * skip_f + neg * (1 - skip_f)
+        new = rtorch.stack([alpha, prev1, prev2]).logsumexp(0) + lp[t]
+        alpha = rtorch.where(in_len_t > t, new, alpha)
+    end = rtorch.tensor([2 * s for s in tgt_lens], dtype=rtorch.int64).reshape(n, 1)
+    last_blank = alpha.gather(1, end)
+    last_label = alpha.gather(1, (end - 1).clamp_min(0))
+    has_label = (end > 0).to(dtype)
+    last_label = last_label * has_label + neg * (1 - has_label)
+    ll = rtorch.cat([last_blank, last_label], 1).logsumexp(1)
+    impossible = (ll < neg / 2) | (in_len_t.reshape(-1) == 0) & (end.reshape(-1) > 0)
+    loss = -ll
+    if zero_infinity:
+        loss = rtorch.where(impossible, rtorch.zeros((), dtype=dtype), loss)
+    else:
+        loss = rtorch.where(impossible, rtorch.full((), math.inf, dtype=dtype), loss)
+    if unbatched:
+        loss = loss.squeeze(0)
+    if reduction == "mean":
+        lengths = rtorch.tensor(tgt_lens, dtype=dtype).clamp_min(1)
+        return (loss / (lengths.squeeze(0) if unbatched else lengths)).mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+__all__ += [
+    "scaled_dot_product_attention", "multi_head_attention_forward", "rrelu", "rrelu_",
+    "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+    "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "affine_grid", "grid_sample",
+    "ctc_loss",
+]  # fmt: skip

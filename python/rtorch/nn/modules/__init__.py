@@ -23,11 +23,26 @@ from rtorch.nn.modules.module import *  # noqa: F403
 from rtorch.nn.modules.normalization import *  # noqa: F403
 from rtorch.nn.modules.sparse import *  # noqa: F403
 
+# --- attention, transformer, resampling, padding ---
+from rtorch.nn.modules import (  # isort: skip
+    channelshuffle,
+    padding,
+    pixelshuffle,
+    transformer,
+    upsampling,
+)
+from rtorch.nn.modules.channelshuffle import *  # noqa: F403, E402
+from rtorch.nn.modules.padding import *  # noqa: F403, E402
+from rtorch.nn.modules.pixelshuffle import *  # noqa: F403, E402
+from rtorch.nn.modules.transformer import *  # noqa: F403, E402
+from rtorch.nn.modules.upsampling import *  # noqa: F403, E402
+
 __all__ = [
     name
     for family in (
         module, container, linear, flatten, activation, dropout, sparse, normalization,
         batchnorm, loss,
+        transformer, padding, pixelshuffle, upsampling, channelshuffle,
     )
     for name in family.__all__
 ]  # fmt: skip

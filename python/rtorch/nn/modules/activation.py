@@ -351,3 +351,253 @@ class Softmin(Softmax):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.softmin(input, self.dim, _stacklevel=5)
+
+
+# --- attention and randomised activations --------------------------------------
+
+__all__ += ["MultiheadAttention", "RReLU", "Softmax2d"]
+
+
+class RReLU(Module):
+    """Randomised leaky ReLU: in training each negative element gets a slope
+    drawn from ``U(lower, upper)``; in eval the slope is ``(lower + upper) / 2``.
+
+    Args:
+        lower: lower bound of the slope. Default: 1/8.
+        upper: upper bound of the slope. Default: 1/3.
+        inplace: overwrite the input. Default: ``False``.
+
+    Example::
+
+        >>> import rtorch
+        >>> rtorch.nn.RReLU(0.1, 0.3).eval()(rtorch.tensor([-1.0, 2.0]))
+        tensor([-0.2000,  2.0000])
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        extra = ", inplace=True" if self.inplace else ""
+        return f"lower={self.lower}, upper={self.upper}{extra}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) at each location of a ``(N, C, H, W)``
+    or ``(C, H, W)`` input."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() not in (3, 4):
+            raise ValueError(
+                f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D instead"
+            )
+        return F.softmax(input, -3, _stacklevel=5)
+
+
+class MultiheadAttention(Module):
+    """Multi-head attention (Vaswani et al.): project query, key and value,
+    attend per head with :func:`~rtorch.nn.functional.scaled_dot_product_attention`
+    and project the concatenated heads.
+
+    Args:
+        embed_dim: model dimension (split across heads).
+        num_heads: number of heads; must divide ``embed_dim``.
+        dropout: dropout on the attention weights (training only). Default: 0.0.
+        bias: learn input/output projection biases. Default: ``True``.
+        add_bias_kv: learn a key and a value appended to the sequence. Default: ``False``.
+        add_zero_attn: append a zero key and value. Default: ``False``.
+        kdim, vdim: key/value feature sizes (default ``embed_dim``); when they
+            differ from ``embed_dim`` the projections are separate
+            ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``.
+        batch_first: inputs and outputs are ``(N, L, E)`` instead of ``(L, N, E)``.
+
+    Shape:
+        - query ``(L, N, E)``, key ``(S, N, kdim)``, value ``(S, N, vdim)`` (or
+          batch-first, or unbatched without ``N``).
+        - output ``(L, N, E)`` and the attention weights ``(N, L, S)`` (averaged over
+          heads) or ``None`` when ``need_weights=False``.
+
+    Example::
+
+        >>> import rtorch
+        >>> mha = rtorch.nn.MultiheadAttention(8, 2, batch_first=True)
+        >>> x = rtorch.randn(3, 5, 8)
+        >>> out, w = mha(x, x, x)
+        >>> out.shape, w.shape
+        (torch.Size([3, 5, 8]), torch.Size([3, 5, 5]))
+    """
+
+    __constants__ = ["batch_first"]
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(
+                f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} "
+                f"and num_heads={num_heads} instead"
+            )
+        super().__init__()
+        from rtorch.nn.modules.linear import NonDynamicallyQuantizableLinear
+
+        kw = {"device": device, "dtype": dtype}
+        self.embed_dim = embed_dim
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.head_dim = embed_dim // num_heads
+        if self.head_dim * num_heads != self.embed_dim:
+            raise AssertionError("embed_dim must be divisible by num_heads")
+        if not self._qkv_same_embed_dim:
+            self.q_proj_weight = Parameter(rtorch.empty((embed_dim, embed_dim), **kw))
+            self.k_proj_weight = Parameter(rtorch.empty((embed_dim, self.kdim), **kw))
+            self.v_proj_weight = Parameter(rtorch.empty((embed_dim, self.vdim), **kw))
+            self.register_parameter("in_proj_weight", None)
+        else:
+            self.in_proj_weight = Parameter(rtorch.empty((3 * embed_dim, embed_dim), **kw))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        if bias:
+            self.in_proj_bias = Parameter(rtorch.empty(3 * embed_dim, **kw))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)
+        if add_bias_kv:
+            self.bias_k = Parameter(rtorch.empty((1, 1, embed_dim), **kw))
+            self.bias_v = Parameter(rtorch.empty((1, 1, embed_dim), **kw))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        from rtorch.nn import init
+
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
+        if self.in_proj_bias is not None:
+            init.constant_(self.in_proj_bias, 0.0)
+            init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            init.xavier_normal_(self.bias_v)
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints from before kdim/vdim existed.
+        if "_qkv_same_embed_dim" not in state:
+            state["_qkv_same_embed_dim"] = True
+        super().__setstate__(state)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from ``query`` to ``key``/``value``.
+
+        ``key_padding_mask`` ``(N, S)``: ``True`` (or ``-inf``) marks keys to
+        ignore; ``attn_mask`` ``(L, S)`` or ``(N * num_heads, L, S)``, same
+        convention. ``is_causal`` is a hint that ``attn_mask`` is the causal mask.
+        Returns ``(output, weights)``; weights are ``None`` unless ``need_weights``.
+        """
+        is_batched = query.dim() == 3
+        key_padding_mask = F._canonical_mask(
+            key_padding_mask,
+            "key_padding_mask",
+            F._none_or_dtype(attn_mask),
+            "attn_mask",
+            query.dtype,
+        )
+        attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False)
+        if self.batch_first and is_batched:
+            # Keep `key is value` / `query is key` identities: they pick the
+            # one-matmul packed projection.
+            if key is value:
+                if query is key:
+                    query = key = value = query.transpose(1, 0)
+                else:
+                    query, key = (x.transpose(1, 0) for x in (query, key))
+                    value = key
+            else:
+                query, key, value = (x.transpose(1, 0) for x in (query, key, value))
+        if not self._qkv_same_embed_dim:
+            out, weights = F.multi_head_attention_forward(
+                query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+                self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
+                self.out_proj.weight, self.out_proj.bias, training=self.training,
+                key_padding_mask=key_padding_mask, need_weights=need_weights,
+                attn_mask=attn_mask, use_separate_proj_weight=True,
+                q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
+                v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
+                is_causal=is_causal,
+            )  # fmt: skip
+        else:
+            out, weights = F.multi_head_attention_forward(
+                query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+                self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
+                self.out_proj.weight, self.out_proj.bias, training=self.training,
+                key_padding_mask=key_padding_mask, need_weights=need_weights,
+                attn_mask=attn_mask, average_attn_weights=average_attn_weights,
+                is_causal=is_causal,
+            )  # fmt: skip
+        if self.batch_first and is_batched:
+            return out.transpose(1, 0), weights
+        return out, weights
+
+    def merge_masks(
+        self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, query: Tensor
+    ) -> tuple[Tensor | None, int | None]:
+        """Combine a ``(L, L)``/``(N * H, L, L)`` attention mask and an ``(N, L)``
+        key padding mask into one ``(N, H, L, L)`` mask for batch-first
+        self-attention; returns ``(mask, type)`` with type 1 (padding only),
+        2 (attention mask) or ``None`` (no mask)."""
+        mask_type, merged = None, None
+        if key_padding_mask is not None:
+            mask_type, merged = 1, key_padding_mask
+        if attn_mask is not None:
+            batch_size, seq_len, _ = query.shape
+            mask_type = 2
+            if attn_mask.dim() == 3:
+                merged = attn_mask.view(batch_size, -1, seq_len, seq_len)
+            else:
+                merged = attn_mask.view(1, 1, seq_len, seq_len).expand(
+                    batch_size, self.num_heads, -1, -1
+                )
+            if key_padding_mask is not None:
+                padding = key_padding_mask.view(batch_size, 1, 1, seq_len).expand(
+                    -1, self.num_heads, -1, -1
+                )
+                merged = merged + padding
+        return merged, mask_type

@@ -153,3 +153,8 @@ class Bilinear(Module):
             f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
             f"out_features={self.out_features}, bias={self.bias is not None}"
         )
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """A :class:`Linear` that PyTorch's quantization tooling leaves alone;
+    ``MultiheadAttention.out_proj`` is one (kept for checkpoint and type parity)."""

@@ -394,3 +394,50 @@ class MultiMarginLoss(_WeightedLoss):
             weight=self.weight,
             reduction=self.reduction,
         )
+
+
+# --- CTC ----------------------------------------------------------------------------
+
+from typing import Any  # noqa: E402
+
+__all__ += ["CTCLoss"]
+
+
+class CTCLoss(_Loss):
+    """Connectionist Temporal Classification loss (see
+    :func:`~rtorch.nn.functional.ctc_loss`).
+
+    Args:
+        blank: the blank label. Default: 0.
+        reduction: ``'none'``, ``'mean'`` (each loss over its target length, then
+            the batch mean) or ``'sum'``. Default: ``'mean'``.
+        zero_infinity: replace infinite losses (impossible alignments) and
+            their gradients by zero. Default: ``False``.
+
+    Shape:
+        - log_probs ``(T, N, C)``, targets ``(N, S)`` or concatenated,
+          input_lengths and target_lengths ``(N,)``.
+
+    Example::
+
+        >>> import rtorch
+        >>> loss = rtorch.nn.CTCLoss()
+        >>> lp = rtorch.randn(6, 2, 4).log_softmax(2)
+        >>> loss(lp, rtorch.tensor([[1, 2], [3, 3]]), [6, 5], [2, 2]).dim()
+        0
+    """
+
+    __constants__ = ["blank", "reduction"]
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__(reduction=reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def forward(
+        self, log_probs: Tensor, targets: Tensor, input_lengths: Any, target_lengths: Any
+    ) -> Tensor:
+        return F.ctc_loss(
+            log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+            self.zero_infinity,
+        )  # fmt: skip
