@@ -10,6 +10,7 @@ from rtorch.nn.modules import (
     loss,
     module,
     normalization,
+    rnn,
     sparse,
 )
 from rtorch.nn.modules.activation import *  # noqa: F403
@@ -21,13 +22,14 @@ from rtorch.nn.modules.linear import *  # noqa: F403
 from rtorch.nn.modules.loss import *  # noqa: F403
 from rtorch.nn.modules.module import *  # noqa: F403
 from rtorch.nn.modules.normalization import *  # noqa: F403
+from rtorch.nn.modules.rnn import *  # noqa: F403
 from rtorch.nn.modules.sparse import *  # noqa: F403
 
 __all__ = [
     name
     for family in (
         module, container, linear, flatten, activation, dropout, sparse, normalization,
-        batchnorm, loss,
+        batchnorm, loss, rnn,
     )
     for name in family.__all__
 ]  # fmt: skip
