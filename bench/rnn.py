@@ -1,7 +1,8 @@
 """Recurrent layers: rtorch against PyTorch (when installed) in one run.
 
 Workload: ``nn.LSTM(256, 256)`` on a ``(50, 32, 256)`` input (seq, batch,
-features), forward + backward of ``output.sum()``, best of several repeats;
+features), forward + backward of ``output.sum()``, best of several repeats (the two
+libraries alternate);
 also forward only, and a GRU of the same size.
 
 Ratios are rtorch's time over PyTorch's: below 1.0 means rtorch is faster.
@@ -28,14 +29,24 @@ except ImportError:
 SEQ, BATCH, INPUT, HIDDEN = 50, 32, 256, 256
 
 
-def best(fn: Callable[[], Any], repeats: int = 7) -> float:
-    fn()
-    times = []
+def best_pair(
+    mine: Callable[[], Any], theirs: Callable[[], Any] | None, repeats: int = 9
+) -> tuple[float, float | None]:
+    """Best times of the two workloads, run alternately so load changes on
+    the machine hit both alike."""
+    mine()
+    if theirs is not None:
+        theirs()
+    t_mine: list[float] = []
+    t_theirs: list[float] = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, times in ((mine, t_mine), (theirs, t_theirs)):
+            if fn is None:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return min(t_mine), (min(t_theirs) if t_theirs else None)
 
 
 def workload(lib: Any, cls: str, backward: bool) -> Callable[[], Any]:
@@ -64,10 +75,10 @@ def main() -> None:
     ]
     print(f"seq {SEQ}, batch {BATCH}, input {INPUT}, hidden {HIDDEN}")
     for name, cls, backward in cases:
-        mine = best(workload(rtorch, cls, backward))
+        other = workload(torch, cls, backward) if torch is not None else None
+        mine, theirs = best_pair(workload(rtorch, cls, backward), other)
         line = f"{name:20s} rtorch {mine * 1e3:8.2f} ms"
-        if torch is not None:
-            theirs = best(workload(torch, cls, backward))
+        if theirs is not None:
             line += f"   torch {theirs * 1e3:8.2f} ms   ratio {mine / theirs:5.2f}"
         print(line)
 

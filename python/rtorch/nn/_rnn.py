@@ -3,7 +3,7 @@
 One layer and direction runs as two parts:
 
 - the input projection ``W_ih x_t + b`` of every timestep at once (one
-  batched matmul, recorded by autograd as usual);
+  ``addmm`` over all ``N`` rows, recorded by autograd as usual);
 - the recurrence over time, a single autograd node (:class:`_Recurrence`)
   whose forward loops over the timesteps without recording and whose
   backward walks them back, computing the weight gradients with one matmul
@@ -11,18 +11,19 @@ One layer and direction runs as two parts:
 
 States are kept transposed, ``(features, batch)``: the gate blocks of
 ``W_hh h`` (``i, f, g, o`` for LSTM, ``r, z, n`` for GRU) are then
-contiguous row blocks, so every elementwise step runs on contiguous memory.
+contiguous row blocks, so the gate nonlinearities and the cell update run
+on contiguous memory.
 
-Two input layouts share the code:
+Inputs and outputs use the packed layout: ``(N, features)`` with timestep
+``t``'s ``batch_sizes[t]`` rows contiguous (sequences sorted by decreasing
+length). A padded ``(T, B, I)`` input is the case ``batch_sizes = [B] * T``
+(a reshape, no copy). Step ``t`` updates only the first ``batch_sizes[t]``
+columns of the state; the others keep theirs, so the final state of each
+sequence is the one at its last valid step.
 
-- padded: ``xp`` is ``(T, G*H, B)``, the output ``(T, P, B)``;
-- packed (``batch_sizes`` given, sequences sorted by decreasing length):
-  ``xp`` is ``(N, G*H)`` with timestep ``t``'s rows contiguous, the output
-  ``(N, P)``. Step ``t`` updates only the first ``batch_sizes[t]`` columns
-  of the state; the others keep theirs, so the final state of each sequence
-  is the one at its last valid step.
-
-The backward is once differentiable (double backward raises).
+The backward is once differentiable: under ``create_graph=True`` the
+gradients it returns carry no graph (double backward through an RNN layer is
+not supported; the cells are plain compositions and support it).
 """
 
 from __future__ import annotations
@@ -37,20 +38,13 @@ from rtorch.autograd.function import Function, once_differentiable
 __all__: list[str] = []
 
 
-def _steps(batch_sizes: Sequence[int] | None, T: int, B: int, reverse: bool) -> list:
+def _steps(batch_sizes: Sequence[int], reverse: bool) -> list:
     """``(t, offset, batch)`` for every timestep, in processing order."""
-    if batch_sizes is None:
-        steps = [(t, t * B, B) for t in range(T)]
-    else:
-        steps, off = [], 0
-        for t, bs in enumerate(batch_sizes):
-            steps.append((t, off, bs))
-            off += bs
+    steps, off = [], 0
+    for t, bs in enumerate(batch_sizes):
+        steps.append((t, off, bs))
+        off += bs
     return steps[::-1] if reverse else steps
-
-
-def _xp_at(xp: Tensor, packed: bool, t: int, off: int, bs: int) -> Tensor:
-    return xp.narrow(0, off, bs).t() if packed else xp[t]
 
 
 def _prefix_update(state: Tensor, new: Tensor, bs: int) -> Tensor:
@@ -60,14 +54,12 @@ def _prefix_update(state: Tensor, new: Tensor, bs: int) -> Tensor:
     return rtorch.cat([new, state[:, bs:]], 1)
 
 
-def _collect(parts: list, packed: bool, steps_order: list) -> Tensor:
-    """Per-step ``(F, bs)`` tensors (in processing order) as the layer layout."""
-    by_time = [None] * len(parts)
+def _collect(parts: list, steps_order: list) -> Tensor:
+    """Per-step ``(F, bs)`` tensors (in processing order) as one ``(N, F)``."""
+    by_time: list = [None] * len(parts)
     for k, (t, _, _) in enumerate(steps_order):
-        by_time[t] = parts[k]
-    if packed:
-        return rtorch.cat([p.t() for p in by_time], 0)
-    return rtorch.stack(by_time, 0)
+        by_time[t] = parts[k].t()
+    return rtorch.cat(by_time, 0)
 
 
 class _Recurrence(Function):
@@ -75,7 +67,7 @@ class _Recurrence(Function):
     def forward(
         ctx: Any,
         mode: str,
-        batch_sizes: tuple | None,
+        batch_sizes: tuple,
         reverse: bool,
         xp: Tensor,
         h0: Tensor,
@@ -84,16 +76,14 @@ class _Recurrence(Function):
         b_hh: Tensor | None,
         w_hr: Tensor | None,
     ) -> Any:
-        packed = batch_sizes is not None
         B = h0.size(1)
-        T = len(batch_sizes) if packed else xp.size(0)
-        steps = _steps(batch_sizes, T, B, reverse)
+        steps = _steps(batch_sizes, reverse)
         H = w_hh.size(0) // {"LSTM": 4, "GRU": 3}.get(mode, 1)
         h = h0.contiguous()
         c = c0.contiguous() if c0 is not None else None
         outs, hprevs, saved = [], [], []
-        for t, off, bs in steps:
-            x_t = _xp_at(xp, packed, t, off, bs)
+        for _, off, bs in steps:
+            x_t = xp.narrow(0, off, bs).t()
             hp = h if bs == B else h[:, :bs]
             hprevs.append(hp)
             if mode == "LSTM":
@@ -129,7 +119,7 @@ class _Recurrence(Function):
         ctx.hprevs, ctx.saved = hprevs, saved
         ctx.has_b_hh = b_hh is not None
         ctx.save_for_backward(w_hh, w_hr)
-        out = _collect(outs, packed, steps)
+        out = _collect(outs, steps)
         if mode == "LSTM":
             return out, h, c
         return out, h
@@ -138,7 +128,6 @@ class _Recurrence(Function):
     @once_differentiable
     def backward(ctx: Any, dout: Tensor | None, dh_n: Tensor | None, *rest: Any) -> Any:
         mode, steps, H, B = ctx.mode, ctx.steps, ctx.H, ctx.B
-        packed = ctx.batch_sizes is not None
         w_hh, w_hr = ctx.saved_tensors
         w_hh_t = w_hh.t().contiguous()
         w_hr_t = w_hr.t().contiguous() if w_hr is not None else None
@@ -153,10 +142,10 @@ class _Recurrence(Function):
         d_x: list = [None] * len(steps)  # gradient at the input projection per step
         d_hs: list = [None] * len(steps)  # LSTM with projection: gradient at h per step
         for k in range(len(steps) - 1, -1, -1):
-            t, off, bs = steps[k]
+            _, off, bs = steps[k]
             dh_t = dh if bs == B else dh[:, :bs]
             if dout is not None:
-                dh_t = dh_t + (dout.narrow(0, off, bs).t() if packed else dout[t])
+                dh_t = dh_t + dout.narrow(0, off, bs).t()
             hp = ctx.hprevs[k]
             if mode == "LSTM":
                 g, cp, tc, r = ctx.saved[k]
@@ -197,7 +186,7 @@ class _Recurrence(Function):
                 dhp = w_hh_t.mm(dp)
             dh = _prefix_update(dh, dhp, bs)
         n_in = ctx.needs_input_grad
-        dxp = _collect(d_x, packed, steps) if n_in[3] else None
+        dxp = _collect(d_x, steps) if n_in[3] else None
         dw_hh = db_hh = dw_hr = None
         if n_in[6] or n_in[7]:
             dp_all = rtorch.cat(d_pre, 1)  # (G*H, N)
@@ -218,7 +207,7 @@ class _Recurrence(Function):
 def _layer(
     mode: str,
     x: Tensor,
-    batch_sizes: tuple | None,
+    batch_sizes: tuple,
     h0: Tensor,
     c0: Tensor | None,
     w_ih: Tensor,
@@ -230,21 +219,15 @@ def _layer(
 ) -> tuple:
     """One layer and direction.
 
-    ``x`` is ``(T, I, B)`` (padded) or ``(N, I)`` (packed); ``h0``/``c0`` are
-    ``(P, B)``/``(H, B)``. Returns the output in the same layout and the final
-    states, transposed like ``h0``.
+    ``x`` is ``(N, I)``; ``h0``/``c0`` are ``(P, B)``/``(H, B)``. Returns the
+    output ``(N, P)`` and the final states, transposed like ``h0``.
     """
     if mode == "GRU":
         bias, rec_bias = b_ih, b_hh
     else:
         bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
         rec_bias = None
-    if batch_sizes is not None:
-        xp = x.matmul(w_ih.t()) if bias is None else rtorch.addmm(bias, x, w_ih.t())
-    else:
-        xp = rtorch.matmul(w_ih, x)
-        if bias is not None:
-            xp = xp + bias.unsqueeze(1)
+    xp = x.matmul(w_ih.t()) if bias is None else rtorch.addmm(bias, x, w_ih.t())
     return _Recurrence.apply(mode, batch_sizes, reverse, xp, h0, c0, w_hh, rec_bias, w_hr)
 
 
@@ -274,7 +257,12 @@ def rnn_forward(
 
     packed = batch_sizes is not None
     D = 2 if bidirectional else 1
-    x = input if packed else input.transpose(1, 2)
+    if packed:
+        x = input
+    else:
+        T, B = input.shape[0], input.shape[1]
+        x = input.reshape(T * B, input.shape[2])
+        batch_sizes = (B,) * T
     hs, cs = [], []
     for layer in range(num_layers):
         outs = []
@@ -290,7 +278,7 @@ def rnn_forward(
         x = outs[0] if D == 1 else rtorch.cat(outs, 1)
         if dropout > 0 and training and layer < num_layers - 1:
             x = F.dropout(x, dropout, True)
-    out = x if packed else x.transpose(1, 2).contiguous()
+    out = x if packed else x.view(T, B, x.size(1))
     h_n = rtorch.stack(hs, 0)
     if mode == "LSTM":
         return out, h_n, rtorch.stack(cs, 0)

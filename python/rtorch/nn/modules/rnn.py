@@ -51,7 +51,6 @@ class RNNBase(Module):
         self.num_layers = num_layers
         self.bias = bias
         self.batch_first = batch_first
-        self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = proj_size
         num_directions = 2 if bidirectional else 1
@@ -65,6 +64,7 @@ class RNNBase(Module):
                 "dropout should be a number in range [0, 1] representing the probability of an "
                 "element being zeroed"
             )
+        self.dropout = float(dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero "
