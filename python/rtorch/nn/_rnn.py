@@ -3,7 +3,7 @@
 One layer and direction runs as two parts:
 
 - the input projection ``W_ih x_t + b`` of every timestep at once (one
-  ``addmm`` over all ``N`` rows, recorded by autograd as usual);
+  ``addmm`` giving ``(G*H, N)``, recorded by autograd as usual);
 - the recurrence over time, a single autograd node (:class:`_Recurrence`)
   whose forward loops over the timesteps without recording and whose
   backward walks them back, computing the weight gradients with one matmul
@@ -14,9 +14,10 @@ States are kept transposed, ``(features, batch)``: the gate blocks of
 contiguous row blocks, so the gate nonlinearities and the cell update run
 on contiguous memory.
 
-Inputs and outputs use the packed layout: ``(N, features)`` with timestep
-``t``'s ``batch_sizes[t]`` rows contiguous (sequences sorted by decreasing
-length). A padded ``(T, B, I)`` input is the case ``batch_sizes = [B] * T``
+Layer inputs and outputs use the packed layout: ``(N, features)`` with
+timestep ``t``'s ``batch_sizes[t]`` rows contiguous (sequences sorted by
+decreasing length); the projected input is its transpose ``(G*H, N)``, so
+step ``t`` reads a column block and the gradient is one concatenation. A padded ``(T, B, I)`` input is the case ``batch_sizes = [B] * T``
 (a reshape, no copy). Step ``t`` updates only the first ``batch_sizes[t]``
 columns of the state; the others keep theirs, so the final state of each
 sequence is the one at its last valid step.
@@ -83,7 +84,7 @@ class _Recurrence(Function):
         c = c0.contiguous() if c0 is not None else None
         outs, hprevs, saved = [], [], []
         for _, off, bs in steps:
-            x_t = xp.narrow(0, off, bs).t()
+            x_t = xp.narrow(1, off, bs)
             hp = h if bs == B else h[:, :bs]
             hprevs.append(hp)
             if mode == "LSTM":
@@ -118,6 +119,7 @@ class _Recurrence(Function):
         ctx.mode, ctx.batch_sizes, ctx.steps, ctx.H, ctx.B = mode, batch_sizes, steps, H, B
         ctx.hprevs, ctx.saved = hprevs, saved
         ctx.has_b_hh = b_hh is not None
+        ctx.reverse = reverse
         ctx.save_for_backward(w_hh, w_hr)
         out = _collect(outs, steps)
         if mode == "LSTM":
@@ -186,19 +188,20 @@ class _Recurrence(Function):
                 dhp = w_hh_t.mm(dp)
             dh = _prefix_update(dh, dhp, bs)
         n_in = ctx.needs_input_grad
-        dxp = _collect(d_x, steps) if n_in[3] else None
+        # d_x is in processing order; the input's columns are in time order.
+        dxp = rtorch.cat(d_x[::-1] if ctx.reverse else d_x, 1) if n_in[3] else None
         dw_hh = db_hh = dw_hr = None
         if n_in[6] or n_in[7]:
             dp_all = rtorch.cat(d_pre, 1)  # (G*H, N)
             if n_in[6]:
-                hp_all = rtorch.cat([h.t() for h in ctx.hprevs], 0)  # (N, P)
-                dw_hh = dp_all.mm(hp_all)
+                hp_all = rtorch.cat(ctx.hprevs, 1)  # (P, N)
+                dw_hh = dp_all.mm(hp_all.t())
             if n_in[7] and ctx.has_b_hh:
                 db_hh = dp_all.sum(1)
         if w_hr is not None and n_in[8]:
             dh_all = rtorch.cat(d_hs, 1)  # (P, N)
-            r_all = rtorch.cat([s[3].t() for s in ctx.saved], 0)  # (N, H)
-            dw_hr = dh_all.mm(r_all)
+            r_all = rtorch.cat([s[3] for s in ctx.saved], 1)  # (H, N)
+            dw_hr = dh_all.mm(r_all.t())
         dh0 = dh if n_in[4] else None
         dc0 = dc if (mode == "LSTM" and n_in[5]) else None
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, dw_hr
@@ -227,7 +230,9 @@ def _layer(
     else:
         bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
         rec_bias = None
-    xp = x.matmul(w_ih.t()) if bias is None else rtorch.addmm(bias, x, w_ih.t())
+    # (G*H, N): step t's columns are a contiguous block of every row.
+    xt = x.t()
+    xp = w_ih.mm(xt) if bias is None else rtorch.addmm(bias.unsqueeze(1), w_ih, xt)
     return _Recurrence.apply(mode, batch_sizes, reverse, xp, h0, c0, w_hh, rec_bias, w_hr)
 
 
