@@ -432,3 +432,100 @@ def test_embedding_bag_matches_pytorch():
             rtorch.tensor(idx), rtorch.tensor(w), rtorch.tensor(offsets), mode=mode, padding_idx=7
         )
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12)
+
+
+# ---------------------------------------------------------------- orthogonal
+
+
+def _expm_numpy(A):
+    w, V = np.linalg.eig(A)
+    return (V @ np.diag(np.exp(w)) @ np.linalg.inv(V)).real
+
+
+def test_private_matrix_exp_and_householder_product_against_numpy():
+    from rtorch.nn.utils.parametrizations import _householder_product, _matrix_exp
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2, 4, 4)) * 2.0  # norm > 1: scaling and squaring runs
+    got = _matrix_exp(rtorch.tensor(A)).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(got[b], _expm_numpy(A[b]), rtol=1e-10, atol=1e-10)
+    V, tau = rng.standard_normal((5, 3)), rng.random(3)
+    want = np.eye(5)
+    for i in range(3):
+        v = np.where(np.arange(5) > i, V[:, i], 0.0)
+        v[i] = 1.0
+        want = want @ (np.eye(5) - tau[i] * np.outer(v, v))
+    got = _householder_product(rtorch.tensor(V), rtorch.tensor(tau)).numpy()
+    np.testing.assert_allclose(got, want[:, :3], atol=1e-12)
+
+
+@pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5)])
+@pytest.mark.parametrize("use_trivialization", [True, False])
+def test_orthogonal_parametrization(orthogonal_map, shape, use_trivialization):
+    rtorch.manual_seed(0)
+    m = nn.Linear(shape[1], shape[0]).double()
+    parametrizations.orthogonal(
+        m, orthogonal_map=orthogonal_map, use_trivialization=use_trivialization
+    )
+    Q = m.weight.detach().numpy()
+    Qt = Q if shape[0] >= shape[1] else Q.T
+    np.testing.assert_allclose(Qt.T @ Qt, np.eye(Qt.shape[1]), atol=1e-12)
+    # Gradients reach the original and a step keeps the weight orthogonal.
+    m(rtorch.ones(2, shape[1], dtype=rtorch.float64)).pow(2).sum().backward()
+    original = m.parametrizations.weight.original
+    assert original.grad is not None and original.grad.abs().sum().item() > 0
+    with rtorch.no_grad():
+        original.sub_(0.1 * original.grad)
+    Qt = m.weight.detach().numpy() if shape[0] >= shape[1] else m.weight.detach().numpy().T
+    np.testing.assert_allclose(Qt.T @ Qt, np.eye(Qt.shape[1]), atol=1e-12)
+    assert not np.allclose(m.weight.detach().numpy(), Q)
+    # Assigning an orthogonal matrix sets the weight to it (right_inverse).
+    if use_trivialization or orthogonal_map == "householder":
+        target = np.linalg.qr(np.random.default_rng(1).standard_normal((max(shape), min(shape))))[0]
+        target = target if shape[0] >= shape[1] else target.T
+        m.weight = rtorch.tensor(target)
+        np.testing.assert_allclose(m.weight.detach().numpy(), target, atol=1e-12)
+    else:
+        with pytest.raises(
+            NotImplementedError, match="It is not possible to assign to the matrix exponential"
+        ):
+            m.weight = rtorch.tensor(Q)
+
+
+def test_orthogonal_errors():
+    with pytest.raises(
+        ValueError, match="Expected a matrix or batch of matrices. Got a tensor of 1 dimensions."
+    ):
+        parametrizations.orthogonal(nn.Linear(2, 2), "bias")
+    with pytest.raises(
+        ValueError,
+        match='orthogonal_map has to be one of "matrix_exp", "cayley", "householder". Got: qr',
+    ):
+        parametrizations.orthogonal(nn.Linear(2, 2), orthogonal_map="qr")
+    m = parametrizations.orthogonal(nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="Expected a matrix or batch of matrices of shape"):
+        m.weight = rtorch.eye(2)
+
+
+def test_orthogonal_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    for orthogonal_map in ("matrix_exp", "cayley", "householder"):
+        theirs = torch.nn.Linear(3, 5).double()
+        mine = nn.Linear(3, 5).double()
+        mine.weight.data = rtorch.tensor(theirs.weight.detach().numpy())
+        torch.nn.utils.parametrizations.orthogonal(
+            theirs, orthogonal_map=orthogonal_map, use_trivialization=False
+        )
+        parametrizations.orthogonal(mine, orthogonal_map=orthogonal_map, use_trivialization=False)
+        np.testing.assert_allclose(
+            mine.weight.detach().numpy(), theirs.weight.detach().numpy(), atol=1e-12
+        )
+        theirs.weight.pow(3).sum().backward()
+        mine.weight.pow(3).sum().backward()
+        np.testing.assert_allclose(
+            mine.parametrizations.weight.original.grad.numpy(),
+            theirs.parametrizations.weight.original.grad.numpy(),
+            atol=1e-10,
+        )
