@@ -101,9 +101,7 @@ class _Recurrence(Function):
                 saved.append((g, cp, tc, r))
                 c = _prefix_update(c, c_new, bs)
             elif mode == "GRU":
-                hh = w_hh.mm(hp)
-                if b_hh is not None:
-                    hh.add_(b_hh.unsqueeze(1))
+                hh = w_hh.mm(hp) if b_hh is None else rtorch.addmm(b_hh.unsqueeze(1), w_hh, hp)
                 rz = (x_t[: 2 * H] + hh[: 2 * H]).sigmoid_()
                 hn = hh[2 * H :]
                 n = (x_t[2 * H :] + rz[:H] * hn).tanh_()
