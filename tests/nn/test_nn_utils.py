@@ -529,3 +529,48 @@ def test_orthogonal_matches_pytorch():
             theirs.parametrizations.weight.original.grad.numpy(),
             atol=1e-10,
         )
+
+
+# ---------------------------------------------------------------- fusion and exports
+
+
+def test_fuse_linear_bn_eval_and_conv_weights():
+    rtorch.manual_seed(0)
+    lin, bn = nn.Linear(3, 4).double().eval(), nn.BatchNorm1d(4).double().eval()
+    with rtorch.no_grad():
+        bn.running_mean.copy_(rtorch.randn(4, dtype=rtorch.float64))
+        bn.running_var.copy_(rtorch.rand(4, dtype=rtorch.float64) + 0.5)
+        bn.weight.copy_(rtorch.randn(4, dtype=rtorch.float64))
+        bn.bias.copy_(rtorch.randn(4, dtype=rtorch.float64))
+    x = rtorch.randn(5, 3, dtype=rtorch.float64)
+    fused = nn.utils.fuse_linear_bn_eval(lin, bn)
+    np.testing.assert_allclose(fused(x).detach().numpy(), bn(lin(x)).detach().numpy(), atol=1e-12)
+    assert isinstance(fused.weight, nn.Parameter) and fused.weight.is_leaf and fused is not lin
+    with pytest.raises(AssertionError, match="Fusion only for eval!"):
+        nn.utils.fuse_linear_bn_eval(lin.train(), bn)
+    # Convolution weights (out, in, k): per-output-channel scale, as NumPy.
+    w = np.random.default_rng(0).standard_normal((2, 3, 4))
+    rm, rv, g, b = (
+        np.array([0.1, -0.2]),
+        np.array([1.5, 0.7]),
+        np.array([2.0, -1.0]),
+        np.array([0.3, 0.4]),
+    )
+    fw, fb = nn.utils.fuse_conv_bn_weights(*(rtorch.tensor(a) for a in (w, np.zeros(2), rm, rv)), 1e-5,
+                                           rtorch.tensor(g), rtorch.tensor(b))  # fmt: skip
+    scale = g / np.sqrt(rv + 1e-5)
+    np.testing.assert_allclose(fw.detach().numpy(), w * scale[:, None, None], rtol=1e-12)
+    np.testing.assert_allclose(fb.detach().numpy(), (0 - rm) * scale + b, rtol=1e-12)
+    tw, _ = nn.utils.fuse_conv_bn_weights(rtorch.tensor(w.transpose(1, 0, 2)), None, *(rtorch.tensor(a) for a in (rm, rv)),
+                                          1e-5, rtorch.tensor(g), rtorch.tensor(b), transpose=True)  # fmt: skip
+    np.testing.assert_allclose(
+        tw.detach().numpy(), (w * scale[:, None, None]).transpose(1, 0, 2), rtol=1e-12
+    )
+
+
+def test_nn_utils_names_exist_in_pytorch():
+    torch = pytest.importorskip("torch")
+    for name in nn.utils.__all__:
+        assert hasattr(torch.nn.utils, name), name
+    for name in nn.utils.rnn.__all__:
+        assert hasattr(torch.nn.utils.rnn, name), name
