@@ -5,7 +5,7 @@
 """
 
 from rtorch.nn.parameter import Parameter  # isort: skip
-from rtorch.nn import functional, init, modules  # isort: skip
+from rtorch.nn import functional, init, modules, utils  # isort: skip
 from rtorch.nn.modules import *  # noqa: F403
 
-__all__ = ["Parameter", "functional", "init", "modules", *modules.__all__]
+__all__ = ["Parameter", "functional", "init", "modules", "utils", *modules.__all__]

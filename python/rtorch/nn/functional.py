@@ -31,6 +31,7 @@ __all__ = [
     "multilabel_soft_margin_loss", "multi_margin_loss", "layer_norm", "group_norm",
     "batch_norm",
 ]  # fmt: skip
+__all__ += ["embedding_bag"]
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -2530,3 +2531,150 @@ __all__ += [
     "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "affine_grid", "grid_sample",
     "ctc_loss",
 ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- embedding_bag
+
+
+def embedding_bag(
+    input: Tensor,
+    weight: Tensor,
+    offsets: Tensor | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2,
+    scale_grad_by_freq: bool = False,
+    mode: str = "mean",
+    sparse: bool = False,
+    per_sample_weights: Tensor | None = None,
+    include_last_offset: bool = False,
+    padding_idx: int | None = None,
+) -> Tensor:
+    """Sums, means or maxima of bags of embedding rows, without building the
+    intermediate ``(N, embedding_dim)`` lookup as a separate step.
+
+    A 2-D ``input`` ``(B, N)`` is ``B`` bags of ``N`` indices; a 1-D ``input``
+    is cut into bags starting at ``offsets`` (with ``include_last_offset`` the
+    last offset ends the last bag). Indices equal to ``padding_idx`` are left
+    out of their bag (and of the mean's count); empty bags give zeros.
+    ``per_sample_weights`` (``mode='sum'`` only) scales each looked-up row.
+
+    Shape:
+        - input: ``(B, N)`` or ``(N)`` integer; offsets ``(B)`` (``(B + 1)`` with
+          ``include_last_offset``); weight ``(num_embeddings, embedding_dim)``.
+        - output: ``(B, embedding_dim)``.
+
+    Example::
+
+        >>> import rtorch
+        >>> w = rtorch.arange(6.0).reshape(3, 2)
+        >>> embedding_bag(rtorch.tensor([0, 2, 1]), w, rtorch.tensor([0, 2]), mode="sum")
+        tensor([[4., 6.],
+                [2., 3.]])
+    """
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: scale_grad_by_freq and sparse are not supported")
+    if weight.dim() != 2:
+        raise ValueError(
+            f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.dim()}"
+        )
+    if input.is_floating_point() or (offsets is not None and offsets.is_floating_point()):
+        raise RuntimeError(
+            "Expected tensor for argument #1 'indices' to have one of the following scalar "
+            f"types: Long, Int; but got {input.type()} instead (while checking arguments for "
+            "embedding_bag)"
+        )
+    n_rows = weight.size(0)
+    if padding_idx is not None:
+        if padding_idx > 0:
+            if padding_idx >= n_rows:
+                raise AssertionError("padding_idx must be within num_embeddings")
+        elif padding_idx < 0:
+            if padding_idx < -n_rows:
+                raise AssertionError("padding_idx must be within num_embeddings")
+            padding_idx = n_rows + padding_idx
+    if per_sample_weights is not None and input.size() != per_sample_weights.size():
+        raise ValueError(
+            f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, "
+            f"then it must have the same shape as the input ({input.shape})"
+        )
+    if input.dim() == 2:
+        if offsets is not None:
+            raise ValueError(
+                "if input is 2D, then offsets has to be None, as input is treated is a "
+                "mini-batch of fixed length sequences. However, found offsets of type "
+                f"{type(offsets).__name__}"
+            )
+        n_bags, per_bag = input.size(0), input.size(1)
+        starts = [b * per_bag for b in range(n_bags)]
+        ends = [s + per_bag for s in starts]
+        input = input.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape(-1)
+    elif input.dim() == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.dim() != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        offs = [int(v) for v in offsets.tolist()]
+        if offs and offs[0] != 0:
+            raise ValueError(
+                "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start "
+                f"from position 0. However, got {offs[0]}"
+            )
+        if offs and offs[-1] > input.size(0):
+            raise ValueError(
+                f"offsets[-1] can not be greater than input's length ({input.size(0)}), but got "
+                f"offsets[-1] of {offs[-1]}"
+            )
+        if include_last_offset:
+            starts, ends = offs[:-1], offs[1:]
+        else:
+            starts, ends = offs, offs[1:] + [input.size(0)]
+        n_bags = len(starts)
+    else:
+        raise ValueError(
+            f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.dim()}"
+        )
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError("mode has to be one of sum, mean or max")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(
+            "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+            f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+            "GitHub."
+        )
+    if input.numel() and (int(input.max()) >= n_rows or int(input.min()) < 0):
+        raise IndexError("index out of range in self")
+    counts = [max(e - s, 0) for s, e in zip(starts, ends, strict=True)]
+    used = sum(counts)
+    # Elements past the last bag (include_last_offset) are dropped.
+    bag_of = rtorch.repeat_interleave(
+        rtorch.arange(n_bags), rtorch.tensor(counts, dtype=rtorch.int64)
+    )
+    idx = input[:used] if used != input.numel() else input
+    if max_norm is not None:
+        embedding(idx, weight, None, max_norm, norm_type)  # renormalises rows in place
+    rows = weight[idx]
+    keep = None
+    if padding_idx is not None:
+        keep = (idx != padding_idx).to(weight.dtype)
+        rows = rows * keep.unsqueeze(1)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[:used].to(weight.dtype).unsqueeze(1)
+    dim = weight.size(1)
+    if mode == "max":
+        if keep is not None:
+            sel = keep.nonzero().reshape(-1)
+            rows, bag_of = rows[sel], bag_of[sel]
+        index = bag_of.unsqueeze(1).expand(rows.size(0), dim)
+        return weight.new_zeros(n_bags, dim).scatter_reduce(
+            0, index, rows, "amax", include_self=False
+        )
+    out = weight.new_zeros(n_bags, dim).index_add(0, bag_of, rows)
+    if mode == "mean":
+        if keep is None:
+            n = rtorch.tensor(counts, dtype=weight.dtype)
+        else:
+            n = weight.new_zeros(n_bags).index_add(0, bag_of, keep)
+        out = out / n.clamp(min=1).unsqueeze(1)
+    return out

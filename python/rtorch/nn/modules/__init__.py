@@ -10,6 +10,7 @@ from rtorch.nn.modules import (
     loss,
     module,
     normalization,
+    rnn,
     sparse,
 )
 from rtorch.nn.modules.activation import *  # noqa: F403
@@ -21,6 +22,7 @@ from rtorch.nn.modules.linear import *  # noqa: F403
 from rtorch.nn.modules.loss import *  # noqa: F403
 from rtorch.nn.modules.module import *  # noqa: F403
 from rtorch.nn.modules.normalization import *  # noqa: F403
+from rtorch.nn.modules.rnn import *  # noqa: F403
 from rtorch.nn.modules.sparse import *  # noqa: F403
 
 # --- attention, transformer, resampling, padding ---
@@ -41,7 +43,7 @@ __all__ = [
     name
     for family in (
         module, container, linear, flatten, activation, dropout, sparse, normalization,
-        batchnorm, loss,
+        batchnorm, loss, rnn,
         transformer, padding, pixelshuffle, upsampling, channelshuffle,
     )
     for name in family.__all__
