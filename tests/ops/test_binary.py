@@ -80,6 +80,27 @@ def test_broadcasting_matches_numpy(sa, sb, data):
     np.testing.assert_array_equal(out.numpy(), x - y)
 
 
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum"])
+def test_float32_broadcast_kernels_large_strided_and_in_place(op):
+    # Big enough to split over threads; operands broadcast along inner and
+    # outer dims, one transposed.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 64, 40)).astype(np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    col = rng.standard_normal((300, 1, 1)).astype(np.float32)
+    fn = ARITH[op]
+    got = getattr(rtorch, op)(rtorch.from_numpy(x), rtorch.from_numpy(bias))
+    np.testing.assert_array_equal(got.numpy(), fn(x, bias))
+    got = getattr(rtorch, op)(rtorch.from_numpy(col), rtorch.from_numpy(x))
+    np.testing.assert_array_equal(got.numpy(), fn(col, x))
+    if op in ("add", "sub", "mul", "div"):
+        xt = rtorch.from_numpy(x.copy()).transpose(0, 2)  # (40, 64, 300), not contiguous
+        getattr(xt, op + "_")(rtorch.from_numpy(col.reshape(1, 1, 300)))
+        np.testing.assert_array_equal(xt.numpy(), fn(x.transpose(2, 1, 0), col.reshape(1, 1, 300)))
+    y = rtorch.from_numpy(x).add(rtorch.from_numpy(bias), alpha=2.5)
+    np.testing.assert_allclose(y.numpy(), x + np.float32(2.5) * bias, rtol=1e-6)
+
+
 ARITH = {
     "add": np.add,
     "sub": np.subtract,
