@@ -284,6 +284,26 @@ def test_nll_and_cross_entropy_with_weight_and_ignore_index(reduction, weighted)
     close(F.cross_entropy(t(LOGITS), t(target), wt, reduction=reduction), ref, 1e-9)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_kernel_gradients(reduction):
+    from rtorch.autograd import gradgradcheck
+
+    target = t(np.array([0, 3, -100, 2, 3, 1]))
+    w = t(WEIGHT)
+    x = t(LOGITS).requires_grad_()
+    k = t(RNG.standard_normal((2, 3, 4))).requires_grad_()
+    kt = t(RNG.integers(0, 3, (2, 4)))
+    for fn, inp in [
+        (lambda a: F.nll_loss(a, target, w, reduction=reduction), x),
+        (lambda a: F.cross_entropy(a, target, reduction=reduction), x),
+        (lambda a: F.nll_loss(a.t(), target, reduction=reduction), t(LOGITS.T).requires_grad_()),
+        (lambda a: F.cross_entropy(a, kt, reduction=reduction), k),
+    ]:
+        assert gradcheck(fn, (inp,))
+        assert gradgradcheck(fn, (inp,))
+    assert F.nll_loss(x, target).grad_fn.name() == "NllLossBackward0"
+
+
 def test_nll_loss_k_dimensional():
     x = RNG.standard_normal((2, 3, 4, 5))
     tgt = RNG.integers(0, 3, (2, 4, 5))

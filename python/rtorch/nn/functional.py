@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import rtorch
-from rtorch._C import Tensor, _activation
+from rtorch._C import Tensor, _activation, _nll_loss
 
 __all__ = [
     "linear", "bilinear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu",
@@ -772,20 +772,13 @@ def nll_loss(
             f" but got weight tensor of shape: {list(weight.shape)}"
         )
     flat_t = target.reshape(-1).long()
-    valid = flat_t != ignore_index
-    bad = valid & ((flat_t < 0) | (flat_t >= n_classes))
-    if bool(bad.any()):
-        raise IndexError(f"Target {int(flat_t[bad][0])} is out of bounds.")
-    safe_t = flat_t * valid.long()
-    rows = _class_dim_last(input)
-    picked = rows[rtorch.arange(rows.size(0)), safe_t]
-    w = _mask(valid, picked) if weight is None else weight.to(picked.dtype)[safe_t] * valid
-    loss = -picked * w
+    rows = input if input.dim() == 2 else _class_dim_last(input)
+    if weight is not None:
+        weight = weight.to(input.dtype)
+    loss = _nll_loss(rows, flat_t, weight, reduction, ignore_index)
     if reduction == "none":
-        return loss.reshape(target.shape[0:] if not unbatched else ())
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / w.sum()
+        return loss.reshape(target.shape if not unbatched else ())
+    return loss
 
 
 def cross_entropy(
