@@ -28,6 +28,11 @@ pub fn softmax(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<
                 return Ok(vec![None]);
             };
             let y = ctx.saved(iy)?;
+            if !crate::autograd::is_grad_enabled() {
+                if let Some(gx) = backward_rows(&g, &y, dim, log)? {
+                    return Ok(vec![Some(gx)]);
+                }
+            }
             let d = [dim];
             let gx = if log {
                 let s = crate::ops::reduce::sum(&g, Some(&d), true, None)?;
@@ -40,6 +45,69 @@ pub fn softmax(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<
         });
     }
     Ok(out)
+}
+
+/// The backward of a softmax along the last dim of contiguous rows, fused
+/// into one pass per row (the composition takes four ops and three
+/// temporaries). `None` when the layout does not fit; only used when the
+/// gradient need not be differentiable again.
+fn backward_rows(g: &Tensor, y: &Tensor, dim: i64, log: bool) -> Result<Option<Tensor>> {
+    let last = y.ndim().saturating_sub(1);
+    if wrap_dim(dim, y.ndim())? != last
+        || g.dtype() != y.dtype()
+        || g.shape() != y.shape()
+        || !y.is_contiguous()
+        || !y.dtype().is_floating_point()
+        || y.numel() == 0
+    {
+        return Ok(None);
+    }
+    let g = copy::contiguous(g)?;
+    let out = Tensor::empty(y.shape(), y.dtype())?;
+    let n = y.shape().last().copied().unwrap_or(1);
+    let rows = y.numel() / n;
+    let (pg, py, po) = (
+        g.raw_ptr() as usize,
+        y.raw_ptr() as usize,
+        out.raw_ptr() as usize,
+    );
+    dispatch!(y.dtype(), T => {
+        parallel::for_ranges(rows, n * 4, 1, |s, e| {
+            for r in s..e {
+                // SAFETY: `g`, `y` and `out` are contiguous `rows * n`
+                // buffers; row `r` is [r * n, (r + 1) * n).
+                let (g, y, o) = unsafe {
+                    (
+                        std::slice::from_raw_parts((pg as *const T).add(r * n), n),
+                        std::slice::from_raw_parts((py as *const T).add(r * n), n),
+                        std::slice::from_raw_parts_mut((po as *mut T).add(r * n), n),
+                    )
+                };
+                if T::DTYPE == DType::F32 {
+                    // SAFETY: T is f32 here (checked via DTYPE).
+                    let (g, y, o) = unsafe {
+                        (
+                            std::slice::from_raw_parts(g.as_ptr().cast::<f32>(), n),
+                            std::slice::from_raw_parts(y.as_ptr().cast::<f32>(), n),
+                            std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<f32>(), n),
+                        )
+                    };
+                    backward_row_f32(g, y, o, log);
+                } else if log {
+                    let s: f64 = g.iter().map(|v| v.to_f64()).sum();
+                    for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
+                        *o = T::from_f64(g.to_f64() - y.to_f64().exp() * s);
+                    }
+                } else {
+                    let s: f64 = g.iter().zip(y).map(|(g, y)| g.to_f64() * y.to_f64()).sum();
+                    for ((o, g), y) in o.iter_mut().zip(g).zip(y) {
+                        *o = T::from_f64(y.to_f64() * (g.to_f64() - s));
+                    }
+                }
+            }
+        });
+    });
+    Ok(Some(out))
 }
 
 fn softmax_impl(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<Tensor> {
@@ -150,6 +218,43 @@ multiversion! {
             let r = 1.0 / sum;
             for o in y.iter_mut() {
                 *o *= r;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One float32 row of the softmax backward: `g - exp(y) * sum(g)` (log)
+    /// or `y * (g - sum(g * y))`, sums on 16 lanes so they vectorise.
+    pub fn backward_row_f32(g: &[f32], y: &[f32], o: &mut [f32], log: bool) {
+        const L: usize = 16;
+        let mut acc = [0.0f32; L];
+        let (gc, yc) = (g.chunks_exact(L), y.chunks_exact(L));
+        let (gt, yt) = (gc.remainder(), yc.remainder());
+        let mut tail = 0.0f32;
+        if log {
+            for c in gc {
+                for k in 0..L {
+                    acc[k] += c[k];
+                }
+            }
+            tail += gt.iter().sum::<f32>();
+        } else {
+            for (a, b) in gc.zip(yc) {
+                for k in 0..L {
+                    acc[k] += a[k] * b[k];
+                }
+            }
+            tail += gt.iter().zip(yt).map(|(a, b)| a * b).sum::<f32>();
+        }
+        let s = acc.iter().sum::<f32>() + tail;
+        if log {
+            for ((o, &g), &y) in o.iter_mut().zip(g).zip(y) {
+                *o = g - exp_f32(y) * s;
+            }
+        } else {
+            for ((o, &g), &y) in o.iter_mut().zip(g).zip(y) {
+                *o = y * (g - s);
             }
         }
     }
