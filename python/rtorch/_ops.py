@@ -4,6 +4,7 @@ this module only routes arguments."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from rtorch import _C, return_types  # noqa: F401  (rtorch.return_types)
@@ -37,9 +38,74 @@ argsort msort unique unique_consecutive bincount histc
 """.split()
 
 
+# Function forms PyTorch gives no ``out=`` (views, in-place methods, ops
+# returning variable shapes or Python values).
+_NO_OUT = set(
+    """
+reshape permute transpose swapaxes swapdims t squeeze unsqueeze flatten unflatten narrow
+select as_strided diagonal clone detach split split_with_sizes chunk tensor_split unbind
+movedim moveaxis broadcast_to softmax log_softmax allclose equal isclose unique
+unique_consecutive count_nonzero masked_fill var_mean std_mean isnan isinf isfinite
+index_put_ fliplr flipud
+""".split()
+)
+
+
+def _write_out(name: str, result: Any, out: Any) -> Any:
+    """Stores ``result`` in ``out`` as PyTorch's ``out=`` does: resized when
+    its shape differs (warning when it held elements), cast to its dtype
+    when the result's dtype casts to it, never recorded by autograd."""
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{name}(): argument 'out' must be tuple of {len(result)} Tensors")
+        outs = [_write_out(name, r, o) for r, o in zip(result, out, strict=True)]
+        return type(result)(*outs) if hasattr(result, "_fields") else tuple(outs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if result.requires_grad:
+        raise RuntimeError(
+            f"{name}(): functions with out=... arguments don't support automatic "
+            "differentiation, but one of the arguments requires grad."
+        )
+    if not _C.can_cast(result.dtype, out.dtype):
+        raise RuntimeError(
+            f"result type {_dtype_name(result.dtype)} can't be cast to the desired output "
+            f"type {_dtype_name(out.dtype)}"
+        )
+    if out.shape != result.shape:
+        if out.numel() != 0:
+            warnings.warn(
+                f"An output with one or more elements was resized since it had shape "
+                f"{list(out.shape)}, which does not match the required output shape "
+                f"{list(result.shape)}. This behavior is deprecated, and in a future PyTorch "
+                "release outputs will not be resized unless they have zero elements. You can "
+                "explicitly reuse an out tensor t by resizing it, inplace, to zero elements "
+                "with t.resize_(0).",
+                UserWarning,
+                stacklevel=3,
+            )
+        out.resize_(result.shape)
+    return out.copy_(result)
+
+
+def _dtype_name(dtype: Any) -> str:
+    # PyTorch's names in these messages: Float, Long, ComplexFloat...
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}[str(dtype).rsplit(".", 1)[-1]]  # fmt: skip
+
+
 def _method(name: str):
-    def fn(input: Tensor, *args: Any, **kwargs: Any) -> Any:
-        return getattr(input, name)(*args, **kwargs)
+    method = getattr(Tensor, name)
+    if name in _NO_OUT or name.endswith("_") or "out" in (method.__text_signature__ or ""):
+
+        def fn(input: Tensor, *args: Any, **kwargs: Any) -> Any:
+            return getattr(input, name)(*args, **kwargs)
+    else:
+
+        def fn(input: Tensor, *args: Any, out: Any = None, **kwargs: Any) -> Any:
+            result = getattr(input, name)(*args, **kwargs)
+            return result if out is None else _write_out(name, result, out)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Function form of :meth:`rtorch.Tensor.{name}`."
@@ -60,9 +126,7 @@ def polygamma(n: int, input: Tensor, *, out: Tensor | None = None) -> Tensor:
         tensor([1.6449, 4.9348])
     """
     result = input.polygamma(n)
-    if out is None:
-        return result
-    return out.resize_(result.shape).copy_(result)
+    return result if out is None else _write_out("polygamma", result, out)
 
 
 def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:

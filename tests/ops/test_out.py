@@ -1,0 +1,80 @@
+"""``out=`` on function forms: the result lands in the given tensor(s) with
+PyTorch's resize, cast and autograd rules."""
+
+import re
+
+import numpy as np
+import pytest
+
+import rtorch
+
+X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "name,args,ref",
+    [
+        ("sum", (1,), lambda x: x.sum(1)),
+        ("mean", (1,), lambda x: x.mean(1)),
+        ("amax", (1,), lambda x: x.max(1)),
+        ("prod", (1,), lambda x: x.prod(1)),
+        ("logsumexp", (1,), lambda x: np.log(np.exp(x).sum(1))),
+        ("cumsum", (1,), lambda x: x.cumsum(1)),
+        ("exp", (), np.exp),
+        ("clamp", (-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5)),
+        ("index_select", (0, rtorch.tensor([2, 0])), lambda x: x[[2, 0]]),
+    ],
+)
+def test_out_receives_the_result_and_is_returned(name, args, ref):
+    want = ref(X)
+    out = rtorch.empty(want.shape)
+    got = getattr(rtorch, name)(rtorch.from_numpy(X), *args, out=out)
+    assert got is out
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_tuple_out_for_values_and_indices():
+    values, indices = rtorch.empty(3), rtorch.empty(3, dtype=rtorch.int64)
+    r = rtorch.max(rtorch.from_numpy(X), 1, out=(values, indices))
+    assert r.values is values and r.indices is indices
+    np.testing.assert_array_equal(indices.numpy(), X.argmax(1))
+    with pytest.raises(TypeError, match="must be tuple of 2 Tensors"):
+        rtorch.sort(rtorch.from_numpy(X), out=rtorch.empty(3))
+
+
+def test_out_is_resized_with_pytorch_warning_unless_empty():
+    out = rtorch.empty(0)
+    rtorch.sum(rtorch.from_numpy(X), 0, out=out)
+    assert out.shape == (4,)
+    out = rtorch.empty(2, 2)
+    with pytest.warns(
+        UserWarning,
+        match=re.escape(
+            "An output with one or more elements was resized since it had shape [2, 2]"
+        ),
+    ):
+        rtorch.sum(rtorch.from_numpy(X), 0, out=out)
+    assert out.shape == (4,)
+
+
+def test_out_casts_only_where_pytorch_allows():
+    out = rtorch.empty(3, dtype=rtorch.float64)
+    rtorch.sum(rtorch.from_numpy(X), 1, out=out)
+    np.testing.assert_allclose(out.numpy(), X.sum(1), rtol=1e-6)
+    with pytest.raises(
+        RuntimeError, match="result type Float can't be cast to the desired output type Long"
+    ):
+        rtorch.sum(rtorch.from_numpy(X), 1, out=rtorch.empty(3, dtype=rtorch.int64))
+
+
+def test_out_refuses_inputs_that_require_grad():
+    x = rtorch.from_numpy(X).requires_grad_()
+    with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+        rtorch.exp(x, out=rtorch.empty(3, 4))
+    with rtorch.no_grad():
+        rtorch.exp(x, out=rtorch.empty(3, 4))
+
+
+def test_views_take_no_out():
+    with pytest.raises(TypeError):
+        rtorch.transpose(rtorch.from_numpy(X), 0, 1, out=rtorch.empty(4, 3))
