@@ -206,6 +206,27 @@ def untyped_storage(self: Tensor) -> Any:
     return UntypedStorage._wrap(self._storage_bytes())
 
 
+def _inplace_of(name: str):
+    """``t.<name>_(...)``: the out-of-place op's result written back into
+    ``t``, which must already have the result's shape (``self`` is not
+    broadcast in place) and a dtype the result casts to."""
+
+    def fn(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        result = getattr(self, name)(*args, **kwargs)
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"{name}_(): the result has shape {list(result.shape)} but the tensor "
+                f"written in place has shape {list(self.shape)}"
+            )
+        if not _C.can_cast(result.dtype, self.dtype):
+            raise RuntimeError(
+                f"result type {result.dtype} can't be cast to the desired output type {self.dtype}"
+            )
+        return self.copy_(result)
+
+    return fn
+
+
 def _install() -> None:
     methods = {
         "__array__": __array__,
@@ -233,6 +254,7 @@ def _install() -> None:
         "new_full": new_full,
         "new_tensor": new_tensor,
         "untyped_storage": untyped_storage,
+        **{f"{op}_": _inplace_of(op) for op in ("addmm", "addmv", "addbmm", "baddbmm")},
     }
     for name, fn in methods.items():
         fn.__name__ = name

@@ -78,3 +78,38 @@ def test_out_refuses_inputs_that_require_grad():
 def test_views_take_no_out():
     with pytest.raises(TypeError):
         rtorch.transpose(rtorch.from_numpy(X), 0, 1, out=rtorch.empty(4, 3))
+
+
+def test_inplace_addmm_family_matches_out_of_place():
+    rng = np.random.default_rng(1)
+    c, m1, m2 = (rtorch.from_numpy(rng.standard_normal(s)) for s in [(3, 3), (3, 4), (4, 3)])
+    want = c.addmm(m1, m2, beta=0.5, alpha=2.0)
+    got = c.clone()
+    assert got.addmm_(m1, m2, beta=0.5, alpha=2.0) is got
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+    b1, b2 = (
+        rtorch.randn(2, 3, 4, dtype=rtorch.float64),
+        rtorch.randn(2, 4, 3, dtype=rtorch.float64),
+    )
+    for name in ("addbmm", "baddbmm"):
+        base = c if name == "addbmm" else c.expand(2, 3, 3).clone()
+        got = base.clone()
+        getattr(got, name + "_")(b1, b2)
+        np.testing.assert_allclose(got.numpy(), getattr(base, name)(b1, b2).numpy())
+    v = rtorch.ones(3, dtype=rtorch.float64)
+    v.addmv_(m1, rtorch.ones(4, dtype=rtorch.float64))
+    np.testing.assert_allclose(v.numpy(), 1 + m1.numpy().sum(1))
+    with pytest.raises(RuntimeError, match=re.escape("the result has shape [3, 3]")):
+        rtorch.ones(3, dtype=rtorch.float64).addmm_(m1, m2)
+
+
+def test_nuclear_norm_through_norm():
+    x = np.random.default_rng(2).standard_normal((2, 3, 4))
+    np.testing.assert_allclose(
+        rtorch.norm(rtorch.from_numpy(x[0]), p="nuc").item(), np.linalg.norm(x[0], "nuc")
+    )
+    got = rtorch.from_numpy(x).norm(p="nuc", dim=(1, 2), keepdim=True)
+    assert got.shape == (2, 1, 1)
+    np.testing.assert_allclose(got.numpy().ravel(), [np.linalg.norm(m, "nuc") for m in x])
+    with pytest.raises(RuntimeError, match="p='nuc' needs a 2-D input"):
+        rtorch.from_numpy(x).norm(p="nuc")

@@ -1,7 +1,7 @@
 //! Bindings of the reductions, scans and sorting ops. Ops returning
 //! (values, indices) build the named tuples of `rtorch.return_types`.
 
-use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple};
 
@@ -73,8 +73,8 @@ fn norm_ord(p: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
     if let Ok(s) = p.cast::<PyString>() {
         return match s.to_str()? {
             "fro" => Ok(2.0),
-            other => Err(PyNotImplementedError::new_err(format!(
-                "norm(): p='{other}' is not supported; use rtorch.linalg.matrix_norm"
+            other => Err(PyRuntimeError::new_err(format!(
+                "norm(): p='{other}' is not a valid norm: expected a number, 'fro' or 'nuc'"
             ))),
         };
     }
@@ -258,6 +258,31 @@ impl PyTensor {
             )));
         }
         let d = dims_arg(dim)?;
+        if p.and_then(|p| p.cast::<PyString>().ok())
+            .is_some_and(|s| s.to_str().is_ok_and(|s| s == "nuc"))
+        {
+            // The nuclear norm is a matrix norm: over two dims.
+            let dims = match d.as_deref() {
+                Some(&[a, b]) => [a, b],
+                None if self.t.ndim() == 2 => [0, 1],
+                _ => {
+                    return Err(PyRuntimeError::new_err(
+                        "norm(): p='nuc' needs a 2-D input or dim with exactly two dims",
+                    ))
+                }
+            };
+            let x = match opt_dtype(dtype)? {
+                Some(dt) => crate::ops::copy::to_dtype(&self.t, dt, false)?,
+                None => self.t.clone(),
+            };
+            let r = crate::ops::linalg::decomp::matrix_norm(
+                &x,
+                crate::ops::linalg::decomp::MatrixOrd::Nuc,
+                dims,
+                keepdim,
+            )?;
+            return Ok(r.into());
+        }
         let r = reduce::vector_norm(
             &self.t,
             norm_ord(p)?,
