@@ -10,6 +10,7 @@ pub mod gather;
 pub mod index;
 pub mod join;
 pub mod linalg;
+pub mod optim;
 pub mod random;
 pub mod reduce;
 pub mod shape;
