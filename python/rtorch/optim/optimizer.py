@@ -123,7 +123,7 @@ def _use_fused(
 
     PyTorch's ``foreach``/``fused`` switches: ``None`` (the default) takes the
     fused kernel whenever every parameter is a contiguous float32/float64 CPU
-    tensor whose gradient has its dtype and shape; ``False`` forces the
+    tensor whose gradient has its dtype; ``False`` forces the
     per-tensor reference path (as does ``differentiable``). ``fused=True``
     with unsupported parameters raises, as PyTorch does.
     """
@@ -131,19 +131,14 @@ def _use_fused(
         return False
     if foreach is False and not fused:
         return False
+    # Cheap attribute checks only (this runs every step); shapes are checked in Rust.
     for p, g in zip(params, grads, strict=True):
         dtype = p.dtype
-        if (
-            dtype not in _FUSED_DTYPES
-            or p.device.type != "cpu"
-            or not p.is_contiguous()
-            or g.dtype != dtype
-            or g.shape != p.shape
-        ):
+        if dtype not in _FUSED_DTYPES or not p.is_cpu or not p.is_contiguous() or g.dtype != dtype:
             if fused:
                 raise RuntimeError(
-                    "`fused=True` requires all the params to be floating point Tensors of "
-                    f"supported devices: ['cpu'] but {dtype} and {p.device.type}"
+                    "`fused=True` requires all the params to be contiguous floating point "
+                    f"Tensors of supported devices: ['cpu'] but {dtype} and {p.device.type}"
                 )
             return False
     return True

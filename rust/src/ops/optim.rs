@@ -40,11 +40,16 @@ trait Real:
     + std::ops::Neg<Output = Self>
 {
     fn c(v: f64) -> Self;
+    fn sqrt(self) -> Self;
     /// `torch.maximum`: NaN propagates.
     fn nan_max(self, o: Self) -> Self;
 }
 
 impl Real for f32 {
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
     #[inline(always)]
     fn c(v: f64) -> Self {
         v as f32
@@ -62,6 +67,10 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
     #[inline(always)]
     fn c(v: f64) -> Self {
         v
@@ -383,31 +392,118 @@ pub fn sgd(
             let (lr, wd, sg) = (T::c(o.lr), T::c(o.weight_decay), T::c(sign(o.maximize)));
             let (mom, damp) = (T::c(o.momentum), T::c(1.0 - o.dampening));
             let decay = o.weight_decay != 0.0;
-            if let Some(b) = st.first_mut() {
-                let first = fresh[i];
-                for j in 0..p.len() {
-                    let mut d = g[j] * sg;
-                    if decay {
-                        d = d + wd * p[j];
-                    }
-                    let bj = if first { d } else { b[j] * mom + d * damp };
-                    b[j] = bj;
-                    let upd = if o.nesterov { d + mom * bj } else { bj };
-                    p[j] = p[j] + (-lr) * upd;
-                }
-            } else {
-                for j in 0..p.len() {
-                    let mut d = g[j] * sg;
-                    if decay {
-                        d = d + wd * p[j];
-                    }
-                    p[j] = p[j] + (-lr) * d;
-                }
+            let k = SgdK { lr, wd, sg, mom, damp, decay };
+            match (st.first_mut(), fresh.get(i).copied().unwrap_or(false), o.nesterov) {
+                (Some(b), true, true) => sgd_loop::<T, true, true, true>(p, g, b, k),
+                (Some(b), true, false) => sgd_loop::<T, true, true, false>(p, g, b, k),
+                (Some(b), false, true) => sgd_loop::<T, true, false, true>(p, g, b, k),
+                (Some(b), false, false) => sgd_loop::<T, true, false, false>(p, g, b, k),
+                (None, _, _) => sgd_loop::<T, false, false, false>(p, g, &mut [], k),
             }
         })
     });
     bump_all(&gr);
     Ok(())
+}
+
+/// SGD's constants for one chunk, in the parameter's dtype.
+#[derive(Clone, Copy)]
+struct SgdK<T> {
+    lr: T,
+    wd: T,
+    sg: T,
+    mom: T,
+    damp: T,
+    decay: bool,
+}
+
+/// One SGD chunk; the flags are compile-time so the loop has no branches.
+#[inline(always)]
+fn sgd_loop<T: Real, const MOMENTUM: bool, const FIRST: bool, const NESTEROV: bool>(
+    p: &mut [T],
+    g: &[T],
+    b: &mut [T],
+    k: SgdK<T>,
+) {
+    let n = p.len();
+    let g = &g[..n];
+    if MOMENTUM {
+        let b = &mut b[..n];
+        for j in 0..n {
+            let mut d = g[j] * k.sg;
+            if k.decay {
+                d = d + k.wd * p[j];
+            }
+            let bj = if FIRST { d } else { b[j] * k.mom + d * k.damp };
+            b[j] = bj;
+            let upd = if NESTEROV { d + k.mom * bj } else { bj };
+            p[j] = p[j] + (-k.lr) * upd;
+        }
+    } else {
+        for j in 0..n {
+            let mut d = g[j] * k.sg;
+            if k.decay {
+                d = d + k.wd * p[j];
+            }
+            p[j] = p[j] + (-k.lr) * d;
+        }
+    }
+}
+
+/// Adam's constants for one chunk, in the parameter's dtype.
+#[derive(Clone, Copy)]
+struct AdamK<T> {
+    step_size: T,
+    bc2s: T,
+    b2: T,
+    nb2: T,
+    w1: T,
+    w1_small: bool,
+    eps: T,
+    wd: T,
+    shrink: T,
+    sg: T,
+    decay: bool,
+    decoupled: bool,
+}
+
+/// One Adam chunk; `AMSGRAD` is compile-time so the loop has no branches.
+#[inline(always)]
+fn adam_loop<T: Real, const AMSGRAD: bool>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vmax: &mut [T],
+    k: AdamK<T>,
+) {
+    let n = p.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
+    for j in 0..n {
+        let mut d = g[j] * k.sg;
+        let mut pj = p[j];
+        if k.decay {
+            if k.decoupled {
+                pj = pj * k.shrink;
+            } else {
+                d = d + k.wd * pj;
+            }
+        }
+        let mj = lerp(m[j], d, k.w1, k.w1_small);
+        m[j] = mj;
+        let vj = v[j] * k.b2 + d * d * k.nb2;
+        v[j] = vj;
+        let vv = if AMSGRAD {
+            let x = vmax[j].nan_max(vj);
+            vmax[j] = x;
+            x
+        } else {
+            vj
+        };
+        let denom = vv.sqrt() / k.bc2s + k.eps;
+        p[j] = pj + (-k.step_size) * (mj / denom);
+    }
 }
 
 /// Hyper-parameters of `adam`.
@@ -448,43 +544,25 @@ pub fn adam(
             let t = ts[i];
             let bc1 = 1.0 - o.beta1.powf(t);
             let bc2 = 1.0 - o.beta2.powf(t);
-            let step_size = T::c(o.lr / bc1);
-            let bc2s = T::c(bc2.sqrt());
-            let (b2, eps, wd) = (T::c(o.beta2), T::c(o.eps), T::c(o.weight_decay));
-            let w1 = T::c(1.0 - o.beta1);
-            let w1_small = 1.0 - o.beta1 < 0.5;
-            let nb2 = T::c(1.0 - o.beta2);
-            let shrink = T::c(1.0 - o.lr * o.weight_decay);
-            let sg = T::c(sign(o.maximize));
-            let decay = o.weight_decay != 0.0;
+            let k = AdamK {
+                step_size: T::c(o.lr / bc1),
+                bc2s: T::c(bc2.sqrt()),
+                b2: T::c(o.beta2),
+                nb2: T::c(1.0 - o.beta2),
+                w1: T::c(1.0 - o.beta1),
+                w1_small: 1.0 - o.beta1 < 0.5,
+                eps: T::c(o.eps),
+                wd: T::c(o.weight_decay),
+                shrink: T::c(1.0 - o.lr * o.weight_decay),
+                sg: T::c(sign(o.maximize)),
+                decay: o.weight_decay != 0.0,
+                decoupled: o.decoupled_weight_decay,
+            };
             let (m, rest) = st.split_at_mut(1);
             let (v, vmax) = rest.split_at_mut(1);
-            let (m, v) = (&mut *m[0], &mut *v[0]);
-            let mut vmax = vmax.first_mut().map(|x| &mut **x);
-            for j in 0..p.len() {
-                let mut d = g[j] * sg;
-                let mut pj = p[j];
-                if decay {
-                    if o.decoupled_weight_decay {
-                        pj = pj * shrink;
-                    } else {
-                        d = d + wd * pj;
-                    }
-                }
-                let mj = lerp(m[j], d, w1, w1_small);
-                m[j] = mj;
-                let vj = v[j] * b2 + d * d * nb2;
-                v[j] = vj;
-                let vv = match vmax.as_deref_mut() {
-                    Some(mx) => {
-                        let x = mx[j].nan_max(vj);
-                        mx[j] = x;
-                        x
-                    }
-                    None => vj,
-                };
-                let denom = vv.sqrt() / bc2s + eps;
-                p[j] = pj + (-step_size) * (mj / denom);
+            match vmax.first_mut() {
+                Some(mx) => adam_loop::<T, true>(p, g, m[0], v[0], mx, k),
+                None => adam_loop::<T, false>(p, g, m[0], v[0], &mut [], k),
             }
         })
     });
@@ -529,8 +607,9 @@ pub fn adagrad(
             let clr = T::c(o.lr / (1.0 + (ts[i] - 1.0) * o.lr_decay));
             let (wd, eps, sg) = (T::c(o.weight_decay), T::c(o.eps), T::c(sign(o.maximize)));
             let decay = o.weight_decay != 0.0;
-            let sum = &mut *st[0];
-            for j in 0..p.len() {
+            let n = p.len();
+            let (g, sum) = (&g[..n], &mut st[0][..n]);
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 if decay {
                     d = d + wd * p[j];
@@ -587,12 +666,14 @@ pub fn rmsprop(
             let na = T::c(1.0 - o.alpha);
             let na_small = 1.0 - o.alpha < 0.5;
             let decay = o.weight_decay != 0.0;
+            let n = p.len();
+            let g = &g[..n];
             let mut it = st.iter_mut();
-            let sq = it.next().map(|x| &mut **x);
-            let ga = if o.centered { it.next().map(|x| &mut **x) } else { None };
-            let buf = if with_momentum { it.next().map(|x| &mut **x) } else { None };
+            let sq = it.next().map(|x| &mut x[..n]);
+            let ga = if o.centered { it.next().map(|x| &mut x[..n]) } else { None };
+            let buf = if with_momentum { it.next().map(|x| &mut x[..n]) } else { None };
             let (Some(sq), mut ga, mut buf) = (sq, ga, buf) else { return };
-            for j in 0..p.len() {
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 if decay {
                     d = d + wd * p[j];
@@ -664,8 +745,9 @@ pub fn adamax(
             let w1_small = 1.0 - o.beta1 < 0.5;
             let decay = o.weight_decay != 0.0;
             let (m, u) = st.split_at_mut(1);
-            let (m, u) = (&mut *m[0], &mut *u[0]);
-            for j in 0..p.len() {
+            let n = p.len();
+            let (g, m, u) = (&g[..n], &mut m[0][..n], &mut u[0][..n]);
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 if decay {
                     d = d + wd * p[j];
@@ -755,8 +837,9 @@ pub fn nadam(
             let nb2 = T::c(1.0 - o.beta2);
             let decay = o.weight_decay != 0.0;
             let (m, v) = st.split_at_mut(1);
-            let (m, v) = (&mut *m[0], &mut *v[0]);
-            for j in 0..p.len() {
+            let n = p.len();
+            let (g, m, v) = (&g[..n], &mut m[0][..n], &mut v[0][..n]);
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 let mut pj = p[j];
                 if decay {
@@ -840,8 +923,9 @@ pub fn radam(
             let nb2 = T::c(1.0 - o.beta2);
             let decay = o.weight_decay != 0.0;
             let (m, v) = st.split_at_mut(1);
-            let (m, v) = (&mut *m[0], &mut *v[0]);
-            for j in 0..p.len() {
+            let n = p.len();
+            let (g, m, v) = (&g[..n], &mut m[0][..n], &mut v[0][..n]);
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 let mut pj = p[j];
                 if decay {
@@ -907,8 +991,9 @@ pub fn adadelta(
             let nr = T::c(1.0 - o.rho);
             let decay = o.weight_decay != 0.0;
             let (sq, acc) = st.split_at_mut(1);
-            let (sq, acc) = (&mut *sq[0], &mut *acc[0]);
-            for j in 0..p.len() {
+            let n = p.len();
+            let (g, sq, acc) = (&g[..n], &mut sq[0][..n], &mut acc[0][..n]);
+            for j in 0..n {
                 let mut d = g[j] * sg;
                 if decay {
                     d = d + wd * p[j];
