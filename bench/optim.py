@@ -18,10 +18,14 @@ Usage::
 
     .venv/bin/python bench/optim.py
     PYTHONPATH=python /tmp/torchvenv/bin/python bench/optim.py   # with PyTorch
+    PYTHONPATH=python /tmp/torchvenv/bin/python bench/optim.py --threads 1
+
+``--threads N`` sets both libraries' intra-op threads (default: each one's own).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -118,6 +122,13 @@ def cnn_step(lib: Any) -> Callable[[], Any]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="threads for both libraries")
+    args = parser.parse_args()
+    if args.threads is not None:
+        rtorch.set_num_threads(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
     rows: list[
         tuple[str, Callable[[Any], Callable[[], Any]], Callable[[Any], Callable[[], Any]] | None]
     ] = [
