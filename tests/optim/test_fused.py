@@ -339,3 +339,19 @@ def test_nadam_mu_product_state_is_a_scalar_tensor():
     st = opt.state[w]
     assert st["mu_product"].dtype == rtorch.float32 and st["mu_product"].shape == ()
     assert math.isclose(st["mu_product"].item(), mu, rel_tol=1e-6)
+
+
+def test_a_group_mixing_float32_and_float64_params_takes_the_fused_kernel():
+    def go(foreach):
+        a = rtorch.nn.Parameter(rtorch.linspace(-1, 1, 7, dtype=rtorch.float32))
+        b = rtorch.nn.Parameter(rtorch.linspace(-2, 2, 5, dtype=rtorch.float64))
+        opt = optim.Adam([a, b], lr=0.1, amsgrad=True, foreach=foreach)
+        for _ in range(10):
+            a.grad, b.grad = a.detach() * 2, b.detach().sin()
+            opt.step()
+        return a.detach().numpy(), b.detach().numpy()
+
+    (fa, fb), (ra, rb) = go(None), go(False)
+    assert fa.dtype == np.float32 and fb.dtype == np.float64
+    np.testing.assert_allclose(fa, ra, rtol=1e-5)
+    np.testing.assert_allclose(fb, rb, rtol=1e-13)

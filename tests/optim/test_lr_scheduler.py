@@ -362,3 +362,27 @@ def test_composite_scheduler_state_dict_round_trip(which):
         sched.step()
         sched2.step()
         assert sched2.get_last_lr() == pytest.approx(sched.get_last_lr(), rel=1e-15)
+
+
+def warm_restart_epochs(module):
+    w = module.nn.Parameter(module.zeros(1))
+    opt = module.optim.SGD([w], lr=1.0)
+    sched = module.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=3)
+    out = []
+    for epoch in [0.5, 1.0, 1.75, 2.0, 4.5, 7.9, 8.0, 20.25]:
+        sched.step(epoch)
+        out.append(sched.get_last_lr()[0])
+    return out
+
+
+def test_warm_restarts_take_fractional_epochs():
+    # Periods 2, 6, 18 start at epochs 0, 2, 8.
+    want = [(1 + math.cos(math.pi * tc / ti)) / 2 for tc, ti in [(0.5, 2), (1.0, 2), (1.75, 2)]]
+    want += [(1 + math.cos(math.pi * tc / ti)) / 2 for tc, ti in [(0, 6), (2.5, 6), (5.9, 6)]]
+    want += [(1 + math.cos(math.pi * tc / ti)) / 2 for tc, ti in [(0, 18), (12.25, 18)]]
+    assert warm_restart_epochs(rtorch) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_warm_restarts_fractional_epochs_equal_pytorch_when_installed():
+    torch = pytest.importorskip("torch")
+    assert warm_restart_epochs(rtorch) == pytest.approx(warm_restart_epochs(torch), rel=1e-13)
