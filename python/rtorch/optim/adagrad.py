@@ -13,10 +13,11 @@ from rtorch.optim.optimizer import (
     _check_lr,
     _check_weight_decay,
     _get_scalar_dtype,
+    _use_fused,
     _use_grad,
 )
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "adagrad"]
 
 
 class Adagrad(Optimizer):
@@ -33,7 +34,10 @@ class Adagrad(Optimizer):
         initial_accumulator_value (float): starting value of :math:`s`. Default: 0.
         eps (float): added to the denominator for stability. Default: 1e-10.
         maximize (bool): maximize the objective. Default: ``False``.
-        foreach, differentiable, fused: accepted for PyTorch compatibility.
+        foreach (bool, optional): ``None``/``True``: one fused Rust kernel per
+            group when possible; ``False``: the per-tensor reference path.
+        differentiable (bool): use the per-tensor path. Default: ``False``.
+        fused (bool, optional): like ``foreach=True``, raising when unsupported.
 
     Example::
 
@@ -99,25 +103,68 @@ class Adagrad(Optimizer):
         if closure is not None:
             with rtorch.enable_grad():
                 loss = closure()
-        # Per-tensor reference path; a fused multi-tensor Rust kernel is a later step.
         for group in self.param_groups:
-            lr, lr_decay, eps, weight_decay = (
-                group["lr"],
-                group["lr_decay"],
-                group["eps"],
-                group["weight_decay"],
+            params = [p for p in group["params"] if p.grad is not None]
+            states = [self.state[p] for p in params]
+            adagrad(
+                params,
+                [p.grad for p in params],
+                [s["sum"] for s in states],
+                [s["step"] for s in states],
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                lr_decay=group["lr_decay"],
+                eps=group["eps"],
+                maximize=group["maximize"],
+                foreach=group["foreach"],
+                differentiable=group["differentiable"],
+                fused=group["fused"],
             )
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = -p.grad if group["maximize"] else p.grad
-                state = self.state[p]
-                state["step"].add_(1)
-                step = state["step"].item()
-                if weight_decay != 0:
-                    grad = grad.add(p, alpha=weight_decay)
-                clr = lr / (1 + (step - 1) * lr_decay)
-                state["sum"].addcmul_(grad, grad, value=1)
-                std = state["sum"].sqrt().add_(eps)
-                p.addcdiv_(grad, std, value=-clr)
         return loss
+
+
+def adagrad(
+    params: list[rtorch.Tensor],
+    grads: list[rtorch.Tensor],
+    state_sums: list[rtorch.Tensor],
+    state_steps: list[rtorch.Tensor],
+    *,
+    lr: float,
+    weight_decay: float,
+    lr_decay: float,
+    eps: float,
+    maximize: bool,
+    foreach: bool | None = None,
+    differentiable: bool = False,
+    fused: bool | None = None,
+) -> None:
+    r"""Functional Adagrad; bumps ``state_steps``. See :class:`~rtorch.optim.Adagrad`."""
+    kw = dict(lr=lr, weight_decay=weight_decay, lr_decay=lr_decay, eps=eps, maximize=maximize)
+    if _use_fused(params, grads, foreach, differentiable, fused):
+        rtorch._C._fused_adagrad(params, grads, state_sums, state_steps, **kw)
+    else:
+        _single_tensor_adagrad(params, grads, state_sums, state_steps, **kw)
+
+
+def _single_tensor_adagrad(
+    params: list[rtorch.Tensor],
+    grads: list[rtorch.Tensor],
+    state_sums: list[rtorch.Tensor],
+    state_steps: list[rtorch.Tensor],
+    *,
+    lr: float,
+    weight_decay: float,
+    lr_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
+    for i, p in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        state_steps[i].add_(1)
+        step = state_steps[i].item()
+        if weight_decay != 0:
+            grad = grad.add(p, alpha=weight_decay)
+        clr = lr / (1 + (step - 1) * lr_decay)
+        state_sums[i].addcmul_(grad, grad, value=1)
+        std = state_sums[i].sqrt().add_(eps)
+        p.addcdiv_(grad, std, value=-clr)

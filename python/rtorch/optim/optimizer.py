@@ -109,6 +109,41 @@ def _hooked(step: Callable) -> Callable:
     return wrapper
 
 
+_FUSED_DTYPES = (rtorch.float32, rtorch.float64)
+
+
+def _use_fused(
+    params: list[rtorch.Tensor],
+    grads: list[rtorch.Tensor],
+    foreach: bool | None,
+    differentiable: bool = False,
+    fused: bool | None = None,
+) -> bool:
+    """Whether a group's update runs as one fused multi-tensor Rust kernel.
+
+    PyTorch's ``foreach``/``fused`` switches: ``None`` (the default) takes the
+    fused kernel whenever every parameter is a contiguous float32/float64 CPU
+    tensor whose gradient has its dtype; ``False`` forces the
+    per-tensor reference path (as does ``differentiable``). ``fused=True``
+    with unsupported parameters raises, as PyTorch does.
+    """
+    if differentiable or not params:
+        return False
+    if foreach is False and not fused:
+        return False
+    # Cheap attribute checks only (this runs every step); shapes are checked in Rust.
+    for p, g in zip(params, grads, strict=True):
+        dtype = p.dtype
+        if dtype not in _FUSED_DTYPES or not p.is_cpu or not p.is_contiguous() or g.dtype != dtype:
+            if fused:
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be contiguous floating point "
+                    f"Tensors of supported devices: ['cpu'] but {dtype} and {p.device.type}"
+                )
+            return False
+    return True
+
+
 def _check_lr(lr: Any) -> None:
     if isinstance(lr, rtorch.Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")

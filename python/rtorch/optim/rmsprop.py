@@ -13,10 +13,11 @@ from rtorch.optim.optimizer import (
     _check_lr,
     _check_weight_decay,
     _get_scalar_dtype,
+    _use_fused,
     _use_grad,
 )
 
-__all__ = ["RMSprop"]
+__all__ = ["RMSprop", "rmsprop"]
 
 
 class RMSprop(Optimizer):
@@ -36,7 +37,10 @@ class RMSprop(Optimizer):
         momentum (float): momentum factor. Default: 0.
         centered (bool): normalize by the estimated variance. Default: ``False``.
         maximize (bool): maximize the objective. Default: ``False``.
-        capturable, foreach, differentiable: accepted for PyTorch compatibility.
+        foreach (bool, optional): ``None``/``True``: one fused Rust kernel per
+            group when possible; ``False``: the per-tensor reference path.
+        differentiable (bool): use the per-tensor path. Default: ``False``.
+        capturable: accepted for PyTorch compatibility.
 
     Example::
 
@@ -84,6 +88,15 @@ class RMSprop(Optimizer):
         )
         super().__init__(params, defaults)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("momentum", 0)
+            group.setdefault("centered", False)
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+
     @_use_grad
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step.
@@ -95,18 +108,11 @@ class RMSprop(Optimizer):
         if closure is not None:
             with rtorch.enable_grad():
                 loss = closure()
-        # Per-tensor reference path; a fused multi-tensor Rust kernel is a later step.
         for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            momentum, centered, weight_decay = (
-                group["momentum"],
-                group["centered"],
-                group["weight_decay"],
-            )
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = -p.grad if group["maximize"] else p.grad
+            momentum, centered = group["momentum"], group["centered"]
+            params = [p for p in group["params"] if p.grad is not None]
+            states = []
+            for p in params:
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = rtorch.tensor(0.0, dtype=_get_scalar_dtype())
@@ -115,22 +121,95 @@ class RMSprop(Optimizer):
                         state["momentum_buffer"] = rtorch.zeros_like(p)
                     if centered:
                         state["grad_avg"] = rtorch.zeros_like(p)
-                state["step"].add_(1)
-                if weight_decay != 0:
-                    grad = grad.add(p, alpha=weight_decay)
-                square_avg = state["square_avg"]
-                square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-                if centered:
-                    grad_avg = state["grad_avg"]
-                    grad_avg.lerp_(grad, 1 - alpha)
-                    avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
-                else:
-                    avg = square_avg.sqrt()
-                avg = avg.add_(eps)
-                if momentum > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(momentum).addcdiv_(grad, avg)
-                    p.add_(buf, alpha=-lr)
-                else:
-                    p.addcdiv_(grad, avg, value=-lr)
+                states.append(state)
+            rmsprop(
+                params,
+                [p.grad for p in params],
+                [s["square_avg"] for s in states],
+                [s["grad_avg"] for s in states] if centered else [],
+                [s["momentum_buffer"] for s in states] if momentum > 0 else [],
+                [s["step"] for s in states],
+                lr=group["lr"],
+                alpha=group["alpha"],
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                momentum=momentum,
+                centered=centered,
+                maximize=group["maximize"],
+                foreach=group["foreach"],
+                differentiable=group["differentiable"],
+            )
         return loss
+
+
+def rmsprop(
+    params: list[rtorch.Tensor],
+    grads: list[rtorch.Tensor],
+    square_avgs: list[rtorch.Tensor],
+    grad_avgs: list[rtorch.Tensor],
+    momentum_buffer_list: list[rtorch.Tensor],
+    state_steps: list[rtorch.Tensor],
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+    foreach: bool | None = None,
+    differentiable: bool = False,
+) -> None:
+    r"""Functional RMSprop; bumps ``state_steps``. See :class:`~rtorch.optim.RMSprop`."""
+    kw = dict(
+        lr=lr,
+        alpha=alpha,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        centered=centered,
+        maximize=maximize,
+    )
+    args = (params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps)
+    if _use_fused(params, grads, foreach, differentiable):
+        rtorch._C._fused_rmsprop(*args, **kw)
+    else:
+        _single_tensor_rmsprop(*args, **kw)
+
+
+def _single_tensor_rmsprop(
+    params: list[rtorch.Tensor],
+    grads: list[rtorch.Tensor],
+    square_avgs: list[rtorch.Tensor],
+    grad_avgs: list[rtorch.Tensor],
+    momentum_buffer_list: list[rtorch.Tensor],
+    state_steps: list[rtorch.Tensor],
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> None:
+    for i, p in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        state_steps[i].add_(1)
+        if weight_decay != 0:
+            grad = grad.add(p, alpha=weight_decay)
+        square_avg = square_avgs[i]
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if centered:
+            grad_avg = grad_avgs[i]
+            grad_avg.lerp_(grad, 1 - alpha)
+            avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        else:
+            avg = square_avg.sqrt()
+        avg = avg.add_(eps)
+        if momentum > 0:
+            buf = momentum_buffer_list[i]
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            p.add_(buf, alpha=-lr)
+        else:
+            p.addcdiv_(grad, avg, value=-lr)

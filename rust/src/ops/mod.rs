@@ -11,6 +11,7 @@ pub mod index;
 pub mod join;
 pub mod linalg;
 pub mod loss;
+pub mod optim;
 pub mod random;
 pub mod reduce;
 pub mod shape;

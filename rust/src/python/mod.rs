@@ -10,6 +10,7 @@ mod factory;
 mod ops_elementwise;
 mod ops_linalg;
 mod ops_loss;
+mod ops_optim;
 mod ops_reduce;
 mod ops_shape;
 mod serialization;
@@ -106,6 +107,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_elementwise::register(m)?;
     ops_linalg::register(m)?;
     ops_loss::register(m)?;
+    ops_optim::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     dlpack::register(m)?;
