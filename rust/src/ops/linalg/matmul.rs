@@ -228,16 +228,19 @@ fn gemm_batched(
     let work = m.saturating_mul(n).saturating_mul(k.max(1));
     let threads = num_threads();
     dispatch!(dst.dtype(), T => {
-        let run = |i: usize, r0: usize, r1: usize| {
+        // Rows r0..r1 and columns c0..c1 of product `i`.
+        let run_block = |i: usize, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
             let (d, x) = (mat(dst, od[i]), mat(a, oa[i]));
             let y = mat(b, ob[i]);
-            let d = Mat { ptr: Addr(d.at::<T>(r0, 0) as usize), ..d };
+            let d = Mat { ptr: Addr(d.at::<T>(r0, c0) as usize), ..d };
             let x = Mat { ptr: Addr(x.at::<T>(r0, 0) as usize), ..x };
+            let y = Mat { ptr: Addr(y.at::<T>(0, c0) as usize), ..y };
             // SAFETY: the views were validated against their storages when
-            // made; rows r0..r1 of `d` belong to this call alone, and `dst`
+            // made; this block of `d` belongs to this call alone, and `dst`
             // is fresh so it overlaps neither input.
-            unsafe { gemm_one::<T>(r1 - r0, n, k, d, x, y, beta, alpha) };
+            unsafe { gemm_one::<T>(r1 - r0, c1 - c0, k, d, x, y, beta, alpha) };
         };
+        let run = |i: usize, r0: usize, r1: usize| run_block(i, (r0, r1), (0, n));
         let count = od.len();
         if count >= threads || work < PARALLEL_FLOPS || threads == 1 {
             // About 16 multiply-adds per nanosecond per core.
@@ -248,8 +251,16 @@ fn gemm_batched(
             });
         } else {
             for i in 0..count {
-                // Row blocks that are multiples of the micro-kernel height.
-                for_ranges(m, (n * k.max(1)) / 16 + 1, 16, |r0, r1| run(i, r0, r1));
+                // Each thread packs the whole of the operand it does not
+                // split, so split the longer side of the output: rows of
+                // a wide product re-pack all of `b` per thread (256x784x512
+                // on 2 threads: 1.37x the one-thread speed by rows, by
+                // columns 1.8x). Blocks are multiples of the micro-kernel.
+                if n > m {
+                    for_ranges(n, (m * k.max(1)) / 16 + 1, 16, |c0, c1| run_block(i, (0, m), (c0, c1)));
+                } else {
+                    for_ranges(m, (n * k.max(1)) / 16 + 1, 16, |r0, r1| run(i, r0, r1));
+                }
             }
         }
     });
