@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import rtorch
+from rtorch import _C
 from rtorch._C import Tensor, _activation
 
 __all__ = [
@@ -1145,15 +1146,7 @@ def layer_norm(
             f"Given normalized_shape={list(shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}"
         )
-    dims = tuple(range(input.dim() - k, input.dim()))
-    mean = input.mean(dims, keepdim=True)
-    var = input.var(dims, unbiased=False, keepdim=True)
-    out = (input - mean) * (var + eps).rsqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return _C._layer_norm(input, list(shape), weight, bias, eps)
 
 
 def group_norm(
@@ -1175,15 +1168,7 @@ def group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got "
             f"input of shape {list(input.shape)} and num_groups={num_groups}"
         )
-    grouped = input.reshape(n, num_groups, -1)
-    mean = grouped.mean(2, keepdim=True)
-    var = grouped.var(2, unbiased=False, keepdim=True)
-    out = ((grouped - mean) * (var + eps).rsqrt()).reshape(input.shape)
-    if weight is not None:
-        out = out * _channel_view(weight, input.dim())
-    if bias is not None:
-        out = out + _channel_view(bias, input.dim())
-    return out
+    return _C._group_norm(input, num_groups, weight, bias, eps)
 
 
 def batch_norm(
@@ -1205,7 +1190,6 @@ def batch_norm(
     """
     if input.dim() < 2:
         raise ValueError(f"Expected 2D or more input (got {input.dim()}D input)")
-    dims = [0] + list(range(2, input.dim()))
     if training:
         count = input.numel() // input.size(1)
         if count <= 1:
@@ -1213,24 +1197,8 @@ def batch_norm(
                 f"Expected more than 1 value per channel when training, got input size "
                 f"{input.size()}"
             )
-        mean = input.mean(dims)
-        var = input.var(dims, unbiased=False)
-        if running_mean is not None or running_var is not None:
-            with rtorch.no_grad():
-                if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
-                if running_var is not None:
-                    unbiased = var.detach() * (count / (count - 1))
-                    running_var.mul_(1 - momentum).add_(unbiased * momentum)
-    else:
-        if running_mean is None or running_var is None:
-            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        mean, var = running_mean, running_var
-    out = (input - _channel_view(mean, input.dim())) * _channel_view(
-        (var + eps).rsqrt(), input.dim()
+    elif running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    return _C._batch_norm(
+        input, weight, bias, running_mean, running_var, training, momentum, eps
     )
-    if weight is not None:
-        out = out * _channel_view(weight, input.dim())
-    if bias is not None:
-        out = out + _channel_view(bias, input.dim())
-    return out

@@ -10,6 +10,8 @@ pub mod gather;
 pub mod index;
 pub mod join;
 pub mod linalg;
+pub mod norm;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod shape;

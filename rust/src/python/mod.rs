@@ -9,6 +9,7 @@ mod dtype;
 mod factory;
 mod ops_elementwise;
 mod ops_linalg;
+mod ops_nn;
 mod ops_reduce;
 mod ops_shape;
 mod serialization;
@@ -104,6 +105,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     factory::register(m)?;
     ops_elementwise::register(m)?;
     ops_linalg::register(m)?;
+    ops_nn::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     dlpack::register(m)?;
