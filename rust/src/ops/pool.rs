@@ -264,26 +264,27 @@ fn each_plane<A: Element, B: Element>(
 fn max_plane<T: Fl>(x: &[T], y: &mut [T], ix: &mut [i64], a: &[Axis; 3]) {
     let (h, w) = (a[1].inp, a[2].inp);
     let hw = h * w;
+    let (s0, s1, s2) = (a[0].step, a[1].step, a[2].step);
     let mut o = 0;
     for od in 0..a[0].out {
         let (sd, ld) = (a[0].start[od], a[0].len[od]);
         for oh in 0..a[1].out {
             let (sh, lh) = (a[1].start[oh], a[1].len[oh]);
-            for ow in 0..a[2].out {
-                let (sw, lw) = (a[2].start[ow], a[2].len[ow]);
+            let base = sd * hw + sh * w;
+            for (&sw, &lw) in a[2].start.iter().zip(&a[2].len) {
                 let mut best = T::NEG_INF;
-                let mut bi = sd * hw + sh * w + sw;
+                let mut bi = base + sw;
                 for i in 0..ld {
-                    let rd = (sd + i * a[0].step) * hw;
                     for j in 0..lh {
-                        let rh = rd + (sh + j * a[1].step) * w + sw;
+                        let r = (sd + i * s0) * hw + (sh + j * s1) * w + sw;
                         for k in 0..lw {
-                            let p = rh + k * a[2].step;
-                            let v = x[p];
-                            if v > best || v.nan() {
-                                best = v;
-                                bi = p;
-                            }
+                            let p = r + k * s2;
+                            // SAFETY: windows are clipped to the input when the
+                            // axes are built, so `p` < d * h * w = x.len().
+                            let v = unsafe { *x.get_unchecked(p) };
+                            let take = v > best || v.nan();
+                            best = if take { v } else { best };
+                            bi = if take { p } else { bi };
                         }
                     }
                 }
@@ -311,8 +312,10 @@ fn avg_plane<T: Fl>(x: &[T], y: &mut [T], a: &[Axis; 3], divisor: Option<f64>) {
                     let rd = (sd + i) * hw;
                     for j in 0..lh {
                         let r = rd + (sh + j) * w + sw;
-                        for &v in &x[r..r + lw] {
-                            s += v;
+                        for k in r..r + lw {
+                            // SAFETY: windows are clipped to the input when the
+                            // axes are built, so `k` < x.len().
+                            s += unsafe { *x.get_unchecked(k) };
                         }
                     }
                 }
@@ -342,8 +345,10 @@ fn avg_back_plane<T: Fl>(g: &[T], gx: &mut [T], a: &[Axis; 3], divisor: Option<f
                     let rd = (sd + i) * hw;
                     for j in 0..lh {
                         let r = rd + (sh + j) * w + sw;
-                        for t in &mut gx[r..r + lw] {
-                            *t += v;
+                        for k in r..r + lw {
+                            // SAFETY: windows are clipped to the input, so
+                            // `k` < gx.len().
+                            unsafe { *gx.get_unchecked_mut(k) += v };
                         }
                     }
                 }
@@ -572,12 +577,12 @@ fn window_avg_backward(g: &Tensor, plan: Arc<Plan>) -> Result<Tensor> {
 
 /// Splits `x`'s shape into (leading, spatial) for an `nd`-d pooling that
 /// takes `nd + 1` or `nd + 2` dims.
-fn split(x: &Tensor, nd: usize, op: &str) -> Result<(Vec<usize>, Vec<usize>)> {
+fn split(x: &Tensor, nd: usize) -> Result<(Vec<usize>, Vec<usize>)> {
     let n = x.ndim();
     let spatial_ok = n >= nd + 1 && x.shape()[n - nd - 1..].iter().all(|&s| s > 0);
     if !(n == nd + 1 || n == nd + 2) || !spatial_ok {
         return Err(Error::Runtime(format!(
-            "{op}: non-empty {}D or {}D (batch mode) tensor expected for input",
+            "non-empty {}D or {}D (batch mode) tensor expected for input",
             nd + 1,
             nd + 2
         )));
@@ -585,12 +590,34 @@ fn split(x: &Tensor, nd: usize, op: &str) -> Result<(Vec<usize>, Vec<usize>)> {
     Ok((x.shape()[..n - nd].to_vec(), x.shape()[n - nd..].to_vec()))
 }
 
+/// `v` as sizes, refusing values below 1 with PyTorch's message, which
+/// names each dim (`kT`, `kH`, `kW`; a 1-d pooling is a 2-d one of height 1).
 fn positive(v: &[i64], what: &str) -> Result<Vec<usize>> {
-    if let Some(&bad) = v.iter().find(|&&k| k <= 0) {
-        return Err(Error::Runtime(match what {
-            "stride" => "stride should not be zero".to_string(),
-            _ => format!("{what} should be greater than zero, but got {what}: {bad}"),
-        }));
+    if v.iter().any(|&k| k <= 0) {
+        if what == "stride" {
+            return Err(Error::Runtime("stride should not be zero".into()));
+        }
+        let mut vals = v.to_vec();
+        if vals.len() == 1 {
+            vals.insert(0, 1);
+        }
+        let (prefix, names): (&str, [&str; 3]) = if what == "dilation" {
+            (
+                "dilation should be greater than zero, but got",
+                ["dilationT", "dilationH", "dilationW"],
+            )
+        } else {
+            (
+                "kernel size should be greater than zero, but got",
+                ["kT", "kH", "kW"],
+            )
+        };
+        let parts: Vec<String> = names[3 - vals.len()..]
+            .iter()
+            .zip(&vals)
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        return Err(Error::Runtime(format!("{prefix} {}", parts.join(" "))));
     }
     Ok(v.iter().map(|&k| k as usize).collect())
 }
@@ -624,7 +651,7 @@ fn windows(
     ceil_mode: bool,
     include_pad: bool,
 ) -> Result<Windows> {
-    let (lead, spatial) = split(x, nd, op)?;
+    let (lead, spatial) = split(x, nd)?;
     let fix = |v: &[i64], what: &str| -> Result<Vec<i64>> {
         match v.len() {
             1 => Ok(vec![v[0]; nd]),
@@ -634,12 +661,13 @@ fn windows(
             ))),
         }
     };
-    let k = positive(&fix(kernel, "kernel_size")?, "kernel_size")?;
+    let kv = fix(kernel, "kernel_size")?;
     let st = if stride.is_empty() {
-        k.clone()
+        positive(&kv, "stride")?
     } else {
         positive(&fix(stride, "stride")?, "stride")?
     };
+    let k = positive(&kv, "kernel_size")?;
     let d = positive(&fix(dilation, "dilation")?, "dilation")?;
     let pv = fix(padding, "padding")?;
     if pv.iter().any(|&p| p < 0) {
