@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::autograd::Recorder;
 use crate::cpu::parallel;
 use crate::error::{Error, Result};
+use crate::multiversion;
 use crate::ops::arith::{add_s, mul, pow_s, sub};
 use crate::ops::pool::{compute_dtype, fdispatch, prep, Fl};
 use crate::ops::{copy, creation, reduce, shape};
@@ -669,6 +670,25 @@ fn ln_forward<T: Fl>(
     let (w, b) = (slice_of::<T>(w), slice_of::<T>(b));
     let ps = stats.as_mut_ptr() as usize;
     let kf = k as f64;
+    if T::DTYPE == DType::F32 {
+        // SAFETY: T is f32 here (checked via DTYPE): same size and layout.
+        let (w, b) = unsafe { (as_f32(w), as_f32(b)) };
+        rows_map::<f32>(x, y, rows, k, |r, xr, yr| {
+            let mut st = (0.0, 0.0);
+            row_stats_f32(xr, eps, &mut st);
+            // SAFETY: slot `r` of `stats` is written by this row only.
+            unsafe { *(ps as *mut (f64, f64)).add(r) = st };
+            ln_row_f32(
+                xr,
+                yr,
+                w.unwrap_or(&[]),
+                b.unwrap_or(&[]),
+                st.0 as f32,
+                st.1 as f32,
+            );
+        });
+        return stats;
+    }
     rows_map::<T>(x, y, rows, k, |r, xr, yr| {
         let m = lanes_sum(xr, |v| v) / kf;
         let var = lanes_sum(xr, |v| (v - m) * (v - m)) / kf;
@@ -726,6 +746,42 @@ fn ln_backward<T: Fl>(
         dx.raw_ptr() as usize,
     );
     let kf = T::from_f64(k as f64);
+    if T::DTYPE == DType::F32 {
+        // SAFETY: T is f32 here (checked via DTYPE): same size and layout.
+        let ones;
+        let w = match unsafe { as_f32(w) } {
+            Some(w) => w,
+            None => {
+                ones = vec![1.0f32; k];
+                &ones[..]
+            }
+        };
+        parallel::for_ranges(rows, k * 4, 1, |a, b| {
+            let (mut dw, mut db) = (vec![0.0f32; k], vec![0.0f32; k]);
+            for r in a..b {
+                // SAFETY: row `r` of the contiguous f32 `x`, `g`, `dx` (all
+                // rows * k); each row of `dx` is written by this iteration only.
+                let (xr, gr, dr) = unsafe {
+                    (
+                        std::slice::from_raw_parts((px as *const f32).add(r * k), k),
+                        std::slice::from_raw_parts((pg as *const f32).add(r * k), k),
+                        std::slice::from_raw_parts_mut((pd as *mut f32).add(r * k), k),
+                    )
+                };
+                let (m, rs) = (stats[r].0 as f32, stats[r].1 as f32);
+                ln_back_row_f32(xr, gr, w, (m, rs), (&mut dw, &mut db), dr, need_dx);
+            }
+            if let Ok(mut acc) = acc.lock() {
+                for (t, v) in acc.0.iter_mut().zip(&dw) {
+                    *t += *v as f64;
+                }
+                for (t, v) in acc.1.iter_mut().zip(&db) {
+                    *t += *v as f64;
+                }
+            }
+        });
+        return acc.into_inner().unwrap_or_default();
+    }
     parallel::for_ranges(rows, k * 4, 1, |a, b| {
         let (mut dw, mut db) = (vec![T::ZERO; k], vec![T::ZERO; k]);
         let mut xh = vec![T::ZERO; k];
@@ -792,4 +848,129 @@ fn ln_backward<T: Fl>(
         }
     });
     acc.into_inner().unwrap_or_default()
+}
+
+/// `t` (a slice of T, which the caller checked is f32) as f32.
+///
+/// # Safety
+/// T must be f32.
+unsafe fn as_f32<T: Element>(t: Option<&[T]>) -> Option<&[f32]> {
+    // SAFETY: the caller guarantees T is f32 (same size and layout).
+    t.map(|t| unsafe { std::slice::from_raw_parts(t.as_ptr() as *const f32, t.len()) })
+}
+
+const L: usize = 16;
+
+multiversion! {
+    /// Mean and 1/std of one float32 row: two passes (mean, then squared
+    /// deviations) on 16 f32 lanes, combined in f64.
+    pub fn row_stats_f32(x: &[f32], eps: f64, out: &mut (f64, f64)) {
+        let n = x.len() as f64;
+        let mut acc = [0.0f32; L];
+        let ch = x.chunks_exact(L);
+        let mut tail = 0.0f64;
+        for &v in ch.remainder() {
+            tail += v as f64;
+        }
+        for c in ch {
+            for k in 0..L {
+                acc[k] += c[k];
+            }
+        }
+        let m = (acc.iter().map(|&v| v as f64).sum::<f64>() + tail) / n;
+        let mf = m as f32;
+        let mut acc = [0.0f32; L];
+        let ch = x.chunks_exact(L);
+        let mut tail = 0.0f64;
+        for &v in ch.remainder() {
+            tail += ((v - mf) as f64).powi(2);
+        }
+        for c in ch {
+            for k in 0..L {
+                let d = c[k] - mf;
+                acc[k] += d * d;
+            }
+        }
+        let var = (acc.iter().map(|&v| v as f64).sum::<f64>() + tail) / n;
+        *out = (m, 1.0 / (var + eps).sqrt());
+    }
+}
+
+multiversion! {
+    /// `y = (x - m) * r * w + b` over one float32 row (`w`, `b` empty when absent).
+    pub fn ln_row_f32(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], m: f32, r: f32) {
+        match (w.is_empty(), b.is_empty()) {
+            (false, false) => {
+                for (((o, &v), &wv), &bv) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (v - m) * r * wv + bv;
+                }
+            }
+            (false, true) => {
+                for ((o, &v), &wv) in y.iter_mut().zip(x).zip(w) {
+                    *o = (v - m) * r * wv;
+                }
+            }
+            (true, false) => {
+                for ((o, &v), &bv) in y.iter_mut().zip(x).zip(b) {
+                    *o = (v - m) * r + bv;
+                }
+            }
+            (true, true) => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = (v - m) * r;
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Layer norm backward of one float32 row: accumulates `dw += g * xhat`,
+    /// `db += g` (`acc`), and (when `need_dx`) writes
+    /// `dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat))`.
+    pub fn ln_back_row_f32(
+        x: &[f32],
+        g: &[f32],
+        w: &[f32],
+        mr: (f32, f32),
+        acc: (&mut [f32], &mut [f32]),
+        dx: &mut [f32],
+        need_dx: bool,
+    ) {
+        let (m, r) = mr;
+        let (dw, db) = acc;
+        let (mut sa, mut sb) = ([0.0f32; L], [0.0f32; L]);
+        let (mut ta, mut tb) = (0.0f32, 0.0f32);
+        let n = x.len().min(g.len()).min(w.len()).min(dw.len()).min(db.len());
+        let full = n - n % L;
+        for i in (0..full).step_by(L) {
+            let (xc, gc, wc) = (&x[i..i + L], &g[i..i + L], &w[i..i + L]);
+            let (dwc, dbc) = (&mut dw[i..i + L], &mut db[i..i + L]);
+            for k in 0..L {
+                let xh = (xc[k] - m) * r;
+                dwc[k] += gc[k] * xh;
+                dbc[k] += gc[k];
+                let gh = gc[k] * wc[k];
+                sa[k] += gh;
+                sb[k] += gh * xh;
+            }
+        }
+        for j in full..n {
+            let xh = (x[j] - m) * r;
+            dw[j] += g[j] * xh;
+            db[j] += g[j];
+            let gh = g[j] * w[j];
+            ta += gh;
+            tb += gh * xh;
+        }
+        if !need_dx {
+            return;
+        }
+        let nf = n as f32;
+        let ma = (sa.iter().sum::<f32>() + ta) / nf;
+        let mb = (sb.iter().sum::<f32>() + tb) / nf;
+        for (((o, &xv), &gv), &wv) in dx.iter_mut().zip(x).zip(g).zip(w) {
+            *o = r * (gv * wv - ma - (xv - m) * r * mb);
+        }
+    }
 }
