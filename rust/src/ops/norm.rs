@@ -357,7 +357,7 @@ pub fn batch_norm(
         )));
     }
     let (n, c) = (x.shape()[0], x.shape()[1]);
-    let s = if n * c == 0 { 0 } else { x.numel() / (n * c) };
+    let s = x.numel().checked_div(n * c).unwrap_or(0);
     let map = RowMap {
         rows: n * c,
         s,
@@ -402,7 +402,7 @@ pub fn group_norm(
             x.shape()
         )));
     }
-    let s = if n * c == 0 { 0 } else { x.numel() / (n * c) };
+    let s = x.numel().checked_div(n * c).unwrap_or(0);
     let map = RowMap {
         rows: n * c,
         s,
@@ -597,7 +597,7 @@ pub fn layer_norm(
         }
     }
     let kk: usize = normalized_shape.iter().product();
-    let rows = if kk == 0 { 0 } else { x.numel() / kk };
+    let rows = x.numel().checked_div(kk).unwrap_or(0);
     let dt = compute_dtype("layer_norm", x)?;
     let rec = Recorder::new_opt("NativeLayerNormBackward0", &[Some(x), weight, bias]);
     let xs = prep(x, dt)?;
@@ -758,7 +758,7 @@ fn ln_backward<T: Fl>(
         };
         parallel::for_ranges(rows, k * 4, 1, |a, b| {
             let (mut dw, mut db) = (vec![0.0f32; k], vec![0.0f32; k]);
-            for r in a..b {
+            for (r, &(m, rs)) in stats.iter().enumerate().take(b).skip(a) {
                 // SAFETY: row `r` of the contiguous f32 `x`, `g`, `dx` (all
                 // rows * k); each row of `dx` is written by this iteration only.
                 let (xr, gr, dr) = unsafe {
@@ -768,8 +768,15 @@ fn ln_backward<T: Fl>(
                         std::slice::from_raw_parts_mut((pd as *mut f32).add(r * k), k),
                     )
                 };
-                let (m, rs) = (stats[r].0 as f32, stats[r].1 as f32);
-                ln_back_row_f32(xr, gr, w, (m, rs), (&mut dw, &mut db), dr, need_dx);
+                ln_back_row_f32(
+                    xr,
+                    gr,
+                    w,
+                    (m as f32, rs as f32),
+                    (&mut dw, &mut db),
+                    dr,
+                    need_dx,
+                );
             }
             if let Ok(mut acc) = acc.lock() {
                 for (t, v) in acc.0.iter_mut().zip(&dw) {
@@ -786,7 +793,7 @@ fn ln_backward<T: Fl>(
         let (mut dw, mut db) = (vec![T::ZERO; k], vec![T::ZERO; k]);
         let mut xh = vec![T::ZERO; k];
         let mut gh = vec![T::ZERO; k];
-        for r in a..b {
+        for (r, &(m, rs)) in stats.iter().enumerate().take(b).skip(a) {
             // SAFETY: row `r` of the contiguous `x`, `g`, `dx` (all rows * k);
             // each row of `dx` is written by this iteration only.
             let (xr, gr, dr) = unsafe {
@@ -796,7 +803,7 @@ fn ln_backward<T: Fl>(
                     std::slice::from_raw_parts_mut((pd as *mut T).add(r * k), k),
                 )
             };
-            let (m, rs) = (T::from_f64(stats[r].0), T::from_f64(stats[r].1));
+            let (m, rs) = (T::from_f64(m), T::from_f64(rs));
             for (o, &v) in xh.iter_mut().zip(xr) {
                 *o = (v - m) * rs;
             }

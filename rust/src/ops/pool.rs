@@ -282,7 +282,9 @@ fn max_plane<T: Fl>(x: &[T], y: &mut [T], ix: &mut [i64], a: &[Axis; 3]) {
                             // SAFETY: windows are clipped to the input when the
                             // axes are built, so `p` < d * h * w = x.len().
                             let v = unsafe { *x.get_unchecked(p) };
-                            let take = v > best || v.nan();
+                            // `|`, not `||`: no short-circuit branch, so this
+                            // compiles to compares and selects.
+                            let take = (v > best) | v.nan();
                             best = if take { v } else { best };
                             bi = if take { p } else { bi };
                         }
@@ -579,7 +581,7 @@ fn window_avg_backward(g: &Tensor, plan: Arc<Plan>) -> Result<Tensor> {
 /// takes `nd + 1` or `nd + 2` dims.
 fn split(x: &Tensor, nd: usize) -> Result<(Vec<usize>, Vec<usize>)> {
     let n = x.ndim();
-    let spatial_ok = n >= nd + 1 && x.shape()[n - nd - 1..].iter().all(|&s| s > 0);
+    let spatial_ok = n > nd && x.shape()[n - nd - 1..].iter().all(|&s| s > 0);
     if !(n == nd + 1 || n == nd + 2) || !spatial_ok {
         return Err(Error::Runtime(format!(
             "non-empty {}D or {}D (batch mode) tensor expected for input",
