@@ -35,6 +35,10 @@ pub(crate) trait Fl:
     const NEG_INF: Self;
     const ZERO: Self;
     fn nan(self) -> bool;
+    /// `if take { a } else { b }` by bit masks, so no branch is emitted
+    /// (LLVM turns selects in loops into branches, which mispredict on
+    /// random data).
+    fn pick(take: bool, a: Self, b: Self) -> Self;
 }
 
 impl Fl for f32 {
@@ -44,6 +48,11 @@ impl Fl for f32 {
     fn nan(self) -> bool {
         self.is_nan()
     }
+    #[inline(always)]
+    fn pick(take: bool, a: f32, b: f32) -> f32 {
+        let m = 0u32.wrapping_sub(take as u32);
+        f32::from_bits(((a.to_bits() ^ b.to_bits()) & m) ^ b.to_bits())
+    }
 }
 
 impl Fl for f64 {
@@ -52,6 +61,11 @@ impl Fl for f64 {
     #[inline(always)]
     fn nan(self) -> bool {
         self.is_nan()
+    }
+    #[inline(always)]
+    fn pick(take: bool, a: f64, b: f64) -> f64 {
+        let m = 0u64.wrapping_sub(take as u64);
+        f64::from_bits(((a.to_bits() ^ b.to_bits()) & m) ^ b.to_bits())
     }
 }
 
@@ -282,11 +296,10 @@ fn max_plane<T: Fl>(x: &[T], y: &mut [T], ix: &mut [i64], a: &[Axis; 3]) {
                             // SAFETY: windows are clipped to the input when the
                             // axes are built, so `p` < d * h * w = x.len().
                             let v = unsafe { *x.get_unchecked(p) };
-                            // `|`, not `||`: no short-circuit branch, so this
-                            // compiles to compares and selects.
+                            // `|`, not `||`, and masks, not `if`: branch-free.
                             let take = (v > best) | v.nan();
-                            best = if take { v } else { best };
-                            bi = if take { p } else { bi };
+                            best = T::pick(take, v, best);
+                            bi ^= (bi ^ p) & 0usize.wrapping_sub(take as usize);
                         }
                     }
                 }
