@@ -110,6 +110,9 @@ struct Axis {
     start: Vec<usize>,
     len: Vec<usize>,
     div: Vec<usize>,
+    /// `(lo, hi, stride, k)`: outputs `lo..hi` have full windows of `k` taps
+    /// starting `stride` apart (the interior, pooled row-at-a-time).
+    interior: (usize, usize, usize, usize),
 }
 
 impl Axis {
@@ -121,7 +124,25 @@ impl Axis {
             start: vec![0],
             len: vec![1],
             div: vec![1],
+            interior: (0, 1, 1, 1),
         }
+    }
+
+    /// Finds the interior: the outputs whose windows are full (`k` taps)
+    /// and `stride` apart.
+    fn with_interior(mut self, k: usize, stride: usize) -> Axis {
+        let Some(lo) = self.len.iter().position(|&l| l == k) else {
+            return self;
+        };
+        let mut hi = lo;
+        while hi < self.out
+            && self.len[hi] == k
+            && self.start[hi] == self.start[lo] + (hi - lo) * stride
+        {
+            hi += 1;
+        }
+        self.interior = (lo, hi, stride, k);
+        self
     }
 
     /// Windows `o * s - p + j * d` for `j < k`, clipped to the input. The
@@ -142,6 +163,7 @@ impl Axis {
             start: Vec::with_capacity(out),
             len: Vec::with_capacity(out),
             div: Vec::with_capacity(out),
+            interior: (0, 0, 0, 0),
         };
         let (n, p) = (inp as isize, p as isize);
         for o in 0..out {
@@ -167,7 +189,7 @@ impl Axis {
             a.len.push(len);
             a.div.push(div);
         }
-        a
+        a.with_interior(k, s)
     }
 
     /// PyTorch's adaptive windows: `[floor(o * in / out), ceil((o + 1) * in / out))`.
@@ -179,6 +201,7 @@ impl Axis {
             start: Vec::with_capacity(out),
             len: Vec::with_capacity(out),
             div: Vec::with_capacity(out),
+            interior: (0, 0, 0, 0),
         };
         for o in 0..out {
             let s = o * inp / out;
@@ -274,18 +297,23 @@ fn each_plane<A: Element, B: Element>(
 }
 
 /// Max over each window of one plane, with the flat index of the maximum
-/// (NaN wins; ties keep the first, as PyTorch).
+/// (NaN wins; ties keep the first, as PyTorch). Interior outputs of each
+/// row are pooled tap by tap across the row (independent lanes, no
+/// dependency chain per output); edge outputs one by one.
 fn max_plane<T: Fl>(x: &[T], y: &mut [T], ix: &mut [i64], a: &[Axis; 3]) {
     let (h, w) = (a[1].inp, a[2].inp);
     let hw = h * w;
     let (s0, s1, s2) = (a[0].step, a[1].step, a[2].step);
+    let (lo, hi, st, kw) = a[2].interior;
+    let ow_n = a[2].out;
     let mut o = 0;
     for od in 0..a[0].out {
         let (sd, ld) = (a[0].start[od], a[0].len[od]);
         for oh in 0..a[1].out {
             let (sh, lh) = (a[1].start[oh], a[1].len[oh]);
             let base = sd * hw + sh * w;
-            for (&sw, &lw) in a[2].start.iter().zip(&a[2].len) {
+            for ow in (0..lo).chain(hi..ow_n) {
+                let (sw, lw) = (a[2].start[ow], a[2].len[ow]);
                 let mut best = T::NEG_INF;
                 let mut bi = base + sw;
                 for i in 0..ld {
@@ -303,10 +331,36 @@ fn max_plane<T: Fl>(x: &[T], y: &mut [T], ix: &mut [i64], a: &[Axis; 3]) {
                         }
                     }
                 }
-                y[o] = best;
-                ix[o] = bi as i64;
-                o += 1;
+                y[o + ow] = best;
+                ix[o + ow] = bi as i64;
             }
+            if hi > lo {
+                let yr = &mut y[o + lo..o + hi];
+                let ir = &mut ix[o + lo..o + hi];
+                let s_lo = a[2].start[lo];
+                yr.fill(T::NEG_INF);
+                for (n, v) in ir.iter_mut().enumerate() {
+                    *v = (base + s_lo + n * st) as i64;
+                }
+                for i in 0..ld {
+                    for j in 0..lh {
+                        let r = (sd + i * s0) * hw + (sh + j * s1) * w + s_lo;
+                        for k in 0..kw {
+                            let off = r + k * s2;
+                            for (n, (b, bi)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+                                let p = off + n * st;
+                                // SAFETY: interior windows lie inside the input
+                                // (full windows of `kw` taps), so `p` < x.len().
+                                let v = unsafe { *x.get_unchecked(p) };
+                                let take = (v > *b) | v.nan();
+                                *b = T::pick(take, v, *b);
+                                *bi ^= (*bi ^ p as i64) & 0i64.wrapping_sub(take as i64);
+                            }
+                        }
+                    }
+                }
+            }
+            o += ow_n;
         }
     }
 }
