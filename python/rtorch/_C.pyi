@@ -655,3 +655,14 @@ def _fused_adamax(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: S
 def _fused_nadam(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor], mu_products: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, beta1: _float, beta2: _float, eps: _float, weight_decay: _float, momentum_decay: _float, decoupled_weight_decay: _bool, maximize: _bool) -> None: ...  # fmt: skip
 def _fused_radam(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, beta1: _float, beta2: _float, eps: _float, weight_decay: _float, decoupled_weight_decay: _bool, maximize: _bool) -> None: ...  # fmt: skip
 def _fused_adadelta(params: Sequence[Tensor], grads: Sequence[Tensor], square_avgs: Sequence[Tensor], acc_deltas: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, rho: _float, eps: _float, weight_decay: _float, maximize: _bool) -> None: ...  # fmt: skip
+# ---- pooling and normalisation (rust/src/ops/pool.rs, norm.rs; API in rtorch/nn/functional.py) ----
+def _max_pool(input: Tensor, nd: _int, kernel_size: list[_int], stride: list[_int], padding: list[_int], dilation: list[_int], ceil_mode: _bool) -> tuple[Tensor, Tensor]: ...  # fmt: skip
+def _avg_pool(input: Tensor, nd: _int, kernel_size: list[_int], stride: list[_int], padding: list[_int], ceil_mode: _bool, count_include_pad: _bool, divisor_override: _int | None = None) -> Tensor: ...  # fmt: skip
+def _adaptive_avg_pool(input: Tensor, nd: _int, output_size: list[_int]) -> Tensor: ...
+def _adaptive_max_pool(
+    input: Tensor, nd: _int, output_size: list[_int]
+) -> tuple[Tensor, Tensor]: ...
+def _max_unpool(input: Tensor, indices: Tensor, nd: _int, output_size: list[_int]) -> Tensor: ...
+def _batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None, running_var: Tensor | None, training: _bool, momentum: float, eps: float) -> Tensor: ...  # fmt: skip
+def _layer_norm(input: Tensor, normalized_shape: list[_int], weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip
+def _group_norm(input: Tensor, num_groups: _int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip

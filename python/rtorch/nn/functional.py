@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import rtorch
+from rtorch import _C
 from rtorch._C import Tensor, _activation, _nll_loss
 
 __all__ = [
@@ -1171,15 +1172,7 @@ def layer_norm(
             f"Given normalized_shape={list(shape)}, expected input with shape "
             f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}"
         )
-    dims = tuple(range(input.dim() - k, input.dim()))
-    mean = input.mean(dims, keepdim=True)
-    var = input.var(dims, unbiased=False, keepdim=True)
-    out = (input - mean) * (var + eps).rsqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return _C._layer_norm(input, list(shape), weight, bias, eps)
 
 
 def group_norm(
@@ -1195,21 +1188,13 @@ def group_norm(
         raise RuntimeError(
             f"Expected at least 2 dimensions for input tensor but received {input.dim()}"
         )
-    n, c = input.size(0), input.size(1)
+    c = input.size(1)
     if c % num_groups:
         raise RuntimeError(
             "Expected number of channels in input to be divisible by num_groups, but got "
             f"input of shape {list(input.shape)} and num_groups={num_groups}"
         )
-    grouped = input.reshape(n, num_groups, -1)
-    mean = grouped.mean(2, keepdim=True)
-    var = grouped.var(2, unbiased=False, keepdim=True)
-    out = ((grouped - mean) * (var + eps).rsqrt()).reshape(input.shape)
-    if weight is not None:
-        out = out * _channel_view(weight, input.dim())
-    if bias is not None:
-        out = out + _channel_view(bias, input.dim())
-    return out
+    return _C._group_norm(input, num_groups, weight, bias, eps)
 
 
 def batch_norm(
@@ -1231,7 +1216,6 @@ def batch_norm(
     """
     if input.dim() < 2:
         raise ValueError(f"Expected 2D or more input (got {input.dim()}D input)")
-    dims = [0] + list(range(2, input.dim()))
     if training:
         count = input.numel() // input.size(1)
         if count <= 1:
@@ -1239,28 +1223,533 @@ def batch_norm(
                 f"Expected more than 1 value per channel when training, got input size "
                 f"{input.size()}"
             )
-        mean = input.mean(dims)
-        var = input.var(dims, unbiased=False)
-        if running_mean is not None or running_var is not None:
-            with rtorch.no_grad():
-                if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
-                if running_var is not None:
-                    unbiased = var.detach() * (count / (count - 1))
-                    running_var.mul_(1 - momentum).add_(unbiased * momentum)
-    else:
-        if running_mean is None or running_var is None:
-            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        mean, var = running_mean, running_var
-    out = (input - _channel_view(mean, input.dim())) * _channel_view(
-        (var + eps).rsqrt(), input.dim()
-    )
-    if weight is not None:
-        out = out * _channel_view(weight, input.dim())
-    if bias is not None:
-        out = out + _channel_view(bias, input.dim())
-    return out
+    elif running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    return _C._batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
 
+
+# --- pooling and instance/local response normalisation ---
+#
+# The pooling kernels live in Rust (rust/src/ops/pool.rs): one N-d
+# implementation over the trailing 1, 2 or 3 dims. These wrappers normalise
+# the arguments as PyTorch does (ints or tuples, ``stride=None`` meaning
+# ``kernel_size``).
+
+__all__ += [
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d",
+    "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+    "adaptive_max_pool3d_with_indices", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "lp_pool1d", "lp_pool2d", "instance_norm", "local_response_norm",
+]  # fmt: skip
+
+
+def _ntuple(v: Any, n: int, name: str) -> list[int]:
+    """``v`` (an int or a sequence of 1 or ``n`` ints) as ``n`` ints."""
+    if isinstance(v, int):
+        return [v] * n
+    v = [int(e) for e in v]
+    if len(v) == 1:
+        return v * n
+    if len(v) != n:
+        raise RuntimeError(f"{name} must either be a single int, or a tuple of {n} ints")
+    return v
+
+
+def _stride(stride: Any, n: int) -> list[int]:
+    if stride is None or (not isinstance(stride, int) and len(stride) == 0):
+        return []
+    return _ntuple(stride, n, "stride")
+
+
+def _max_pool(
+    input: Tensor,
+    n: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool,
+) -> tuple[Tensor, Tensor]:
+    return _C._max_pool(
+        input,
+        n,
+        _ntuple(kernel_size, n, "kernel_size"),
+        _stride(stride, n),
+        _ntuple(padding, n, "padding"),
+        _ntuple(dilation, n, "dilation"),
+        ceil_mode,
+    )
+
+
+def max_pool1d_with_indices(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:func:`max_pool1d` returning ``(output, indices)``."""
+    return _max_pool(input, 1, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool2d_with_indices(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:func:`max_pool2d` returning ``(output, indices)``."""
+    return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool3d_with_indices(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:func:`max_pool3d` returning ``(output, indices)``."""
+    return _max_pool(input, 3, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool1d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """1-d max pooling over the last dim of a ``(N, C, L)`` or ``(C, L)`` input.
+
+    Args:
+        kernel_size: the window size.
+        stride: the window step. Default: ``kernel_size``.
+        padding: implicit ``-inf`` padding on both sides (at most half the kernel).
+        dilation: the step between window elements.
+        ceil_mode: round the output size up (the last window must start inside the input).
+        return_indices: also return the argmax positions (for :func:`max_unpool1d`).
+
+    Example::
+
+        >>> import rtorch
+        >>> max_pool1d(rtorch.tensor([[1.0, 3.0, 2.0, 0.0]]), 2)
+        tensor([[3., 2.]])
+    """
+    if not return_indices:
+        k, p = _ntuple(kernel_size, 1, "kernel_size")[0], _ntuple(padding, 1, "padding")[0]
+        if p > k // 2:
+            raise RuntimeError(
+                "max_pool1d() padding should be at most half of kernel size, but got "
+                f"padding={p} and kernel_size={k}"
+            )
+    out, idx = _max_pool(input, 1, kernel_size, stride, padding, dilation, ceil_mode)
+    return (out, idx) if return_indices else out
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """2-d max pooling over the last two dims of ``(N, C, H, W)`` or ``(C, H, W)``;
+    arguments as :func:`max_pool1d` (ints or pairs).
+
+    Example::
+
+        >>> import rtorch
+        >>> max_pool2d(rtorch.arange(16.0).reshape(1, 4, 4), 2)
+        tensor([[[ 5.,  7.],
+                 [13., 15.]]])
+    """
+    out, idx = _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode)
+    return (out, idx) if return_indices else out
+
+
+def max_pool3d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
+    """3-d max pooling over the last three dims of ``(N, C, D, H, W)`` or
+    ``(C, D, H, W)``; arguments as :func:`max_pool1d` (ints or triples)."""
+    out, idx = _max_pool(input, 3, kernel_size, stride, padding, dilation, ceil_mode)
+    return (out, idx) if return_indices else out
+
+
+def avg_pool1d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """1-d average pooling over the last dim of ``(N, C, L)`` or ``(C, L)``.
+
+    Args:
+        kernel_size: the window size.
+        stride: the window step. Default: ``kernel_size``.
+        padding: implicit zero padding on both sides (at most half the kernel).
+        ceil_mode: round the output size up.
+        count_include_pad: count the padding in the divisor.
+
+    Example::
+
+        >>> import rtorch
+        >>> avg_pool1d(rtorch.tensor([[1.0, 3.0, 2.0, 0.0]]), 2)
+        tensor([[2., 1.]])
+    """
+    return _C._avg_pool(
+        input,
+        1,
+        _ntuple(kernel_size, 1, "kernel_size"),
+        _stride(stride, 1),
+        _ntuple(padding, 1, "padding"),
+        ceil_mode,
+        count_include_pad,
+        None,
+    )
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """2-d average pooling; arguments as :func:`avg_pool1d`, and
+    ``divisor_override`` to divide every window's sum by a fixed number."""
+    return _C._avg_pool(
+        input,
+        2,
+        _ntuple(kernel_size, 2, "kernel_size"),
+        _stride(stride, 2),
+        _ntuple(padding, 2, "padding"),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
+
+
+def avg_pool3d(
+    input: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """3-d average pooling; arguments as :func:`avg_pool2d`."""
+    return _C._avg_pool(
+        input,
+        3,
+        _ntuple(kernel_size, 3, "kernel_size"),
+        _stride(stride, 3),
+        _ntuple(padding, 3, "padding"),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
+
+
+def _adaptive_size(input: Tensor, output_size: Any, n: int) -> list[int]:
+    """``output_size`` as ``n`` ints; ``None`` entries keep the input's size."""
+    if output_size is None or isinstance(output_size, int):
+        sizes = [output_size] * n
+    else:
+        sizes = list(output_size)
+        if len(sizes) == 1:
+            sizes = sizes * n
+    if len(sizes) != n:
+        raise RuntimeError(
+            f"adaptive pooling: output_size must be an int or a tuple of {n} ints, got {output_size}"
+        )
+    dims = input.shape[input.dim() - n :] if input.dim() >= n else [0] * n
+    return [int(dims[i]) if s is None else int(s) for i, s in enumerate(sizes)]
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
+    """Average pooling to ``output_size`` positions along the last dim (window
+    ``o`` covers ``[floor(o * L / out), ceil((o + 1) * L / out))``).
+
+    Example::
+
+        >>> import rtorch
+        >>> adaptive_avg_pool1d(rtorch.tensor([[1.0, 2.0, 3.0]]), 2)
+        tensor([[1.5000, 2.5000]])
+    """
+    return _C._adaptive_avg_pool(input, 1, _adaptive_size(input, output_size, 1))
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
+    """Adaptive average pooling over the last two dims (``None`` keeps a size)."""
+    return _C._adaptive_avg_pool(input, 2, _adaptive_size(input, output_size, 2))
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
+    """Adaptive average pooling over the last three dims (``None`` keeps a size)."""
+    return _C._adaptive_avg_pool(input, 3, _adaptive_size(input, output_size, 3))
+
+
+def adaptive_max_pool1d_with_indices(
+    input: Tensor, output_size: Any, return_indices: bool = False
+) -> tuple[Tensor, Tensor]:
+    """:func:`adaptive_max_pool1d` returning ``(output, indices)``."""
+    return _C._adaptive_max_pool(input, 1, _adaptive_size(input, output_size, 1))
+
+
+def adaptive_max_pool2d_with_indices(
+    input: Tensor, output_size: Any, return_indices: bool = False
+) -> tuple[Tensor, Tensor]:
+    """:func:`adaptive_max_pool2d` returning ``(output, indices)``."""
+    return _C._adaptive_max_pool(input, 2, _adaptive_size(input, output_size, 2))
+
+
+def adaptive_max_pool3d_with_indices(
+    input: Tensor, output_size: Any, return_indices: bool = False
+) -> tuple[Tensor, Tensor]:
+    """:func:`adaptive_max_pool3d` returning ``(output, indices)``."""
+    return _C._adaptive_max_pool(input, 3, _adaptive_size(input, output_size, 3))
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max pooling to ``output_size`` positions along the last dim (windows as
+    :func:`adaptive_avg_pool1d`), with indices when ``return_indices``."""
+    out, idx = adaptive_max_pool1d_with_indices(input, output_size)
+    return (out, idx) if return_indices else out
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Adaptive max pooling over the last two dims."""
+    out, idx = adaptive_max_pool2d_with_indices(input, output_size)
+    return (out, idx) if return_indices else out
+
+
+def adaptive_max_pool3d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Adaptive max pooling over the last three dims."""
+    out, idx = adaptive_max_pool3d_with_indices(input, output_size)
+    return (out, idx) if return_indices else out
+
+
+def _unpool_output_size(
+    input: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    output_size: Any,
+) -> list[int]:
+    n = len(kernel_size)
+    default = [
+        (input.size(input.dim() - n + d) - 1) * stride[d] + kernel_size[d] - 2 * padding[d]
+        for d in range(n)
+    ]
+    if output_size is None:
+        return default
+    if len(output_size) == n + 2:
+        output_size = output_size[2:]
+    if len(output_size) != n:
+        raise ValueError(
+            f"output_size should be a sequence containing {n} or {n + 2} elements, but it has "
+            f"a length of '{len(output_size)}'"
+        )
+    for d in range(n):
+        lo, hi = default[d] - stride[d], default[d] + stride[d]
+        if not lo < output_size[d] < hi:
+            raise ValueError(
+                f'invalid output_size "{output_size}" (dim {d} must be between {lo} and {hi})'
+            )
+    return [int(s) for s in output_size]
+
+
+def _max_unpool(
+    input: Tensor,
+    indices: Tensor,
+    n: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    output_size: Any,
+) -> Tensor:
+    k = _ntuple(kernel_size, n, "kernel_size")
+    s = _stride(stride, n) or k
+    p = _ntuple(padding, n, "padding")
+    size = _unpool_output_size(input, k, s, p, output_size)
+    return _C._max_unpool(input, indices, n, size)
+
+
+def max_unpool1d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of :func:`max_pool1d`: the values go back to the
+    positions ``indices`` (from ``return_indices=True``), zeros elsewhere.
+
+    Example::
+
+        >>> import rtorch
+        >>> out, idx = max_pool1d(rtorch.tensor([[1.0, 3.0, 2.0, 0.0]]), 2, return_indices=True)
+        >>> max_unpool1d(out, idx, 2)
+        tensor([[0., 3., 2., 0.]])
+    """
+    return _max_unpool(input, indices, 1, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of :func:`max_pool2d`; see :func:`max_unpool1d`."""
+    return _max_unpool(input, indices, 2, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of :func:`max_pool3d`; see :func:`max_unpool1d`."""
+    return _max_unpool(input, indices, 3, kernel_size, stride, padding, output_size)
+
+
+def lp_pool1d(
+    input: Tensor,
+    norm_type: float,
+    kernel_size: int,
+    stride: Any = None,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """Power-average pooling: ``(sum over the window of x ** p) ** (1 / p)``."""
+    if stride is not None:
+        out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    else:
+        out = avg_pool1d(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
+    return (out.sign() * relu(out.abs())).mul(kernel_size).pow(1.0 / norm_type)
+
+
+def lp_pool2d(
+    input: Tensor,
+    norm_type: float,
+    kernel_size: Any,
+    stride: Any = None,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """2-d power-average pooling; see :func:`lp_pool1d`."""
+    kw, kh = _ntuple(kernel_size, 2, "kernel_size")
+    if stride is not None:
+        out = avg_pool2d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    else:
+        out = avg_pool2d(input.pow(norm_type), kernel_size, padding=0, ceil_mode=ceil_mode)
+    return (out.sign() * relu(out.abs())).mul(kw * kh).pow(1.0 / norm_type)
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each (sample, channel) over its spatial dims, then scale and
+    shift per channel. Computed as batch norm of the input seen as
+    ``(1, N * C, *)``; running statistics (when given) are updated with the
+    mean over the batch of the per-sample ones.
+
+    Example::
+
+        >>> import rtorch
+        >>> instance_norm(rtorch.tensor([[[1.0, 3.0]]]))
+        tensor([[[-1.0000,  1.0000]]])
+    """
+    if use_input_stats:
+        size = input.shape
+        prod = 1
+        for s in size[2:]:
+            prod *= s
+        if prod == 1:
+            raise ValueError(
+                f"Expected more than 1 spatial element when training, got input size {size}"
+            )
+    n, c = input.size(0), input.size(1)
+    shape = [1, n * c, *input.shape[2:]]
+    x = input.contiguous().reshape(shape)
+    w = weight.repeat(n) if weight is not None else None
+    b = bias.repeat(n) if bias is not None else None
+    rm = running_mean.repeat(n) if running_mean is not None else None
+    rv = running_var.repeat(n) if running_var is not None else None
+    out = _C._batch_norm(x, w, b, rm, rv, use_input_stats, momentum, eps)
+    with rtorch.no_grad():
+        if running_mean is not None:
+            running_mean.copy_(rm.view(n, c).mean(0))
+        if running_var is not None:
+            running_var.copy_(rv.view(n, c).mean(0))
+    return out.view(input.shape)
+
+
+def local_response_norm(
+    input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> Tensor:
+    """Normalise each element by the energy of ``size`` neighbouring channels:
+    ``x / (k + alpha * mean(x ** 2 over the channel window)) ** beta``."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(
+            "Expected 3D or higher dimensionality                          input "
+            f"(got {dim} dimensions)"
+        )
+    if input.numel() == 0:
+        return input
+    div = input.mul(input)
+    if dim == 3:
+        div = div.unsqueeze(1)
+        div = pad(div, (0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool2d(div, (size, 1), stride=1).squeeze(1)
+    else:
+        sizes = input.size()
+        div = div.view(sizes[0], 1, sizes[1], sizes[2], -1)
+        div = pad(div, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool3d(div, (size, 1, 1), stride=1).squeeze(1)
+        div = div.view(sizes)
+    div = div.mul(alpha).add(k).pow(beta)
+    return input / div
 
 # --- attention ---------------------------------------------------------------
 

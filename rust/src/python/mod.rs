@@ -10,6 +10,7 @@ mod factory;
 mod ops_elementwise;
 mod ops_linalg;
 mod ops_loss;
+mod ops_nn;
 mod ops_optim;
 mod ops_reduce;
 mod ops_shape;
@@ -108,6 +109,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_linalg::register(m)?;
     ops_loss::register(m)?;
     ops_optim::register(m)?;
+    ops_nn::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     dlpack::register(m)?;

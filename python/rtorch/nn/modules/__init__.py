@@ -48,3 +48,10 @@ __all__ = [
     )
     for name in family.__all__
 ]  # fmt: skip
+
+# --- pooling and instance normalisation ---
+from rtorch.nn.modules import instancenorm, pooling  # noqa: E402
+from rtorch.nn.modules.instancenorm import *  # noqa: E402, F403
+from rtorch.nn.modules.pooling import *  # noqa: E402, F403
+
+__all__ += [*pooling.__all__, *instancenorm.__all__]

@@ -12,7 +12,7 @@ from rtorch.nn import init
 from rtorch.nn.modules.module import Module
 from rtorch.nn.parameter import Parameter
 
-__all__ = ["LayerNorm", "GroupNorm"]
+__all__ = ["LayerNorm", "GroupNorm", "LocalResponseNorm"]
 
 
 class LayerNorm(Module):
@@ -137,3 +137,38 @@ class GroupNorm(Module):
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
         )
+
+
+class LocalResponseNorm(Module):
+    """Normalise each element by the energy of ``size`` neighbouring channels:
+    ``b_c = a_c / (k + alpha / size * sum_{c'} a_{c'} ** 2) ** beta``.
+
+    Args:
+        size: the number of neighbouring channels.
+        alpha: the multiplicative factor. Default: 1e-4.
+        beta: the exponent. Default: 0.75.
+        k: the additive factor. Default: 1.
+
+    Shape:
+        - Input: ``(N, C, *)``; Output: the same.
+
+    Example::
+
+        >>> import rtorch
+        >>> lrn = rtorch.nn.LocalResponseNorm(2)
+        >>> lrn(rtorch.ones(1, 2, 1)).shape
+        torch.Size([1, 2, 1])
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -1,0 +1,983 @@
+//! Fused batch, layer and group normalisation.
+//!
+//! Batch and group norm share one scheme: the input is seen as rows of `S`
+//! contiguous elements (one per (sample, channel)); each row belongs to one
+//! statistics set (its channel for batch norm, its (sample, group) for group
+//! norm) and has one affine channel. Statistics are two passes with f64
+//! accumulators (mean, then the sum of squared deviations), so large means
+//! do not cancel. Layer norm normalises each row of the trailing
+//! `normalized_shape` and its affine parameters run along the row.
+//!
+//! Each forward keeps mean and 1/std for its backward, a dedicated kernel of
+//! the closed-form gradient. When the backward itself must be differentiated
+//! (grad mode on inside it, as under `create_graph=True`), the same gradient
+//! is written with differentiable tensor ops instead.
+
+use std::sync::{Arc, Mutex};
+
+use crate::autograd::Recorder;
+use crate::cpu::parallel;
+use crate::error::{Error, Result};
+use crate::multiversion;
+use crate::ops::arith::{add_s, mul, pow_s, sub};
+use crate::ops::pool::{compute_dtype, fdispatch, prep, Fl};
+use crate::ops::{copy, creation, reduce, shape};
+use crate::tensor::{DType, Element, Tensor};
+
+/// Sum of `f(x_i)` with eight f64 lanes (so it vectorises).
+#[inline(always)]
+fn lanes_sum<T: Fl>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let ch = x.chunks_exact(8);
+    let tail: f64 = ch.remainder().iter().map(|v| f(v.to_f64())).sum();
+    for c in ch {
+        for k in 0..8 {
+            acc[k] += f(c[k].to_f64());
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Sums of `g` and of `g * (x - m)` with eight f64 lanes.
+#[inline(always)]
+fn lanes_dot<T: Fl>(g: &[T], x: &[T], m: f64) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
+    let (gc, xc) = (g.chunks_exact(8), x.chunks_exact(8));
+    let (mut ta, mut tb) = (0.0, 0.0);
+    for (gv, xv) in gc.remainder().iter().zip(xc.remainder()) {
+        ta += gv.to_f64();
+        tb += gv.to_f64() * (xv.to_f64() - m);
+    }
+    for (gs, xs) in gc.zip(xc) {
+        for k in 0..8 {
+            let gv = gs[k].to_f64();
+            a[k] += gv;
+            b[k] += gv * (xs[k].to_f64() - m);
+        }
+    }
+    (a.iter().sum::<f64>() + ta, b.iter().sum::<f64>() + tb)
+}
+
+/// Runs `f(row, x_row, y_row)` over the `rows` rows of length `s` of the
+/// contiguous `x` and `y`, in parallel.
+fn rows_map<T: Fl>(
+    x: &Tensor,
+    y: &Tensor,
+    rows: usize,
+    s: usize,
+    f: impl Fn(usize, &[T], &mut [T]) + Sync,
+) {
+    if rows == 0 || s == 0 {
+        return;
+    }
+    let (px, py) = (x.raw_ptr() as usize, y.raw_ptr() as usize);
+    parallel::for_ranges(rows, s * 2, 1, |a, b| {
+        for r in a..b {
+            // SAFETY: `x` and `y` are contiguous `rows * s` buffers of T;
+            // each row is visited once, so the mutable rows never overlap.
+            let (xr, yr) = unsafe {
+                (
+                    std::slice::from_raw_parts((px as *const T).add(r * s), s),
+                    std::slice::from_raw_parts_mut((py as *mut T).add(r * s), s),
+                )
+            };
+            f(r, xr, yr);
+        }
+    });
+}
+
+/// Per-row values `f(row, x_row)` over the rows of the contiguous `x`.
+fn rows_reduce<T: Fl, R: Send + Copy + Default>(
+    x: &Tensor,
+    rows: usize,
+    s: usize,
+    f: impl Fn(usize, &[T]) -> R + Sync,
+) -> Vec<R> {
+    let mut out = vec![R::default(); rows];
+    if s == 0 {
+        return out;
+    }
+    let (px, po) = (x.raw_ptr() as usize, out.as_mut_ptr() as usize);
+    parallel::for_ranges(rows, s, 1, |a, b| {
+        for r in a..b {
+            // SAFETY: row `r` of the contiguous `x` is [r * s, (r + 1) * s);
+            // slot `r` of `out` is written by this iteration only.
+            unsafe {
+                let xr = std::slice::from_raw_parts((px as *const T).add(r * s), s);
+                *(po as *mut R).add(r) = f(r, xr);
+            }
+        }
+    });
+    out
+}
+
+/// Rows of `s` elements grouped into statistics sets (`stat(row)`) and
+/// affine channels (`chan(row)`).
+struct RowMap {
+    rows: usize,
+    s: usize,
+    nstats: usize,
+    nchan: usize,
+    /// (C, G): row r is channel r % C, its set is (r / C) * G + (r % C) / (C / G);
+    /// batch norm is G = 0 (the set is the channel).
+    c: usize,
+    g: usize,
+}
+
+impl RowMap {
+    #[inline(always)]
+    fn chan(&self, r: usize) -> usize {
+        r % self.c
+    }
+    #[inline(always)]
+    fn stat(&self, r: usize) -> usize {
+        if self.g == 0 {
+            r % self.c
+        } else {
+            (r / self.c) * self.g + (r % self.c) / (self.c / self.g)
+        }
+    }
+    fn count(&self) -> f64 {
+        (self.rows * self.s) as f64 / self.nstats as f64
+    }
+}
+
+/// Mean and biased variance of every statistics set.
+fn set_stats<T: Fl>(x: &Tensor, m: &RowMap) -> (Vec<f64>, Vec<f64>) {
+    let sums = rows_reduce::<T, f64>(x, m.rows, m.s, |_, r| lanes_sum(r, |v| v));
+    let mut mean = vec![0.0; m.nstats];
+    for (r, v) in sums.iter().enumerate() {
+        mean[m.stat(r)] += v;
+    }
+    let n = m.count();
+    mean.iter_mut().for_each(|v| *v /= n);
+    let sq = rows_reduce::<T, f64>(x, m.rows, m.s, |r, row| {
+        let mu = mean[m.stat(r)];
+        lanes_sum(row, |v| (v - mu) * (v - mu))
+    });
+    let mut var = vec![0.0; m.nstats];
+    for (r, v) in sq.iter().enumerate() {
+        var[m.stat(r)] += v;
+    }
+    var.iter_mut().for_each(|v| *v /= n);
+    (mean, var)
+}
+
+/// `y = x * a[row] + b[row]` over rows.
+fn affine_rows<T: Fl>(x: &Tensor, y: &Tensor, rows: usize, s: usize, a: &[f64], b: &[f64]) {
+    rows_map::<T>(x, y, rows, s, |r, xr, yr| {
+        let (a, b) = (T::from_f64(a[r]), T::from_f64(b[r]));
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = v * a + b;
+        }
+    });
+}
+
+/// A float tensor's values as f64 (or `fill` repeated `n` times for None).
+fn values(t: Option<&Tensor>, n: usize, fill: f64, what: &str) -> Result<Vec<f64>> {
+    match t {
+        None => Ok(vec![fill; n]),
+        Some(t) if t.numel() == n => copy::to_vec::<f64>(t),
+        Some(t) => Err(Error::Runtime(format!(
+            "{what} should contain {n} elements not {}",
+            t.numel()
+        ))),
+    }
+}
+
+/// `t` of `dt` as a fresh tensor of the `f64` values `v`, shaped `shape`.
+fn from_f64(v: Vec<f64>, shape: &[usize], dt: DType) -> Result<Tensor> {
+    copy::to_dtype(&creation::from_vec(v, shape)?, dt, false)
+}
+
+/// What a fast backward needs: the statistics, the layout and the affine
+/// weight, for batch/group norm.
+struct Saved {
+    map: RowMap,
+    mean: Vec<f64>,
+    rstd: Vec<f64>,
+    weight: Vec<f64>,
+    training: bool,
+}
+
+/// Gradients (dx, dweight, dbias) of batch/group norm by the closed form.
+fn rows_backward(
+    x: &Tensor,
+    g: &Tensor,
+    sv: &Saved,
+    need_dx: bool,
+) -> Result<(Option<Tensor>, Vec<f64>, Vec<f64>)> {
+    let dt = compute_dtype("native_batch_norm_backward", x)?;
+    let (xs, gs) = (prep(x, dt)?, prep(g, dt)?);
+    let m = &sv.map;
+    let sums: Vec<(f64, f64)> = fdispatch!(dt, T => {
+        let px = xs.raw_ptr() as usize;
+        rows_reduce::<T, (f64, f64)>(&gs, m.rows, m.s, |r, gr| {
+            // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
+            let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
+            lanes_dot(gr, xr, sv.mean[m.stat(r)])
+        })
+    });
+    let (mut dw, mut db) = (vec![0.0; m.nchan], vec![0.0; m.nchan]);
+    let (mut sa, mut sb) = (vec![0.0; m.nstats], vec![0.0; m.nstats]);
+    for (r, &(sdy, sdyx)) in sums.iter().enumerate() {
+        let (c, st) = (m.chan(r), m.stat(r));
+        dw[c] += sdyx * sv.rstd[st];
+        db[c] += sdy;
+        sa[st] += sv.weight[c] * sdy;
+        sb[st] += sv.weight[c] * sdyx * sv.rstd[st];
+    }
+    if !need_dx {
+        return Ok((None, dw, db));
+    }
+    let n = m.count();
+    let dx = Tensor::empty(x.shape(), dt)?;
+    let coef: Vec<(f64, f64, f64)> = (0..m.rows)
+        .map(|r| {
+            let (c, st) = (m.chan(r), m.stat(r));
+            let rs = sv.rstd[st];
+            let k1 = rs * sv.weight[c];
+            if !sv.training {
+                return (k1, 0.0, 0.0);
+            }
+            let k2 = -rs * rs * sb[st] / n;
+            (k1, k2, -rs * sa[st] / n - k2 * sv.mean[st])
+        })
+        .collect();
+    fdispatch!(dt, T => {
+        let px = xs.raw_ptr() as usize;
+        rows_map::<T>(&gs, &dx, m.rows, m.s, |r, gr, dr| {
+            // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
+            let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
+            let (k1, k2, k3) = coef[r];
+            let (k1, k2, k3) = (T::from_f64(k1), T::from_f64(k2), T::from_f64(k3));
+            for ((o, &gv), &xv) in dr.iter_mut().zip(gr).zip(xr) {
+                *o = k1 * gv + k2 * xv + k3;
+            }
+        });
+    });
+    Ok((Some(copy::to_dtype(&dx, x.dtype(), false)?), dw, db))
+}
+
+/// Which normalisation, for the differentiable fallback.
+#[derive(Clone, Copy)]
+enum Kind {
+    Batch,
+    Group(usize),
+    Layer(usize),
+}
+
+/// The gradients of `kind` written with differentiable tensor ops (for
+/// double backward). `eval` holds batch norm's running (mean, rstd).
+#[allow(clippy::too_many_arguments)]
+fn composite_backward(
+    kind: Kind,
+    x: &Tensor,
+    g: &Tensor,
+    w: Option<&Tensor>,
+    eval: Option<(&[f64], &[f64])>,
+    eps: f64,
+    wshape: &[usize],
+    bshape: &[usize],
+) -> Result<Vec<Option<Tensor>>> {
+    let n = x.shape().first().copied().unwrap_or(0) as i64;
+    let c = x.shape().get(1).copied().unwrap_or(1) as i64;
+    let (vshape, dims, wview, wdims): (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = match kind {
+        Kind::Batch => (vec![n, c, -1], vec![0, 2], vec![1, c, 1], vec![0, 2]),
+        Kind::Group(gr) => {
+            let gr = gr as i64;
+            (
+                vec![n, gr, c / gr, -1],
+                vec![2, 3],
+                vec![1, gr, c / gr, 1],
+                vec![0, 3],
+            )
+        }
+        Kind::Layer(k) => (vec![-1, k as i64], vec![1], vec![1, k as i64], vec![0]),
+    };
+    let xv = shape::reshape(x, &vshape)?;
+    let gv = shape::reshape(g, &vshape)?;
+    let (xhat, rstd, dx_fixed) = match eval {
+        Some((mean, rstd)) => {
+            let m = shape::reshape(&from_f64(mean.to_vec(), &[mean.len()], x.dtype())?, &wview)?;
+            let r = shape::reshape(&from_f64(rstd.to_vec(), &[rstd.len()], x.dtype())?, &wview)?;
+            (mul(&sub(&xv, &m)?, &r)?, r, true)
+        }
+        None => {
+            let m = reduce::mean(&xv, Some(&dims), true, None)?;
+            let xc = sub(&xv, &m)?;
+            let var = reduce::mean(&mul(&xc, &xc)?, Some(&dims), true, None)?;
+            let r = pow_s(&add_s(&var, eps)?, -0.5)?;
+            (mul(&xc, &r)?, r, false)
+        }
+    };
+    let gh = match w {
+        Some(w) => mul(&gv, &shape::reshape(w, &wview)?)?,
+        None => gv.clone(),
+    };
+    let dx = if dx_fixed {
+        mul(&gh, &rstd)?
+    } else {
+        let a = reduce::mean(&gh, Some(&dims), true, None)?;
+        let b = reduce::mean(&mul(&gh, &xhat)?, Some(&dims), true, None)?;
+        mul(&rstd, &sub(&sub(&gh, &a)?, &mul(&xhat, &b)?)?)?
+    };
+    let dx = shape::reshape(
+        &dx,
+        &x.shape().iter().map(|&v| v as i64).collect::<Vec<_>>(),
+    )?;
+    let to = |s: &[usize]| s.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    let dw = reduce::sum(&mul(&gv, &xhat)?, Some(&wdims), false, None)?;
+    let db = reduce::sum(&gv, Some(&wdims), false, None)?;
+    Ok(vec![
+        Some(dx),
+        Some(shape::reshape(&dw, &to(wshape))?),
+        Some(shape::reshape(&db, &to(bshape))?),
+    ])
+}
+
+/// `native_batch_norm`: batch statistics (training) or running ones (eval)
+/// per channel (dim 1); training also moves the running statistics toward
+/// the batch's by `momentum` (the variance's unbiased), in place.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
+    if x.ndim() < 2 {
+        return Err(Error::Value(format!(
+            "Expected 2D or more input (got {}D input)",
+            x.ndim()
+        )));
+    }
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    let s = x.numel().checked_div(n * c).unwrap_or(0);
+    let map = RowMap {
+        rows: n * c,
+        s,
+        nstats: c,
+        nchan: c,
+        c: c.max(1),
+        g: 0,
+    };
+    norm_rows(
+        x,
+        weight,
+        bias,
+        map,
+        Kind::Batch,
+        running_mean,
+        running_var,
+        training,
+        momentum,
+        eps,
+    )
+}
+
+/// `native_group_norm`: statistics per (sample, group of `C / num_groups`
+/// channels), affine per channel.
+pub fn group_norm(
+    x: &Tensor,
+    num_groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    if x.ndim() < 2 {
+        return Err(Error::Runtime(format!(
+            "Expected at least 2 dimensions for input tensor but received {}",
+            x.ndim()
+        )));
+    }
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    if num_groups == 0 || c % num_groups != 0 {
+        return Err(Error::Runtime(format!(
+            "Expected number of channels in input to be divisible by num_groups, but got input of shape {:?} and num_groups={num_groups}",
+            x.shape()
+        )));
+    }
+    let s = x.numel().checked_div(n * c).unwrap_or(0);
+    let map = RowMap {
+        rows: n * c,
+        s,
+        nstats: n * num_groups,
+        nchan: c,
+        c,
+        g: num_groups,
+    };
+    norm_rows(
+        x,
+        weight,
+        bias,
+        map,
+        Kind::Group(num_groups),
+        None,
+        None,
+        true,
+        0.0,
+        eps,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm_rows(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    map: RowMap,
+    kind: Kind,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
+    let name = match kind {
+        Kind::Batch => "NativeBatchNormBackward0",
+        _ => "NativeGroupNormBackward0",
+    };
+    let op = match kind {
+        Kind::Batch => "batch_norm",
+        _ => "group_norm",
+    };
+    let dt = compute_dtype(op, x)?;
+    let wv = values(weight, map.nchan, 1.0, "weight")?;
+    let bv = values(bias, map.nchan, 0.0, "bias")?;
+    let rec = Recorder::new_opt(name, &[Some(x), weight, bias]);
+    let xs = prep(x, dt)?;
+    let (mean, var) = if training {
+        if map.rows == 0 || map.s == 0 {
+            (vec![f64::NAN; map.nstats], vec![f64::NAN; map.nstats])
+        } else {
+            fdispatch!(dt, T => set_stats::<T>(&xs, &map))
+        }
+    } else {
+        let (Some(rm), Some(rv)) = (running_mean, running_var) else {
+            return Err(Error::Runtime(
+                "running_mean and running_var must be defined in evaluation mode".into(),
+            ));
+        };
+        (
+            values(Some(rm), map.nstats, 0.0, "running_mean")?,
+            values(Some(rv), map.nstats, 1.0, "running_var")?,
+        )
+    };
+    if training {
+        let cnt = map.count();
+        let _mode = crate::autograd::GradMode::set(false);
+        if let Some(rm) = running_mean {
+            let old = values(Some(rm), map.nstats, 0.0, "running_mean")?;
+            let new: Vec<f64> = old
+                .iter()
+                .zip(&mean)
+                .map(|(o, m)| (1.0 - momentum) * o + momentum * m)
+                .collect();
+            copy::copy_(rm, &from_f64(new, rm.shape(), rm.dtype())?)?;
+        }
+        if let Some(rv) = running_var {
+            let old = values(Some(rv), map.nstats, 1.0, "running_var")?;
+            let f = cnt / (cnt - 1.0);
+            let new: Vec<f64> = old
+                .iter()
+                .zip(&var)
+                .map(|(o, v)| (1.0 - momentum) * o + momentum * v * f)
+                .collect();
+            copy::copy_(rv, &from_f64(new, rv.shape(), rv.dtype())?)?;
+        }
+    }
+    let rstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let (mut a, mut b) = (vec![0.0; map.rows], vec![0.0; map.rows]);
+    for r in 0..map.rows {
+        let (ch, st) = (map.chan(r), map.stat(r));
+        a[r] = rstd[st] * wv[ch];
+        b[r] = bv[ch] - mean[st] * a[r];
+    }
+    let out = Tensor::empty(x.shape(), dt)?;
+    fdispatch!(dt, T => affine_rows::<T>(&xs, &out, map.rows, map.s, &a, &b));
+    let out = copy::to_dtype(&out, x.dtype(), false)?;
+    if let Some(mut rec) = rec {
+        let ix = rec.save(x)?;
+        let iw = match weight {
+            Some(w) => Some(rec.save(w)?),
+            None => None,
+        };
+        let wshape = weight.map(|w| w.shape().to_vec()).unwrap_or_default();
+        let bshape = bias.map(|b| b.shape().to_vec()).unwrap_or_default();
+        let wdt = weight.or(bias).map_or(x.dtype(), |t| t.dtype());
+        let sv = Arc::new(Saved {
+            map,
+            mean,
+            rstd,
+            weight: wv,
+            training,
+        });
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None, None]);
+            };
+            let x = ctx.saved(ix)?;
+            let w = iw.map(|i| ctx.saved(i)).transpose()?;
+            let mut res = if crate::autograd::is_grad_enabled() {
+                let eval = (!sv.training).then_some((sv.mean.as_slice(), sv.rstd.as_slice()));
+                let ws = if w.is_some() {
+                    wshape.clone()
+                } else {
+                    vec![sv.map.nchan]
+                };
+                let bs = if bshape.is_empty() {
+                    vec![sv.map.nchan]
+                } else {
+                    bshape.clone()
+                };
+                composite_backward(kind, &x, &g, w.as_ref(), eval, eps, &ws, &bs)?
+            } else {
+                let (dx, dw, db) = rows_backward(&x, &g, &sv, ctx.needs(0))?;
+                let ws = if wshape.is_empty() {
+                    vec![sv.map.nchan]
+                } else {
+                    wshape.clone()
+                };
+                let bs = if bshape.is_empty() {
+                    vec![sv.map.nchan]
+                } else {
+                    bshape.clone()
+                };
+                vec![
+                    dx,
+                    Some(from_f64(dw, &ws, wdt)?),
+                    Some(from_f64(db, &bs, wdt)?),
+                ]
+            };
+            for (i, r) in res.iter_mut().enumerate() {
+                if !ctx.needs(i) {
+                    *r = None;
+                }
+            }
+            Ok(res)
+        });
+    }
+    Ok(out)
+}
+
+/// `native_layer_norm` over the trailing `normalized_shape` dims, with
+/// optional elementwise weight and bias of that shape.
+pub fn layer_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let k = normalized_shape.len();
+    let nd = x.ndim();
+    if k == 0 || k > nd || x.shape()[nd - k..] != *normalized_shape {
+        let dims: Vec<String> = normalized_shape.iter().map(|v| v.to_string()).collect();
+        return Err(Error::Runtime(format!(
+            "Given normalized_shape={:?}, expected input with shape [*, {}], but got input of size{:?}",
+            normalized_shape,
+            dims.join(", "),
+            x.shape()
+        )));
+    }
+    for (t, what) in [(weight, "weight"), (bias, "bias")] {
+        if let Some(t) = t {
+            if t.shape() != normalized_shape {
+                return Err(Error::Runtime(format!(
+                    "Expected {what} to be of same shape as normalized_shape, but got {what} of shape {:?} and normalized_shape = {:?}",
+                    t.shape(),
+                    normalized_shape
+                )));
+            }
+        }
+    }
+    let kk: usize = normalized_shape.iter().product();
+    let rows = x.numel().checked_div(kk).unwrap_or(0);
+    let dt = compute_dtype("layer_norm", x)?;
+    let rec = Recorder::new_opt("NativeLayerNormBackward0", &[Some(x), weight, bias]);
+    let xs = prep(x, dt)?;
+    let wt = weight.map(|w| prep(w, dt)).transpose()?;
+    let bt = bias.map(|b| prep(b, dt)).transpose()?;
+    let out = Tensor::empty(x.shape(), dt)?;
+    let stats =
+        fdispatch!(dt, T => ln_forward::<T>(&xs, &out, rows, kk, wt.as_ref(), bt.as_ref(), eps));
+    let out = copy::to_dtype(&out, x.dtype(), false)?;
+    if let Some(mut rec) = rec {
+        let ix = rec.save(x)?;
+        let iw = match weight {
+            Some(w) => Some(rec.save(w)?),
+            None => None,
+        };
+        let ns = normalized_shape.to_vec();
+        let stats = Arc::new(stats);
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None, None]);
+            };
+            let x = ctx.saved(ix)?;
+            let w = iw.map(|i| ctx.saved(i)).transpose()?;
+            let mut res = if crate::autograd::is_grad_enabled() {
+                composite_backward(Kind::Layer(kk), &x, &g, w.as_ref(), None, eps, &ns, &ns)?
+            } else {
+                let dt = compute_dtype("layer_norm", &x)?;
+                let (xs, gs) = (prep(&x, dt)?, prep(&g, dt)?);
+                let wt = w.as_ref().map(|w| prep(w, dt)).transpose()?;
+                let dx = Tensor::empty(x.shape(), dt)?;
+                let (dw, db) = fdispatch!(dt, T => ln_backward::<T>(&xs, &gs, &dx, rows, kk, wt.as_ref(), &stats, ctx.needs(0)));
+                let pdt = w.as_ref().map_or(x.dtype(), |w| w.dtype());
+                vec![
+                    Some(copy::to_dtype(&dx, x.dtype(), false)?),
+                    Some(from_f64(dw, &ns, pdt)?),
+                    Some(from_f64(db, &ns, pdt)?),
+                ]
+            };
+            for (i, r) in res.iter_mut().enumerate() {
+                if !ctx.needs(i) {
+                    *r = None;
+                }
+            }
+            Ok(res)
+        });
+    }
+    Ok(out)
+}
+
+/// Slice view of a contiguous tensor of T (None for None).
+fn slice_of<T: Element>(t: Option<&Tensor>) -> Option<&[T]> {
+    // SAFETY: `t` is contiguous of dtype T (made by `prep`), `numel` elements.
+    t.map(|t| unsafe { std::slice::from_raw_parts(t.raw_ptr() as *const T, t.numel()) })
+}
+
+/// Normalises each row; returns the (mean, rstd) of every row.
+fn ln_forward<T: Fl>(
+    x: &Tensor,
+    y: &Tensor,
+    rows: usize,
+    k: usize,
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    eps: f64,
+) -> Vec<(f64, f64)> {
+    let mut stats = vec![(0.0f64, 0.0f64); rows];
+    if rows == 0 || k == 0 {
+        return stats;
+    }
+    let (w, b) = (slice_of::<T>(w), slice_of::<T>(b));
+    let ps = stats.as_mut_ptr() as usize;
+    let kf = k as f64;
+    if T::DTYPE == DType::F32 {
+        // SAFETY: T is f32 here (checked via DTYPE): same size and layout.
+        let (w, b) = unsafe { (as_f32(w), as_f32(b)) };
+        rows_map::<f32>(x, y, rows, k, |r, xr, yr| {
+            let mut st = (0.0, 0.0);
+            row_stats_f32(xr, eps, &mut st);
+            // SAFETY: slot `r` of `stats` is written by this row only.
+            unsafe { *(ps as *mut (f64, f64)).add(r) = st };
+            ln_row_f32(
+                xr,
+                yr,
+                w.unwrap_or(&[]),
+                b.unwrap_or(&[]),
+                st.0 as f32,
+                st.1 as f32,
+            );
+        });
+        return stats;
+    }
+    rows_map::<T>(x, y, rows, k, |r, xr, yr| {
+        let m = lanes_sum(xr, |v| v) / kf;
+        let var = lanes_sum(xr, |v| (v - m) * (v - m)) / kf;
+        let rs = 1.0 / (var + eps).sqrt();
+        // SAFETY: slot `r` of `stats` is written by this row only.
+        unsafe { *(ps as *mut (f64, f64)).add(r) = (m, rs) };
+        let (mt, rt) = (T::from_f64(m), T::from_f64(rs));
+        match (w, b) {
+            (Some(w), Some(b)) => {
+                for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                    *o = (v - mt) * rt * wv + bv;
+                }
+            }
+            (Some(w), None) => {
+                for ((o, &v), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                    *o = (v - mt) * rt * wv;
+                }
+            }
+            (None, Some(b)) => {
+                for ((o, &v), &bv) in yr.iter_mut().zip(xr).zip(b) {
+                    *o = (v - mt) * rt + bv;
+                }
+            }
+            (None, None) => {
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = (v - mt) * rt;
+                }
+            }
+        }
+    });
+    stats
+}
+
+/// Layer norm's closed-form backward: fills `dx` (when `need_dx`) and
+/// returns (dweight, dbias) summed over rows.
+#[allow(clippy::too_many_arguments)]
+fn ln_backward<T: Fl>(
+    x: &Tensor,
+    g: &Tensor,
+    dx: &Tensor,
+    rows: usize,
+    k: usize,
+    w: Option<&Tensor>,
+    stats: &[(f64, f64)],
+    need_dx: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let acc = Mutex::new((vec![0.0f64; k], vec![0.0f64; k]));
+    if rows == 0 || k == 0 {
+        return acc.into_inner().unwrap_or_default();
+    }
+    let w = slice_of::<T>(w);
+    let (px, pg, pd) = (
+        x.raw_ptr() as usize,
+        g.raw_ptr() as usize,
+        dx.raw_ptr() as usize,
+    );
+    let kf = T::from_f64(k as f64);
+    if T::DTYPE == DType::F32 {
+        // SAFETY: T is f32 here (checked via DTYPE): same size and layout.
+        let ones;
+        let w = match unsafe { as_f32(w) } {
+            Some(w) => w,
+            None => {
+                ones = vec![1.0f32; k];
+                &ones[..]
+            }
+        };
+        parallel::for_ranges(rows, k * 4, 1, |a, b| {
+            let (mut dw, mut db) = (vec![0.0f32; k], vec![0.0f32; k]);
+            for (r, &(m, rs)) in stats.iter().enumerate().take(b).skip(a) {
+                // SAFETY: row `r` of the contiguous f32 `x`, `g`, `dx` (all
+                // rows * k); each row of `dx` is written by this iteration only.
+                let (xr, gr, dr) = unsafe {
+                    (
+                        std::slice::from_raw_parts((px as *const f32).add(r * k), k),
+                        std::slice::from_raw_parts((pg as *const f32).add(r * k), k),
+                        std::slice::from_raw_parts_mut((pd as *mut f32).add(r * k), k),
+                    )
+                };
+                ln_back_row_f32(
+                    xr,
+                    gr,
+                    w,
+                    (m as f32, rs as f32),
+                    (&mut dw, &mut db),
+                    dr,
+                    need_dx,
+                );
+            }
+            if let Ok(mut acc) = acc.lock() {
+                for (t, v) in acc.0.iter_mut().zip(&dw) {
+                    *t += *v as f64;
+                }
+                for (t, v) in acc.1.iter_mut().zip(&db) {
+                    *t += *v as f64;
+                }
+            }
+        });
+        return acc.into_inner().unwrap_or_default();
+    }
+    parallel::for_ranges(rows, k * 4, 1, |a, b| {
+        let (mut dw, mut db) = (vec![T::ZERO; k], vec![T::ZERO; k]);
+        let mut xh = vec![T::ZERO; k];
+        let mut gh = vec![T::ZERO; k];
+        for (r, &(m, rs)) in stats.iter().enumerate().take(b).skip(a) {
+            // SAFETY: row `r` of the contiguous `x`, `g`, `dx` (all rows * k);
+            // each row of `dx` is written by this iteration only.
+            let (xr, gr, dr) = unsafe {
+                (
+                    std::slice::from_raw_parts((px as *const T).add(r * k), k),
+                    std::slice::from_raw_parts((pg as *const T).add(r * k), k),
+                    std::slice::from_raw_parts_mut((pd as *mut T).add(r * k), k),
+                )
+            };
+            let (m, rs) = (T::from_f64(m), T::from_f64(rs));
+            for (o, &v) in xh.iter_mut().zip(xr) {
+                *o = (v - m) * rs;
+            }
+            for ((dwv, dbv), (&gv, &xv)) in dw.iter_mut().zip(db.iter_mut()).zip(gr.iter().zip(&xh))
+            {
+                *dwv += gv * xv;
+                *dbv += gv;
+            }
+            if !need_dx {
+                continue;
+            }
+            match w {
+                Some(w) => {
+                    for ((o, &gv), &wv) in gh.iter_mut().zip(gr).zip(w) {
+                        *o = gv * wv;
+                    }
+                }
+                None => gh.copy_from_slice(gr),
+            }
+            let (mut sa, mut sb) = ([T::ZERO; 8], [T::ZERO; 8]);
+            let (gc, xc) = (gh.chunks_exact(8), xh.chunks_exact(8));
+            let (mut ta, mut tb) = (T::ZERO, T::ZERO);
+            for (&gv, &xv) in gc.remainder().iter().zip(xc.remainder()) {
+                ta += gv;
+                tb += gv * xv;
+            }
+            for (gs, xs) in gc.zip(xc) {
+                for l in 0..8 {
+                    sa[l] += gs[l];
+                    sb[l] += gs[l] * xs[l];
+                }
+            }
+            for l in 0..8 {
+                ta += sa[l];
+                tb += sb[l];
+            }
+            let (ma, mb) = (ta / kf, tb / kf);
+            for ((o, &gv), &xv) in dr.iter_mut().zip(&gh).zip(&xh) {
+                *o = rs * (gv - ma - xv * mb);
+            }
+        }
+        if let Ok(mut acc) = acc.lock() {
+            for (t, v) in acc.0.iter_mut().zip(&dw) {
+                *t += v.to_f64();
+            }
+            for (t, v) in acc.1.iter_mut().zip(&db) {
+                *t += v.to_f64();
+            }
+        }
+    });
+    acc.into_inner().unwrap_or_default()
+}
+
+/// `t` (a slice of T, which the caller checked is f32) as f32.
+///
+/// # Safety
+/// T must be f32.
+unsafe fn as_f32<T: Element>(t: Option<&[T]>) -> Option<&[f32]> {
+    // SAFETY: the caller guarantees T is f32 (same size and layout).
+    t.map(|t| unsafe { std::slice::from_raw_parts(t.as_ptr() as *const f32, t.len()) })
+}
+
+const L: usize = 16;
+
+multiversion! {
+    /// Mean and 1/std of one float32 row: two passes (mean, then squared
+    /// deviations) on 16 f32 lanes, combined in f64.
+    pub fn row_stats_f32(x: &[f32], eps: f64, out: &mut (f64, f64)) {
+        let n = x.len() as f64;
+        let mut acc = [0.0f32; L];
+        let ch = x.chunks_exact(L);
+        let mut tail = 0.0f64;
+        for &v in ch.remainder() {
+            tail += v as f64;
+        }
+        for c in ch {
+            for k in 0..L {
+                acc[k] += c[k];
+            }
+        }
+        let m = (acc.iter().map(|&v| v as f64).sum::<f64>() + tail) / n;
+        let mf = m as f32;
+        let mut acc = [0.0f32; L];
+        let ch = x.chunks_exact(L);
+        let mut tail = 0.0f64;
+        for &v in ch.remainder() {
+            tail += ((v - mf) as f64).powi(2);
+        }
+        for c in ch {
+            for k in 0..L {
+                let d = c[k] - mf;
+                acc[k] += d * d;
+            }
+        }
+        let var = (acc.iter().map(|&v| v as f64).sum::<f64>() + tail) / n;
+        *out = (m, 1.0 / (var + eps).sqrt());
+    }
+}
+
+multiversion! {
+    /// `y = (x - m) * r * w + b` over one float32 row (`w`, `b` empty when absent).
+    pub fn ln_row_f32(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], m: f32, r: f32) {
+        match (w.is_empty(), b.is_empty()) {
+            (false, false) => {
+                for (((o, &v), &wv), &bv) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (v - m) * r * wv + bv;
+                }
+            }
+            (false, true) => {
+                for ((o, &v), &wv) in y.iter_mut().zip(x).zip(w) {
+                    *o = (v - m) * r * wv;
+                }
+            }
+            (true, false) => {
+                for ((o, &v), &bv) in y.iter_mut().zip(x).zip(b) {
+                    *o = (v - m) * r + bv;
+                }
+            }
+            (true, true) => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = (v - m) * r;
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Layer norm backward of one float32 row: accumulates `dw += g * xhat`,
+    /// `db += g` (`acc`), and (when `need_dx`) writes
+    /// `dx = r * (g*w - mean(g*w) - xhat * mean(g*w*xhat))`.
+    pub fn ln_back_row_f32(
+        x: &[f32],
+        g: &[f32],
+        w: &[f32],
+        mr: (f32, f32),
+        acc: (&mut [f32], &mut [f32]),
+        dx: &mut [f32],
+        need_dx: bool,
+    ) {
+        let (m, r) = mr;
+        let (dw, db) = acc;
+        let (mut sa, mut sb) = ([0.0f32; L], [0.0f32; L]);
+        let (mut ta, mut tb) = (0.0f32, 0.0f32);
+        let n = x.len().min(g.len()).min(w.len()).min(dw.len()).min(db.len());
+        let full = n - n % L;
+        for i in (0..full).step_by(L) {
+            let (xc, gc, wc) = (&x[i..i + L], &g[i..i + L], &w[i..i + L]);
+            let (dwc, dbc) = (&mut dw[i..i + L], &mut db[i..i + L]);
+            for k in 0..L {
+                let xh = (xc[k] - m) * r;
+                dwc[k] += gc[k] * xh;
+                dbc[k] += gc[k];
+                let gh = gc[k] * wc[k];
+                sa[k] += gh;
+                sb[k] += gh * xh;
+            }
+        }
+        for j in full..n {
+            let xh = (x[j] - m) * r;
+            dw[j] += g[j] * xh;
+            db[j] += g[j];
+            let gh = g[j] * w[j];
+            ta += gh;
+            tb += gh * xh;
+        }
+        if !need_dx {
+            return;
+        }
+        let nf = n as f32;
+        let ma = (sa.iter().sum::<f32>() + ta) / nf;
+        let mb = (sb.iter().sum::<f32>() + tb) / nf;
+        for (((o, &xv), &gv), &wv) in dx.iter_mut().zip(x).zip(g).zip(w) {
+            *o = r * (gv * wv - ma - (xv - m) * r * mb);
+        }
+    }
+}
