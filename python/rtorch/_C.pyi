@@ -646,6 +646,7 @@ def _record_function(name: str, backward: Callable[..., Any], inputs: list[Any],
 def _nll_loss(
     input: Tensor, target: Tensor, weight: Tensor | None, reduction: str, ignore_index: _int
 ) -> Tensor: ...
+
 # --- optim: fused multi-tensor updates (rust/src/python/ops_optim.rs) ---
 def _fused_sgd(params: Sequence[Tensor], grads: Sequence[Tensor], momentum_buffers: Sequence[Tensor], is_first: Sequence[_bool], *, lr: _float, momentum: _float, dampening: _float, weight_decay: _float, nesterov: _bool, maximize: _bool) -> None: ...  # fmt: skip
 def _fused_adam(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor], max_exp_avg_sqs: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, beta1: _float, beta2: _float, eps: _float, weight_decay: _float, amsgrad: _bool, maximize: _bool, decoupled_weight_decay: _bool) -> None: ...  # fmt: skip
@@ -655,6 +656,7 @@ def _fused_adamax(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: S
 def _fused_nadam(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor], mu_products: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, beta1: _float, beta2: _float, eps: _float, weight_decay: _float, momentum_decay: _float, decoupled_weight_decay: _bool, maximize: _bool) -> None: ...  # fmt: skip
 def _fused_radam(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor], exp_avg_sqs: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, beta1: _float, beta2: _float, eps: _float, weight_decay: _float, decoupled_weight_decay: _bool, maximize: _bool) -> None: ...  # fmt: skip
 def _fused_adadelta(params: Sequence[Tensor], grads: Sequence[Tensor], square_avgs: Sequence[Tensor], acc_deltas: Sequence[Tensor], state_steps: Sequence[Tensor], *, lr: _float, rho: _float, eps: _float, weight_decay: _float, maximize: _bool) -> None: ...  # fmt: skip
+
 # ---- pooling and normalisation (rust/src/ops/pool.rs, norm.rs; API in rtorch/nn/functional.py) ----
 def _max_pool(input: Tensor, nd: _int, kernel_size: list[_int], stride: list[_int], padding: list[_int], dilation: list[_int], ceil_mode: _bool) -> tuple[Tensor, Tensor]: ...  # fmt: skip
 def _avg_pool(input: Tensor, nd: _int, kernel_size: list[_int], stride: list[_int], padding: list[_int], ceil_mode: _bool, count_include_pad: _bool, divisor_override: _int | None = None) -> Tensor: ...  # fmt: skip

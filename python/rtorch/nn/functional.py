@@ -1751,6 +1751,7 @@ def local_response_norm(
     div = div.mul(alpha).add(k).pow(beta)
     return input / div
 
+
 # --- attention ---------------------------------------------------------------
 
 
