@@ -1243,9 +1243,11 @@ __all__ += [
     "unfold", "fold",
 ]  # fmt: skip
 
-def _conv_list(v: int | Sequence[int]) -> list[int]:
-    """An int or a sequence of ints as a list (one value expands in Rust)."""
-    return [int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+def _conv_list(v: int | Sequence[int], dim: int) -> list[int]:
+    """An int (repeated ``dim`` times, as PyTorch's argument parser) or a
+    sequence of ints as a list."""
+    return [int(v)] * dim if isinstance(v, int) else [int(x) for x in v]
 
 
 def _conv_string_padding(
@@ -1260,18 +1262,18 @@ def _conv_string_padding(
     each dim where the total padding is odd, as PyTorch) and the symmetric
     padding for the convolution itself."""
     if padding == "valid":
-        return input, [0]
+        return input, [0] * dim
     if padding != "same":
         raise RuntimeError(f"Invalid padding string: '{padding}'")
-    strides = _conv_list(stride)
+    strides = _conv_list(stride, dim)
     if any(s != 1 for s in strides):
         raise RuntimeError("padding='same' is not supported for strided convolutions")
-    dil = _conv_list(dilation)
+    dil = _conv_list(dilation, dim)
     if len(dil) == 1:
         dil = dil * dim
     kernel = list(weight.shape[-dim:]) if weight.dim() >= dim else [1] * dim
     pads, extra = [], []
-    for d, k in zip(dil, kernel):
+    for d, k in zip(dil, kernel, strict=False):
         total = d * (k - 1)
         pads.append(total // 2)
         extra.append(total - 2 * (total // 2))
@@ -1301,16 +1303,16 @@ def _conv(
     if isinstance(padding, str):
         input, pads = _conv_string_padding(input, weight, padding, stride, dilation, dim)
     else:
-        pads = _conv_list(padding)
+        pads = _conv_list(padding, dim)
     return rtorch._C._convolution(
         input,
         weight,
         bias,
-        _conv_list(stride),
+        _conv_list(stride, dim),
         pads,
-        _conv_list(dilation),
+        _conv_list(dilation, dim),
         False,
-        [0],
+        [0] * dim,
         groups,
         dim,
     )
@@ -1403,11 +1405,11 @@ def _conv_transpose(
         input,
         weight,
         bias,
-        _conv_list(stride),
-        _conv_list(padding),
-        _conv_list(dilation),
+        _conv_list(stride, dim),
+        _conv_list(padding, dim),
+        _conv_list(dilation, dim),
         True,
-        _conv_list(output_padding),
+        _conv_list(output_padding, dim),
         groups,
         dim,
     )

@@ -186,8 +186,8 @@ impl Geom {
             let mut base = 0usize;
             let mut inside = lo < hi;
             for j in 0..last {
-                let pos = (o[j] * self.stride[j] + kidx[j] * self.dil[j]) as isize
-                    - self.pad[j] as isize;
+                let pos =
+                    (o[j] * self.stride[j] + kidx[j] * self.dil[j]) as isize - self.pad[j] as isize;
                 if pos < 0 || pos >= self.size[j] as isize {
                     inside = false;
                     break;
@@ -212,11 +212,23 @@ impl Geom {
     /// Column rows `r0..r1` of one image: `col` holds those rows only.
     fn im2col_rows<T: Real>(&self, img: &[T], col: &mut [T], r0: usize, r1: usize) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
-        let (n_last, s) = (*self.out.last().unwrap_or(&1), *self.stride.last().unwrap_or(&1));
+        let (n_last, s) = (
+            *self.out.last().unwrap_or(&1),
+            *self.stride.last().unwrap_or(&1),
+        );
+        let size_last = *self.size.last().unwrap_or(&1);
+        // Stride 1 with a grid as wide as the image: consecutive image
+        // lines are consecutive column lines, so a run of them is one copy
+        // (the wrapped-around edge elements are zeroed after it).
+        let runs = s == 1 && n_last == size_last;
         for r in r0..r1 {
             let (c, kk) = (r / k, r % k);
             let src = &img[c * isz..(c + 1) * isz];
             let row = &mut col[(r - r0) * l..(r - r0 + 1) * l];
+            if runs {
+                self.im2col_row_runs(src, row, kk);
+                continue;
+            }
             self.for_each_line(kk, |start, seg| {
                 let line = &mut row[start..start + n_last];
                 match seg {
@@ -237,6 +249,52 @@ impl Geom {
         }
     }
 
+    /// One column row for stride 1 and `out_last == size_last`: runs of
+    /// consecutive in-image lines are copied at once.
+    fn im2col_row_runs<T: Real>(&self, src: &[T], row: &mut [T], kk: usize) {
+        let n = *self.out.last().unwrap_or(&1);
+        // A run: first line's start, its image offset, last line's start,
+        // and the valid range lo..hi shared by every line of this row.
+        let mut run: Option<(usize, usize, usize)> = None;
+        let mut span = (0, 0);
+        let flush = |row: &mut [T], run: (usize, usize, usize), (lo, hi): (usize, usize)| {
+            let (first, at, last) = run;
+            let (c0, c1) = (first + lo, last + hi);
+            row[c0..c1].copy_from_slice(&src[at..at + (c1 - c0)]);
+            let mut line = first;
+            while line <= last {
+                row[line..line + lo].fill(T::ZERO);
+                row[line + hi..line + n].fill(T::ZERO);
+                line += n;
+            }
+        };
+        self.for_each_line(kk, |start, seg| match seg {
+            None => {
+                if let Some(r) = run.take() {
+                    flush(row, r, span);
+                }
+                row[start..start + n].fill(T::ZERO);
+            }
+            Some((lo, hi, at)) => {
+                span = (lo, hi);
+                match run {
+                    Some((first, a0, last)) if start == last + n && at == a0 + (start - first) => {
+                        run = Some((first, a0, start));
+                    }
+                    _ => {
+                        if let Some(r) = run.take() {
+                            flush(row, r, span);
+                        }
+                        run = Some((start, at, start));
+                    }
+                }
+            }
+        });
+        if let Some(r) = run {
+            flush(row, r, span);
+        }
+    }
+
     /// Adds the columns of channels `c0..c1` into those channels of `img`
     /// (`img` holds the channels `c0..c1` only; `col` the whole matrix).
     fn col2im_channels<T: Real>(&self, col: &[T], img: &mut [T], c0: usize, c1: usize) {
@@ -248,8 +306,15 @@ impl Geom {
                 let row = &col[(c * k + kk) * l..(c * k + kk + 1) * l];
                 self.for_each_line(kk, |start, seg| {
                     if let Some((lo, hi, at)) = seg {
-                        for (i, &v) in row[start + lo..start + hi].iter().enumerate() {
-                            dst[at + i * s] += v;
+                        let src = &row[start + lo..start + hi];
+                        if s == 1 {
+                            for (d, &v) in dst[at..at + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (i, &v) in src.iter().enumerate() {
+                                dst[at + i * s] += v;
+                            }
                         }
                     }
                 });
@@ -371,7 +436,9 @@ unsafe fn conv_kernel<T: Real>(
         };
         let s = Addr::of(src);
         // Column blocks that are multiples of the micro-kernel width.
-        for_ranges(l, og * ckg / 16 + 1, 16, |c0, c1| product(i, s.at::<T>(0), c0, c1));
+        for_ranges(l, og * ckg / 16 + 1, 16, |c0, c1| {
+            product(i, s.at::<T>(0), c0, c1)
+        });
     }
     Ok(())
 }
@@ -406,7 +473,8 @@ unsafe fn conv_transpose_kernel<T: Real>(
             );
         }
     };
-    let init = |i: usize, c0: usize, c1: usize| init_channels::<T>(out, bias, ch.cout, isz, i, c0, c1);
+    let init =
+        |i: usize, c0: usize, c1: usize| init_channels::<T>(out, bias, ch.cout, isz, i, c0, c1);
     let work = ch.cin * ckg * l;
     let threads = num_threads();
     if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
@@ -427,7 +495,9 @@ unsafe fn conv_transpose_kernel<T: Real>(
     let mut col = zeroed::<T>(rows * l)?;
     let c = Addr::of(col.as_mut_ptr());
     for i in 0..ch.n {
-        for_ranges(l, cg * ckg / 16 + 1, 16, |c0, c1| product(i, c.at::<T>(0), c0, c1));
+        for_ranges(l, cg * ckg / 16 + 1, 16, |c0, c1| {
+            product(i, c.at::<T>(0), c0, c1)
+        });
         let cols = std::slice::from_raw_parts(c.at::<T>(0), rows * l);
         for_ranges(ch.cout, k * l, 1, |c0, c1| {
             // SAFETY: channels c0..c1 of image i belong to this call.
@@ -494,15 +564,18 @@ unsafe fn weight_grad_kernel<T: Real>(
                     g.im2col_rows(img, &mut col, 0, rows);
                     col.as_ptr()
                 };
+                // dw^T = col @ gout^T per group: the column matrix is the
+                // left operand so both operands are read along rows (a
+                // transposed right operand packs ~4x slower).
                 for gi in 0..ch.groups {
                     T::gemm(
-                        og,
                         ckg,
+                        og,
                         l,
-                        (acc.add(gi * og * ckg), ckg as isize, 1),
+                        (acc.add(gi * og * ckg), 1, ckg as isize),
                         true,
-                        (gout.at::<T>((i * ch.cout + gi * og) * l), l as isize, 1),
-                        (cm.add(gi * ckg * l), 1, l as isize),
+                        (cm.add(gi * ckg * l), l as isize, 1),
+                        (gout.at::<T>((i * ch.cout + gi * og) * l), 1, l as isize),
                     );
                 }
             }
@@ -570,7 +643,10 @@ fn c_name(d: DType) -> &'static str {
 }
 
 fn join(v: &[usize], sep: &str) -> String {
-    v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(sep)
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn tuple(v: &[usize]) -> String {
@@ -666,7 +742,9 @@ pub fn convolution(
         )));
     }
     if s.iter().any(|&v| v <= 0) {
-        return Err(Error::Runtime("non-positive stride is not supported".into()));
+        return Err(Error::Runtime(
+            "non-positive stride is not supported".into(),
+        ));
     }
     if p.iter().any(|&v| v < 0) {
         return Err(Error::Runtime("negative padding is not supported".into()));
@@ -682,7 +760,9 @@ pub fn convolution(
         ));
     }
     if groups <= 0 {
-        return Err(Error::Runtime("non-positive groups is not supported".into()));
+        return Err(Error::Runtime(
+            "non-positive groups is not supported".into(),
+        ));
     }
     let u = |v: Vec<i64>| v.into_iter().map(|x| x as usize).collect::<Vec<_>>();
     let params = ConvParams {
@@ -752,7 +832,11 @@ fn check_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> 
     }
     if let Some(b) = bias {
         if b.ndim() != 1 || b.numel() != expect_bias {
-            let head = if p.transposed { "Given transposed=1, weight" } else { "Given weight" };
+            let head = if p.transposed {
+                "Given transposed=1, weight"
+            } else {
+                "Given weight"
+            };
             return Err(Error::Runtime(format!(
                 "{head} of size {ws_s}, expected bias to be 1-dimensional with {expect_bias} elements, but got bias of size {} instead",
                 fmt_shape(b.shape())
@@ -787,7 +871,9 @@ fn check_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> 
                     v.to_vec()
                 }
             };
-            let mut msg = String::from("output padding must be smaller than either stride or dilation, but got");
+            let mut msg = String::from(
+                "output padding must be smaller than either stride or dilation, but got",
+            );
             for (label, v) in [
                 ("output_padding", pad1(&p.output_padding, 0)),
                 ("stride", pad1(&p.stride, 1)),
@@ -815,7 +901,11 @@ fn check_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> 
         }
         return Ok(out.into_iter().map(|o| o as usize).collect());
     }
-    let padded: Vec<usize> = ins.iter().zip(&p.padding).map(|(&i, &p)| i + 2 * p).collect();
+    let padded: Vec<usize> = ins
+        .iter()
+        .zip(&p.padding)
+        .map(|(&i, &p)| i + 2 * p)
+        .collect();
     if padded.iter().zip(&ek).any(|(&a, &b)| a < b) {
         return Err(Error::Runtime(format!(
             "Calculated padded input size per channel: ({}). Kernel size: ({}). Kernel size can't be greater than actual input size",
@@ -834,8 +924,16 @@ fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Res
     let rec = Recorder::new_opt("ConvolutionBackward0", &[Some(x), Some(w), bias]);
     let out = conv_forward(x, w, bias, p, &out_size)?;
     if let Some(mut rec) = rec {
-        let ix = if rec.needs(1) { Some(rec.save(x)?) } else { None };
-        let iw = if rec.needs(0) { Some(rec.save(w)?) } else { None };
+        let ix = if rec.needs(1) {
+            Some(rec.save(x)?)
+        } else {
+            None
+        };
+        let iw = if rec.needs(0) {
+            Some(rec.save(w)?)
+        } else {
+            None
+        };
         let in_size = x.shape()[2..].to_vec();
         let wshape = w.shape().to_vec();
         let p = p.clone();
@@ -859,9 +957,7 @@ fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Res
                 _ => None,
             };
             let gb = if ctx.needs(2) {
-                let dims: Vec<i64> = std::iter::once(0)
-                    .chain(2..g.ndim() as i64)
-                    .collect();
+                let dims: Vec<i64> = std::iter::once(0).chain(2..g.ndim() as i64).collect();
                 Some(reduce::sum(&g, Some(&dims), false, None)?)
             } else {
                 None
@@ -888,8 +984,7 @@ fn input_grad(g: &Tensor, w: &Tensor, p: &ConvParams, in_size: &[usize]) -> Resu
                 (in_size[j] + 2 * p.padding[j]).saturating_sub(base)
             })
             .collect();
-        if q
-            .output_padding
+        if q.output_padding
             .iter()
             .zip(&q.stride)
             .zip(&q.dilation)
@@ -933,8 +1028,20 @@ fn weight_grad(src: &Tensor, gout: &Tensor, wshape: &[usize], p: &ConvParams) ->
     if needs_grad(&[src, gout]) {
         use crate::ops::linalg::matmul;
         let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
-        let mut cols = im2col(src, &i(kernel), &i(&p.dilation), &i(&p.padding), &i(&p.stride))?;
-        let full = block_grid(&src.shape()[2..], kernel, &p.dilation, &p.padding, &p.stride);
+        let mut cols = im2col(
+            src,
+            &i(kernel),
+            &i(&p.dilation),
+            &i(&p.padding),
+            &i(&p.stride),
+        )?;
+        let full = block_grid(
+            &src.shape()[2..],
+            kernel,
+            &p.dilation,
+            &p.padding,
+            &p.stride,
+        );
         if full != grid {
             let mut s = vec![n as i64, cols.shape()[1] as i64];
             s.extend(full.iter().map(|&d| d as i64));
@@ -959,7 +1066,12 @@ fn weight_grad(src: &Tensor, gout: &Tensor, wshape: &[usize], p: &ConvParams) ->
         dil: p.dilation.clone(),
         out: grid,
     };
-    let ch = Chans { n, cin, cout, groups };
+    let ch = Chans {
+        n,
+        cin,
+        cout,
+        groups,
+    };
     // SAFETY: contiguous tensors of the shapes the kernel expects; `dw` is fresh.
     unsafe {
         match cd {
@@ -1048,14 +1160,23 @@ fn conv_forward(
 
 /// Positive-value checks of `unfold`/`fold` arguments, with PyTorch's
 /// 2-d names.
-fn check_fold_args(kernel: &[i64], dilation: &[i64], padding: &[i64], stride: &[i64]) -> Result<()> {
+fn check_fold_args(
+    kernel: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<()> {
     let nd = kernel.len();
     if nd == 0 || nd > MAX_DIMS {
         return Err(Error::Runtime(format!(
             "kernel_size must have between 1 and {MAX_DIMS} elements, but got {nd}"
         )));
     }
-    for (what, v) in [("dilation", dilation), ("padding", padding), ("stride", stride)] {
+    for (what, v) in [
+        ("dilation", dilation),
+        ("padding", padding),
+        ("stride", stride),
+    ] {
         if v.len() != nd {
             return Err(Error::Runtime(format!(
                 "{what} must have {nd} elements, but got {}",
@@ -1109,7 +1230,10 @@ fn to_usize(v: &[i64]) -> Vec<usize> {
 fn fmt_i(v: &[i64]) -> String {
     format!(
         "({})",
-        v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -1136,10 +1260,21 @@ pub fn im2col(
         )));
     }
     if xs.len() == nd + 1 {
-        let r = im2col(&shape::unsqueeze(input, 0)?, kernel, dilation, padding, stride)?;
+        let r = im2col(
+            &shape::unsqueeze(input, 0)?,
+            kernel,
+            dilation,
+            padding,
+            stride,
+        )?;
         return shape::squeeze(&r, Some(&[0]));
     }
-    let (k, d, p, s) = (to_usize(kernel), to_usize(dilation), to_usize(padding), to_usize(stride));
+    let (k, d, p, s) = (
+        to_usize(kernel),
+        to_usize(dilation),
+        to_usize(padding),
+        to_usize(stride),
+    );
     let size = xs[2..].to_vec();
     let grid = block_grid_i(&size, &k, &d, &p, &s);
     if grid.iter().any(|&g| g < 1) {
@@ -1164,14 +1299,20 @@ pub fn im2col(
     let rec = Recorder::new("Im2ColBackward0", &[input]);
     let out = im2col_forward(input, &geom)?;
     if let Some(rec) = rec {
-        let (kernel, dilation, padding, stride) =
-            (kernel.to_vec(), dilation.to_vec(), padding.to_vec(), stride.to_vec());
+        let (kernel, dilation, padding, stride) = (
+            kernel.to_vec(),
+            dilation.to_vec(),
+            padding.to_vec(),
+            stride.to_vec(),
+        );
         let osz: Vec<i64> = size.iter().map(|&v| v as i64).collect();
         rec.finish(&[&out], move |_, grads| {
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None]);
             };
-            Ok(vec![Some(col2im(&g, &osz, &kernel, &dilation, &padding, &stride)?)])
+            Ok(vec![Some(col2im(
+                &g, &osz, &kernel, &dilation, &padding, &stride,
+            )?)])
         });
     }
     Ok(out)
@@ -1215,7 +1356,8 @@ fn unfold_all<T: Real>(g: &Geom, n: usize, rows: usize, l: usize, isz: usize, x:
             // output matrix, which belong to this call alone.
             unsafe {
                 let img = std::slice::from_raw_parts(x.at::<T>(i * isz), isz);
-                let col = std::slice::from_raw_parts_mut(o.at::<T>((i * rows + r0) * l), (r1 - r0) * l);
+                let col =
+                    std::slice::from_raw_parts_mut(o.at::<T>((i * rows + r0) * l), (r1 - r0) * l);
                 g.im2col_rows(img, col, r0, r1);
             }
             r += r1 - r0;
@@ -1250,7 +1392,14 @@ pub fn col2im(
         )));
     }
     if xs.len() == 2 {
-        let r = col2im(&shape::unsqueeze(input, 0)?, output_size, kernel, dilation, padding, stride)?;
+        let r = col2im(
+            &shape::unsqueeze(input, 0)?,
+            output_size,
+            kernel,
+            dilation,
+            padding,
+            stride,
+        )?;
         return shape::squeeze(&r, Some(&[0]));
     }
     let kprod: i64 = kernel.iter().product();
@@ -1267,7 +1416,12 @@ pub fn col2im(
             fmt_i(output_size)
         )));
     }
-    let (k, d, p, s) = (to_usize(kernel), to_usize(dilation), to_usize(padding), to_usize(stride));
+    let (k, d, p, s) = (
+        to_usize(kernel),
+        to_usize(dilation),
+        to_usize(padding),
+        to_usize(stride),
+    );
     let size = to_usize(output_size);
     let grid = block_grid_i(&size, &k, &d, &p, &s);
     let head = format!(
@@ -1304,13 +1458,19 @@ pub fn col2im(
     let rec = Recorder::new("Col2ImBackward0", &[input]);
     let out = col2im_forward(input, &geom)?;
     if let Some(rec) = rec {
-        let (kernel, dilation, padding, stride) =
-            (kernel.to_vec(), dilation.to_vec(), padding.to_vec(), stride.to_vec());
+        let (kernel, dilation, padding, stride) = (
+            kernel.to_vec(),
+            dilation.to_vec(),
+            padding.to_vec(),
+            stride.to_vec(),
+        );
         rec.finish(&[&out], move |_, grads| {
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None]);
             };
-            Ok(vec![Some(im2col(&g, &kernel, &dilation, &padding, &stride)?)])
+            Ok(vec![Some(im2col(
+                &g, &kernel, &dilation, &padding, &stride,
+            )?)])
         });
     }
     Ok(out)
@@ -1343,7 +1503,8 @@ fn fold_all<T: Real>(g: &Geom, n: usize, c: usize, isz: usize, csz: usize, x: Ad
             // output, which belong to this call alone.
             unsafe {
                 let col = std::slice::from_raw_parts(x.at::<T>(i * csz), csz);
-                let img = std::slice::from_raw_parts_mut(o.at::<T>((i * c + c0) * isz), (c1 - c0) * isz);
+                let img =
+                    std::slice::from_raw_parts_mut(o.at::<T>((i * c + c0) * isz), (c1 - c0) * isz);
                 g.col2im_channels(col, img, c0, c1);
             }
             r += c1 - c0;

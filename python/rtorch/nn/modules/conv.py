@@ -98,7 +98,7 @@ class _ConvNd(Module):
         rev: list[int] = []
         if isinstance(padding, str):
             if padding == "same":
-                for d, k in zip(reversed(dilation), reversed(kernel_size)):
+                for d, k in zip(reversed(dilation), reversed(kernel_size), strict=True):
                     total = d * (k - 1)
                     rev += [total // 2, total - total // 2]
             else:
