@@ -549,33 +549,38 @@ unsafe fn weight_grad_kernel<T: Real>(
     let pp = Addr::of(partial.as_mut_ptr());
     let err = ErrSlot::new();
     for_ranges(chunks, (ch.n / chunks) * size * l / 16 + 1, 1, |s, e| {
-        let mut col = match zeroed::<T>(if identity { 0 } else { rows * l }) {
-            Ok(v) => v,
-            Err(er) => return err.set(er),
+        let (mut col, mut colt) = match (
+            zeroed::<T>(if identity { 0 } else { rows * l }),
+            zeroed::<T>(rows * l),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(er), _) | (_, Err(er)) => return err.set(er),
         };
         for chunk in s..e {
             let acc = pp.at::<T>(chunk * size);
             for i in chunk * ch.n / chunks..(chunk + 1) * ch.n / chunks {
-                // SAFETY: image i of `src`; `col` and `acc` are this thread's.
+                // SAFETY: image i of `src`; `col`, `colt` and `acc` are this
+                // thread's.
                 let img = std::slice::from_raw_parts(src.at::<T>(i * ch.cin * isz), ch.cin * isz);
-                let cm = if identity {
-                    img.as_ptr()
+                let cm: &[T] = if identity {
+                    img
                 } else {
                     g.im2col_rows(img, &mut col, 0, rows);
-                    col.as_ptr()
+                    &col
                 };
-                // dw^T = col @ gout^T per group: the column matrix is the
-                // left operand so both operands are read along rows (a
-                // transposed right operand packs ~4x slower).
+                // dw = gout @ col^T per group, with col^T laid out in memory
+                // (L x rows): a right operand read along its rows packs ~4x
+                // faster than a transposed view.
+                transpose(cm, &mut colt, rows, l);
                 for gi in 0..ch.groups {
                     T::gemm(
-                        ckg,
                         og,
+                        ckg,
                         l,
-                        (acc.add(gi * og * ckg), 1, ckg as isize),
+                        (acc.add(gi * og * ckg), ckg as isize, 1),
                         true,
-                        (cm.add(gi * ckg * l), l as isize, 1),
-                        (gout.at::<T>((i * ch.cout + gi * og) * l), 1, l as isize),
+                        (gout.at::<T>((i * ch.cout + gi * og) * l), l as isize, 1),
+                        (colt.as_ptr().add(gi * ckg), rows as isize, 1),
                     );
                 }
             }
@@ -590,6 +595,21 @@ unsafe fn weight_grad_kernel<T: Real>(
         }
     }
     Ok(())
+}
+
+/// `dst (cols x rows) = src (rows x cols)^T`, in cache-sized tiles.
+fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                let line = &src[r * cols..(r + 1) * cols];
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = line[c];
+                }
+            }
+        }
+    }
 }
 
 /// The dtype kernels compute in: f32 for single and half precision, f64
@@ -941,6 +961,7 @@ fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Res
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None, None, None]);
             };
+            let g = dense_grad(g)?;
             let gx = match iw {
                 Some(i) if ctx.needs(0) => Some(input_grad(&g, &ctx.saved(i)?, &p, &in_size)?),
                 _ => None,
@@ -957,8 +978,10 @@ fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Res
                 _ => None,
             };
             let gb = if ctx.needs(2) {
-                let dims: Vec<i64> = std::iter::once(0).chain(2..g.ndim() as i64).collect();
-                Some(reduce::sum(&g, Some(&dims), false, None)?)
+                // Spatial dims first (contiguous rows: fast), then the batch.
+                let dims: Vec<i64> = (2..g.ndim() as i64).collect();
+                let per_image = reduce::sum(&g, Some(&dims), false, None)?;
+                Some(reduce::sum(&per_image, Some(&[0]), false, None)?)
             } else {
                 None
             };
@@ -966,6 +989,19 @@ fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Res
         });
     }
     Ok(out)
+}
+
+/// The incoming gradient as a contiguous tensor, made once for all three
+/// gradients (`y.sum().backward()` hands over an expanded scalar: a fill).
+/// Left as is when the backward is recorded.
+fn dense_grad(g: Tensor) -> Result<Tensor> {
+    if g.is_contiguous() || needs_grad(&[&g]) {
+        return Ok(g);
+    }
+    if g.numel() > 0 && g.strides().iter().all(|&s| s == 0) {
+        return crate::ops::creation::full(g.shape(), g.get_scalar(0), g.dtype());
+    }
+    copy::contiguous(&g)
 }
 
 /// grad_input: the adjoint convolution of `g`, cut to the input's size.
