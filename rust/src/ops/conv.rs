@@ -548,41 +548,73 @@ unsafe fn weight_grad_kernel<T: Real>(
     let mut partial = zeroed::<T>(chunks * size)?;
     let pp = Addr::of(partial.as_mut_ptr());
     let err = ErrSlot::new();
+    // Images per GEMM: their transposed column matrices stacked (up to
+    // about 2M elements) make one product of depth `b * L`.
+    let per = (rows * l).max(1);
+    let bmax = ((1 << 21) / per).clamp(1, ch.n.div_ceil(chunks).max(1));
     for_ranges(chunks, (ch.n / chunks) * size * l / 16 + 1, 1, |s, e| {
-        let (mut col, mut colt) = match (
-            zeroed::<T>(if identity { 0 } else { rows * l }),
-            zeroed::<T>(rows * l),
-        ) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(er), _) | (_, Err(er)) => return err.set(er),
+        let bufs = (
+            zeroed::<T>(if identity { 0 } else { per }),
+            zeroed::<T>(bmax * per),
+            zeroed::<T>(if bmax > 1 { ch.cout * bmax * l } else { 0 }),
+        );
+        let (mut col, mut colt, mut gbuf) = match bufs {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
         };
         for chunk in s..e {
             let acc = pp.at::<T>(chunk * size);
-            for i in chunk * ch.n / chunks..(chunk + 1) * ch.n / chunks {
-                // SAFETY: image i of `src`; `col`, `colt` and `acc` are this
-                // thread's.
-                let img = std::slice::from_raw_parts(src.at::<T>(i * ch.cin * isz), ch.cin * isz);
-                let cm: &[T] = if identity {
-                    img
+            let (i0, i1) = (chunk * ch.n / chunks, (chunk + 1) * ch.n / chunks);
+            let mut i = i0;
+            while i < i1 {
+                let b = bmax.min(i1 - i);
+                for j in 0..b {
+                    // SAFETY: image i + j of `src`; the buffers and `acc`
+                    // are this thread's.
+                    let img = std::slice::from_raw_parts(
+                        src.at::<T>((i + j) * ch.cin * isz),
+                        ch.cin * isz,
+                    );
+                    let cm: &[T] = if identity {
+                        img
+                    } else {
+                        g.im2col_rows(img, &mut col, 0, rows);
+                        &col
+                    };
+                    // dw = gout @ col^T per group, with col^T laid out in
+                    // memory (L x rows): a right operand read along its rows
+                    // packs ~4x faster than a transposed view.
+                    transpose(cm, &mut colt[j * per..(j + 1) * per], rows, l);
+                }
+                // The left operand: the b images' gradients side by side
+                // (`cout x b*L`), or image i's own when b is 1.
+                let (lhs, lrs) = if b == 1 {
+                    (gout.at::<T>(i * ch.cout * l) as *const T, l)
                 } else {
-                    g.im2col_rows(img, &mut col, 0, rows);
-                    &col
+                    for o in 0..ch.cout {
+                        for j in 0..b {
+                            let from = std::slice::from_raw_parts(
+                                gout.at::<T>(((i + j) * ch.cout + o) * l),
+                                l,
+                            );
+                            let at = o * b * l + j * l;
+                            gbuf[at..at + l].copy_from_slice(from);
+                        }
+                    }
+                    (gbuf.as_ptr(), b * l)
                 };
-                // dw = gout @ col^T per group, with col^T laid out in memory
-                // (L x rows): a right operand read along its rows packs ~4x
-                // faster than a transposed view.
-                transpose(cm, &mut colt, rows, l);
                 for gi in 0..ch.groups {
                     T::gemm(
                         og,
                         ckg,
-                        l,
+                        b * l,
                         (acc.add(gi * og * ckg), ckg as isize, 1),
                         true,
-                        (gout.at::<T>((i * ch.cout + gi * og) * l), l as isize, 1),
+                        (lhs.add(gi * og * lrs), lrs as isize, 1),
                         (colt.as_ptr().add(gi * ckg), rows as isize, 1),
                     );
                 }
+                i += b;
             }
         }
     });
@@ -597,15 +629,24 @@ unsafe fn weight_grad_kernel<T: Real>(
     Ok(())
 }
 
-/// `dst (cols x rows) = src (rows x cols)^T`, in cache-sized tiles.
+/// `dst (cols x rows) = src (rows x cols)^T`, in cache-sized tiles that
+/// write along `dst`'s rows.
 fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                let line = &src[r * cols..(r + 1) * cols];
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = line[c];
+    const B: usize = 16;
+    let n = rows * cols;
+    if src.len() < n || dst.len() < n {
+        return;
+    }
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for c0 in (0..cols).step_by(B) {
+        let c1 = (c0 + B).min(cols);
+        for r0 in (0..rows).step_by(B) {
+            let r1 = (r0 + B).min(rows);
+            for c in c0..c1 {
+                for r in r0..r1 {
+                    // SAFETY: r < rows and c < cols, and both buffers hold
+                    // rows * cols elements (checked above).
+                    unsafe { *d.add(c * rows + r) = *s.add(r * cols + c) };
                 }
             }
         }
