@@ -668,3 +668,8 @@ def _max_unpool(input: Tensor, indices: Tensor, nd: _int, output_size: list[_int
 def _batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None, running_var: Tensor | None, training: _bool, momentum: float, eps: float) -> Tensor: ...  # fmt: skip
 def _layer_norm(input: Tensor, normalized_shape: list[_int], weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip
 def _group_norm(input: Tensor, num_groups: _int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip
+
+# ---- convolution (ops_conv.rs; API in rtorch/nn/functional) ----
+def _convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[_int], padding: Sequence[_int], dilation: Sequence[_int], transposed: _bool, output_padding: Sequence[_int], groups: _int, dim: _int) -> Tensor: ...  # fmt: skip
+def _im2col(input: Tensor, kernel_size: Sequence[_int], dilation: Sequence[_int], padding: Sequence[_int], stride: Sequence[_int]) -> Tensor: ...  # fmt: skip
+def _col2im(input: Tensor, output_size: Sequence[_int], kernel_size: Sequence[_int], dilation: Sequence[_int], padding: Sequence[_int], stride: Sequence[_int]) -> Tensor: ...  # fmt: skip

@@ -3161,3 +3161,317 @@ def embedding_bag(
             n = weight.new_zeros(n_bags).index_add(0, bag_of, keep)
         out = out / n.clamp(min=1).unsqueeze(1)
     return out
+
+
+# --- convolution ---
+
+__all__ += [
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "unfold", "fold",
+]  # fmt: skip
+
+
+def _conv_list(v: int | Sequence[int], dim: int) -> list[int]:
+    """An int (repeated ``dim`` times, as PyTorch's argument parser) or a
+    sequence of ints as a list."""
+    return [int(v)] * dim if isinstance(v, int) else [int(x) for x in v]
+
+
+def _conv_string_padding(
+    input: Tensor,
+    weight: Tensor,
+    padding: str,
+    stride: int | Sequence[int],
+    dilation: int | Sequence[int],
+    dim: int,
+) -> tuple[Tensor, list[int]]:
+    """``padding='valid'`` or ``'same'``: the input (padded at the end of
+    each dim where the total padding is odd, as PyTorch) and the symmetric
+    padding for the convolution itself."""
+    if padding == "valid":
+        return input, [0] * dim
+    if padding != "same":
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    strides = _conv_list(stride, dim)
+    if any(s != 1 for s in strides):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    dil = _conv_list(dilation, dim)
+    if len(dil) == 1:
+        dil = dil * dim
+    kernel = list(weight.shape[-dim:]) if weight.dim() >= dim else [1] * dim
+    pads, extra = [], []
+    for d, k in zip(dil, kernel, strict=False):
+        total = d * (k - 1)
+        pads.append(total // 2)
+        extra.append(total - 2 * (total // 2))
+    if any(extra):
+        warnings.warn(
+            "Using padding='same' with even kernel lengths and odd dilation may require a "
+            "zero-padded copy of the input be created",
+            stacklevel=3,
+        )
+        pad_nd: list[int] = []
+        for e in reversed(extra):
+            pad_nd += [0, e]
+        input = pad(input, pad_nd)
+    return input, pads
+
+
+def _conv(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int | Sequence[int],
+    padding: str | int | Sequence[int],
+    dilation: int | Sequence[int],
+    groups: int,
+    dim: int,
+) -> Tensor:
+    if isinstance(padding, str):
+        input, pads = _conv_string_padding(input, weight, padding, stride, dilation, dim)
+    else:
+        pads = _conv_list(padding, dim)
+    return rtorch._C._convolution(
+        input,
+        weight,
+        bias,
+        _conv_list(stride, dim),
+        pads,
+        _conv_list(dilation, dim),
+        False,
+        [0] * dim,
+        groups,
+        dim,
+    )
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: str | int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-d convolution (cross-correlation, as PyTorch) over ``(N, C_in, L)``
+    or unbatched ``(C_in, L)`` input with ``weight (C_out, C_in / groups, k)``.
+
+    Args:
+        padding: an int, a tuple, ``'valid'`` (none) or ``'same'`` (output as
+            long as the input; stride 1 only).
+
+    Example::
+
+        >>> import rtorch
+        >>> conv1d(rtorch.ones(1, 1, 4), rtorch.ones(1, 1, 2))
+        tensor([[[2., 2., 2.]]])
+    """
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: str | int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-d convolution over ``(N, C_in, H, W)`` or ``(C_in, H, W)`` input with
+    ``weight (C_out, C_in / groups, kH, kW)``; arguments as :func:`conv1d`.
+
+    Example::
+
+        >>> import rtorch
+        >>> conv2d(rtorch.ones(1, 1, 3, 3), rtorch.ones(1, 1, 2, 2)).shape
+        torch.Size([1, 1, 2, 2])
+    """
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def conv3d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: str | int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """3-d convolution over ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``
+    input with ``weight (C_out, C_in / groups, kD, kH, kW)``; arguments as
+    :func:`conv1d`.
+
+    Example::
+
+        >>> import rtorch
+        >>> conv3d(rtorch.ones(1, 1, 3, 3, 3), rtorch.ones(2, 1, 3, 3, 3)).shape
+        torch.Size([1, 2, 1, 1, 1])
+    """
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 3)
+
+
+def _conv_transpose(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    output_padding: int | Sequence[int],
+    groups: int,
+    dilation: int | Sequence[int],
+    dim: int,
+) -> Tensor:
+    if isinstance(padding, str):
+        raise TypeError(
+            f"conv_transpose{dim}d(): argument 'padding' must be tuple of ints, not str"
+        )
+    return rtorch._C._convolution(
+        input,
+        weight,
+        bias,
+        _conv_list(stride, dim),
+        _conv_list(padding, dim),
+        _conv_list(dilation, dim),
+        True,
+        _conv_list(output_padding, dim),
+        groups,
+        dim,
+    )
+
+
+def conv_transpose1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> Tensor:
+    """1-d transposed convolution (the gradient of :func:`conv1d` with respect
+    to its input) with ``weight (C_in, C_out / groups, k)``. The output length
+    is ``(L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``.
+
+    Example::
+
+        >>> import rtorch
+        >>> conv_transpose1d(rtorch.ones(1, 1, 3), rtorch.ones(1, 1, 2))
+        tensor([[[1., 2., 2., 1.]]])
+    """
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, 1
+    )
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> Tensor:
+    """2-d transposed convolution with ``weight (C_in, C_out / groups, kH, kW)``;
+    arguments as :func:`conv_transpose1d`.
+
+    Example::
+
+        >>> import rtorch
+        >>> conv_transpose2d(rtorch.ones(1, 1, 2, 2), rtorch.ones(1, 3, 2, 2), stride=2).shape
+        torch.Size([1, 3, 4, 4])
+    """
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, 2
+    )
+
+
+def conv_transpose3d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> Tensor:
+    """3-d transposed convolution with ``weight (C_in, C_out / groups, kD, kH,
+    kW)``; arguments as :func:`conv_transpose1d`.
+
+    Example::
+
+        >>> import rtorch
+        >>> conv_transpose3d(rtorch.ones(1, 1, 1, 1, 1), rtorch.ones(1, 2, 2, 2, 2)).shape
+        torch.Size([1, 2, 2, 2, 2])
+    """
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, 3
+    )
+
+
+def _fold_pair(v: int | Sequence[int], name: str) -> list[int]:
+    out = [int(v)] * 2 if isinstance(v, int) else [int(x) for x in v]
+    if len(out) != 2:
+        raise RuntimeError(f"It is expected {name} equals to 2, but got size {len(out)}")
+    return out
+
+
+def unfold(
+    input: Tensor,
+    kernel_size: int | Sequence[int],
+    dilation: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    stride: int | Sequence[int] = 1,
+) -> Tensor:
+    """Extracts sliding blocks (im2col): ``(N, C, H, W)`` to
+    ``(N, C * kH * kW, L)`` with ``L`` the number of block positions
+    (unbatched ``(C, H, W)`` gives ``(C * kH * kW, L)``).
+
+    Example::
+
+        >>> import rtorch
+        >>> unfold(rtorch.arange(4.0).reshape(1, 1, 2, 2), 1).shape
+        torch.Size([1, 1, 4])
+    """
+    return rtorch._C._im2col(
+        input,
+        _fold_pair(kernel_size, "kernel_size"),
+        _fold_pair(dilation, "dilation"),
+        _fold_pair(padding, "padding"),
+        _fold_pair(stride, "stride"),
+    )
+
+
+def fold(
+    input: Tensor,
+    output_size: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    dilation: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    stride: int | Sequence[int] = 1,
+) -> Tensor:
+    """Sums sliding blocks back into an image (col2im), the adjoint of
+    :func:`unfold`: ``(N, C * kH * kW, L)`` to ``(N, C, *output_size)``.
+
+    Example::
+
+        >>> import rtorch
+        >>> fold(rtorch.ones(1, 4, 4), (3, 3), 2)
+        tensor([[[[1., 2., 1.],
+                  [2., 4., 2.],
+                  [1., 2., 1.]]]])
+    """
+    return rtorch._C._col2im(
+        input,
+        _fold_pair(output_size, "output_size"),
+        _fold_pair(kernel_size, "kernel_size"),
+        _fold_pair(dilation, "dilation"),
+        _fold_pair(padding, "padding"),
+        _fold_pair(stride, "stride"),
+    )

@@ -7,6 +7,7 @@ mod convert;
 mod dlpack;
 mod dtype;
 mod factory;
+mod ops_conv;
 mod ops_elementwise;
 mod ops_linalg;
 mod ops_loss;
@@ -105,6 +106,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::register(m)?;
     autograd::register(m)?;
     factory::register(m)?;
+    ops_conv::register(m)?;
     ops_elementwise::register(m)?;
     ops_linalg::register(m)?;
     ops_loss::register(m)?;

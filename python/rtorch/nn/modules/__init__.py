@@ -4,8 +4,10 @@ from rtorch.nn.modules import (
     activation,
     batchnorm,
     container,
+    conv,
     dropout,
     flatten,
+    fold,
     linear,
     loss,
     module,
@@ -16,8 +18,10 @@ from rtorch.nn.modules import (
 from rtorch.nn.modules.activation import *  # noqa: F403
 from rtorch.nn.modules.batchnorm import *  # noqa: F403
 from rtorch.nn.modules.container import *  # noqa: F403
+from rtorch.nn.modules.conv import *  # noqa: F403
 from rtorch.nn.modules.dropout import *  # noqa: F403
 from rtorch.nn.modules.flatten import *  # noqa: F403
+from rtorch.nn.modules.fold import *  # noqa: F403
 from rtorch.nn.modules.linear import *  # noqa: F403
 from rtorch.nn.modules.loss import *  # noqa: F403
 from rtorch.nn.modules.module import *  # noqa: F403
@@ -43,7 +47,7 @@ __all__ = [
     name
     for family in (
         module, container, linear, flatten, activation, dropout, sparse, normalization,
-        batchnorm, loss, rnn,
+        batchnorm, loss, rnn, conv, fold,
         transformer, padding, pixelshuffle, upsampling, channelshuffle,
     )
     for name in family.__all__

@@ -1,0 +1,1590 @@
+//! Convolution: `conv{1,2,3}d` and `conv_transpose{1,2,3}d` from one N-d
+//! implementation, and `im2col` / `col2im` (`F.unfold` / `F.fold`).
+//!
+//! Forward: per image, `im2col` lays the receptive fields out as a
+//! `(C/g * K) x L` matrix (`K` kernel elements, `L` output positions) and
+//! one GEMM per group multiplies the weight `(O/g) x (C/g * K)` into it; the
+//! product lands directly in the `N, C, spatial` output (no transpose). A
+//! 1x1 kernel with stride 1 and no padding skips `im2col` (the image is its
+//! own column matrix). Transposed convolution is the adjoint: one GEMM
+//! `W^T @ x` per group, then `col2im` scatter-adds the columns into the
+//! output. Batches split over threads, each thread with its own column
+//! buffer; a batch smaller than the thread count splits each image's GEMM
+//! by columns instead.
+//!
+//! Derivatives (`ConvolutionBackward0`): grad_input is the transposed
+//! convolution of grad (the convolution, for a transposed forward),
+//! grad_weight an `im2col` + GEMM reduction over the batch and grad_bias a
+//! sum. When the backward itself is recorded (`create_graph=True`) the
+//! weight gradient is composed of recorded ops (`im2col`, `matmul`, `sum`),
+//! and grad_input is a recorded convolution, so double backward works;
+//! otherwise a fused kernel accumulates the weight gradient per thread.
+
+use crate::autograd::{needs_grad, Recorder};
+use crate::cpu::parallel::{for_ranges, num_threads};
+use crate::error::{try_vec, Error, Result};
+use crate::ops::{copy, reduce, shape};
+use crate::tensor::layout::fmt_shape;
+use crate::tensor::{DType, Element, Tensor};
+
+/// Most spatial dims handled (PyTorch has 1-d to 3-d convolutions).
+const MAX_DIMS: usize = 6;
+
+/// Raw pointers cross into worker threads as addresses.
+#[derive(Clone, Copy)]
+struct Addr(usize);
+
+impl Addr {
+    fn of<T>(p: *const T) -> Addr {
+        Addr(p as usize)
+    }
+    fn at<T>(self, i: usize) -> *mut T {
+        (self.0 as *mut T).wrapping_add(i)
+    }
+}
+
+/// The float types the kernels compute in (others are cast to these).
+trait Real: Element + std::ops::AddAssign {
+    const ZERO: Self;
+    /// `dst = (read_dst ? dst : 0) + a @ b` for an `m x n` product of depth
+    /// `k`; each matrix is (pointer, row stride, column stride).
+    ///
+    /// # Safety
+    /// The matrices must be valid for their shapes and strides and `dst`
+    /// must overlap neither input.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: (*mut Self, isize, isize),
+        read_dst: bool,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+    );
+}
+
+macro_rules! real {
+    ($F:ty) => {
+        impl Real for $F {
+            const ZERO: $F = 0.0;
+            unsafe fn gemm(
+                m: usize,
+                n: usize,
+                k: usize,
+                dst: (*mut $F, isize, isize),
+                read_dst: bool,
+                a: (*const $F, isize, isize),
+                b: (*const $F, isize, isize),
+            ) {
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    if !read_dst {
+                        for i in 0..m {
+                            for j in 0..n {
+                                *dst.0.offset(i as isize * dst.1 + j as isize * dst.2) = 0.0;
+                            }
+                        }
+                    }
+                    return;
+                }
+                gemm::gemm::<$F>(
+                    m,
+                    n,
+                    k,
+                    dst.0,
+                    dst.2,
+                    dst.1,
+                    read_dst,
+                    a.0,
+                    a.2,
+                    a.1,
+                    b.0,
+                    b.2,
+                    b.1,
+                    if read_dst { 1.0 } else { 0.0 },
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
+/// One `im2col`/`col2im` geometry: an image of `channels x size` and the
+/// grid `out` of kernel placements (`L = prod(out)` columns).
+#[derive(Clone, Debug)]
+struct Geom {
+    channels: usize,
+    size: Vec<usize>,
+    kernel: Vec<usize>,
+    stride: Vec<usize>,
+    pad: Vec<usize>,
+    dil: Vec<usize>,
+    out: Vec<usize>,
+}
+
+impl Geom {
+    fn k(&self) -> usize {
+        self.kernel.iter().product()
+    }
+    fn l(&self) -> usize {
+        self.out.iter().product()
+    }
+    fn img(&self) -> usize {
+        self.size.iter().product()
+    }
+    fn rows(&self) -> usize {
+        self.channels * self.k()
+    }
+    /// The column matrix is the image itself (1x1 kernel, stride 1, no
+    /// padding, grid the image's size).
+    fn is_identity(&self) -> bool {
+        self.kernel.iter().all(|&k| k == 1)
+            && self.stride.iter().all(|&s| s == 1)
+            && self.pad.iter().all(|&p| p == 0)
+            && self.out == self.size
+    }
+
+    /// For kernel element `kk` (flat index), visits each line of the grid
+    /// along its last dim: `f(start, seg)` with `start` the line's offset in
+    /// a column row, and `seg = Some((lo, hi, at))` when the line lies
+    /// inside the image: grid positions `lo..hi` read image offsets
+    /// `at + (o - lo) * stride_last` (within one channel), the rest padding.
+    fn for_each_line(&self, kk: usize, mut f: impl FnMut(usize, Option<(usize, usize, usize)>)) {
+        let nd = self.size.len();
+        let last = nd - 1;
+        let mut kidx = [0usize; MAX_DIMS];
+        let mut rem = kk;
+        for j in (0..nd).rev() {
+            kidx[j] = rem % self.kernel[j];
+            rem /= self.kernel[j];
+        }
+        let (s, n_last, size_last) = (self.stride[last], self.out[last], self.size[last]);
+        let off = (kidx[last] * self.dil[last]) as isize - self.pad[last] as isize;
+        let lo = if off >= 0 {
+            0
+        } else {
+            ((-off) as usize).div_ceil(s).min(n_last)
+        };
+        let hi = if off >= size_last as isize {
+            0
+        } else {
+            (((size_last as isize - 1 - off) / s as isize) as usize + 1).min(n_last)
+        }
+        .max(lo);
+        let lines: usize = self.out[..last].iter().product();
+        let mut o = [0usize; MAX_DIMS];
+        for line in 0..lines {
+            let mut base = 0usize;
+            let mut inside = lo < hi;
+            for j in 0..last {
+                let pos =
+                    (o[j] * self.stride[j] + kidx[j] * self.dil[j]) as isize - self.pad[j] as isize;
+                if pos < 0 || pos >= self.size[j] as isize {
+                    inside = false;
+                    break;
+                }
+                base = base * self.size[j] + pos as usize;
+            }
+            let seg = inside.then(|| {
+                let at = base * size_last + (lo as isize * s as isize + off) as usize;
+                (lo, hi, at)
+            });
+            f(line * n_last, seg);
+            for j in (0..last).rev() {
+                o[j] += 1;
+                if o[j] < self.out[j] {
+                    break;
+                }
+                o[j] = 0;
+            }
+        }
+    }
+
+    /// Column rows `r0..r1` of one image: `col` holds those rows only.
+    fn im2col_rows<T: Real>(&self, img: &[T], col: &mut [T], r0: usize, r1: usize) {
+        let (k, l, isz) = (self.k(), self.l(), self.img());
+        let (n_last, s) = (
+            *self.out.last().unwrap_or(&1),
+            *self.stride.last().unwrap_or(&1),
+        );
+        let size_last = *self.size.last().unwrap_or(&1);
+        // Stride 1 with a grid as wide as the image: consecutive image
+        // lines are consecutive column lines, so a run of them is one copy
+        // (the wrapped-around edge elements are zeroed after it).
+        let runs = s == 1 && n_last == size_last;
+        for r in r0..r1 {
+            let (c, kk) = (r / k, r % k);
+            let src = &img[c * isz..(c + 1) * isz];
+            let row = &mut col[(r - r0) * l..(r - r0 + 1) * l];
+            if runs {
+                self.im2col_row_runs(src, row, kk);
+                continue;
+            }
+            self.for_each_line(kk, |start, seg| {
+                let line = &mut row[start..start + n_last];
+                match seg {
+                    None => line.fill(T::ZERO),
+                    Some((lo, hi, at)) => {
+                        line[..lo].fill(T::ZERO);
+                        line[hi..].fill(T::ZERO);
+                        if s == 1 {
+                            line[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
+                        } else {
+                            for (i, v) in line[lo..hi].iter_mut().enumerate() {
+                                *v = src[at + i * s];
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// One column row for stride 1 and `out_last == size_last`: runs of
+    /// consecutive in-image lines are copied at once.
+    fn im2col_row_runs<T: Real>(&self, src: &[T], row: &mut [T], kk: usize) {
+        let n = *self.out.last().unwrap_or(&1);
+        // A run: first line's start, its image offset, last line's start,
+        // and the valid range lo..hi shared by every line of this row.
+        let mut run: Option<(usize, usize, usize)> = None;
+        let mut span = (0, 0);
+        let flush = |row: &mut [T], run: (usize, usize, usize), (lo, hi): (usize, usize)| {
+            let (first, at, last) = run;
+            let (c0, c1) = (first + lo, last + hi);
+            row[c0..c1].copy_from_slice(&src[at..at + (c1 - c0)]);
+            let mut line = first;
+            while line <= last {
+                row[line..line + lo].fill(T::ZERO);
+                row[line + hi..line + n].fill(T::ZERO);
+                line += n;
+            }
+        };
+        self.for_each_line(kk, |start, seg| match seg {
+            None => {
+                if let Some(r) = run.take() {
+                    flush(row, r, span);
+                }
+                row[start..start + n].fill(T::ZERO);
+            }
+            Some((lo, hi, at)) => {
+                span = (lo, hi);
+                match run {
+                    Some((first, a0, last)) if start == last + n && at == a0 + (start - first) => {
+                        run = Some((first, a0, start));
+                    }
+                    _ => {
+                        if let Some(r) = run.take() {
+                            flush(row, r, span);
+                        }
+                        run = Some((start, at, start));
+                    }
+                }
+            }
+        });
+        if let Some(r) = run {
+            flush(row, r, span);
+        }
+    }
+
+    /// Adds the columns of channels `c0..c1` into those channels of `img`
+    /// (`img` holds the channels `c0..c1` only; `col` the whole matrix).
+    fn col2im_channels<T: Real>(&self, col: &[T], img: &mut [T], c0: usize, c1: usize) {
+        let (k, l, isz) = (self.k(), self.l(), self.img());
+        let s = *self.stride.last().unwrap_or(&1);
+        for c in c0..c1 {
+            let dst = &mut img[(c - c0) * isz..(c - c0 + 1) * isz];
+            for kk in 0..k {
+                let row = &col[(c * k + kk) * l..(c * k + kk + 1) * l];
+                self.for_each_line(kk, |start, seg| {
+                    if let Some((lo, hi, at)) = seg {
+                        let src = &row[start + lo..start + hi];
+                        if s == 1 {
+                            for (d, &v) in dst[at..at + src.len()].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (i, &v) in src.iter().enumerate() {
+                                dst[at + i * s] += v;
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Collects the first error raised inside worker threads.
+struct ErrSlot(parking_lot::Mutex<Option<Error>>);
+
+impl ErrSlot {
+    fn new() -> ErrSlot {
+        ErrSlot(parking_lot::Mutex::new(None))
+    }
+    fn set(&self, e: Error) {
+        self.0.lock().get_or_insert(e);
+    }
+    fn into_result(self) -> Result<()> {
+        self.0.into_inner().map_or(Ok(()), Err)
+    }
+}
+
+fn zeroed<T: Real>(n: usize) -> Result<Vec<T>> {
+    let mut v = try_vec(n)?;
+    v.resize(n, T::ZERO);
+    Ok(v)
+}
+
+/// Below this many multiply-adds per image, a small batch is not worth
+/// splitting by columns.
+const SPLIT_WORK: usize = 1 << 20;
+
+/// Sizes of one convolution: `cin` input channels (of `geom`'s image),
+/// `cout` outputs, `groups`.
+#[derive(Clone, Copy)]
+struct Chans {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+}
+
+/// Convolution forward: `x [N, cin, size]`, `w [cout, cin/g, K]`,
+/// `out [N, cout, grid]`, all contiguous.
+///
+/// # Safety
+/// The pointers must be valid contiguous buffers of those shapes; `out`
+/// overlaps nothing.
+unsafe fn conv_kernel<T: Real>(
+    g: &Geom,
+    ch: Chans,
+    x: Addr,
+    w: Addr,
+    bias: Option<Addr>,
+    out: Addr,
+) -> Result<()> {
+    let (k, l, isz) = (g.k(), g.l(), g.img());
+    let (og, ckg) = (ch.cout / ch.groups, ch.cin / ch.groups * k);
+    let rows = g.rows();
+    let identity = g.is_identity();
+    // Output columns c0..c1 of image i from its column matrix `src`.
+    let product = |i: usize, src: *const T, c0: usize, c1: usize| {
+        let o = out.at::<T>(i * ch.cout * l);
+        if let Some(b) = bias {
+            for oc in 0..ch.cout {
+                let v = *b.at::<T>(oc);
+                std::slice::from_raw_parts_mut(o.add(oc * l + c0), c1 - c0).fill(v);
+            }
+        }
+        for gi in 0..ch.groups {
+            T::gemm(
+                og,
+                c1 - c0,
+                ckg,
+                (o.add(gi * og * l + c0), l as isize, 1),
+                bias.is_some(),
+                (w.at::<T>(gi * og * ckg), ckg as isize, 1),
+                (src.add(gi * ckg * l + c0), l as isize, 1),
+            );
+        }
+    };
+    let work = ch.cout * ckg * l;
+    let threads = num_threads();
+    if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
+        let err = ErrSlot::new();
+        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
+            let mut col = match zeroed::<T>(if identity { 0 } else { rows * l }) {
+                Ok(v) => v,
+                Err(er) => return err.set(er),
+            };
+            for i in s..e {
+                // SAFETY: image i of `x`; `col` is this thread's own.
+                let img = std::slice::from_raw_parts(x.at::<T>(i * ch.cin * isz), ch.cin * isz);
+                let src = if identity {
+                    img.as_ptr()
+                } else {
+                    g.im2col_rows(img, &mut col, 0, rows);
+                    col.as_ptr()
+                };
+                product(i, src, 0, l);
+            }
+        });
+        return err.into_result();
+    }
+    let mut col = zeroed::<T>(if identity { 0 } else { rows * l })?;
+    for i in 0..ch.n {
+        let img = std::slice::from_raw_parts(x.at::<T>(i * ch.cin * isz), ch.cin * isz);
+        let src = if identity {
+            img.as_ptr()
+        } else {
+            let c = Addr::of(col.as_mut_ptr());
+            for_ranges(rows, l, 1, |r0, r1| {
+                // SAFETY: rows r0..r1 of the column buffer belong to this call.
+                let part = std::slice::from_raw_parts_mut(c.at::<T>(r0 * l), (r1 - r0) * l);
+                g.im2col_rows(img, part, r0, r1);
+            });
+            col.as_ptr()
+        };
+        let s = Addr::of(src);
+        // Column blocks that are multiples of the micro-kernel width.
+        for_ranges(l, og * ckg / 16 + 1, 16, |c0, c1| {
+            product(i, s.at::<T>(0), c0, c1)
+        });
+    }
+    Ok(())
+}
+
+/// Transposed convolution forward: `x [N, cin, grid]`, `w [cin, cout/g, K]`,
+/// `out [N, cout, size]` (`geom`'s image is the output).
+///
+/// # Safety
+/// As [`conv_kernel`].
+unsafe fn conv_transpose_kernel<T: Real>(
+    g: &Geom,
+    ch: Chans,
+    x: Addr,
+    w: Addr,
+    bias: Option<Addr>,
+    out: Addr,
+) -> Result<()> {
+    let (k, l, isz) = (g.k(), g.l(), g.img());
+    let (cg, ckg) = (ch.cin / ch.groups, ch.cout / ch.groups * k);
+    let rows = g.rows();
+    // Columns c0..c1 of image i's column matrix into `col`.
+    let product = |i: usize, col: *mut T, c0: usize, c1: usize| {
+        for gi in 0..ch.groups {
+            T::gemm(
+                ckg,
+                c1 - c0,
+                cg,
+                (col.add(gi * ckg * l + c0), l as isize, 1),
+                false,
+                (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
+                (x.at::<T>((i * ch.cin + gi * cg) * l + c0), l as isize, 1),
+            );
+        }
+    };
+    let init =
+        |i: usize, c0: usize, c1: usize| init_channels::<T>(out, bias, ch.cout, isz, i, c0, c1);
+    let work = ch.cin * ckg * l;
+    let threads = num_threads();
+    if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
+        let err = ErrSlot::new();
+        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
+            let mut col = match zeroed::<T>(rows * l) {
+                Ok(v) => v,
+                Err(er) => return err.set(er),
+            };
+            for i in s..e {
+                product(i, col.as_mut_ptr(), 0, l);
+                // SAFETY: image i of `out` belongs to this thread.
+                g.col2im_channels(&col, init(i, 0, ch.cout), 0, ch.cout);
+            }
+        });
+        return err.into_result();
+    }
+    let mut col = zeroed::<T>(rows * l)?;
+    let c = Addr::of(col.as_mut_ptr());
+    for i in 0..ch.n {
+        for_ranges(l, cg * ckg / 16 + 1, 16, |c0, c1| {
+            product(i, c.at::<T>(0), c0, c1)
+        });
+        let cols = std::slice::from_raw_parts(c.at::<T>(0), rows * l);
+        for_ranges(ch.cout, k * l, 1, |c0, c1| {
+            // SAFETY: channels c0..c1 of image i belong to this call.
+            g.col2im_channels(cols, init(i, c0, c1), c0, c1)
+        });
+    }
+    Ok(())
+}
+
+/// Channels `c0..c1` of output image `i`, filled with the bias (or zero).
+///
+/// # Safety
+/// `out` must hold `[N, cout, isz]` contiguous elements and those channels
+/// must belong to the caller alone; `bias` must hold `cout` elements.
+unsafe fn init_channels<'a, T: Real>(
+    out: Addr,
+    bias: Option<Addr>,
+    cout: usize,
+    isz: usize,
+    i: usize,
+    c0: usize,
+    c1: usize,
+) -> &'a mut [T] {
+    let o = std::slice::from_raw_parts_mut(out.at::<T>((i * cout + c0) * isz), (c1 - c0) * isz);
+    for (c, chunk) in o.chunks_mut(isz.max(1)).enumerate() {
+        chunk.fill(bias.map_or(T::ZERO, |b| *b.at::<T>(c0 + c)));
+    }
+    o
+}
+
+/// Weight gradient `dw [cout, cin/g * K] = sum_n gout[n] @ im2col(src[n])^T`
+/// per group, for `src [N, cin, size]` (unfolded with `geom`) and
+/// `gout [N, cout, grid]`. Threads take batch chunks into private sums.
+///
+/// # Safety
+/// As [`conv_kernel`], `dw` being the output.
+unsafe fn weight_grad_kernel<T: Real>(
+    g: &Geom,
+    ch: Chans,
+    src: Addr,
+    gout: Addr,
+    dw: Addr,
+) -> Result<()> {
+    let (k, l, isz) = (g.k(), g.l(), g.img());
+    let (og, ckg) = (ch.cout / ch.groups, ch.cin / ch.groups * k);
+    let (rows, identity, size) = (g.rows(), g.is_identity(), ch.cout * ckg);
+    let chunks = ch.n.min(num_threads()).max(1);
+    let mut partial = zeroed::<T>(chunks * size)?;
+    let pp = Addr::of(partial.as_mut_ptr());
+    let err = ErrSlot::new();
+    // Images per GEMM: their transposed column matrices stacked (up to
+    // about 2M elements) make one product of depth `b * L`.
+    let per = (rows * l).max(1);
+    let bmax = ((1 << 21) / per).clamp(1, ch.n.div_ceil(chunks).max(1));
+    for_ranges(chunks, (ch.n / chunks) * size * l / 16 + 1, 1, |s, e| {
+        let bufs = (
+            zeroed::<T>(if identity { 0 } else { per }),
+            zeroed::<T>(bmax * per),
+            zeroed::<T>(if bmax > 1 { ch.cout * bmax * l } else { 0 }),
+        );
+        let (mut col, mut colt, mut gbuf) = match bufs {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
+        };
+        for chunk in s..e {
+            let acc = pp.at::<T>(chunk * size);
+            let (i0, i1) = (chunk * ch.n / chunks, (chunk + 1) * ch.n / chunks);
+            let mut i = i0;
+            while i < i1 {
+                let b = bmax.min(i1 - i);
+                for j in 0..b {
+                    // SAFETY: image i + j of `src`; the buffers and `acc`
+                    // are this thread's.
+                    let img = std::slice::from_raw_parts(
+                        src.at::<T>((i + j) * ch.cin * isz),
+                        ch.cin * isz,
+                    );
+                    let cm: &[T] = if identity {
+                        img
+                    } else {
+                        g.im2col_rows(img, &mut col, 0, rows);
+                        &col
+                    };
+                    // dw = gout @ col^T per group, with col^T laid out in
+                    // memory (L x rows): a right operand read along its rows
+                    // packs ~4x faster than a transposed view.
+                    transpose(cm, &mut colt[j * per..(j + 1) * per], rows, l);
+                }
+                // The left operand: the b images' gradients side by side
+                // (`cout x b*L`), or image i's own when b is 1.
+                let (lhs, lrs) = if b == 1 {
+                    (gout.at::<T>(i * ch.cout * l) as *const T, l)
+                } else {
+                    for o in 0..ch.cout {
+                        for j in 0..b {
+                            let from = std::slice::from_raw_parts(
+                                gout.at::<T>(((i + j) * ch.cout + o) * l),
+                                l,
+                            );
+                            let at = o * b * l + j * l;
+                            gbuf[at..at + l].copy_from_slice(from);
+                        }
+                    }
+                    (gbuf.as_ptr(), b * l)
+                };
+                for gi in 0..ch.groups {
+                    T::gemm(
+                        og,
+                        ckg,
+                        b * l,
+                        (acc.add(gi * og * ckg), ckg as isize, 1),
+                        true,
+                        (lhs.add(gi * og * lrs), lrs as isize, 1),
+                        (colt.as_ptr().add(gi * ckg), rows as isize, 1),
+                    );
+                }
+                i += b;
+            }
+        }
+    });
+    err.into_result()?;
+    let out = std::slice::from_raw_parts_mut(dw.at::<T>(0), size);
+    out.copy_from_slice(&partial[..size]);
+    for p in partial[size..].chunks(size.max(1)) {
+        for (o, &v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    Ok(())
+}
+
+/// `dst (cols x rows) = src (rows x cols)^T`, in cache-sized tiles that
+/// write along `dst`'s rows.
+fn transpose<T: Real>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+    const B: usize = 16;
+    let n = rows * cols;
+    if src.len() < n || dst.len() < n {
+        return;
+    }
+    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+    for c0 in (0..cols).step_by(B) {
+        let c1 = (c0 + B).min(cols);
+        for r0 in (0..rows).step_by(B) {
+            let r1 = (r0 + B).min(rows);
+            for c in c0..c1 {
+                for r in r0..r1 {
+                    // SAFETY: r < rows and c < cols, and both buffers hold
+                    // rows * cols elements (checked above).
+                    unsafe { *d.add(c * rows + r) = *s.add(r * cols + c) };
+                }
+            }
+        }
+    }
+}
+
+/// The dtype kernels compute in: f32 for single and half precision, f64
+/// for double and integers (exact for products below 2^53).
+fn compute_dtype(d: DType) -> DType {
+    match d {
+        DType::F32 | DType::F16 | DType::BF16 => DType::F32,
+        _ => DType::F64,
+    }
+}
+
+/// A contiguous copy of `t` in `dtype` (the tensor itself when it already is).
+fn prepared(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    copy::contiguous(&copy::to_dtype(t, dtype, false)?)
+}
+
+fn addr(t: &Tensor) -> Addr {
+    Addr(t.raw_ptr() as usize)
+}
+
+/// Legacy tensor type names, as PyTorch's input/weight dtype error.
+fn legacy_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "torch.FloatTensor",
+        DType::F64 => "torch.DoubleTensor",
+        DType::F16 => "torch.HalfTensor",
+        DType::BF16 => "torch.BFloat16Tensor",
+        DType::I64 => "torch.LongTensor",
+        DType::I32 => "torch.IntTensor",
+        DType::I16 => "torch.ShortTensor",
+        DType::I8 => "torch.CharTensor",
+        DType::U8 => "torch.ByteTensor",
+        DType::Bool => "torch.BoolTensor",
+    }
+}
+
+/// C++ type names, as PyTorch's input/bias dtype error.
+fn c_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::F16 => "c10::Half",
+        DType::BF16 => "c10::BFloat16",
+        DType::I64 => "long int",
+        DType::I32 => "int",
+        DType::I16 => "short int",
+        DType::I8 => "signed char",
+        DType::U8 => "unsigned char",
+        DType::Bool => "bool",
+    }
+}
+
+fn join(v: &[usize], sep: &str) -> String {
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn tuple(v: &[usize]) -> String {
+    format!("({})", join(v, ", "))
+}
+
+/// Convolution hyper-parameters, one value per spatial dim.
+#[derive(Clone, Debug)]
+pub struct ConvParams {
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub transposed: bool,
+    pub output_padding: Vec<usize>,
+    pub groups: usize,
+}
+
+/// `input` convolved with `weight` (PyTorch's `torch.convolution`): `dim`
+/// spatial dims (1, 2 or 3), input batched (`N, C, spatial`) or not
+/// (`C, spatial`); `stride`, `padding`, `dilation`, `output_padding` have
+/// one value or `dim` values.
+#[allow(clippy::too_many_arguments)]
+pub fn convolution(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: &[i64],
+    padding: &[i64],
+    dilation: &[i64],
+    transposed: bool,
+    output_padding: &[i64],
+    groups: i64,
+    dim: usize,
+) -> Result<Tensor> {
+    let name = if transposed {
+        format!("conv_transpose{dim}d")
+    } else {
+        format!("conv{dim}d")
+    };
+    let nd = input.ndim();
+    if nd != dim + 1 && nd != dim + 2 {
+        return Err(Error::Runtime(format!(
+            "Expected {}D (unbatched) or {}D (batched) input to {name}, but got input of size: {}",
+            dim + 1,
+            dim + 2,
+            fmt_shape(input.shape())
+        )));
+    }
+    let batched = nd == dim + 2;
+    let x = if batched {
+        input.clone()
+    } else {
+        shape::unsqueeze(input, 0)?
+    };
+    let wd = weight.ndim();
+    if wd < 3 {
+        return Err(Error::Runtime(
+            "weight should have at least three dimensions".into(),
+        ));
+    }
+    let k = wd - 2;
+    if k > MAX_DIMS {
+        return Err(Error::NotImplemented(format!(
+            "convolution over more than {MAX_DIMS} spatial dims"
+        )));
+    }
+    let expand = |what: &str, v: &[i64]| -> Result<Vec<i64>> {
+        match v.len() {
+            1 => Ok(vec![v[0]; k]),
+            n if n == k => Ok(v.to_vec()),
+            _ => Err(Error::Runtime(format!(
+                "expected {what} to be a single integer value or a list of {k} values to match the convolution dimensions, but got {what}={}",
+                crate::tensor::layout::fmt_i64s(v)
+            ))),
+        }
+    };
+    let (s, p, d) = (
+        expand("stride", stride)?,
+        expand("padding", padding)?,
+        expand("dilation", dilation)?,
+    );
+    let op = if transposed {
+        expand("output_padding", output_padding)?
+    } else {
+        vec![0; k]
+    };
+    if x.ndim() != wd {
+        return Err(Error::Runtime(format!(
+            "Expected {wd}-dimensional input for {wd}-dimensional weight {}, but got {}-dimensional input of size {} instead",
+            fmt_shape(weight.shape()),
+            x.ndim(),
+            fmt_shape(x.shape())
+        )));
+    }
+    if s.iter().any(|&v| v <= 0) {
+        return Err(Error::Runtime(
+            "non-positive stride is not supported".into(),
+        ));
+    }
+    if p.iter().any(|&v| v < 0) {
+        return Err(Error::Runtime("negative padding is not supported".into()));
+    }
+    if op.iter().any(|&v| v < 0) {
+        return Err(Error::Runtime(
+            "negative output_padding is not supported".into(),
+        ));
+    }
+    if d.iter().any(|&v| v <= 0) {
+        return Err(Error::Runtime(
+            "non-positive dilation is not supported".into(),
+        ));
+    }
+    if groups <= 0 {
+        return Err(Error::Runtime(
+            "non-positive groups is not supported".into(),
+        ));
+    }
+    let u = |v: Vec<i64>| v.into_iter().map(|x| x as usize).collect::<Vec<_>>();
+    let params = ConvParams {
+        stride: u(s),
+        padding: u(p),
+        dilation: u(d),
+        transposed,
+        output_padding: u(op),
+        groups: groups as usize,
+    };
+    let out = conv_nd(&x, weight, bias, &params)?;
+    if batched {
+        Ok(out)
+    } else {
+        shape::squeeze(&out, Some(&[0]))
+    }
+}
+
+/// Checks shapes and dtypes and returns the output spatial size.
+fn check_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Vec<usize>> {
+    if x.dtype() != w.dtype() {
+        return Err(Error::Runtime(format!(
+            "Input type ({}) and weight type ({}) should be the same or input should be a MKLDNN tensor and weight is a dense tensor",
+            legacy_name(x.dtype()),
+            legacy_name(w.dtype())
+        )));
+    }
+    if let Some(b) = bias {
+        if b.dtype() != x.dtype() {
+            return Err(Error::Runtime(format!(
+                "Input type ({}) and bias type ({}) should be the same",
+                c_name(x.dtype()),
+                c_name(b.dtype())
+            )));
+        }
+    }
+    if x.dtype() == DType::Bool {
+        return Err(Error::NotImplemented(format!(
+            "\"slow_conv{}d_cpu\" not implemented for 'Bool'",
+            x.ndim() - 2
+        )));
+    }
+    let (xs, ws) = (x.shape(), w.shape());
+    let g = p.groups;
+    let ws_s = fmt_shape(ws);
+    if ws[0] % g != 0 {
+        return Err(Error::Runtime(format!(
+            "Given groups={g}, expected weight to be divisible by {g} at dimension 0, but got weight of size [{ws_s}] instead"
+        )));
+    }
+    let (expect_bias, expect_in) = if p.transposed {
+        (ws[1] * g, ws[0])
+    } else {
+        (ws[0], ws[1] * g)
+    };
+    if xs[1] != expect_in {
+        let head = if p.transposed {
+            "Given transposed=1".to_string()
+        } else {
+            format!("Given groups={g}")
+        };
+        return Err(Error::Runtime(format!(
+            "{head}, weight of size {ws_s}, expected input{} to have {expect_in} channels, but got {} channels instead",
+            fmt_shape(xs),
+            xs[1]
+        )));
+    }
+    if let Some(b) = bias {
+        if b.ndim() != 1 || b.numel() != expect_bias {
+            let head = if p.transposed {
+                "Given transposed=1, weight"
+            } else {
+                "Given weight"
+            };
+            return Err(Error::Runtime(format!(
+                "{head} of size {ws_s}, expected bias to be 1-dimensional with {expect_bias} elements, but got bias of size {} instead",
+                fmt_shape(b.shape())
+            )));
+        }
+    }
+    let k = &ws[2..];
+    let ins = &xs[2..];
+    let ek: Vec<usize> = k
+        .iter()
+        .zip(&p.dilation)
+        .map(|(&k, &d)| d * (k.max(1) - 1) + 1)
+        .collect();
+    if p.transposed {
+        let bad = p
+            .output_padding
+            .iter()
+            .zip(&p.stride)
+            .zip(&p.dilation)
+            .any(|((&o, &s), &d)| o >= s && o >= d);
+        if bad {
+            // 1-d goes through PyTorch's 2-d kernel: a height of 1 first.
+            let names: &[&str] = match k.len() {
+                1 => &["height", "width"],
+                2 => &["height", "width"],
+                _ => &["depth", "height", "width"],
+            };
+            let pad1 = |v: &[usize], fill: usize| -> Vec<usize> {
+                if k.len() == 1 {
+                    vec![fill, v[0]]
+                } else {
+                    v.to_vec()
+                }
+            };
+            let mut msg = String::from(
+                "output padding must be smaller than either stride or dilation, but got",
+            );
+            for (label, v) in [
+                ("output_padding", pad1(&p.output_padding, 0)),
+                ("stride", pad1(&p.stride, 1)),
+                ("dilation", pad1(&p.dilation, 1)),
+            ] {
+                for (n, val) in names.iter().zip(&v) {
+                    msg.push_str(&format!(" {label}_{n}: {val}"));
+                }
+            }
+            return Err(Error::Runtime(msg));
+        }
+        let out: Vec<i64> = (0..k.len())
+            .map(|j| {
+                (ins[j] as i64 - 1) * p.stride[j] as i64 - 2 * p.padding[j] as i64
+                    + ek[j] as i64
+                    + p.output_padding[j] as i64
+            })
+            .collect();
+        if out.iter().any(|&o| o < 0) {
+            return Err(Error::Runtime(format!(
+                "Given input size per channel: {}. Calculated output size per channel: ({}). Output size is too small",
+                tuple(ins),
+                out.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" x ")
+            )));
+        }
+        return Ok(out.into_iter().map(|o| o as usize).collect());
+    }
+    let padded: Vec<usize> = ins
+        .iter()
+        .zip(&p.padding)
+        .map(|(&i, &p)| i + 2 * p)
+        .collect();
+    if padded.iter().zip(&ek).any(|(&a, &b)| a < b) {
+        return Err(Error::Runtime(format!(
+            "Calculated padded input size per channel: ({}). Kernel size: ({}). Kernel size can't be greater than actual input size",
+            join(&padded, " x "),
+            join(&ek, " x ")
+        )));
+    }
+    Ok((0..k.len())
+        .map(|j| (padded[j] - ek[j]) / p.stride[j] + 1)
+        .collect())
+}
+
+/// The convolution on batched input, recorded as `ConvolutionBackward0`.
+fn conv_nd(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
+    let out_size = check_conv(x, w, bias, p)?;
+    let rec = Recorder::new_opt("ConvolutionBackward0", &[Some(x), Some(w), bias]);
+    let out = conv_forward(x, w, bias, p, &out_size)?;
+    if let Some(mut rec) = rec {
+        let ix = if rec.needs(1) {
+            Some(rec.save(x)?)
+        } else {
+            None
+        };
+        let iw = if rec.needs(0) {
+            Some(rec.save(w)?)
+        } else {
+            None
+        };
+        let in_size = x.shape()[2..].to_vec();
+        let wshape = w.shape().to_vec();
+        let p = p.clone();
+        rec.finish(&[&out], move |ctx, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None, None, None]);
+            };
+            let g = dense_grad(g)?;
+            let gx = match iw {
+                Some(i) if ctx.needs(0) => Some(input_grad(&g, &ctx.saved(i)?, &p, &in_size)?),
+                _ => None,
+            };
+            let gw = match ix {
+                Some(i) if ctx.needs(1) => {
+                    let x = ctx.saved(i)?;
+                    Some(if p.transposed {
+                        weight_grad(&g, &x, &wshape, &p)?
+                    } else {
+                        weight_grad(&x, &g, &wshape, &p)?
+                    })
+                }
+                _ => None,
+            };
+            let gb = if ctx.needs(2) {
+                // Spatial dims first (contiguous rows: fast), then the batch.
+                let dims: Vec<i64> = (2..g.ndim() as i64).collect();
+                let per_image = reduce::sum(&g, Some(&dims), false, None)?;
+                Some(reduce::sum(&per_image, Some(&[0]), false, None)?)
+            } else {
+                None
+            };
+            Ok(vec![gx, gw, gb])
+        });
+    }
+    Ok(out)
+}
+
+/// The incoming gradient as a contiguous tensor, made once for all three
+/// gradients (`y.sum().backward()` hands over an expanded scalar: a fill).
+/// Left as is when the backward is recorded.
+fn dense_grad(g: Tensor) -> Result<Tensor> {
+    if g.is_contiguous() || needs_grad(&[&g]) {
+        return Ok(g);
+    }
+    if g.numel() > 0 && g.strides().iter().all(|&s| s == 0) {
+        return crate::ops::creation::full(g.shape(), g.get_scalar(0), g.dtype());
+    }
+    copy::contiguous(&g)
+}
+
+/// grad_input: the adjoint convolution of `g`, cut to the input's size.
+fn input_grad(g: &Tensor, w: &Tensor, p: &ConvParams, in_size: &[usize]) -> Result<Tensor> {
+    let mut q = p.clone();
+    q.transposed = !p.transposed;
+    if p.transposed {
+        q.output_padding = vec![0; in_size.len()];
+    } else {
+        // The output padding that restores the rows the stride dropped.
+        let gs = &g.shape()[2..];
+        let ks = &w.shape()[2..];
+        q.output_padding = (0..in_size.len())
+            .map(|j| {
+                let base = (gs[j] - 1) * p.stride[j] + p.dilation[j] * (ks[j] - 1) + 1;
+                (in_size[j] + 2 * p.padding[j]).saturating_sub(base)
+            })
+            .collect();
+        if q.output_padding
+            .iter()
+            .zip(&q.stride)
+            .zip(&q.dilation)
+            .any(|((&o, &s), &d)| o >= s && o >= d)
+        {
+            // Out of conv_transpose's range (never for shapes a forward
+            // produced): pad the result instead.
+            q.output_padding = vec![0; in_size.len()];
+        }
+    }
+    let r = conv_nd(g, w, None, &q)?;
+    fit(&r, in_size)
+}
+
+/// `t [N, C, spatial]` narrowed or zero-padded (at the end) to `size`.
+fn fit(t: &Tensor, size: &[usize]) -> Result<Tensor> {
+    let mut r = t.clone();
+    for (j, &want) in size.iter().enumerate() {
+        let have = r.shape()[2 + j];
+        if have > want {
+            r = shape::narrow(&r, 2 + j as i64, 0, want as i64)?;
+        } else if have < want {
+            let mut zs = r.shape().to_vec();
+            zs[2 + j] = want - have;
+            let z = Tensor::zeros(&zs, r.dtype())?;
+            r = crate::ops::join::cat(&[r, z], 2 + j as i64)?;
+        }
+    }
+    Ok(r)
+}
+
+/// grad_weight `[G*og, cg, K]`: `sum_n gout[n] @ im2col(src[n])^T` per
+/// group (see [`conv_nd`] for which of input and grad is which).
+fn weight_grad(src: &Tensor, gout: &Tensor, wshape: &[usize], p: &ConvParams) -> Result<Tensor> {
+    let kernel = &wshape[2..];
+    let grid = gout.shape()[2..].to_vec();
+    let (n, cin, cout) = (src.shape()[0], src.shape()[1], gout.shape()[1]);
+    let groups = p.groups;
+    let ck = cin / groups * kernel.iter().product::<usize>();
+    let l: usize = grid.iter().product();
+    if needs_grad(&[src, gout]) {
+        use crate::ops::linalg::matmul;
+        let i = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
+        let mut cols = im2col(
+            src,
+            &i(kernel),
+            &i(&p.dilation),
+            &i(&p.padding),
+            &i(&p.stride),
+        )?;
+        let full = block_grid(
+            &src.shape()[2..],
+            kernel,
+            &p.dilation,
+            &p.padding,
+            &p.stride,
+        );
+        if full != grid {
+            let mut s = vec![n as i64, cols.shape()[1] as i64];
+            s.extend(full.iter().map(|&d| d as i64));
+            cols = fit(&shape::reshape(&cols, &s)?, &grid)?;
+        }
+        let g = groups as i64;
+        let cols = shape::reshape(&cols, &[n as i64, g, ck as i64, l as i64])?;
+        let go = shape::reshape(gout, &[n as i64, g, (cout / groups) as i64, l as i64])?;
+        let prod = matmul::matmul(&go, &shape::transpose(&cols, 2, 3)?)?;
+        let s = reduce::sum(&prod, Some(&[0]), false, None)?;
+        return shape::reshape(&s, &i(wshape));
+    }
+    let cd = compute_dtype(src.dtype());
+    let (sc, gc) = (prepared(src, cd)?, prepared(gout, cd)?);
+    let dw = Tensor::empty(wshape, cd)?;
+    let geom = Geom {
+        channels: cin,
+        size: src.shape()[2..].to_vec(),
+        kernel: kernel.to_vec(),
+        stride: p.stride.clone(),
+        pad: p.padding.clone(),
+        dil: p.dilation.clone(),
+        out: grid,
+    };
+    let ch = Chans {
+        n,
+        cin,
+        cout,
+        groups,
+    };
+    // SAFETY: contiguous tensors of the shapes the kernel expects; `dw` is fresh.
+    unsafe {
+        match cd {
+            DType::F32 => weight_grad_kernel::<f32>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?,
+            _ => weight_grad_kernel::<f64>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?,
+        }
+    }
+    copy::to_dtype(&dw, src.dtype(), false)
+}
+
+/// The grid of kernel placements over an image of `size` (each
+/// `(size + 2p - d(k-1) - 1) / s + 1`, as C integer division).
+fn block_grid(size: &[usize], k: &[usize], d: &[usize], p: &[usize], s: &[usize]) -> Vec<usize> {
+    block_grid_i(size, k, d, p, s)
+        .into_iter()
+        .map(|v| v.max(0) as usize)
+        .collect()
+}
+
+fn block_grid_i(size: &[usize], k: &[usize], d: &[usize], p: &[usize], s: &[usize]) -> Vec<i64> {
+    (0..size.len())
+        .map(|j| {
+            (size[j] as i64 + 2 * p[j] as i64 - d[j] as i64 * (k[j] as i64 - 1) - 1) / s[j] as i64
+                + 1
+        })
+        .collect()
+}
+
+/// The forward kernels on prepared copies, cast back to the input dtype.
+fn conv_forward(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &ConvParams,
+    out_size: &[usize],
+) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let cd = compute_dtype(dtype);
+    let (xc, wc) = (prepared(x, cd)?, prepared(w, cd)?);
+    let bc = bias.map(|b| prepared(b, cd)).transpose()?;
+    let (n, cin) = (x.shape()[0], x.shape()[1]);
+    let cout = if p.transposed {
+        w.shape()[1] * p.groups
+    } else {
+        w.shape()[0]
+    };
+    let mut oshape = vec![n, cout];
+    oshape.extend_from_slice(out_size);
+    let out = Tensor::empty(&oshape, cd)?;
+    if out.numel() == 0 {
+        return copy::to_dtype(&out, dtype, false);
+    }
+    let (size, grid, channels) = if p.transposed {
+        (out_size.to_vec(), x.shape()[2..].to_vec(), cout)
+    } else {
+        (x.shape()[2..].to_vec(), out_size.to_vec(), cin)
+    };
+    let geom = Geom {
+        channels,
+        size,
+        kernel: w.shape()[2..].to_vec(),
+        stride: p.stride.clone(),
+        pad: p.padding.clone(),
+        dil: p.dilation.clone(),
+        out: grid,
+    };
+    let ch = Chans {
+        n,
+        cin,
+        cout,
+        groups: p.groups,
+    };
+    let (xa, wa, oa, ba) = (addr(&xc), addr(&wc), addr(&out), bc.as_ref().map(addr));
+    // SAFETY: `xc`, `wc`, `bc` are contiguous in `cd` with the shapes
+    // checked above; `out` is fresh.
+    unsafe {
+        match (cd, p.transposed) {
+            (DType::F32, false) => conv_kernel::<f32>(&geom, ch, xa, wa, ba, oa)?,
+            (DType::F32, true) => conv_transpose_kernel::<f32>(&geom, ch, xa, wa, ba, oa)?,
+            (_, false) => conv_kernel::<f64>(&geom, ch, xa, wa, ba, oa)?,
+            (_, true) => conv_transpose_kernel::<f64>(&geom, ch, xa, wa, ba, oa)?,
+        }
+    }
+    copy::to_dtype(&out, dtype, false)
+}
+
+/// Positive-value checks of `unfold`/`fold` arguments, with PyTorch's
+/// 2-d names.
+fn check_fold_args(
+    kernel: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<()> {
+    let nd = kernel.len();
+    if nd == 0 || nd > MAX_DIMS {
+        return Err(Error::Runtime(format!(
+            "kernel_size must have between 1 and {MAX_DIMS} elements, but got {nd}"
+        )));
+    }
+    for (what, v) in [
+        ("dilation", dilation),
+        ("padding", padding),
+        ("stride", stride),
+    ] {
+        if v.len() != nd {
+            return Err(Error::Runtime(format!(
+                "{what} must have {nd} elements, but got {}",
+                v.len()
+            )));
+        }
+    }
+    let names: &[&str] = match nd {
+        1 => &["width"],
+        2 => &["height", "width"],
+        _ => &["depth", "height", "width"],
+    };
+    let fmt = |label: &str, v: &[i64]| -> String {
+        v.iter()
+            .enumerate()
+            .map(|(j, x)| format!("{label}_{}: {x}", names.get(j).unwrap_or(&"dim")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if kernel.iter().any(|&k| k <= 0) {
+        return Err(Error::Runtime(format!(
+            "kernel size should be greater than zero, but got {}",
+            fmt("kernel", kernel)
+        )));
+    }
+    if stride.iter().any(|&k| k <= 0) {
+        return Err(Error::Runtime(format!(
+            "stride should be greater than zero, but got {}",
+            fmt("stride", stride)
+        )));
+    }
+    if dilation.iter().any(|&k| k <= 0) {
+        return Err(Error::Runtime(format!(
+            "dilation should be greater than zero, but got {}",
+            fmt("dilation", dilation)
+        )));
+    }
+    if padding.iter().any(|&k| k < 0) {
+        return Err(Error::Runtime(format!(
+            "padding should be non-negative, but got {}",
+            fmt("pad", padding)
+        )));
+    }
+    Ok(())
+}
+
+fn to_usize(v: &[i64]) -> Vec<usize> {
+    v.iter().map(|&x| x as usize).collect()
+}
+
+fn fmt_i(v: &[i64]) -> String {
+    format!(
+        "({})",
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// `F.unfold`: `input [N, C, spatial]` (or `[C, spatial]`) to its sliding
+/// blocks `[N, C * prod(kernel), L]`, recorded as `Im2ColBackward0`
+/// (derivative: `col2im`).
+pub fn im2col(
+    input: &Tensor,
+    kernel: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<Tensor> {
+    let nd = kernel.len();
+    check_fold_args(kernel, dilation, padding, stride)?;
+    let xs = input.shape();
+    let bad_dims = xs.len() != nd + 1 && xs.len() != nd + 2;
+    if bad_dims || xs[xs.len() - nd..].contains(&0) || (xs.len() == nd + 2 && xs[1] == 0) {
+        return Err(Error::Runtime(format!(
+            "Expected {}D or {}D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, but got: {}",
+            nd + 1,
+            nd + 2,
+            fmt_shape(xs)
+        )));
+    }
+    if xs.len() == nd + 1 {
+        let r = im2col(
+            &shape::unsqueeze(input, 0)?,
+            kernel,
+            dilation,
+            padding,
+            stride,
+        )?;
+        return shape::squeeze(&r, Some(&[0]));
+    }
+    let (k, d, p, s) = (
+        to_usize(kernel),
+        to_usize(dilation),
+        to_usize(padding),
+        to_usize(stride),
+    );
+    let size = xs[2..].to_vec();
+    let grid = block_grid_i(&size, &k, &d, &p, &s);
+    if grid.iter().any(|&g| g < 1) {
+        return Err(Error::Runtime(format!(
+            "Given input with spatial size {}, kernel_size={}, dilation={}, padding={}, calculated shape of the array of sliding blocks as {}, but its components must be at least one.",
+            tuple(&size),
+            fmt_i(kernel),
+            fmt_i(dilation),
+            fmt_i(padding),
+            fmt_i(&grid)
+        )));
+    }
+    let geom = Geom {
+        channels: xs[1],
+        size: size.clone(),
+        kernel: k,
+        stride: s,
+        pad: p,
+        dil: d,
+        out: to_usize(&grid),
+    };
+    let rec = Recorder::new("Im2ColBackward0", &[input]);
+    let out = im2col_forward(input, &geom)?;
+    if let Some(rec) = rec {
+        let (kernel, dilation, padding, stride) = (
+            kernel.to_vec(),
+            dilation.to_vec(),
+            padding.to_vec(),
+            stride.to_vec(),
+        );
+        let osz: Vec<i64> = size.iter().map(|&v| v as i64).collect();
+        rec.finish(&[&out], move |_, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(col2im(
+                &g, &osz, &kernel, &dilation, &padding, &stride,
+            )?)])
+        });
+    }
+    Ok(out)
+}
+
+fn im2col_forward(input: &Tensor, geom: &Geom) -> Result<Tensor> {
+    let dtype = input.dtype();
+    let cd = compute_dtype(dtype);
+    let xc = prepared(input, cd)?;
+    let n = input.shape()[0];
+    let (rows, l, isz) = (geom.rows(), geom.l(), geom.img() * geom.channels);
+    let out = Tensor::empty(&[n, rows, l], cd)?;
+    let (xa, oa) = (addr(&xc), addr(&out));
+    dispatch_real(cd, |t| match t {
+        RealKind::F32 => unfold_all::<f32>(geom, n, rows, l, isz, xa, oa),
+        RealKind::F64 => unfold_all::<f64>(geom, n, rows, l, isz, xa, oa),
+    });
+    copy::to_dtype(&out, dtype, false)
+}
+
+enum RealKind {
+    F32,
+    F64,
+}
+
+fn dispatch_real<R>(cd: DType, f: impl FnOnce(RealKind) -> R) -> R {
+    if cd == DType::F32 {
+        f(RealKind::F32)
+    } else {
+        f(RealKind::F64)
+    }
+}
+
+fn unfold_all<T: Real>(g: &Geom, n: usize, rows: usize, l: usize, isz: usize, x: Addr, o: Addr) {
+    for_ranges(n * rows, l, 1, |s, e| {
+        let mut r = s;
+        while r < e {
+            let (i, r0) = (r / rows, r % rows);
+            let r1 = (r0 + (e - r)).min(rows);
+            // SAFETY: image i of the contiguous input and rows r0..r1 of its
+            // output matrix, which belong to this call alone.
+            unsafe {
+                let img = std::slice::from_raw_parts(x.at::<T>(i * isz), isz);
+                let col =
+                    std::slice::from_raw_parts_mut(o.at::<T>((i * rows + r0) * l), (r1 - r0) * l);
+                g.im2col_rows(img, col, r0, r1);
+            }
+            r += r1 - r0;
+        }
+    });
+}
+
+/// `F.fold`: sliding blocks `[N, C * prod(kernel), L]` (or unbatched) summed
+/// back into `[N, C, output_size]`, recorded as `Col2ImBackward0`
+/// (derivative: `im2col`).
+pub fn col2im(
+    input: &Tensor,
+    output_size: &[i64],
+    kernel: &[i64],
+    dilation: &[i64],
+    padding: &[i64],
+    stride: &[i64],
+) -> Result<Tensor> {
+    let nd = kernel.len();
+    check_fold_args(kernel, dilation, padding, stride)?;
+    if output_size.len() != nd {
+        return Err(Error::Runtime(format!(
+            "It is expected output_size equals to {nd}, but got size {}",
+            output_size.len()
+        )));
+    }
+    let xs = input.shape();
+    if (xs.len() != 2 && xs.len() != 3) || xs[xs.len() - 2..].contains(&0) {
+        return Err(Error::Runtime(format!(
+            "Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero dimensions for input, but got: {}",
+            fmt_shape(xs)
+        )));
+    }
+    if xs.len() == 2 {
+        let r = col2im(
+            &shape::unsqueeze(input, 0)?,
+            output_size,
+            kernel,
+            dilation,
+            padding,
+            stride,
+        )?;
+        return shape::squeeze(&r, Some(&[0]));
+    }
+    let kprod: i64 = kernel.iter().product();
+    if xs[1] as i64 % kprod != 0 {
+        return Err(Error::Runtime(format!(
+            "Expected size of input's dimension 1 to be divisible by the product of kernel_size, but got input.size(1)={} and kernel_size={}.",
+            xs[1],
+            fmt_i(kernel)
+        )));
+    }
+    if output_size.iter().any(|&v| v < 0) {
+        return Err(Error::Runtime(format!(
+            "output_size should be non-negative, but got {}",
+            fmt_i(output_size)
+        )));
+    }
+    let (k, d, p, s) = (
+        to_usize(kernel),
+        to_usize(dilation),
+        to_usize(padding),
+        to_usize(stride),
+    );
+    let size = to_usize(output_size);
+    let grid = block_grid_i(&size, &k, &d, &p, &s);
+    let head = format!(
+        "Given output_size={}, kernel_size={}, dilation={}, padding={}, stride={}",
+        fmt_i(output_size),
+        fmt_i(kernel),
+        fmt_i(dilation),
+        fmt_i(padding),
+        fmt_i(stride)
+    );
+    if grid.iter().any(|&g| g < 1) {
+        return Err(Error::Runtime(format!(
+            "{head}, calculated shape of the array of sliding blocks as {}, but its components must be at least one.",
+            fmt_i(&grid)
+        )));
+    }
+    let l: i64 = grid.iter().product();
+    if xs[2] as i64 != l {
+        return Err(Error::Runtime(format!(
+            "{head}, expected size of input's dimension 2 to match the calculated number of sliding blocks {} = {l}, but got input.size(2)={}.",
+            grid.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" * "),
+            xs[2]
+        )));
+    }
+    let geom = Geom {
+        channels: xs[1] / kprod as usize,
+        size,
+        kernel: k,
+        stride: s,
+        pad: p,
+        dil: d,
+        out: to_usize(&grid),
+    };
+    let rec = Recorder::new("Col2ImBackward0", &[input]);
+    let out = col2im_forward(input, &geom)?;
+    if let Some(rec) = rec {
+        let (kernel, dilation, padding, stride) = (
+            kernel.to_vec(),
+            dilation.to_vec(),
+            padding.to_vec(),
+            stride.to_vec(),
+        );
+        rec.finish(&[&out], move |_, grads| {
+            let Some(g) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None]);
+            };
+            Ok(vec![Some(im2col(
+                &g, &kernel, &dilation, &padding, &stride,
+            )?)])
+        });
+    }
+    Ok(out)
+}
+
+fn col2im_forward(input: &Tensor, geom: &Geom) -> Result<Tensor> {
+    let dtype = input.dtype();
+    let cd = compute_dtype(dtype);
+    let xc = prepared(input, cd)?;
+    let n = input.shape()[0];
+    let (c, isz, csz) = (geom.channels, geom.img(), geom.rows() * geom.l());
+    let mut oshape = vec![n, c];
+    oshape.extend_from_slice(&geom.size);
+    let out = Tensor::zeros(&oshape, cd)?;
+    let (xa, oa) = (addr(&xc), addr(&out));
+    dispatch_real(cd, |t| match t {
+        RealKind::F32 => fold_all::<f32>(geom, n, c, isz, csz, xa, oa),
+        RealKind::F64 => fold_all::<f64>(geom, n, c, isz, csz, xa, oa),
+    });
+    copy::to_dtype(&out, dtype, false)
+}
+
+fn fold_all<T: Real>(g: &Geom, n: usize, c: usize, isz: usize, csz: usize, x: Addr, o: Addr) {
+    for_ranges(n * c, g.k() * g.l(), 1, |s, e| {
+        let mut r = s;
+        while r < e {
+            let (i, c0) = (r / c, r % c);
+            let c1 = (c0 + (e - r)).min(c);
+            // SAFETY: image i's column matrix, and channels c0..c1 of its
+            // output, which belong to this call alone.
+            unsafe {
+                let col = std::slice::from_raw_parts(x.at::<T>(i * csz), csz);
+                let img =
+                    std::slice::from_raw_parts_mut(o.at::<T>((i * c + c0) * isz), (c1 - c0) * isz);
+                g.col2im_channels(col, img, c0, c1);
+            }
+            r += c1 - c0;
+        }
+    });
+}
