@@ -117,6 +117,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         >>> linear(rtorch.ones(2, 3), rtorch.ones(4, 3), rtorch.zeros(4))[0]
         tensor([3., 3., 3., 3.])
     """
+    if input.dim() == 2 and weight.dim() == 2 and bias is not None:
+        # One GEMM that starts from the bias: no separate broadcast add pass.
+        return rtorch.addmm(bias, input, weight.t())
     out = input.matmul(weight.t() if weight.dim() == 2 else weight)
     return out if bias is None else out + bias
 
