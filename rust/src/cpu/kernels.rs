@@ -177,6 +177,34 @@ pub fn map3<A: Element, B: Element, C: Element, D: Element>(
         dst.shape(),
         [dst.strides(), a_strides, b_strides, c_strides],
         |[od, oa, ob, oc], len, [sd, sa, sb, sc]| {
+            if sd == 1 && sa == 1 && sb == 1 && sc == 1 {
+                // SAFETY: as in `map1`; a unit-stride row of `len` elements
+                // in each operand (a select the compiler vectorises).
+                unsafe {
+                    let d = std::slice::from_raw_parts_mut(pd.offset(od), len);
+                    let a = std::slice::from_raw_parts(pa.offset(oa), len);
+                    let b = std::slice::from_raw_parts(pb.offset(ob), len);
+                    let c = std::slice::from_raw_parts(pc.offset(oc), len);
+                    for i in 0..len {
+                        d[i] = f(a[i], b[i], c[i]);
+                    }
+                }
+                return;
+            }
+            if sd == 1 && sa == 1 && sb == 1 && sc == 0 {
+                // `where(mask, x, scalar)`, the common masked case.
+                // SAFETY: as above, `c` a broadcast scalar.
+                unsafe {
+                    let d = std::slice::from_raw_parts_mut(pd.offset(od), len);
+                    let a = std::slice::from_raw_parts(pa.offset(oa), len);
+                    let b = std::slice::from_raw_parts(pb.offset(ob), len);
+                    let cv = *pc.offset(oc);
+                    for i in 0..len {
+                        d[i] = f(a[i], b[i], cv);
+                    }
+                }
+                return;
+            }
             for i in 0..len as isize {
                 // SAFETY: as in `map1`.
                 unsafe {
