@@ -437,7 +437,9 @@ fn window_max(x: &Tensor, plan: Arc<Plan>) -> Result<(Tensor, Tensor)> {
     let out = Tensor::empty(&shape, dt)?;
     let idx = Tensor::empty(&shape, DType::I64)?;
     if out.numel() > 0 && xs.numel() > 0 {
-        let cost = plan.in_plane() + plan.out_plane() * 4;
+        // Measured: about 6 ns an input element on random data (2.4 ms for
+        // 64x32x14x14), so split over threads well below 1 ms of estimate.
+        let cost = 6 * plan.in_plane() + plan.out_plane() * 4;
         let iptr = idx.raw_ptr() as usize;
         let on = plan.out_plane();
         fdispatch!(dt, T => each_plane::<T, T>(&xs, &out, plan.planes(), cost, |p, xp, yp| {
