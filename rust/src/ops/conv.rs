@@ -318,24 +318,36 @@ impl Geom {
     ) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
         let s = *self.stride.last().unwrap_or(&1);
+        // The in-image segments of every kernel tap, found once for all
+        // channels (walking the lines per channel cost more than adding
+        // the short lines themselves): (first column, length, image offset).
+        let mut segs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut tap_start = Vec::with_capacity(k + 1);
+        for kk in 0..k {
+            tap_start.push(segs.len());
+            self.for_each_line(kk, |start, seg| {
+                if let Some((lo, hi, at)) = seg.filter(|&(lo, hi, _)| hi > lo) {
+                    segs.push((start + lo, hi - lo, at));
+                }
+            });
+        }
+        tap_start.push(segs.len());
         for c in c0..c1 {
             let dst = &mut img[(c - c0) * isz..(c - c0 + 1) * isz];
-            for kk in 0..k {
+            for (kk, taps) in tap_start.windows(2).enumerate() {
                 let row = &col[(c * k + kk) * ld..(c * k + kk) * ld + l];
-                self.for_each_line(kk, |start, seg| {
-                    if let Some((lo, hi, at)) = seg {
-                        let src = &row[start + lo..start + hi];
-                        if s == 1 {
-                            for (d, &v) in dst[at..at + src.len()].iter_mut().zip(src) {
-                                *d += v;
-                            }
-                        } else {
-                            for (i, &v) in src.iter().enumerate() {
-                                dst[at + i * s] += v;
-                            }
+                for &(from, len, at) in &segs[taps[0]..taps[1]] {
+                    let src = &row[from..from + len];
+                    if s == 1 {
+                        for (d, &v) in dst[at..at + len].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (i, &v) in src.iter().enumerate() {
+                            dst[at + i * s] += v;
                         }
                     }
-                });
+                }
             }
         }
     }
