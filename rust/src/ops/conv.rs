@@ -218,87 +218,57 @@ impl Geom {
     /// images side by side, one GEMM for all of them).
     fn im2col_rows_ld<T: Real>(&self, img: &[T], col: &mut [T], r0: usize, r1: usize, ld: usize) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
-        let (n_last, s) = (
-            *self.out.last().unwrap_or(&1),
-            *self.stride.last().unwrap_or(&1),
-        );
-        let size_last = *self.size.last().unwrap_or(&1);
-        // Stride 1 with a grid as wide as the image: consecutive image
-        // lines are consecutive column lines, so a run of them is one copy
-        // (the wrapped-around edge elements are zeroed after it).
-        let runs = s == 1 && n_last == size_last;
+        let s = *self.stride.last().unwrap_or(&1);
+        let (segs, taps) = self.segments();
         for r in r0..r1 {
             let (c, kk) = (r / k, r % k);
             let src = &img[c * isz..(c + 1) * isz];
             let row = &mut col[(r - r0) * ld..(r - r0) * ld + l];
-            if runs {
-                self.im2col_row_runs(src, row, kk);
-                continue;
-            }
-            self.for_each_line(kk, |start, seg| {
-                let line = &mut row[start..start + n_last];
-                match seg {
-                    None => line.fill(T::ZERO),
-                    Some((lo, hi, at)) => {
-                        line[..lo].fill(T::ZERO);
-                        line[hi..].fill(T::ZERO);
-                        if s == 1 {
-                            line[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
-                        } else {
-                            for (i, v) in line[lo..hi].iter_mut().enumerate() {
-                                *v = src[at + i * s];
-                            }
-                        }
+            row.fill(T::ZERO);
+            for &(from, len, at) in &segs[taps[kk]..taps[kk + 1]] {
+                let dst = &mut row[from..from + len];
+                if s == 1 {
+                    dst.copy_from_slice(&src[at..at + len]);
+                } else {
+                    for (i, v) in dst.iter_mut().enumerate() {
+                        *v = src[at + i * s];
                     }
                 }
-            });
+            }
         }
     }
 
-    /// One column row for stride 1 and `out_last == size_last`: runs of
-    /// consecutive in-image lines are copied at once.
-    fn im2col_row_runs<T: Real>(&self, src: &[T], row: &mut [T], kk: usize) {
-        let n = *self.out.last().unwrap_or(&1);
-        // A run: first line's start, its image offset, last line's start,
-        // and the valid range lo..hi shared by every line of this row.
-        let mut run: Option<(usize, usize, usize)> = None;
-        let mut span = (0, 0);
-        let flush = |row: &mut [T], run: (usize, usize, usize), (lo, hi): (usize, usize)| {
-            let (first, at, last) = run;
-            let (c0, c1) = (first + lo, last + hi);
-            row[c0..c1].copy_from_slice(&src[at..at + (c1 - c0)]);
-            let mut line = first;
-            while line <= last {
-                row[line..line + lo].fill(T::ZERO);
-                row[line + hi..line + n].fill(T::ZERO);
-                line += n;
-            }
-        };
-        self.for_each_line(kk, |start, seg| match seg {
-            None => {
-                if let Some(r) = run.take() {
-                    flush(row, r, span);
-                }
-                row[start..start + n].fill(T::ZERO);
-            }
-            Some((lo, hi, at)) => {
-                span = (lo, hi);
-                match run {
-                    Some((first, a0, last)) if start == last + n && at == a0 + (start - first) => {
-                        run = Some((first, a0, start));
-                    }
-                    _ => {
-                        if let Some(r) = run.take() {
-                            flush(row, r, span);
-                        }
-                        run = Some((start, at, start));
+    /// The in-image segments of every kernel tap, `(first column, length,
+    /// image offset)`, with tap `kk`'s at `segs[taps[kk]..taps[kk + 1]]`.
+    /// Found once per call for all channels: walking the lines per channel
+    /// cost more than copying the short lines themselves. At stride 1,
+    /// segments adjacent in both the column row and the image merge (a
+    /// tap inside the image is one run over the whole grid).
+    fn segments(&self) -> (Vec<(usize, usize, usize)>, Vec<usize>) {
+        let k = self.k();
+        let s = *self.stride.last().unwrap_or(&1);
+        let mut segs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut taps = Vec::with_capacity(k + 1);
+        for kk in 0..k {
+            taps.push(segs.len());
+            let first = segs.len();
+            self.for_each_line(kk, |start, seg| {
+                let Some((lo, hi, at)) = seg.filter(|&(lo, hi, _)| hi > lo) else {
+                    return;
+                };
+                let (from, len) = (start + lo, hi - lo);
+                let same_tap = segs.len() > first;
+                if let Some(prev) = segs.last_mut().filter(|_| s == 1 && same_tap) {
+                    if prev.0 + prev.1 == from && prev.2 + prev.1 == at {
+                        prev.1 += len;
+                        return;
                     }
                 }
-            }
-        });
-        if let Some(r) = run {
-            flush(row, r, span);
+                segs.push((from, len, at));
+            });
         }
+        taps.push(segs.len());
+        (segs, taps)
     }
 
     /// Adds the columns of channels `c0..c1` into those channels of `img`
@@ -318,20 +288,7 @@ impl Geom {
     ) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
         let s = *self.stride.last().unwrap_or(&1);
-        // The in-image segments of every kernel tap, found once for all
-        // channels (walking the lines per channel cost more than adding
-        // the short lines themselves): (first column, length, image offset).
-        let mut segs: Vec<(usize, usize, usize)> = Vec::new();
-        let mut tap_start = Vec::with_capacity(k + 1);
-        for kk in 0..k {
-            tap_start.push(segs.len());
-            self.for_each_line(kk, |start, seg| {
-                if let Some((lo, hi, at)) = seg.filter(|&(lo, hi, _)| hi > lo) {
-                    segs.push((start + lo, hi - lo, at));
-                }
-            });
-        }
-        tap_start.push(segs.len());
+        let (segs, tap_start) = self.segments();
         for c in c0..c1 {
             let dst = &mut img[(c - c0) * isz..(c - c0 + 1) * isz];
             for (kk, taps) in tap_start.windows(2).enumerate() {
