@@ -12,7 +12,7 @@ use super::maybe_detach;
 use crate::ops::{copy, index, random as rnd, shape, Operand};
 use crate::random::default_generator;
 use crate::tensor::layout::dims_from_i64;
-use crate::tensor::{DType, Device, Scalar, Tensor};
+use crate::tensor::{Device, Scalar, Tensor};
 
 #[pyclass(name = "Tensor", module = "rtorch", subclass, dict, weakref)]
 pub struct PyTensor {
@@ -697,9 +697,7 @@ impl PyTensor {
         p: f64,
         generator: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyRef<'py, Self>> {
-        let probs = crate::ops::creation::full(slf.t.shape(), Scalar::Float(p), DType::F64)?;
-        let draw = with_generator(generator, |g| rnd::bernoulli(&probs, g))??;
-        copy::copy_(&slf.t, &draw)?;
+        with_generator(generator, |g| rnd::bernoulli_scalar_(&slf.t, p, g))??;
         Ok(slf)
     }
 }
