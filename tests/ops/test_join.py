@@ -265,6 +265,8 @@ def test_flip_lr_ud_int_bool_empty():
         rtorch.ones(3).fliplr()
     with pytest.raises(RuntimeError, match="dim 0 appears multiple times in the list of dims"):
         rtorch.ones(3).flip([0, 0])
+    with pytest.raises(TypeError, match='missing 1 required positional arguments: "dims"'):
+        rtorch.ones(3).flip()
 
 
 def test_flip_large_is_parallel_safe():

@@ -198,6 +198,11 @@ impl PyTensor {
         args: &Bound<'_, PyTuple>,
         dims: Option<&Bound<'_, PyAny>>,
     ) -> R {
+        if args.is_empty() && dims.is_none_or(|d| d.is_none()) {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "flip() missing 1 required positional arguments: \"dims\"",
+            ));
+        }
         let d = dims_arg("flip", args, dims)?;
         Ok(maybe_detach(py, self.t.numel(), || join::flip(&self.t, &d))?.into())
     }
