@@ -9,6 +9,29 @@ def _name(dtype: _C.dtype) -> str:
     return repr(dtype).split(".")[-1]
 
 
+_SCALAR_NAMES = {
+    "float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+    "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+    "bool": "Bool",
+}  # fmt: skip
+
+
+def scalar_name(dtype: _C.dtype) -> str:
+    """PyTorch's C++ scalar type name of ``dtype`` (``Float``, ``Long``...),
+    as its error messages print it."""
+    return _SCALAR_NAMES[_name(dtype)]
+
+
+def check_cast(result: _C.dtype, out: _C.dtype) -> None:
+    """PyTorch's error when a result written into ``out`` would need an
+    unsafe cast (float into an integer tensor, ...)."""
+    if not _C.can_cast(result, out):
+        raise RuntimeError(
+            f"result type {scalar_name(result)} can't be cast to the desired output type "
+            f"{scalar_name(out)}"
+        )
+
+
 class finfo:
     """Machine limits of a floating point dtype, as ``torch.finfo``.
 

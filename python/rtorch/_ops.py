@@ -9,6 +9,7 @@ from typing import Any
 
 from rtorch import _C, return_types  # noqa: F401  (rtorch.return_types)
 from rtorch._C import Tensor, bucketize, searchsorted
+from rtorch._dtype_info import check_cast
 
 # Methods whose function form takes the tensor first and the same arguments.
 _METHODS = """
@@ -67,11 +68,7 @@ def _write_out(name: str, result: Any, out: Any) -> Any:
             f"{name}(): functions with out=... arguments don't support automatic "
             "differentiation, but one of the arguments requires grad."
         )
-    if not _C.can_cast(result.dtype, out.dtype):
-        raise RuntimeError(
-            f"result type {_dtype_name(result.dtype)} can't be cast to the desired output "
-            f"type {_dtype_name(out.dtype)}"
-        )
+    check_cast(result.dtype, out.dtype)
     if out.shape != result.shape:
         if out.numel() != 0:
             warnings.warn(
@@ -86,13 +83,6 @@ def _write_out(name: str, result: Any, out: Any) -> Any:
             )
         out.resize_(result.shape)
     return out.copy_(result)
-
-
-def _dtype_name(dtype: Any) -> str:
-    # PyTorch's names in these messages: Float, Long, ComplexFloat...
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-            "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[str(dtype).rsplit(".", 1)[-1]]  # fmt: skip
 
 
 def _method(name: str):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rtorch import _C
 from rtorch._C import Tensor
+from rtorch._dtype_info import check_cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -218,10 +219,7 @@ def _inplace_of(name: str):
                 f"{name}_(): the result has shape {list(result.shape)} but the tensor "
                 f"written in place has shape {list(self.shape)}"
             )
-        if not _C.can_cast(result.dtype, self.dtype):
-            raise RuntimeError(
-                f"result type {result.dtype} can't be cast to the desired output type {self.dtype}"
-            )
+        check_cast(result.dtype, self.dtype)
         return self.copy_(result)
 
     return fn

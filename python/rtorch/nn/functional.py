@@ -17,6 +17,7 @@ from typing import Any
 import rtorch
 from rtorch import _C
 from rtorch._C import Tensor, _activation, _nll_loss
+from rtorch._dtype_info import scalar_name
 
 __all__ = [
     "linear", "bilinear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu",
@@ -2485,10 +2486,8 @@ def interpolate(
                 mode, align_corners, None, antialias,
             )  # fmt: skip
             return out.round().clamp(0, 255).to(rtorch.uint8)
-        names = {rtorch.int64: "Long", rtorch.int32: "Int", rtorch.int16: "Short"}
-        names.update({rtorch.int8: "Char", rtorch.uint8: "Byte", rtorch.bool: "Bool"})
         raise NotImplementedError(
-            f"\"interpolate ({mode})\" not implemented for '{names.get(input.dtype, input.dtype)}'"
+            f"\"interpolate ({mode})\" not implemented for '{scalar_name(input.dtype)}'"
         )
     scales = scale_factors if scale_factors is not None else [None] * dim
     ct = _coord_dtype(input)
