@@ -97,6 +97,62 @@ fn lerp<T: Real>(s: T, e: T, w: T, w_small: bool) -> T {
     }
 }
 
+/// The Adam-family prelude NAdam and RAdam share: the (maximize-signed)
+/// gradient with L2 or decoupled weight decay applied, then both moments
+/// updated in place. Returns `(d, p, m, v)`: the gradient used, the
+/// (possibly shrunk) parameter and the new moments.
+#[derive(Clone, Copy)]
+struct Moments<T> {
+    sign: T,
+    wd: T,
+    shrink: T,
+    decay: bool,
+    decoupled: bool,
+    w1: T,
+    w1_small: bool,
+    b2: T,
+    nb2: T,
+}
+
+impl<T: Real> Moments<T> {
+    fn new(
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        decoupled: bool,
+        maximize: bool,
+    ) -> Self {
+        Moments {
+            sign: T::c(sign(maximize)),
+            wd: T::c(weight_decay),
+            shrink: T::c(1.0 - lr * weight_decay),
+            decay: weight_decay != 0.0,
+            decoupled,
+            w1: T::c(1.0 - beta1),
+            w1_small: 1.0 - beta1 < 0.5,
+            b2: T::c(beta2),
+            nb2: T::c(1.0 - beta2),
+        }
+    }
+
+    #[inline(always)]
+    fn step(self, g: T, p: T, m: &mut T, v: &mut T) -> (T, T, T, T) {
+        let mut d = g * self.sign;
+        let mut pj = p;
+        if self.decay {
+            if self.decoupled {
+                pj = pj * self.shrink;
+            } else {
+                d = d + self.wd * pj;
+            }
+        }
+        *m = lerp(*m, d, self.w1, self.w1_small);
+        *v = *v * self.b2 + d * d * self.nb2;
+        (d, pj, *m, *v)
+    }
+}
+
 /// A group's tensors after validation: parameters, (possibly snapshotted)
 /// gradients and the state lists, all of one length.
 struct Group<'a> {
@@ -825,34 +881,13 @@ pub fn nadam(
         by_dtype!(gr, i, T => {
             let (p, g, mut st) = slices!(gr, T, i, s, e);
             let (cg, cm, bc2) = (T::c(coefs[i].0), T::c(coefs[i].1), T::c(coefs[i].2));
-            let (b2, eps, wd, sg) = (
-                T::c(o.beta2),
-                T::c(o.eps),
-                T::c(o.weight_decay),
-                T::c(sign(o.maximize)),
-            );
-            let shrink = T::c(1.0 - o.lr * o.weight_decay);
-            let w1 = T::c(1.0 - o.beta1);
-            let w1_small = 1.0 - o.beta1 < 0.5;
-            let nb2 = T::c(1.0 - o.beta2);
-            let decay = o.weight_decay != 0.0;
+            let eps = T::c(o.eps);
+            let mo = Moments::<T>::new(o.lr, o.beta1, o.beta2, o.weight_decay, o.decoupled_weight_decay, o.maximize);
             let (m, v) = st.split_at_mut(1);
             let n = p.len();
             let (g, m, v) = (&g[..n], &mut m[0][..n], &mut v[0][..n]);
             for j in 0..n {
-                let mut d = g[j] * sg;
-                let mut pj = p[j];
-                if decay {
-                    if o.decoupled_weight_decay {
-                        pj = pj * shrink;
-                    } else {
-                        d = d + wd * pj;
-                    }
-                }
-                let mj = lerp(m[j], d, w1, w1_small);
-                m[j] = mj;
-                let vj = v[j] * b2 + d * d * nb2;
-                v[j] = vj;
+                let (d, mut pj, mj, vj) = mo.step(g[j], p[j], &mut m[j], &mut v[j]);
                 let denom = (vj / bc2).sqrt() + eps;
                 pj = pj + cg * (d / denom);
                 p[j] = pj + cm * (mj / denom);
@@ -909,36 +944,14 @@ pub fn radam(
             } else {
                 None
             };
-            let (b2, eps, wd, sg, lr) = (
-                T::c(o.beta2),
-                T::c(o.eps),
-                T::c(o.weight_decay),
-                T::c(sign(o.maximize)),
-                T::c(o.lr),
-            );
+            let (eps, lr) = (T::c(o.eps), T::c(o.lr));
             let (tbc1, bc2s) = (T::c(bc1), T::c(bc2.sqrt()));
-            let shrink = T::c(1.0 - o.lr * o.weight_decay);
-            let w1 = T::c(1.0 - o.beta1);
-            let w1_small = 1.0 - o.beta1 < 0.5;
-            let nb2 = T::c(1.0 - o.beta2);
-            let decay = o.weight_decay != 0.0;
+            let mo = Moments::<T>::new(o.lr, o.beta1, o.beta2, o.weight_decay, o.decoupled_weight_decay, o.maximize);
             let (m, v) = st.split_at_mut(1);
             let n = p.len();
             let (g, m, v) = (&g[..n], &mut m[0][..n], &mut v[0][..n]);
             for j in 0..n {
-                let mut d = g[j] * sg;
-                let mut pj = p[j];
-                if decay {
-                    if o.decoupled_weight_decay {
-                        pj = pj * shrink;
-                    } else {
-                        d = d + wd * pj;
-                    }
-                }
-                let mj = lerp(m[j], d, w1, w1_small);
-                m[j] = mj;
-                let vj = v[j] * b2 + d * d * nb2;
-                v[j] = vj;
+                let (_, pj, mj, vj) = mo.step(g[j], p[j], &mut m[j], &mut v[j]);
                 let corrected = mj / tbc1 * lr;
                 p[j] = match rect {
                     Some(r) => pj + (-(corrected * (bc2s / (vj.sqrt() + eps)) * T::c(r))),
