@@ -4,4 +4,5 @@
 pub mod iter;
 pub mod kernels;
 pub mod parallel;
+pub mod scratch;
 pub mod simd;

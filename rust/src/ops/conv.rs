@@ -22,10 +22,12 @@
 
 use crate::autograd::{needs_grad, Recorder};
 use crate::cpu::parallel::{for_ranges, num_threads};
+use crate::cpu::scratch::{Plain, Scratch};
 use crate::error::{try_vec, Error, Result};
 use crate::ops::{copy, reduce, shape};
 use crate::tensor::layout::fmt_shape;
 use crate::tensor::{DType, Element, Tensor};
+use std::sync::OnceLock;
 
 /// Most spatial dims handled (PyTorch has 1-d to 3-d convolutions).
 const MAX_DIMS: usize = 6;
@@ -44,7 +46,7 @@ impl Addr {
 }
 
 /// The float types the kernels compute in (others are cast to these).
-trait Real: Element + std::ops::AddAssign {
+trait Real: Element + Plain + std::ops::AddAssign {
     const ZERO: Self;
     /// `dst = (read_dst ? dst : 0) + a @ b` for an `m x n` product of depth
     /// `k`; each matrix is (pointer, row stride, column stride).
@@ -129,6 +131,16 @@ struct Geom {
     pad: Vec<usize>,
     dil: Vec<usize>,
     out: Vec<usize>,
+    /// The in-image segments, found on first use (see [`Geom::segments`]).
+    segs: OnceLock<Segs>,
+}
+
+/// The in-image segments of every kernel tap, `(first column, length,
+/// image offset)`, with tap `kk`'s at `runs[taps[kk]..taps[kk + 1]]`.
+#[derive(Clone, Debug)]
+struct Segs {
+    runs: Vec<(usize, usize, usize)>,
+    taps: Vec<usize>,
 }
 
 impl Geom {
@@ -219,15 +231,22 @@ impl Geom {
     fn im2col_rows_ld<T: Real>(&self, img: &[T], col: &mut [T], r0: usize, r1: usize, ld: usize) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
         let s = *self.stride.last().unwrap_or(&1);
-        let (segs, taps) = self.segments();
+        let Segs { runs, taps } = self.segments();
         for r in r0..r1 {
             let (c, kk) = (r / k, r % k);
             let src = &img[c * isz..(c + 1) * isz];
             let row = &mut col[(r - r0) * ld..(r - r0) * ld + l];
-            row.fill(T::ZERO);
-            for &(from, len, at) in &segs[taps[kk]..taps[kk + 1]] {
+            let mut filled = 0;
+            for &(from, len, at) in &runs[taps[kk]..taps[kk + 1]] {
+                // Only the padding between runs is zeroed: the buffer may
+                // hold stale values (scratch), and a second pass over the
+                // row would cost as much as the copy.
+                row[filled..from].fill(T::ZERO);
+                filled = from + len;
                 let dst = &mut row[from..from + len];
-                if s == 1 {
+                if s == 1 && len < 64 {
+                    copy_short(&src[at..at + len], dst);
+                } else if s == 1 {
                     dst.copy_from_slice(&src[at..at + len]);
                 } else {
                     for (i, v) in dst.iter_mut().enumerate() {
@@ -235,16 +254,20 @@ impl Geom {
                     }
                 }
             }
+            row[filled..].fill(T::ZERO);
         }
     }
 
-    /// The in-image segments of every kernel tap, `(first column, length,
-    /// image offset)`, with tap `kk`'s at `segs[taps[kk]..taps[kk + 1]]`.
-    /// Found once per call for all channels: walking the lines per channel
-    /// cost more than copying the short lines themselves. At stride 1,
-    /// segments adjacent in both the column row and the image merge (a
-    /// tap inside the image is one run over the whole grid).
-    fn segments(&self) -> (Vec<(usize, usize, usize)>, Vec<usize>) {
+    /// The in-image segments of every kernel tap, found once per geometry
+    /// for all channels and images: walking the lines per channel cost more
+    /// than copying the short lines themselves. At stride 1, segments
+    /// adjacent in both the column row and the image merge (a tap inside
+    /// the image is one run over the whole grid).
+    fn segments(&self) -> &Segs {
+        self.segs.get_or_init(|| self.find_segments())
+    }
+
+    fn find_segments(&self) -> Segs {
         let k = self.k();
         let s = *self.stride.last().unwrap_or(&1);
         let mut segs: Vec<(usize, usize, usize)> = Vec::new();
@@ -268,7 +291,39 @@ impl Geom {
             });
         }
         taps.push(segs.len());
-        (segs, taps)
+        Segs { runs: segs, taps }
+    }
+
+    /// The transposed column matrix of one image from its channels-last
+    /// copy `xt [size, C]`: row `o` of `colt [L, K * C]` holds grid position
+    /// `o`'s receptive field in (tap, channel) order, so each tap is one
+    /// copy of `C` adjacent values (im2col then a transpose moves every
+    /// element twice, the second time one at a time).
+    fn im2row_channels_last<T: Real>(&self, xt: &[T], colt: &mut [T]) {
+        let (c, k, l) = (self.channels, self.k(), self.l());
+        let ld = k * c;
+        let s = *self.stride.last().unwrap_or(&1);
+        let Segs { runs, taps } = self.segments();
+        for kk in 0..k {
+            let mut next = 0;
+            let zero = |o0: usize, o1: usize, colt: &mut [T]| {
+                for o in o0..o1 {
+                    colt[o * ld + kk * c..o * ld + (kk + 1) * c].fill(T::ZERO);
+                }
+            };
+            for &(from, len, at) in &runs[taps[kk]..taps[kk + 1]] {
+                zero(next, from, colt);
+                for q in 0..len {
+                    let (o, i) = (from + q, at + q * s);
+                    copy_short(
+                        &xt[i * c..(i + 1) * c],
+                        &mut colt[o * ld + kk * c..o * ld + (kk + 1) * c],
+                    );
+                }
+                next = from + len;
+            }
+            zero(next, l, colt);
+        }
     }
 
     /// Adds the columns of channels `c0..c1` into those channels of `img`
@@ -288,7 +343,10 @@ impl Geom {
     ) {
         let (k, l, isz) = (self.k(), self.l(), self.img());
         let s = *self.stride.last().unwrap_or(&1);
-        let (segs, tap_start) = self.segments();
+        let Segs {
+            runs: segs,
+            taps: tap_start,
+        } = self.segments();
         for c in c0..c1 {
             let dst = &mut img[(c - c0) * isz..(c - c0 + 1) * isz];
             for (kk, taps) in tap_start.windows(2).enumerate() {
@@ -296,9 +354,7 @@ impl Geom {
                 for &(from, len, at) in &segs[taps[0]..taps[1]] {
                     let src = &row[from..from + len];
                     if s == 1 {
-                        for (d, &v) in dst[at..at + len].iter_mut().zip(src) {
-                            *d += v;
-                        }
+                        add_short(src, &mut dst[at..at + len]);
                     } else {
                         for (i, &v) in src.iter().enumerate() {
                             dst[at + i * s] += v;
@@ -307,6 +363,43 @@ impl Geom {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for short runs (a few dozen elements), in
+/// fixed-size pieces the compiler inlines: a `memcpy` call per run cost
+/// more than the copy.
+#[inline]
+fn copy_short<T: Copy>(src: &[T], dst: &mut [T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        // Always 8 long (chunks_exact): the arrays make the size constant.
+        if let (Ok(d), Ok(s)) = (<&mut [T; 8]>::try_from(d), <&[T; 8]>::try_from(s)) {
+            *d = *s;
+        }
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s;
+    }
+}
+
+/// `dst += src` elementwise in fixed-size pieces: the lines of a small
+/// image are too short for the compiler's vector loop (a 13-long line ran
+/// entirely in its scalar tail).
+#[inline]
+fn add_short<T: Real>(src: &[T], dst: &mut [T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        if let (Ok(d), Ok(s)) = (<&mut [T; 8]>::try_from(d), <&[T; 8]>::try_from(s)) {
+            for (a, &b) in d.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d += s;
     }
 }
 
@@ -340,6 +433,16 @@ const SPLIT_WORK: usize = 1 << 20;
 const BATCH_COLUMNS: usize = 2048;
 /// Fewer images than this per GEMM do not pay for the extra copy.
 const MIN_BATCH: usize = 4;
+/// Column matrix bytes one GEMM should see at most: written by `im2col`
+/// and read by the GEMM's packing, it should stay in L2.
+const COL_BYTES: usize = 1 << 20;
+
+/// Images per GEMM for column matrices of `per_image` elements of `T` with
+/// `l` columns each, at most `n`.
+fn images_per_gemm<T>(per_image: usize, l: usize, n: usize) -> usize {
+    let by_cache = COL_BYTES / (per_image * std::mem::size_of::<T>()).max(1);
+    (BATCH_COLUMNS / l.max(1)).min(by_cache).min(n.max(1))
+}
 
 /// Sizes of one convolution: `cin` input channels (of `geom`'s image),
 /// `cout` outputs, `groups`.
@@ -396,15 +499,15 @@ unsafe fn conv_kernel<T: Real>(
     // matrix into a [cout, B*L] buffer, then copied out per image), since a
     // GEMM of a few hundred columns is mostly packing overhead (64 images of
     // 16x14x14 -> 32 channels: 2.3 ms one GEMM per image).
-    let per_gemm = (BATCH_COLUMNS / l.max(1)).min(ch.n.max(1));
+    let per_gemm = images_per_gemm::<T>(rows * l, l, ch.n);
     if !identity && per_gemm >= MIN_BATCH && (ch.n >= threads || work < SPLIT_WORK || threads == 1)
     {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
             let b_max = per_gemm.min(e - s);
             let (mut col, mut tmp) = match (
-                zeroed::<T>(rows * b_max * l),
-                zeroed::<T>(ch.cout * b_max * l),
+                Scratch::<T>::new(rows * b_max * l),
+                Scratch::<T>::new(ch.cout * b_max * l),
             ) {
                 (Ok(c), Ok(t)) => (c, t),
                 (Err(er), _) | (_, Err(er)) => return err.set(er),
@@ -459,7 +562,7 @@ unsafe fn conv_kernel<T: Real>(
     if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let mut col = match zeroed::<T>(if identity { 0 } else { rows * l }) {
+            let mut col = match Scratch::<T>::new(if identity { 0 } else { rows * l }) {
                 Ok(v) => v,
                 Err(er) => return err.set(er),
             };
@@ -477,7 +580,7 @@ unsafe fn conv_kernel<T: Real>(
         });
         return err.into_result();
     }
-    let mut col = zeroed::<T>(if identity { 0 } else { rows * l })?;
+    let mut col = Scratch::<T>::new(if identity { 0 } else { rows * l })?;
     for i in 0..ch.n {
         let img = std::slice::from_raw_parts(x.at::<T>(i * ch.cin * isz), ch.cin * isz);
         let src = if identity {
@@ -536,14 +639,14 @@ unsafe fn conv_transpose_kernel<T: Real>(
     let threads = num_threads();
     // Small images: several per GEMM, as in `conv_kernel` (this is also the
     // input gradient of a convolution).
-    let per_gemm = (BATCH_COLUMNS / l.max(1)).min(ch.n.max(1));
+    let per_gemm = images_per_gemm::<T>(rows * l, l, ch.n);
     if per_gemm >= MIN_BATCH && (ch.n >= threads || work < SPLIT_WORK || threads == 1) {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
             let b_max = per_gemm.min(e - s);
             let (mut col, mut xb) = match (
-                zeroed::<T>(rows * b_max * l),
-                zeroed::<T>(ch.cin * b_max * l),
+                Scratch::<T>::new(rows * b_max * l),
+                Scratch::<T>::new(ch.cin * b_max * l),
             ) {
                 (Ok(c), Ok(t)) => (c, t),
                 (Err(er), _) | (_, Err(er)) => return err.set(er),
@@ -583,7 +686,7 @@ unsafe fn conv_transpose_kernel<T: Real>(
     if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let mut col = match zeroed::<T>(rows * l) {
+            let mut col = match Scratch::<T>::new(rows * l) {
                 Ok(v) => v,
                 Err(er) => return err.set(er),
             };
@@ -595,7 +698,7 @@ unsafe fn conv_transpose_kernel<T: Real>(
         });
         return err.into_result();
     }
-    let mut col = zeroed::<T>(rows * l)?;
+    let mut col = Scratch::<T>::new(rows * l)?;
     let c = Addr::of(col.as_mut_ptr());
     for i in 0..ch.n {
         for_ranges(l, cg * ckg / 16 + 1, 16, |c0, c1| {
@@ -647,19 +750,29 @@ unsafe fn weight_grad_kernel<T: Real>(
     let (k, l, isz) = (g.k(), g.l(), g.img());
     let (og, ckg) = (ch.cout / ch.groups, ch.cin / ch.groups * k);
     let (rows, identity, size) = (g.rows(), g.is_identity(), ch.cout * ckg);
+    // Wide enough channel runs to copy from a channels-last image (the
+    // product then comes out in (tap, channel) order, permuted at the end).
+    let channels_last = ch.groups == 1 && ch.cin >= 8 && !identity;
     let chunks = ch.n.min(num_threads()).max(1);
     let mut partial = zeroed::<T>(chunks * size)?;
     let pp = Addr::of(partial.as_mut_ptr());
     let err = ErrSlot::new();
-    // Images per GEMM: their transposed column matrices stacked (up to
-    // about 2M elements) make one product of depth `b * L`.
+    // Images per GEMM: their transposed column matrices stacked (as many
+    // as stay in L2) make one product of depth `b * L`.
     let per = (rows * l).max(1);
-    let bmax = ((1 << 21) / per).clamp(1, ch.n.div_ceil(chunks).max(1));
+    let bmax =
+        (COL_BYTES / (per * std::mem::size_of::<T>())).clamp(1, ch.n.div_ceil(chunks).max(1));
     for_ranges(chunks, (ch.n / chunks) * size * l / 16 + 1, 1, |s, e| {
         let bufs = (
-            zeroed::<T>(if identity { 0 } else { per }),
-            zeroed::<T>(bmax * per),
-            zeroed::<T>(if bmax > 1 { ch.cout * bmax * l } else { 0 }),
+            Scratch::<T>::new(if channels_last {
+                ch.cin * isz
+            } else if identity {
+                0
+            } else {
+                per
+            }),
+            Scratch::<T>::new(bmax * per),
+            Scratch::<T>::new(if bmax > 1 { ch.cout * bmax * l } else { 0 }),
         );
         let (mut col, mut colt, mut gbuf) = match bufs {
             (Ok(a), Ok(b), Ok(c)) => (a, b, c),
@@ -678,6 +791,11 @@ unsafe fn weight_grad_kernel<T: Real>(
                         src.at::<T>((i + j) * ch.cin * isz),
                         ch.cin * isz,
                     );
+                    if channels_last {
+                        transpose(img, &mut col, ch.cin, isz);
+                        g.im2row_channels_last(&col, &mut colt[j * per..(j + 1) * per]);
+                        continue;
+                    }
                     let cm: &[T] = if identity {
                         img
                     } else {
@@ -722,12 +840,20 @@ unsafe fn weight_grad_kernel<T: Real>(
         }
     });
     err.into_result()?;
-    let out = std::slice::from_raw_parts_mut(dw.at::<T>(0), size);
-    out.copy_from_slice(&partial[..size]);
-    for p in partial[size..].chunks(size.max(1)) {
-        for (o, &v) in out.iter_mut().zip(p) {
+    let (first, rest) = partial.split_at_mut(size);
+    for p in rest.chunks(size.max(1)) {
+        for (o, &v) in first.iter_mut().zip(p) {
             *o += v;
         }
+    }
+    let out = std::slice::from_raw_parts_mut(dw.at::<T>(0), size);
+    if channels_last {
+        // [cout, K, cin] -> [cout, cin, K]
+        for (o, from) in out.chunks_mut(ckg).zip(first.chunks(ckg)) {
+            transpose(from, o, k, ch.cin);
+        }
+    } else {
+        out.copy_from_slice(first);
     }
     Ok(())
 }
@@ -1245,6 +1371,7 @@ fn weight_grad(src: &Tensor, gout: &Tensor, wshape: &[usize], p: &ConvParams) ->
         pad: p.padding.clone(),
         dil: p.dilation.clone(),
         out: grid,
+        segs: OnceLock::new(),
     };
     let ch = Chans {
         n,
@@ -1317,6 +1444,7 @@ fn conv_forward(
         pad: p.padding.clone(),
         dil: p.dilation.clone(),
         out: grid,
+        segs: OnceLock::new(),
     };
     let ch = Chans {
         n,
@@ -1475,6 +1603,7 @@ pub fn im2col(
         pad: p,
         dil: d,
         out: to_usize(&grid),
+        segs: OnceLock::new(),
     };
     let rec = Recorder::new("Im2ColBackward0", &[input]);
     let out = im2col_forward(input, &geom)?;
@@ -1634,6 +1763,7 @@ pub fn col2im(
         pad: p,
         dil: d,
         out: to_usize(&grid),
+        segs: OnceLock::new(),
     };
     let rec = Recorder::new("Col2ImBackward0", &[input]);
     let out = col2im_forward(input, &geom)?;
