@@ -143,6 +143,44 @@ struct Segs {
     taps: Vec<usize>,
 }
 
+/// A stride-1 1-d or 2-d geometry laid out on the zero-padded image
+/// (`hp x wp`, one channel `pimg` long): output position `(y, x)` sits at
+/// `y * wp + x`, so tap `kk`'s column row is the padded channel read from
+/// `offs[kk]` on, one contiguous run of `lp` values (the `wp - wo` columns
+/// between output lines are computed and dropped). `im2col` is then a
+/// `memcpy` per row and `col2im` one vector add per row, where the exact
+/// layout needs a short copy per image line and tap.
+struct Flat {
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    wp: usize,
+    wo: usize,
+    pimg: usize,
+    lp: usize,
+    offs: Vec<usize>,
+}
+
+impl Flat {
+    /// `img [c, h, w]` into `xp [c, pimg]` with zero borders.
+    fn pad<T: Real>(&self, img: &[T], xp: &mut [T], c: usize) {
+        let (hw, wp) = (self.h * self.w, self.wp);
+        for ch in 0..c {
+            let dst = &mut xp[ch * self.pimg..(ch + 1) * self.pimg];
+            dst[..self.ph * wp + self.pw].fill(T::ZERO);
+            for y in 0..self.h {
+                let at = (y + self.ph) * wp + self.pw;
+                dst[at..at + self.w].copy_from_slice(&img[ch * hw + y * self.w..][..self.w]);
+                let end = (at + wp).min(self.pimg);
+                dst[at + self.w..end].fill(T::ZERO);
+            }
+            let tail = ((self.h + self.ph) * wp + self.pw).min(self.pimg);
+            dst[tail..].fill(T::ZERO);
+        }
+    }
+}
+
 impl Geom {
     fn k(&self) -> usize {
         self.kernel.iter().product()
@@ -156,6 +194,44 @@ impl Geom {
     fn rows(&self) -> usize {
         self.channels * self.k()
     }
+    /// The padded-width plan of a stride-1 1-d or 2-d geometry, if it is
+    /// one (see [`Flat`]).
+    fn flat(&self) -> Option<Flat> {
+        let nd = self.size.len();
+        if nd > 2 || self.stride.iter().any(|&s| s != 1) {
+            return None;
+        }
+        let dim = |j: usize| {
+            (
+                self.size[j],
+                self.kernel[j],
+                self.dil[j],
+                self.pad[j],
+                self.out[j],
+            )
+        };
+        let (h, kh, dh, ph, ho) = if nd == 2 { dim(0) } else { (1, 1, 1, 0, 1) };
+        let (w, kw, dw, pw, wo) = dim(nd - 1);
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        if ho == 0 || wo == 0 || ho + dh * (kh - 1) != hp || wo + dw * (kw - 1) != wp {
+            return None;
+        }
+        let offs = (0..kh * kw)
+            .map(|kk| (kk / kw) * dh * wp + (kk % kw) * dw)
+            .collect();
+        Some(Flat {
+            h,
+            w,
+            ph,
+            pw,
+            wp,
+            wo,
+            pimg: hp * wp,
+            lp: (ho - 1) * wp + wo,
+            offs,
+        })
+    }
+
     /// The column matrix is the image itself (1x1 kernel, stride 1, no
     /// padding, grid the image's size).
     fn is_identity(&self) -> bool {
@@ -234,25 +310,26 @@ impl Geom {
         let Segs { runs, taps } = self.segments();
         for r in r0..r1 {
             let (c, kk) = (r / k, r % k);
-            let src = &img[c * isz..(c + 1) * isz];
+            // To the image's end: a piece may read past the channel.
+            let src = &img[c * isz..];
             let row = &mut col[(r - r0) * ld..(r - r0) * ld + l];
             let mut filled = 0;
             for &(from, len, at) in &runs[taps[kk]..taps[kk + 1]] {
-                // Only the padding between runs is zeroed: the buffer may
-                // hold stale values (scratch), and a second pass over the
-                // row would cost as much as the copy.
-                row[filled..from].fill(T::ZERO);
-                filled = from + len;
-                let dst = &mut row[from..from + len];
-                if s == 1 && len < 64 {
-                    copy_short(&src[at..at + len], dst);
-                } else if s == 1 {
-                    dst.copy_from_slice(&src[at..at + len]);
+                // The padding between runs is zeroed here (the buffer may
+                // hold stale values). Gaps and runs go in column order,
+                // each written in whole 8-element pieces that may spill
+                // into the next one, rewritten right after: the short
+                // lines of a small image otherwise cost a memcpy or memset
+                // call each.
+                fill_spill(row, filled, from);
+                if s == 1 {
+                    copy_spill(src, at, row, from, len);
                 } else {
-                    for (i, v) in dst.iter_mut().enumerate() {
+                    for (i, v) in row[from..from + len].iter_mut().enumerate() {
                         *v = src[at + i * s];
                     }
                 }
+                filled = from + len;
             }
             row[filled..].fill(T::ZERO);
         }
@@ -384,6 +461,78 @@ fn copy_short<T: Copy>(src: &[T], dst: &mut [T]) {
     }
 }
 
+/// `dst[from..from + len] = src[at..at + len]`, in 8-element pieces that
+/// may write up to 7 elements past the run (and read past it) when both
+/// slices have room; see [`Geom::im2col_rows_ld`].
+#[inline]
+fn copy_spill<T: Copy>(src: &[T], at: usize, dst: &mut [T], from: usize, len: usize) {
+    let n8 = len.div_ceil(8) * 8;
+    if from + n8 <= dst.len() && at + n8 <= src.len() {
+        let pieces = dst[from..from + n8]
+            .chunks_exact_mut(8)
+            .zip(src[at..at + n8].chunks_exact(8));
+        for (d, s) in pieces {
+            if let (Ok(d), Ok(s)) = (<&mut [T; 8]>::try_from(d), <&[T; 8]>::try_from(s)) {
+                *d = *s;
+            }
+        }
+    } else {
+        dst[from..from + len].copy_from_slice(&src[at..at + len]);
+    }
+}
+
+/// Lines of `w` values `src_ld` apart in `src` to `dst_ld` apart in `dst`
+/// (as many as fit in `dst`), each plus `v`. Lines go in order in 8-element
+/// pieces that may spill into the next line's place, rewritten right after
+/// (the last line is exact): image lines are too short for a vector loop.
+fn copy_lines<T: Real>(src: &[T], src_ld: usize, dst: &mut [T], dst_ld: usize, w: usize, v: T) {
+    if w == 0 {
+        return;
+    }
+    let lines = (dst.len() + dst_ld - w) / dst_ld;
+    let n8 = w.div_ceil(8) * 8;
+    for y in 0..lines {
+        let (s0, d0) = (y * src_ld, y * dst_ld);
+        if y + 1 < lines && d0 + n8 <= dst.len() && s0 + n8 <= src.len() {
+            let pieces = dst[d0..d0 + n8]
+                .chunks_exact_mut(8)
+                .zip(src[s0..s0 + n8].chunks_exact(8));
+            for (d, s) in pieces {
+                if let (Ok(d), Ok(s)) = (<&mut [T; 8]>::try_from(d), <&[T; 8]>::try_from(s)) {
+                    for (a, &b) in d.iter_mut().zip(s) {
+                        *a = b;
+                        *a += v;
+                    }
+                }
+            }
+        } else {
+            for (a, &b) in dst[d0..d0 + w].iter_mut().zip(&src[s0..s0 + w]) {
+                *a = b;
+                *a += v;
+            }
+        }
+    }
+}
+
+/// `dst[a..b]` zeroed, in 8-element pieces that may spill past `b` as in
+/// [`copy_spill`].
+#[inline]
+fn fill_spill<T: Real>(dst: &mut [T], a: usize, b: usize) {
+    if a >= b {
+        return;
+    }
+    let n8 = (b - a).div_ceil(8) * 8;
+    if a + n8 <= dst.len() {
+        for d in dst[a..a + n8].chunks_exact_mut(8) {
+            if let Ok(d) = <&mut [T; 8]>::try_from(d) {
+                *d = [T::ZERO; 8];
+            }
+        }
+    } else {
+        dst[a..b].fill(T::ZERO);
+    }
+}
+
 /// `dst += src` elementwise in fixed-size pieces: the lines of a small
 /// image are too short for the compiler's vector loop (a 13-long line ran
 /// entirely in its scalar tail).
@@ -499,9 +648,14 @@ unsafe fn conv_kernel<T: Real>(
     // matrix into a [cout, B*L] buffer, then copied out per image), since a
     // GEMM of a few hundred columns is mostly packing overhead (64 images of
     // 16x14x14 -> 32 channels: 2.3 ms one GEMM per image).
+    let by_images = ch.n >= threads || work < SPLIT_WORK || threads == 1;
     let per_gemm = images_per_gemm::<T>(rows * l, l, ch.n);
-    if !identity && per_gemm >= MIN_BATCH && (ch.n >= threads || work < SPLIT_WORK || threads == 1)
-    {
+    let batched = !identity && per_gemm >= MIN_BATCH && by_images;
+    // Larger images multiply straight into the output, one per GEMM.
+    if let Some(f) = g.flat().filter(|_| batched) {
+        return conv_flat::<T>(g, &f, ch, x, w, bias, out);
+    }
+    if batched {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
             let b_max = per_gemm.min(e - s);
@@ -603,6 +757,165 @@ unsafe fn conv_kernel<T: Real>(
     Ok(())
 }
 
+/// [`conv_kernel`] on the padded-width layout of [`Flat`]: threads take
+/// batch chunks, several images per GEMM.
+///
+/// # Safety
+/// As [`conv_kernel`].
+unsafe fn conv_flat<T: Real>(
+    g: &Geom,
+    f: &Flat,
+    ch: Chans,
+    x: Addr,
+    w: Addr,
+    bias: Option<Addr>,
+    out: Addr,
+) -> Result<()> {
+    let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
+    let (og, ckg, rows) = (ch.cout / ch.groups, ch.cin / ch.groups * k, g.rows());
+    let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
+    let err = ErrSlot::new();
+    for_ranges(ch.n, ch.cout * ckg * l / 16 + 1, 1, |s, e| {
+        let b_max = per_gemm.min(e - s);
+        let bufs = (
+            Scratch::<T>::new(ch.cin * f.pimg),
+            Scratch::<T>::new(rows * b_max * lp),
+            Scratch::<T>::new(ch.cout * b_max * lp),
+        );
+        let (mut xp, mut col, mut tmp) = match bufs {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
+        };
+        let mut i0 = s;
+        while i0 < e {
+            let (nb, ld) = (b_max.min(e - i0), b_max.min(e - i0) * lp);
+            for b in 0..nb {
+                // SAFETY: image i0 + b of `x`; the buffers are this thread's.
+                let img =
+                    std::slice::from_raw_parts(x.at::<T>((i0 + b) * ch.cin * isz), ch.cin * isz);
+                f.pad(img, &mut xp, ch.cin);
+                for r in 0..rows {
+                    let at = (r / k) * f.pimg + f.offs[r % k];
+                    col[r * ld + b * lp..][..lp].copy_from_slice(&xp[at..at + lp]);
+                }
+            }
+            for gi in 0..ch.groups {
+                T::gemm(
+                    og,
+                    ld,
+                    ckg,
+                    (tmp.as_mut_ptr().add(gi * og * ld), ld as isize, 1),
+                    false,
+                    (w.at::<T>(gi * og * ckg), ckg as isize, 1),
+                    (col.as_ptr().add(gi * ckg * ld), ld as isize, 1),
+                );
+            }
+            for b in 0..nb {
+                for oc in 0..ch.cout {
+                    let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(oc));
+                    // SAFETY: image i0 + b's channel oc of `out` belongs to
+                    // this thread.
+                    let dst = std::slice::from_raw_parts_mut(
+                        out.at::<T>(((i0 + b) * ch.cout + oc) * l),
+                        l,
+                    );
+                    copy_lines(&tmp[oc * ld + b * lp..], f.wp, dst, f.wo, f.wo, v);
+                }
+            }
+            i0 += nb;
+        }
+    });
+    err.into_result()
+}
+
+/// [`conv_transpose_kernel`] on the padded-width layout of [`Flat`]: the
+/// input spread over the padded grid (zeros between lines), one GEMM for
+/// several images, then each column row added into the padded output at
+/// its tap's offset and the border cropped.
+///
+/// # Safety
+/// As [`conv_kernel`].
+unsafe fn conv_transpose_flat<T: Real>(
+    g: &Geom,
+    f: &Flat,
+    ch: Chans,
+    x: Addr,
+    w: Addr,
+    bias: Option<Addr>,
+    out: Addr,
+) -> Result<()> {
+    let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
+    let (cg, ckg, rows) = (ch.cin / ch.groups, ch.cout / ch.groups * k, g.rows());
+    let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
+    let err = ErrSlot::new();
+    for_ranges(ch.n, ch.cin * ckg * l / 16 + 1, 1, |s, e| {
+        let b_max = per_gemm.min(e - s);
+        let bufs = (
+            Scratch::<T>::new(ch.cout * f.pimg),
+            Scratch::<T>::new(rows * b_max * lp),
+            Scratch::<T>::new(ch.cin * b_max * lp),
+        );
+        let (mut xp, mut col, mut xb) = match bufs {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
+        };
+        let mut i0 = s;
+        while i0 < e {
+            let (nb, ld) = (b_max.min(e - i0), b_max.min(e - i0) * lp);
+            for c in 0..ch.cin {
+                for b in 0..nb {
+                    // SAFETY: channel c of image i0 + b of `x`.
+                    let from =
+                        std::slice::from_raw_parts(x.at::<T>(((i0 + b) * ch.cin + c) * l), l);
+                    let dst = &mut xb[c * ld + b * lp..][..lp];
+                    // Each line then the columns after it, which must add
+                    // nothing; both spill only into the next line.
+                    for y in 0..l / f.wo.max(1) {
+                        copy_spill(from, y * f.wo, dst, y * f.wp, f.wo);
+                        fill_spill(dst, y * f.wp + f.wo, ((y + 1) * f.wp).min(lp));
+                    }
+                }
+            }
+            for gi in 0..ch.groups {
+                T::gemm(
+                    ckg,
+                    ld,
+                    cg,
+                    (col.as_mut_ptr().add(gi * ckg * ld), ld as isize, 1),
+                    false,
+                    (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
+                    (xb.as_ptr().add(gi * cg * ld), ld as isize, 1),
+                );
+            }
+            for b in 0..nb {
+                xp.fill(T::ZERO);
+                for r in 0..rows {
+                    let at = (r / k) * f.pimg + f.offs[r % k];
+                    for (d, &v) in xp[at..at + lp]
+                        .iter_mut()
+                        .zip(&col[r * ld + b * lp..][..lp])
+                    {
+                        *d += v;
+                    }
+                }
+                for c in 0..ch.cout {
+                    let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(c));
+                    // SAFETY: image i0 + b's channel c of `out` belongs to
+                    // this thread.
+                    let dst = std::slice::from_raw_parts_mut(
+                        out.at::<T>(((i0 + b) * ch.cout + c) * isz),
+                        isz,
+                    );
+                    let at = c * f.pimg + f.ph * f.wp + f.pw;
+                    copy_lines(&xp[at..], f.wp, dst, f.w, f.w, v);
+                }
+            }
+            i0 += nb;
+        }
+    });
+    err.into_result()
+}
+
 /// Transposed convolution forward: `x [N, cin, grid]`, `w [cin, cout/g, K]`,
 /// `out [N, cout, size]` (`geom`'s image is the output).
 ///
@@ -639,8 +952,13 @@ unsafe fn conv_transpose_kernel<T: Real>(
     let threads = num_threads();
     // Small images: several per GEMM, as in `conv_kernel` (this is also the
     // input gradient of a convolution).
+    let by_images = ch.n >= threads || work < SPLIT_WORK || threads == 1;
     let per_gemm = images_per_gemm::<T>(rows * l, l, ch.n);
-    if per_gemm >= MIN_BATCH && (ch.n >= threads || work < SPLIT_WORK || threads == 1) {
+    let batched = per_gemm >= MIN_BATCH && by_images;
+    if let Some(f) = g.flat().filter(|_| batched) {
+        return conv_transpose_flat::<T>(g, &f, ch, x, w, bias, out);
+    }
+    if batched {
         let err = ErrSlot::new();
         for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
             let b_max = per_gemm.min(e - s);
