@@ -351,10 +351,10 @@ fn pairwise<T: Num>(x: &[T]) -> T {
     finish_sum(acc, &last[whole..])
 }
 
-/// `a`, unless `v` is further out (larger for `MAX`, smaller otherwise, or
-/// equal) and `a` is not NaN. A NaN `v` is taken (`a > NaN` is false) and
-/// then kept: NaN propagates. One compare, one NaN test and one select,
-/// which vectorise.
+/// `a` when it is further out than `v` (larger for `MAX`, smaller
+/// otherwise) or NaN, else `v`. So a NaN `v` is taken (`a > NaN` is false)
+/// and then kept: NaN propagates. One compare, one NaN test and one
+/// select, which vectorise.
 #[inline(always)]
 fn keep<T: Element, const MAX: bool>(a: T, v: T) -> T {
     let further = if MAX { a > v } else { a < v };
