@@ -356,3 +356,77 @@ def test_half_precision_sums_accumulate_in_float32():
     assert t.mean().item() == 1.0
     b = rtorch.ones(3000, dtype=rtorch.bfloat16)
     assert b.sum().dtype is rtorch.bfloat16 and b.sum().item() == 3008.0  # nearest bf16 of 3000
+
+
+# Row lengths around the vectorised row kernels' boundaries: 64 lane
+# accumulators, a 16-wide tail, a scalar rest, 1024-element pairwise leaves.
+ROW_LENGTHS = [1, 2, 15, 16, 17, 63, 64, 65, 100, 1023, 1024, 1025, 2049, 4100]
+
+
+def row_layouts(a):
+    """(numpy, rtorch) pairs with rows of `a` reduced along the last dim:
+    contiguous, every other row, transposed storage, every other column."""
+    t = rtorch.from_numpy(a)
+    yield a, t
+    yield a[::2], t[::2]
+    yield a, rtorch.from_numpy(np.ascontiguousarray(a.T)).t()
+    yield a[:, ::2], t[:, ::2]
+
+
+@pytest.mark.parametrize("n", ROW_LENGTHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_reductions_match_numpy_for_every_length(n, dtype):
+    a = RNG.standard_normal((6, n)).astype(dtype)
+    a[1, n // 3] = np.inf
+    a[2] = -np.inf
+    a[3] = 1.0
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype is np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for x, t in row_layouts(a):
+        close(t.sum(-1), x.astype(np.float64).sum(-1), **tol)
+        close(t.mean(-1, keepdim=True), x.astype(np.float64).mean(-1, keepdims=True), **tol)
+        # Selections are exact.
+        assert t.amax(-1).tolist() == x.max(-1).tolist()
+        assert t.amin(-1).tolist() == x.min(-1).tolist()
+    assert rtorch.from_numpy(a[3:4]).sum(-1).item() == n  # ones sum exactly
+
+
+@pytest.mark.parametrize("n", ROW_LENGTHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_min_and_sum_propagate_nan_from_any_position(n, dtype):
+    lanes = n // 64 * 64
+    tail16 = lanes + (n - lanes) // 16 * 16
+    spots = sorted({0, n // 2, n - 1, lanes, tail16} - {n})
+    a = np.tile(RNG.standard_normal(n).astype(dtype), (len(spots) + 1, 1))
+    for r, p in enumerate(spots):
+        a[r, p] = np.nan
+    for x, t in row_layouts(a):
+        for got, want in [
+            (t.amax(-1), x.max(-1)),
+            (t.amin(-1), x.min(-1)),
+            (t.sum(-1), x.sum(-1)),
+        ]:
+            got = got.numpy()
+            assert np.array_equal(np.isnan(got), np.isnan(want)), (n, spots)
+    last = rtorch.from_numpy(a[-1:])
+    assert last.amax(-1).item() == a[-1].max() and last.amin(-1).item() == a[-1].min()
+
+
+@pytest.mark.parametrize("n", [1, 17, 65, 1025])
+@pytest.mark.parametrize("np_dtype", [np.int64, np.int32, np.int8, np.uint8])
+def test_integer_row_reductions_match_numpy(n, np_dtype):
+    a = RNG.integers(0, 100, (4, n)).astype(np_dtype)
+    a[1, n // 2] = 127 if np_dtype in (np.int8, np.uint8) else 10**6
+    for x, t in row_layouts(a):
+        assert t.sum(-1).tolist() == x.astype(np.int64).sum(-1).tolist()
+        assert t.amax(-1).tolist() == x.max(-1).tolist()
+        assert t.amin(-1).tolist() == x.min(-1).tolist()
+
+
+def test_reducing_empty_rows_gives_the_identity():
+    z = rtorch.zeros(3, 0)
+    assert z.sum(-1).tolist() == [0.0] * 3
+    assert z.prod(-1).tolist() == [1.0] * 3
+    assert all(math.isnan(v) for v in z.mean(-1).tolist())
+    assert rtorch.zeros(3, 0, dtype=rtorch.int64).sum(-1).tolist() == [0] * 3
+    with pytest.raises(IndexError, match=r"amax\(\): Expected reduction dim 1 to have non-zero"):
+        z.amax(-1)

@@ -243,25 +243,56 @@ fn is_nan<T: Element>(x: T) -> bool {
 
 const LEAF: usize = 1024;
 const LANES: usize = 64;
+/// Lanes the accumulators fold down to before a short tail joins them.
+const TAIL_LANES: usize = 16;
+/// Levels of the pairwise tree: enough for any slice (at most 2^61
+/// elements of 4 bytes or more, so fewer than 2^52 leaves).
+const LEVELS: usize = 52;
 
-/// Sum of at most `LEAF` elements in `LANES` independent accumulators.
+/// `acc[j] += x[j]` for the whole `LANES`-chunks of `x`, chunk by chunk.
 #[inline(always)]
-fn leaf_sum<T: Num>(x: &[T]) -> T {
-    let mut acc = [T::ZERO; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rem = chunks.remainder();
-    for c in chunks {
+fn add_chunks<T: Num>(acc: &mut [T; LANES], x: &[T]) {
+    for c in x.chunks_exact(LANES) {
         for j in 0..LANES {
             acc[j] = acc[j].plus(c[j]);
         }
     }
-    let mut w = LANES / 2;
-    while w > 0 {
+}
+
+#[inline(always)]
+fn add_lanes<T: Num>(acc: &mut [T; LANES], x: &[T; LANES]) {
+    for j in 0..LANES {
+        acc[j] = acc[j].plus(x[j]);
+    }
+}
+
+/// Folds the first `live` lanes of `acc` in halves with `f` down to
+/// `down_to` lanes (a tree, so it vectorises).
+#[inline(always)]
+fn fold_halves<T: Copy>(acc: &mut [T; LANES], live: usize, down_to: usize, f: impl Fn(T, T) -> T) {
+    let mut w = live / 2;
+    while w >= down_to {
         for j in 0..w {
-            acc[j] = acc[j].plus(acc[j + w]);
+            acc[j] = f(acc[j], acc[j + w]);
         }
         w /= 2;
     }
+}
+
+/// The sum of the lanes of `acc` and the elements of `tail` (fewer than
+/// `LANES`): the lanes fold to `TAIL_LANES`, the tail's whole chunks of that
+/// width add in, then the rest one by one.
+#[inline(always)]
+fn finish_sum<T: Num>(mut acc: [T; LANES], tail: &[T]) -> T {
+    fold_halves(&mut acc, LANES, TAIL_LANES, T::plus);
+    let chunks = tail.chunks_exact(TAIL_LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for j in 0..TAIL_LANES {
+            acc[j] = acc[j].plus(c[j]);
+        }
+    }
+    fold_halves(&mut acc, TAIL_LANES, 1, T::plus);
     let mut s = acc[0];
     for &v in rem {
         s = s.plus(v);
@@ -269,42 +300,142 @@ fn leaf_sum<T: Num>(x: &[T]) -> T {
     s
 }
 
-/// Pairwise sum: leaves of `LEAF` elements combined as a balanced binary
+/// Pairwise sum: each leaf of `LEAF` elements is summed into `LANES`
+/// accumulators, and the leaves' lane sums combine as a balanced binary
 /// tree (a binary counter of partial sums, so no recursion and the whole
-/// loop inlines into the SIMD-compiled kernel). Error grows as O(log n).
+/// loop inlines into the SIMD-compiled kernel). Lanes are added together
+/// only once, at the end: no horizontal sum per leaf. Error grows as
+/// O(log n).
 #[inline(always)]
 fn pairwise<T: Num>(x: &[T]) -> T {
-    if x.len() <= LEAF {
-        return leaf_sum(x);
+    if x.len() < TAIL_LANES {
+        let mut s = T::ZERO;
+        for &v in x {
+            s = s.plus(v);
+        }
+        return s;
     }
-    // stack[k] holds the sum of 2^k leaves when bit k of `count` is set.
-    let mut stack = [T::ZERO; 64];
-    let mut count = 0usize;
-    for leaf in x.chunks(LEAF) {
-        let mut s = leaf_sum(leaf);
+    let leaves = x.chunks_exact(LEAF);
+    let last = leaves.remainder();
+    let mut acc = [T::ZERO; LANES];
+    if x.len() >= LEAF {
+        // stack[k] holds the lane sums of 2^k leaves when bit k of `count`
+        // is set.
+        let mut stack = [const { std::mem::MaybeUninit::<[T; LANES]>::uninit() }; LEVELS];
+        let mut count = 0usize;
+        for leaf in leaves {
+            let mut s = [T::ZERO; LANES];
+            add_chunks(&mut s, leaf);
+            let mut k = 0;
+            while count & (1 << k) != 0 {
+                // SAFETY: bit k of `count` is set, so stack[k] was written.
+                add_lanes(&mut s, unsafe { stack[k].assume_init_ref() });
+                k += 1;
+            }
+            stack[k].write(s);
+            count += 1;
+        }
         let mut k = 0;
-        while count & (1 << k) != 0 {
-            s = stack[k].plus(s);
+        while count >> k != 0 {
+            if count & (1 << k) != 0 {
+                // SAFETY: as above.
+                add_lanes(&mut acc, unsafe { stack[k].assume_init_ref() });
+            }
             k += 1;
         }
-        stack[k] = s;
-        count += 1;
     }
-    let mut total: Option<T> = None;
-    for (k, &v) in stack.iter().enumerate().take(usize::BITS as usize) {
-        if count & (1 << k) != 0 {
-            total = Some(total.map_or(v, |t| v.plus(t)));
-        }
-    }
-    total.unwrap_or(T::ZERO)
+    let whole = last.len() / LANES * LANES;
+    let mut part = [T::ZERO; LANES];
+    add_chunks(&mut part, &last[..whole]);
+    add_lanes(&mut acc, &part);
+    finish_sum(acc, &last[whole..])
 }
 
-crate::multiversion! {
-    /// `*out = pairwise sum of x` for float32, vectorised.
-    pub fn sum_f32(x: &[f32], out: &mut f32) {
-        *out = pairwise(x);
+/// `a` when it is further out than `v` (larger for `MAX`, smaller
+/// otherwise) or NaN, else `v`. So a NaN `v` is taken (`a > NaN` is false)
+/// and then kept: NaN propagates. One compare, one NaN test and one
+/// select, which vectorise.
+#[inline(always)]
+fn keep<T: Element, const MAX: bool>(a: T, v: T) -> T {
+    let further = if MAX { a > v } else { a < v };
+    if further || is_nan(a) {
+        a
+    } else {
+        v
     }
 }
+
+/// Max or min of a non-empty slice, NaN-propagating, in `LANES`
+/// accumulators folded as a tree at the end.
+#[inline(always)]
+fn extreme<T: Element, const MAX: bool>(x: &[T]) -> T {
+    let first = x[0];
+    if x.len() < TAIL_LANES {
+        let mut m = first;
+        for &v in &x[1..] {
+            m = keep::<T, MAX>(m, v);
+        }
+        return m;
+    }
+    let mut acc = [first; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            acc[j] = keep::<T, MAX>(acc[j], c[j]);
+        }
+    }
+    fold_halves(&mut acc, LANES, TAIL_LANES, keep::<T, MAX>);
+    let tail = rem.chunks_exact(TAIL_LANES);
+    let rest = tail.remainder();
+    for c in tail {
+        for j in 0..TAIL_LANES {
+            acc[j] = keep::<T, MAX>(acc[j], c[j]);
+        }
+    }
+    fold_halves(&mut acc, TAIL_LANES, 1, keep::<T, MAX>);
+    let mut m = acc[0];
+    for &v in rest {
+        m = keep::<T, MAX>(m, v);
+    }
+    m
+}
+
+/// Multiversioned row kernels for one float type: sums and max/min of
+/// each `len`-element row of `x` into `out`.
+macro_rules! float_row_kernels {
+    ($t:ty, $sum:ident, $extreme:ident) => {
+        crate::multiversion! {
+            /// `out[i]` = the pairwise sum of row `i` of `x` (rows of
+            /// `len` > 0 elements), vectorised.
+            pub fn $sum(x: &[$t], len: usize, out: &mut [$t]) {
+                for (o, row) in out.iter_mut().zip(x.chunks_exact(len)) {
+                    *o = pairwise(row);
+                }
+            }
+        }
+        crate::multiversion! {
+            /// `out[i]` = the max (`is_max`) or min of row `i` of `x` (rows
+            /// of `len` > 0 elements), NaN-propagating, vectorised.
+            pub fn $extreme(x: &[$t], len: usize, is_max: bool, out: &mut [$t]) {
+                // Plain loops: `for_each` may stay out of line, compiled
+                // without the SIMD features.
+                let rows = out.iter_mut().zip(x.chunks_exact(len));
+                if is_max {
+                    for (o, row) in rows {
+                        *o = extreme::<$t, true>(row);
+                    }
+                } else {
+                    for (o, row) in rows {
+                        *o = extreme::<$t, false>(row);
+                    }
+                }
+            }
+        }
+    };
+}
+float_row_kernels!(f32, sum_rows_f32, extreme_rows_f32);
+float_row_kernels!(f64, sum_rows_f64, extreme_rows_f64);
 
 crate::multiversion! {
     /// `acc[i] += x[i]` for float32, vectorised.
@@ -312,13 +443,6 @@ crate::multiversion! {
         for (a, &v) in acc.iter_mut().zip(x) {
             *a += v;
         }
-    }
-}
-
-crate::multiversion! {
-    /// `*out = max or min of x` (NaN-propagating) for float32, vectorised.
-    pub fn maxmin_f32(x: &[f32], is_max: bool, out: &mut f32) {
-        *out = if is_max { extreme::<f32, true>(x) } else { extreme::<f32, false>(x) };
     }
 }
 
@@ -348,35 +472,6 @@ fn pick<T: Element, const MAX: bool>(a: T, b: T) -> T {
     }
 }
 
-/// Max or min of a non-empty slice, NaN-propagating. The hot loop is one
-/// compare-and-select (a `maxps`) per element in `EXT_LANES` accumulators;
-/// NaNs are noted in a same-width integer flag and decide the result at the
-/// end.
-#[inline(always)]
-fn extreme<T: Element, const MAX: bool>(x: &[T]) -> T {
-    const EXT_LANES: usize = 32;
-    let mut acc = [x[0]; EXT_LANES];
-    let mut nan = [0u32; EXT_LANES];
-    let chunks = x.chunks_exact(EXT_LANES);
-    let rem = chunks.remainder();
-    for c in chunks {
-        for j in 0..EXT_LANES {
-            let v = c[j];
-            nan[j] |= is_nan(v) as u32;
-            let keep = if MAX { acc[j] > v } else { acc[j] < v };
-            acc[j] = if keep { acc[j] } else { v };
-        }
-    }
-    if nan.iter().any(|&n| n != 0) {
-        return T::from_f64(f64::NAN);
-    }
-    let mut m = acc[0];
-    for &v in acc[1..].iter().chain(rem) {
-        m = pick::<T, MAX>(m, v);
-    }
-    m
-}
-
 /// The associative reductions with a column kernel and a parallel full reduction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Assoc {
@@ -389,18 +484,59 @@ enum Assoc {
 impl Assoc {
     /// Folds a slice (non-empty for Max/Min).
     fn fold<T: Num>(self, x: &[T]) -> T {
-        match self {
-            Assoc::Sum => {
-                if T::DTYPE == DType::F32 {
-                    let mut out = 0.0f32;
-                    sum_f32(bytemuck::cast_slice(x), &mut out);
-                    T::from_f64(out as f64)
-                } else {
-                    pairwise(x)
+        let mut v = [self.identity()];
+        if !x.is_empty() {
+            self.fold_rows(x, x.len(), &mut v);
+        }
+        v[0]
+    }
+
+    /// The value of an empty sum or product (Max/Min have none: 0).
+    fn identity<T: Num>(self) -> T {
+        if self == Assoc::Prod {
+            T::ONE
+        } else {
+            T::ZERO
+        }
+    }
+
+    /// Folds each `len`-element row of `x` into its element of `out`, with
+    /// one SIMD dispatch for all the rows. Rows are non-empty for Max/Min.
+    fn fold_rows<T: Num>(self, x: &[T], len: usize, out: &mut [T]) {
+        if len == 0 {
+            out.fill(self.identity());
+            return;
+        }
+        let is_max = self == Assoc::Max;
+        match (self, T::DTYPE) {
+            (Assoc::Sum, DType::F32) => {
+                sum_rows_f32(bytemuck::cast_slice(x), len, bytemuck::cast_slice_mut(out))
+            }
+            (Assoc::Sum, DType::F64) => {
+                sum_rows_f64(bytemuck::cast_slice(x), len, bytemuck::cast_slice_mut(out))
+            }
+            (Assoc::Max | Assoc::Min, DType::F32) => extreme_rows_f32(
+                bytemuck::cast_slice(x),
+                len,
+                is_max,
+                bytemuck::cast_slice_mut(out),
+            ),
+            (Assoc::Max | Assoc::Min, DType::F64) => extreme_rows_f64(
+                bytemuck::cast_slice(x),
+                len,
+                is_max,
+                bytemuck::cast_slice_mut(out),
+            ),
+            _ => {
+                for (o, row) in out.iter_mut().zip(x.chunks_exact(len)) {
+                    *o = match self {
+                        Assoc::Sum => pairwise(row),
+                        Assoc::Prod => row.iter().fold(T::ONE, |a, &b| a.times(b)),
+                        Assoc::Max => extreme::<T, true>(row),
+                        Assoc::Min => extreme::<T, false>(row),
+                    };
                 }
             }
-            Assoc::Prod => x.iter().fold(T::ONE, |a, &b| a.times(b)),
-            Assoc::Max | Assoc::Min => fold_extreme(self == Assoc::Max, x),
         }
     }
 
@@ -428,16 +564,24 @@ impl Assoc {
 
 /// Max (`is_max`) or min of a non-empty slice of any element type.
 fn fold_extreme<T: Element>(is_max: bool, x: &[T]) -> T {
-    if T::DTYPE == DType::F32 {
-        let mut out = 0.0f32;
-        maxmin_f32(bytemuck::cast_slice(x), is_max, &mut out);
-        return T::from_f64(out as f64);
+    let mut out = [x[0]];
+    match T::DTYPE {
+        DType::F32 => extreme_rows_f32(
+            bytemuck::cast_slice(x),
+            x.len(),
+            is_max,
+            bytemuck::cast_slice_mut(&mut out),
+        ),
+        DType::F64 => extreme_rows_f64(
+            bytemuck::cast_slice(x),
+            x.len(),
+            is_max,
+            bytemuck::cast_slice_mut(&mut out),
+        ),
+        _ if is_max => out[0] = extreme::<T, true>(x),
+        _ => out[0] = extreme::<T, false>(x),
     }
-    if is_max {
-        extreme::<T, true>(x)
-    } else {
-        extreme::<T, false>(x)
-    }
+    out[0]
 }
 
 /// Reduces `dims` of `t` (already of the accumulation dtype `T`) with `op`.
@@ -471,6 +615,22 @@ fn assoc_reduce<T: Num>(op: Assoc, t: &Tensor, dims: &[usize], keepdim: bool) ->
             unsafe { o.set(0, v) };
             return Ok(out);
         }
+    }
+    // Reducing the trailing dims of a contiguous tensor: each thread folds
+    // a block of whole rows in one kernel call (one SIMD dispatch, no
+    // per-row index arithmetic).
+    if let Some(len) = trailing_len(t, dims) {
+        let rows = out.numel();
+        let p = t.data_ptr::<T>() as usize;
+        for_ranges(rows, len.max(1), 1, |r0, r1| {
+            // SAFETY: the input is contiguous with shape (rows, len); this
+            // thread owns output elements r0..r1 and reads their rows.
+            unsafe {
+                let x = std::slice::from_raw_parts((p as *const T).add(r0 * len), (r1 - r0) * len);
+                op.fold_rows(x, len, o.slice(r0, r1 - r0));
+            }
+        });
+        return Ok(out);
     }
     // Reducing a block of leading dims of a contiguous tensor: accumulate
     // whole rows (vectorised over the kept inner elements).
@@ -533,6 +693,18 @@ fn memory_order(t: &Tensor, dims: &[usize]) -> Result<Option<(Tensor, Vec<usize>
 fn is_dense(t: &Tensor) -> bool {
     let l = t.layout();
     l.strides.as_slice() == l.preserved_strides().as_slice()
+}
+
+/// The number of elements reduced into each output element when `t` is
+/// contiguous and `dims` are its last dims (each output element then
+/// reduces one contiguous row).
+fn trailing_len(t: &Tensor, dims: &[usize]) -> Option<usize> {
+    let first = *dims.first()?;
+    if !t.is_contiguous() || dims.len() != t.ndim() - first || dims.last() != Some(&(t.ndim() - 1))
+    {
+        return None;
+    }
+    Some(t.shape()[first..].iter().product())
 }
 
 /// `(a, r, w)` when `t` is contiguous and `dims` are consecutive dims with
@@ -1616,9 +1788,9 @@ mod tests {
     #[test]
     fn pairwise_sum_of_ten_million_ones_is_exact() {
         let x = vec![1.0f32; 10_000_000];
-        let mut s = 0.0;
-        sum_f32(&x, &mut s);
-        assert_eq!(s, 1e7);
+        let mut s = [0.0];
+        sum_rows_f32(&x, x.len(), &mut s);
+        assert_eq!(s[0], 1e7);
     }
 
     #[test]
