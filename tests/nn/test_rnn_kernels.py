@@ -34,7 +34,7 @@ def np_gru_cell(gi, gh, h, bi=None, bh=None):
     return (1 - z) * n + z * h
 
 
-def np_layer(mode, xp, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse):
+def np_layer(mode, xp, batch_sizes, h0, c0, w_hh, b_ih, b_hh, w_hr, reverse):
     """The packed recurrence: step t is rows [off_t, off_t + bs_t) of xp and
     updates the first bs_t state rows."""
     offs = np.cumsum([0, *batch_sizes[:-1]])
@@ -46,22 +46,23 @@ def np_layer(mode, xp, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse):
         x, hp = xp[o : o + bs], h[:bs]
         gh = hp @ w_hh.T
         if mode == "LSTM":
-            r, c_new = np_lstm_cell(x, gh, c[:bs])
+            r, c_new = np_lstm_cell(x, gh, c[:bs], b_ih, b_hh)
             c[:bs] = c_new
             hn = r if w_hr is None else r @ w_hr.T
         elif mode == "GRU":
-            hn = np_gru_cell(x, gh, hp, None, b_hh)
-        elif mode == "RNN_TANH":
-            hn = np.tanh(x + gh)
+            hn = np_gru_cell(x, gh, hp, b_ih, b_hh)
         else:
-            hn = np.maximum(x + gh, 0)
+            pre = x + gh + (0 if b_ih is None else b_ih) + (0 if b_hh is None else b_hh)
+            hn = np.tanh(pre) if mode == "RNN_TANH" else np.maximum(pre, 0)
         h[:bs] = hn
         out[o : o + bs] = hn
     return out, h, c
 
 
-def _layer_inputs(mode, batch_sizes, H, P=None, rng=None, dtype=rtorch.float64, grad=False):
-    """Random inputs of ``_C._rnn_layer`` as (numpy dict, rtorch list)."""
+def _layer_inputs(
+    mode, batch_sizes, H, P=None, rng=None, dtype=rtorch.float64, grad=False, bias=(True, True)
+):
+    """Random inputs of ``_C._rnn_layer`` as (numpy dict, rtorch dict)."""
     rng = rng or np.random.default_rng(0)
     P = P or H
     G, N, B = GATES[mode], sum(batch_sizes), batch_sizes[0]
@@ -70,7 +71,8 @@ def _layer_inputs(mode, batch_sizes, H, P=None, rng=None, dtype=rtorch.float64, 
         "h0": rng.standard_normal((B, P)) * 0.5,
         "c0": rng.standard_normal((B, H)) * 0.5 if mode == "LSTM" else None,
         "w_hh": rng.standard_normal((G * H, P)) / np.sqrt(P),
-        "b_hh": rng.standard_normal(G * H) * 0.1 if mode == "GRU" else None,
+        "b_ih": rng.standard_normal(G * H) * 0.3 if bias[0] else None,
+        "b_hh": rng.standard_normal(G * H) * 0.3 if bias[1] else None,
         "w_hr": rng.standard_normal((P, H)) / np.sqrt(H) if P != H else None,
     }
     t = {
@@ -82,7 +84,16 @@ def _layer_inputs(mode, batch_sizes, H, P=None, rng=None, dtype=rtorch.float64, 
 
 def _run_layer(mode, t, batch_sizes, reverse):
     return _C._rnn_layer(
-        mode, t["xp"], batch_sizes, t["h0"], t["c0"], t["w_hh"], t["b_hh"], t["w_hr"], reverse
+        mode,
+        t["xp"],
+        batch_sizes,
+        t["h0"],
+        t["c0"],
+        t["w_hh"],
+        t["b_ih"],
+        t["b_hh"],
+        t["w_hr"],
+        reverse,
     )
 
 
@@ -169,9 +180,11 @@ def test_cell_errors():
 
 @pytest.mark.parametrize("mode", list(GATES))
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("batch_sizes", [[3, 3, 3, 3], [4, 3, 3, 1]])
-def test_layer_values_against_numpy(mode, reverse, batch_sizes):
-    a, t = _layer_inputs(mode, batch_sizes, H=5)
+@pytest.mark.parametrize(
+    "batch_sizes,bias", [([3, 3, 3, 3], (True, True)), ([4, 3, 3, 1], (False, True))]
+)
+def test_layer_values_against_numpy(mode, reverse, batch_sizes, bias):
+    a, t = _layer_inputs(mode, batch_sizes, H=5, bias=bias)
     out, h_n, c_n = _run_layer(mode, t, batch_sizes, reverse)
     want_out, want_h, want_c = np_layer(mode, **a, batch_sizes=batch_sizes, reverse=reverse)
     np.testing.assert_allclose(out.numpy(), want_out, atol=1e-12)
@@ -181,7 +194,7 @@ def test_layer_values_against_numpy(mode, reverse, batch_sizes):
     else:
         assert c_n is None
     # float32 within float32 rounding.
-    _, t32 = _layer_inputs(mode, batch_sizes, H=5, dtype=rtorch.float32)
+    _, t32 = _layer_inputs(mode, batch_sizes, H=5, dtype=rtorch.float32, bias=bias)
     out32 = _run_layer(mode, t32, batch_sizes, reverse)[0]
     np.testing.assert_allclose(out32.numpy(), want_out, atol=2e-5)
 
@@ -199,21 +212,21 @@ def test_layer_projection_values(reverse):
 
 
 @pytest.mark.parametrize(
-    "mode,P,reverse",
+    "mode,P,reverse,bias",
     [
-        ("LSTM", None, False),
-        ("LSTM", None, True),
-        ("LSTM", 2, False),
-        ("LSTM", 2, True),
-        ("GRU", None, False),
-        ("GRU", None, True),
-        ("RNN_TANH", None, True),
-        ("RNN_RELU", None, False),
+        ("LSTM", None, False, (True, True)),
+        ("LSTM", None, True, (True, False)),
+        ("LSTM", 2, False, (False, False)),
+        ("LSTM", 2, True, (True, True)),
+        ("GRU", None, False, (True, True)),
+        ("GRU", None, True, (False, True)),
+        ("RNN_TANH", None, True, (True, True)),
+        ("RNN_RELU", None, False, (False, True)),
     ],
 )
-def test_layer_gradcheck(mode, P, reverse):
+def test_layer_gradcheck(mode, P, reverse, bias):
     bs = [3, 2, 2, 1]
-    _, t = _layer_inputs(mode, bs, H=3, P=P, rng=np.random.default_rng(5), grad=True)
+    _, t = _layer_inputs(mode, bs, H=3, P=P, rng=np.random.default_rng(5), grad=True, bias=bias)
     names = [k for k, v in t.items() if v is not None]
 
     def run(*xs):
@@ -229,7 +242,7 @@ def test_layer_partial_output_gradients():
     _, t = _layer_inputs("LSTM", bs, H=3, rng=np.random.default_rng(6), grad=True)
     names = ["xp", "h0", "c0", "w_hh"]
     assert gradcheck(
-        lambda xp, h0, c0, w: _C._rnn_layer("LSTM", xp, bs, h0, c0, w, None, None, False)[1],
+        lambda xp, h0, c0, w: _C._rnn_layer("LSTM", xp, bs, h0, c0, w, None, None, None, False)[1],
         [t[k] for k in names],
     )
 
@@ -294,12 +307,12 @@ def test_layer_double_backward_raises():
 def test_layer_argument_errors():
     xp, h0, w = rtorch.zeros(4, 8), rtorch.zeros(2, 2), rtorch.zeros(8, 2)
     with pytest.raises(ValueError, match="Unrecognized RNN mode: LSTMX"):
-        _C._rnn_layer("LSTMX", xp, [2, 2], h0, h0, w, None, None, False)
+        _C._rnn_layer("LSTMX", xp, [2, 2], h0, h0, w, None, None, None, False)
     with pytest.raises(RuntimeError, match="batch_sizes sum to 3 but the input has 4 rows"):
-        _C._rnn_layer("LSTM", xp, [2, 1], h0, h0, w, None, None, False)
+        _C._rnn_layer("LSTM", xp, [2, 1], h0, h0, w, None, None, None, False)
     with pytest.raises(RuntimeError, match="non-increasing"):
-        _C._rnn_layer("LSTM", xp, [1, 3], h0, h0, w, None, None, False)
+        _C._rnn_layer("LSTM", xp, [1, 3], h0, h0, w, None, None, None, False)
     with pytest.raises(RuntimeError, match="LSTM needs c0"):
-        _C._rnn_layer("LSTM", xp, [2, 2], h0, None, w, None, None, False)
+        _C._rnn_layer("LSTM", xp, [2, 2], h0, None, w, None, None, None, False)
     with pytest.raises(RuntimeError, match="expected h0 of shape"):
-        _C._rnn_layer("LSTM", xp, [2, 2], rtorch.zeros(2, 3), h0, w, None, None, False)
+        _C._rnn_layer("LSTM", xp, [2, 2], rtorch.zeros(2, 3), h0, w, None, None, None, False)

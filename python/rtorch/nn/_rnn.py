@@ -2,11 +2,11 @@
 
 One layer and direction runs as two ops:
 
-- the input projection ``x W_ih^T + b`` of every timestep at once (one
-  ``addmm`` giving ``(N, G*H)``, recorded by autograd as usual);
+- the input projection ``x W_ih^T`` of every timestep at once (one ``mm``
+  giving ``(N, G*H)``, recorded by autograd as usual);
 - the recurrence over time, ``_C._rnn_layer`` (``rust/src/ops/rnn.rs``):
-  per step one GEMM with ``W_hh`` and the fused cell, split over threads by
-  hidden units; its backward walks the steps back with fused kernels and
+  per step one GEMM with ``W_hh`` and the fused cell (which adds the
+  biases), split over threads by hidden units; its backward walks the steps back with fused kernels and
   gets the weight gradients from one GEMM over all steps.
 
 Layer inputs and outputs use the packed layout: ``(N, features)`` with
@@ -47,16 +47,10 @@ def _layer(
 
     ``x`` is ``(N, I)``; ``h0``/``c0`` are ``(B, P)``/``(B, H)``. Returns the
     output ``(N, P)`` and the final states ``(B, P)``, ``(B, H)`` (or ``None``).
+    The biases are added inside the recurrence's cell.
     """
-    if mode == "GRU":
-        # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)): b_hh stays apart.
-        bias, rec_bias = b_ih, b_hh
-    else:
-        bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
-        rec_bias = None
-    wt = w_ih.t()
-    xp = x.mm(wt) if bias is None else rtorch.addmm(bias, x, wt)
-    return _C._rnn_layer(mode, xp, batch_sizes, h0, c0, w_hh, rec_bias, w_hr, reverse)
+    xp = x.mm(w_ih.t())
+    return _C._rnn_layer(mode, xp, batch_sizes, h0, c0, w_hh, b_ih, b_hh, w_hr, reverse)
 
 
 def rnn_forward(

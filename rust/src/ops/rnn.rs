@@ -2,26 +2,29 @@
 //!
 //! [`rnn_layer`] runs one layer and direction of an Elman RNN, LSTM or GRU
 //! over every timestep as a single op. Its input is the projected input
-//! `xp = x W_ih^T + b` of all timesteps at once (one GEMM, made by the
-//! caller and recorded by autograd as usual), in the packed layout: `(N,
-//! G*H)` rows with timestep `t`'s `batch_sizes[t]` rows contiguous
-//! (sequences sorted by decreasing length; a padded `(T, B)` input is
-//! `batch_sizes = [B] * T`). States are `(batch, features)` rows, so step
-//! `t` reads and writes a prefix of the state rows and its output is one
-//! contiguous row block of `out`.
+//! `xp = x W_ih^T` of all timesteps at once (one GEMM, made by the caller
+//! and recorded by autograd as usual), in the packed layout: `(N, G*H)`
+//! rows with timestep `t`'s `batch_sizes[t]` rows contiguous (sequences
+//! sorted by decreasing length; a padded `(T, B)` input is `batch_sizes =
+//! [B] * T`). States are `(batch, features)` rows, so step `t` reads and
+//! writes a prefix of the state rows and its output is one contiguous row
+//! block of `out`.
 //!
-//! Per step: the hidden projection `h W_hh^T` (one GEMM per gate block,
-//! against `W_hh^T` transposed once per call so the GEMM packs nothing),
-//! then the fused pointwise cell (gate nonlinearities, `c'`, `h'`). Threads
-//! split the hidden units: each thread computes the gate columns of its
-//! units and runs the cell on them, so one barrier per step separates the
-//! steps (two with `proj_size`, whose `h = r W_hr^T` needs every unit).
+//! The hidden units are split into chunks. Per step each chunk computes
+//! its gate columns of `h W_hh^T` with one GEMM (against `W_hh^T`,
+//! transposed once per call with each chunk's gate blocks side by side, so
+//! the GEMM packs nothing), then runs the fused pointwise cell (biases, gate
+//! nonlinearities, `c'`, `h'`) on its units. The next step needs every
+//! unit's `h`, so steps are phases: threads claim chunks in order and a
+//! chunk starts once the previous phase is done (see [`Sched`]). With
+//! `proj_size`, `h = r W_hr^T` is a second phase per step, on chunks of its
+//! columns.
 //!
-//! The backward walks the steps back with the same split (pointwise cell
-//! gradient, barrier, `dh = dgates W_hh` on the thread's columns) and gets
-//! the weight gradients from one GEMM over all steps at the end. It is not
-//! itself differentiable: run under `create_graph=True`, its results carry
-//! a node that raises if differentiated again.
+//! The backward walks the steps back the same way (phases: the cell's
+//! gradient on units, then `dh = dgates W_hh` on columns) and gets the
+//! weight and bias gradients from one GEMM or sum over all steps at the
+//! end. It is not itself differentiable: run under `create_graph=True`, its
+//! results carry a node that raises if differentiated again.
 //!
 //! [`lstm_cell`] and [`gru_cell`] are the pointwise part of one step
 //! (`nn.LSTMCell`/`nn.GRUCell`, which do their two GEMMs with `mm`), with a
@@ -107,8 +110,10 @@ impl Mode {
 pub(crate) struct LstmFwd<'a, T> {
     /// The hidden projections `W_h{i,f,g,o} h` on entry, the activated gates on exit.
     gates: [&'a mut [T]; 4],
-    /// The input projections (biases included).
+    /// The input projections.
     x: [&'a [T]; 4],
+    /// The biases (`b_ih + b_hh`).
+    b: [&'a [T]; 4],
     /// The cell state: `c` on entry, `c'` on exit.
     c: &'a mut [T],
     /// Where to keep `c` for the backward, if anywhere.
@@ -137,7 +142,10 @@ pub(crate) struct LstmBwd<'a, T> {
 pub(crate) struct GruFwd<'a, T> {
     /// `W_hr h`, `W_hz h`, `W_hn h` on entry; `r`, `z`, `W_hn h + b_hn` on exit.
     gates: [&'a mut [T]; 3],
+    /// The input projections and their bias `b_ih`.
     x: [&'a [T]; 3],
+    xb: [&'a [T]; 3],
+    /// `b_hh`.
     bias: [&'a [T]; 3],
     hp: &'a [T],
     n: &'a mut [T],
@@ -163,6 +171,8 @@ pub(crate) struct GruBwd<'a, T> {
 pub(crate) struct RnnFwd<'a, T> {
     pre: &'a [T],
     x: &'a [T],
+    /// `b_ih + b_hh`.
+    b: &'a [T],
     h: &'a mut [T],
     relu: bool,
 }
@@ -194,12 +204,14 @@ fn lstm_fwd<T: Real>(k: LstmFwd<'_, T>) {
     let (gi, gf, gg, go) = (&mut gi[..n], &mut gf[..n], &mut gg[..n], &mut go[..n]);
     let [xi, xf, xg, xo] = k.x;
     let (xi, xf, xg, xo) = (&xi[..n], &xf[..n], &xg[..n], &xo[..n]);
+    let [bi, bf, bg, bo] = k.b;
+    let (bi, bf, bg, bo) = (&bi[..n], &bf[..n], &bg[..n], &bo[..n]);
     let (c, r) = (&mut k.c[..n], &mut k.r[..n]);
     for j in 0..n {
-        let i = (gi[j] + xi[j]).sigmoid();
-        let f = (gf[j] + xf[j]).sigmoid();
-        let g = (gg[j] + xg[j]).tanh();
-        let o = (go[j] + xo[j]).sigmoid();
+        let i = (gi[j] + xi[j] + bi[j]).sigmoid();
+        let f = (gf[j] + xf[j] + bf[j]).sigmoid();
+        let g = (gg[j] + xg[j] + bg[j]).tanh();
+        let o = (go[j] + xo[j] + bo[j]).sigmoid();
         let cn = f * c[j] + i * g;
         gi[j] = i;
         gf[j] = f;
@@ -241,14 +253,16 @@ fn gru_fwd<T: Real>(k: GruFwd<'_, T>) {
     let (gr, gz, gn) = (&mut gr[..n], &mut gz[..n], &mut gn[..n]);
     let [xr, xz, xn] = k.x;
     let (xr, xz, xn) = (&xr[..n], &xz[..n], &xn[..n]);
+    let [cr, cz, cn] = k.xb;
+    let (cr, cz, cn) = (&cr[..n], &cz[..n], &cn[..n]);
     let [br, bz, bn] = k.bias;
     let (br, bz, bn) = (&br[..n], &bz[..n], &bn[..n]);
     let (hp, nn, h) = (&k.hp[..n], &mut k.n[..n], &mut k.h[..n]);
     for j in 0..n {
-        let r = (xr[j] + gr[j] + br[j]).sigmoid();
-        let z = (xz[j] + gz[j] + bz[j]).sigmoid();
+        let r = (xr[j] + cr[j] + gr[j] + br[j]).sigmoid();
+        let z = (xz[j] + cz[j] + gz[j] + bz[j]).sigmoid();
         let hn = gn[j] + bn[j];
-        let nv = (xn[j] + r * hn).tanh();
+        let nv = (xn[j] + cn[j] + r * hn).tanh();
         gr[j] = r;
         gz[j] = z;
         gn[j] = hn;
@@ -288,16 +302,16 @@ fn gru_bwd<T: Real>(k: GruBwd<'_, T>) {
 #[inline(always)]
 fn rnn_fwd<T: Real>(k: RnnFwd<'_, T>) {
     let n = k.h.len();
-    let (pre, x, h) = (&k.pre[..n], &k.x[..n], &mut k.h[..n]);
+    let (pre, x, b, h) = (&k.pre[..n], &k.x[..n], &k.b[..n], &mut k.h[..n]);
     if k.relu {
         let zero = T::ZERO;
         for j in 0..n {
-            let v = pre[j] + x[j];
+            let v = pre[j] + x[j] + b[j];
             h[j] = T::pick(v > zero, v, zero);
         }
     } else {
         for j in 0..n {
-            h[j] = (pre[j] + x[j]).tanh();
+            h[j] = (pre[j] + x[j] + b[j]).tanh();
         }
     }
 }
@@ -484,14 +498,15 @@ impl Real for f64 {
 
 // ---------------------------------------------------------------- threads
 
-/// A pointer that crosses into the team's threads. Every use below states
-/// which rows and columns a thread touches; threads write disjoint parts.
+/// A pointer that crosses into the worker threads. Every use below states
+/// which rows and columns a chunk touches; chunks of one phase write
+/// disjoint parts.
 #[derive(Clone, Copy)]
 struct Ptr<T>(*mut T);
 
-// SAFETY: the pointers address tensors that outlive the team (scoped
-// threads); which thread reads and writes what is coordinated by the
-// barrier, as documented at each use.
+// SAFETY: the pointers address tensors that outlive the (scoped) worker
+// threads; which chunk reads and writes what is ordered by `Sched`'s
+// phases, as documented at each use.
 unsafe impl<T> Send for Ptr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for Ptr<T> {}
@@ -688,9 +703,12 @@ struct Geo {
 struct Fwd<T> {
     /// `(N, gh)` input projections.
     xp: Ptr<T>,
-    /// `(p, gh)`: `W_hh^T`.
+    /// `(p, gh)`: `W_hh^T`, its columns grouped by chunk (each chunk's
+    /// gate blocks side by side; the standard order with one chunk).
     wt: Ptr<T>,
-    /// `(gh)`: GRU's `b_hh` (zeros when absent).
+    /// `(gh)`: the bias added to the input projections (`b_ih + b_hh`;
+    /// GRU `b_ih`), and GRU's `b_hh` (zeros when absent).
+    xb: Ptr<T>,
     bhh: Ptr<T>,
     /// `(h, p)`: `W_hr^T`.
     wrt: Ptr<T>,
@@ -701,8 +719,11 @@ struct Fwd<T> {
     cn: Ptr<T>,
     /// `(N, p)`: every step's previous state.
     hprev: Ptr<T>,
-    /// `(N, gs)` when training, else `(b, gs)` scratch.
+    /// `(N, gs)`: the activated gates, kept when training.
     gates: Ptr<T>,
+    /// `(b, gs)`: the step's gates, each chunk's in its block (unused when
+    /// training with one chunk).
+    scratch: Ptr<T>,
     /// `(N, h)`: every step's previous cell state (LSTM, training).
     cprev: Option<Ptr<T>>,
     /// `(N, h)` when training, else `(b, h)`: `o * tanh(c')` (projection).
@@ -730,98 +751,121 @@ unsafe fn forward_chunk<T: Real>(
     let grow = if f.train { st.off } else { 0 };
     if phase == 0 {
         let (j0, u) = (range.0, range.1 - range.0);
-        if u > 0 {
-            // The gate columns of these units in every gate block: reads all
-            // of hprev (written by an earlier phase), writes its columns.
-            for k in 0..g.mode.gates() {
-                T::gemm(
-                    st.bs,
-                    u,
-                    p,
-                    f.gates.at(grow * gs + k * h + j0),
-                    gs,
-                    false,
-                    f.hprev.at(st.off * p),
-                    p,
-                    f.wt.at(k * h + j0),
-                    gh,
-                );
+        if u == 0 {
+            return;
+        }
+        let (ng, ns) = (g.mode.gates(), gs / h);
+        // This chunk's gate block: gate k of unit j0 + i of batch row b at
+        // column c0 + k * u + i of row r0 + b of `buf` (row stride gs).
+        // With one chunk that is the standard layout, written straight
+        // into the saved gates when they are kept.
+        let direct = f.train && u == h;
+        let (buf, r0, c0) = if direct {
+            (f.gates, st.off, 0)
+        } else {
+            (f.scratch, 0, ns * j0)
+        };
+        // One GEMM for all gate blocks of these units (`wt`'s columns are
+        // grouped the same way): reads all of hprev (written by an earlier
+        // phase), writes this chunk's block.
+        T::gemm(
+            st.bs,
+            ng * u,
+            p,
+            buf.at(r0 * gs + c0),
+            gs,
+            false,
+            f.hprev.at(st.off * p),
+            p,
+            f.wt.at(ng * j0),
+            gh,
+        );
+        for b in 0..st.bs {
+            let row = st.off + b;
+            let gr = (r0 + b) * gs + c0;
+            let blk = |k: usize| buf.row_mut(gr + k * u, u);
+            let xr = row * gh;
+            // The step's new h for these units (or r, with a projection).
+            let hdst: *mut T = match g.mode {
+                Mode::Lstm => {
+                    let rrow = if f.train { row } else { b };
+                    let dst = if g.proj {
+                        f.r.at(rrow * h + j0)
+                    } else {
+                        f.out.at(row * p + j0)
+                    };
+                    T::lstm_fwd(LstmFwd {
+                        gates: [blk(0), blk(1), blk(2), blk(3)],
+                        x: [
+                            f.xp.row(xr + j0, u),
+                            f.xp.row(xr + h + j0, u),
+                            f.xp.row(xr + 2 * h + j0, u),
+                            f.xp.row(xr + 3 * h + j0, u),
+                        ],
+                        b: [
+                            f.xb.row(j0, u),
+                            f.xb.row(h + j0, u),
+                            f.xb.row(2 * h + j0, u),
+                            f.xb.row(3 * h + j0, u),
+                        ],
+                        c: f.cn.row_mut(b * h + j0, u),
+                        c_save: f.cprev.map(|c| c.row_mut(row * h + j0, u)),
+                        r: std::slice::from_raw_parts_mut(dst, u),
+                    });
+                    dst
+                }
+                Mode::Gru => {
+                    let dst = f.out.at(row * p + j0);
+                    T::gru_fwd(GruFwd {
+                        gates: [blk(0), blk(1), blk(2)],
+                        x: [
+                            f.xp.row(xr + j0, u),
+                            f.xp.row(xr + h + j0, u),
+                            f.xp.row(xr + 2 * h + j0, u),
+                        ],
+                        xb: [
+                            f.xb.row(j0, u),
+                            f.xb.row(h + j0, u),
+                            f.xb.row(2 * h + j0, u),
+                        ],
+                        bias: [
+                            f.bhh.row(j0, u),
+                            f.bhh.row(h + j0, u),
+                            f.bhh.row(2 * h + j0, u),
+                        ],
+                        hp: f.hprev.row(row * p + j0, u),
+                        n: blk(3),
+                        h: std::slice::from_raw_parts_mut(dst, u),
+                    });
+                    dst
+                }
+                Mode::RnnTanh | Mode::RnnRelu => {
+                    let dst = f.out.at(row * p + j0);
+                    T::rnn_fwd(RnnFwd {
+                        pre: blk(0),
+                        x: f.xp.row(xr + j0, u),
+                        b: f.xb.row(j0, u),
+                        h: std::slice::from_raw_parts_mut(dst, u),
+                        relu,
+                    });
+                    dst
+                }
+            };
+            if f.train && !direct {
+                // Keep the activated gates in the standard layout.
+                for k in 0..ns {
+                    f.gates
+                        .row_mut(row * gs + k * h + j0, u)
+                        .copy_from_slice(buf.row(gr + k * u, u));
+                }
             }
-            for b in 0..st.bs {
-                let row = st.off + b;
-                let gr = (grow + b) * gs;
-                let xr = row * gh;
-                // The step's new h for these units (or r, with a projection).
-                let hdst: *mut T = match g.mode {
-                    Mode::Lstm => {
-                        let rrow = if f.train { row } else { b };
-                        let dst = if g.proj {
-                            f.r.at(rrow * h + j0)
-                        } else {
-                            f.out.at(row * p + j0)
-                        };
-                        T::lstm_fwd(LstmFwd {
-                            gates: [
-                                f.gates.row_mut(gr + j0, u),
-                                f.gates.row_mut(gr + h + j0, u),
-                                f.gates.row_mut(gr + 2 * h + j0, u),
-                                f.gates.row_mut(gr + 3 * h + j0, u),
-                            ],
-                            x: [
-                                f.xp.row(xr + j0, u),
-                                f.xp.row(xr + h + j0, u),
-                                f.xp.row(xr + 2 * h + j0, u),
-                                f.xp.row(xr + 3 * h + j0, u),
-                            ],
-                            c: f.cn.row_mut(b * h + j0, u),
-                            c_save: f.cprev.map(|c| c.row_mut(row * h + j0, u)),
-                            r: std::slice::from_raw_parts_mut(dst, u),
-                        });
-                        dst
-                    }
-                    Mode::Gru => {
-                        let dst = f.out.at(row * p + j0);
-                        T::gru_fwd(GruFwd {
-                            gates: [
-                                f.gates.row_mut(gr + j0, u),
-                                f.gates.row_mut(gr + h + j0, u),
-                                f.gates.row_mut(gr + 2 * h + j0, u),
-                            ],
-                            x: [
-                                f.xp.row(xr + j0, u),
-                                f.xp.row(xr + h + j0, u),
-                                f.xp.row(xr + 2 * h + j0, u),
-                            ],
-                            bias: [
-                                f.bhh.row(j0, u),
-                                f.bhh.row(h + j0, u),
-                                f.bhh.row(2 * h + j0, u),
-                            ],
-                            hp: f.hprev.row(row * p + j0, u),
-                            n: f.gates.row_mut(gr + 3 * h + j0, u),
-                            h: std::slice::from_raw_parts_mut(dst, u),
-                        });
-                        dst
-                    }
-                    Mode::RnnTanh | Mode::RnnRelu => {
-                        let dst = f.out.at(row * p + j0);
-                        T::rnn_fwd(RnnFwd {
-                            pre: f.gates.row(gr + j0, u),
-                            x: f.xp.row(xr + j0, u),
-                            h: std::slice::from_raw_parts_mut(dst, u),
-                            relu,
-                        });
-                        dst
-                    }
-                };
-                if !g.proj {
-                    let hv = std::slice::from_raw_parts(hdst, u);
-                    f.hn.row_mut(b * p + j0, u).copy_from_slice(hv);
-                    if b < st.next_bs {
-                        f.hprev
-                            .row_mut((st.next_off + b) * p + j0, u)
-                            .copy_from_slice(hv);
-                    }
+            if !g.proj {
+                let hv = std::slice::from_raw_parts(hdst, u);
+                f.hn.row_mut(b * p + j0, u).copy_from_slice(hv);
+                if b < st.next_bs {
+                    f.hprev
+                        .row_mut((st.next_off + b) * p + j0, u)
+                        .copy_from_slice(hv);
                 }
             }
         }
@@ -1059,11 +1103,11 @@ fn double_backward_error(mode: Mode) -> String {
 
 /// One layer and direction of an RNN/LSTM/GRU over all timesteps.
 ///
-/// `xp` is `(N, G*H)`, the input projection of every row (for LSTM and the
-/// Elman RNN including both biases; for GRU `b_ih` only, `b_hh` is passed
-/// here because `n` scales its hidden part by `r`); `h0` `(B, P)`, `c0`
-/// `(B, H)` (LSTM only); `w_hh` `(G*H, P)`; `w_hr` `(P, H)` (LSTM with
-/// `proj_size`). Returns the outputs `(N, P)` and the final states.
+/// `xp` is `(N, G*H)`, the input projection `x W_ih^T` of every row; `h0`
+/// `(B, P)`, `c0` `(B, H)` (LSTM only); `w_hh` `(G*H, P)`; `b_ih`, `b_hh`
+/// `(G*H)` (added in the cell: GRU scales its `W_hn h + b_hn` by `r`);
+/// `w_hr` `(P, H)` (LSTM with `proj_size`). Returns the outputs `(N, P)`
+/// and the final states.
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_layer(
     mode: &str,
@@ -1072,6 +1116,7 @@ pub fn rnn_layer(
     h0: &Tensor,
     c0: Option<&Tensor>,
     w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
     b_hh: Option<&Tensor>,
     w_hr: Option<&Tensor>,
     reverse: bool,
@@ -1079,7 +1124,10 @@ pub fn rnn_layer(
     let mode = Mode::parse(mode)?;
     let dtype = xp.dtype();
     let dt = compute_dtype("rnn_layer", xp)?;
-    for t in [Some(h0), c0, Some(w_hh), b_hh, w_hr].into_iter().flatten() {
+    for t in [Some(h0), c0, Some(w_hh), b_ih, b_hh, w_hr]
+        .into_iter()
+        .flatten()
+    {
         if t.dtype() != dtype {
             return Err(Error::Runtime(format!(
                 "rnn: expected all tensors to have dtype {}, got {}",
@@ -1129,14 +1177,10 @@ pub fn rnn_layer(
         (_, Some(_)) => return Err(Error::Runtime("rnn: only LSTM takes c0".into())),
         _ => {}
     }
-    if let Some(bh) = b_hh {
-        if mode != Mode::Gru {
-            return Err(Error::Runtime(
-                "rnn: a separate bias_hh is only taken by GRU (fold it into the input projections)"
-                    .into(),
-            ));
+    for (what, t) in [("bias_ih", b_ih), ("bias_hh", b_hh)] {
+        if let Some(t) = t {
+            check_shape(what, t, &[gh])?;
         }
-        check_shape("bias_hh", bh, &[gh])?;
     }
     let sizes = check_batch_sizes(batch_sizes, n, b)?;
     let steps = steps(&sizes, reverse);
@@ -1152,18 +1196,47 @@ pub fn rnn_layer(
 
     let rec = Recorder::new_opt(
         mode.node_name(),
-        &[Some(xp), Some(h0), c0, Some(w_hh), b_hh, w_hr],
+        &[Some(xp), Some(h0), c0, Some(w_hh), b_ih, b_hh, w_hr],
     );
     let train = rec.is_some();
     let cast = |t: &Tensor| copy::to_dtype(t, dtype, false);
 
     // Inputs in the compute dtype, contiguous; W_hh^T and W_hr^T laid out
     // so the per-step GEMMs read them without packing.
+    let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
+    let (nt, chunks) = team_size(macs, h);
+    let units = split(h, chunks, 16);
     let xs = prep(xp, dt)?;
-    let wt = prep(&shape::t(w_hh)?, dt)?;
-    let bhh = match b_hh {
-        Some(bh) => prep(bh, dt)?,
-        None => Tensor::zeros(&[gh], dt)?,
+    let wt = {
+        let wt = shape::t(w_hh)?;
+        if chunks > 1 {
+            // Each chunk's gate blocks side by side: one GEMM per chunk.
+            let mut parts = Vec::new();
+            for &(j0, j1) in units.iter().filter(|(j0, j1)| j1 > j0) {
+                for k in 0..mode.gates() {
+                    parts.push(shape::narrow(
+                        &wt,
+                        1,
+                        (k * h + j0) as i64,
+                        (j1 - j0) as i64,
+                    )?);
+                }
+            }
+            prep(&join::cat(&parts, 1)?, dt)?
+        } else {
+            prep(&wt, dt)?
+        }
+    };
+    let bias = |t: Option<&Tensor>| match t {
+        Some(t) => prep(t, dt),
+        None => Tensor::zeros(&[gh], dt),
+    };
+    // GRU adds b_hh to W_hn h before scaling it by r; the others add both
+    // biases to the pre-activations.
+    let (xb, bhh) = match (mode, b_ih, b_hh) {
+        (Mode::Gru, _, _) => (bias(b_ih)?, bias(b_hh)?),
+        (_, Some(bi), Some(bh)) => (prep(&add(bi, bh)?, dt)?, bias(None)?),
+        (_, bi, bh) => (bias(bi.or(bh))?, bias(None)?),
     };
     let wrt = match w_hr {
         Some(wr) => prep(&shape::t(wr)?, dt)?,
@@ -1177,8 +1250,10 @@ pub fn rnn_layer(
         None => Tensor::zeros(&[0], dt)?,
     };
     let hprev = Tensor::empty(&[n, p], dt)?;
+    let gates = Tensor::empty(&[if train { n } else { 0 }, geo.gs], dt)?;
+    let direct = train && chunks == 1;
+    let scratch = Tensor::empty(&[if direct { 0 } else { b }, geo.gs], dt)?;
     let gate_rows = if train { n } else { b };
-    let gates = Tensor::empty(&[gate_rows, geo.gs], dt)?;
     let cprev = if train && mode == Mode::Lstm {
         Some(Tensor::empty(&[n, h], dt)?)
     } else {
@@ -1208,6 +1283,7 @@ pub fn rnn_layer(
         let f = Fwd::<T> {
             xp: Ptr::of(&xs),
             wt: Ptr::of(&wt),
+            xb: Ptr::of(&xb),
             bhh: Ptr::of(&bhh),
             wrt: Ptr::of(&wrt),
             out: Ptr::of(&out),
@@ -1215,13 +1291,11 @@ pub fn rnn_layer(
             cn: Ptr::of(&cn),
             hprev: hp,
             gates: Ptr::of(&gates),
+            scratch: Ptr::of(&scratch),
             cprev: cprev.as_ref().map(Ptr::of),
             r: Ptr::of(&r),
             train,
         };
-        let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
-        let (nt, chunks) = team_size(macs, h);
-        let units = split(h, chunks, 16);
         let cols = split(p, chunks, 16);
         let per_step = if geo.proj { 2 } else { 1 };
         run_phases(nt, steps.len() * per_step, chunks, |ph, c| {
@@ -1260,7 +1334,7 @@ pub fn rnn_layer(
             Mode::RnnTanh | Mode::RnnRelu => Some(rec.save(&out)?),
             _ => None,
         };
-        let has_bhh = b_hh.is_some();
+        let biases = (b_ih.is_some(), b_hh.is_some());
         let mut outputs: Vec<&Tensor> = vec![&out_t, &hn_t];
         if let Some(c) = &cn_t {
             outputs.push(c);
@@ -1284,7 +1358,7 @@ pub fn rnn_layer(
                     r: saved(i_r)?,
                     out: saved(i_out)?,
                 };
-                layer_backward(geo, &steps, dt, &sv, &grads, ctx, has_bhh)?
+                layer_backward(geo, &steps, dt, &sv, &grads, ctx, biases)?
             };
             let res: Vec<Option<Tensor>> = res
                 .into_iter()
@@ -1311,8 +1385,9 @@ struct Saved {
     out: Tensor,
 }
 
-/// Gradients of `rnn_layer`'s inputs `[xp, h0, c0, w_hh, b_hh, w_hr]` from
-/// those of its outputs `[out, h_n, c_n]`.
+/// Gradients of `rnn_layer`'s inputs `[xp, h0, c0, w_hh, b_ih, b_hh, w_hr]`
+/// from those of its outputs `[out, h_n, c_n]`; `biases` tells which
+/// biases were given.
 fn layer_backward(
     geo: Geo,
     steps: &[Step],
@@ -1320,7 +1395,7 @@ fn layer_backward(
     sv: &Saved,
     grads: &[Option<Tensor>],
     ctx: &autograd::Ctx<'_>,
-    has_bhh: bool,
+    biases: (bool, bool),
 ) -> Result<Vec<Option<Tensor>>> {
     let Geo {
         mode, h, p, gh, b, ..
@@ -1395,12 +1470,20 @@ fn layer_backward(
     } else {
         None
     };
-    let db = if ctx.needs(4) && has_bhh {
-        Some(reduce::sum(&dpre, Some(&[0]), false, None)?)
+    // b_ih's gradient is the input projections' (dx), b_hh's the hidden
+    // side's (dpre; the same tensor but for GRU).
+    let colsum = |t: &Tensor| reduce::sum(t, Some(&[0]), false, None);
+    let dbi = if ctx.needs(4) && biases.0 {
+        Some(colsum(&dx)?)
     } else {
         None
     };
-    let dwr = if ctx.needs(5) && geo.proj {
+    let dbh = match (ctx.needs(5) && biases.1, &dbi) {
+        (false, _) => None,
+        (true, Some(d)) if mode != Mode::Gru => Some(d.clone()),
+        (true, _) => Some(colsum(&dpre)?),
+    };
+    let dwr = if ctx.needs(6) && geo.proj {
         Some(linalg::mm(&shape::t(&dhall)?, &sv.r)?)
     } else {
         None
@@ -1410,27 +1493,21 @@ fn layer_backward(
         ctx.needs(1).then_some(dh),
         (ctx.needs(2) && mode == Mode::Lstm).then_some(dc),
         dw,
-        db,
+        dbi,
+        dbh,
         dwr,
     ])
 }
 
 // ---------------------------------------------------------------- cells
 
-/// `a + b`, plus the optional biases broadcast over rows: the gate
-/// pre-activations of a cell, in the compute dtype and contiguous.
-fn cell_sum(parts: &[Option<&Tensor>], dt: DType) -> Result<Tensor> {
-    let mut acc: Option<Tensor> = None;
-    for t in parts.iter().flatten() {
-        let t = copy::to_dtype(t, dt, false)?;
-        acc = Some(match acc {
-            None => t,
-            Some(a) => add(&a, &t)?,
-        });
-    }
-    match acc {
-        Some(a) => copy::contiguous(&a),
-        None => Err(Error::Runtime("cell: no gates".into())),
+/// The sum of the given biases (zeros when none), `(n)` in the compute
+/// dtype and contiguous.
+fn cell_bias(a: Option<&Tensor>, b: Option<&Tensor>, n: usize, dt: DType) -> Result<Tensor> {
+    match (a, b) {
+        (Some(a), Some(b)) => prep(&add(a, b)?, dt),
+        (Some(t), None) | (None, Some(t)) => prep(t, dt),
+        (None, None) => Tensor::zeros(&[n], dt),
     }
 }
 
@@ -1573,30 +1650,30 @@ pub fn lstm_cell(
             hidden_bias,
         ],
     );
-    // The activated gates (kept for the backward) start as the sums (a
-    // fresh buffer: `cell_sum` adds at least two tensors).
-    let gates = cell_sum(
-        &[
-            Some(input_gates),
-            Some(hidden_gates),
-            input_bias,
-            hidden_bias,
-        ],
-        dt,
-    )?;
+    // The activated gates (kept for the backward) start as a copy of the
+    // hidden projections.
+    let gates = copy::contiguous(&copy::to_dtype(hidden_gates, dt, true)?)?;
+    let xs = prep(input_gates, dt)?;
+    let bias = cell_bias(input_bias, hidden_bias, 4 * h, dt)?;
     let c = copy::contiguous(&copy::to_dtype(cx, dt, true)?)?;
     let hy = Tensor::empty(&[b, h], dt)?;
-    let zeros = Tensor::zeros(&[h], dt)?;
     fdispatch!(dt, T => {
-        let (g, z, cy, hh) = (Ptr::<T>::of(&gates), Ptr::<T>::of(&zeros), Ptr::<T>::of(&c), Ptr::<T>::of(&hy));
+        let (g, x, bp, cy, hh) = (
+            Ptr::<T>::of(&gates),
+            Ptr::<T>::of(&xs),
+            Ptr::<T>::of(&bias),
+            Ptr::<T>::of(&c),
+            Ptr::<T>::of(&hy),
+        );
         cell_rows(b, h, |row| {
             let gr = row * 4 * h;
-            // SAFETY: row < b of the contiguous (b, 4h) gates and (b, h)
-            // states; each row is visited by one thread.
+            // SAFETY: row < b of the contiguous (b, 4h) gates and inputs
+            // and (b, h) states; each row is visited by one thread.
             unsafe {
                 T::lstm_fwd(LstmFwd {
                     gates: [g.row_mut(gr, h), g.row_mut(gr + h, h), g.row_mut(gr + 2 * h, h), g.row_mut(gr + 3 * h, h)],
-                    x: [z.row(0, h), z.row(0, h), z.row(0, h), z.row(0, h)],
+                    x: [x.row(gr, h), x.row(gr + h, h), x.row(gr + 2 * h, h), x.row(gr + 3 * h, h)],
+                    b: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h), bp.row(3 * h, h)],
                     c: cy.row_mut(row * h, h),
                     c_save: None,
                     r: hh.row_mut(row * h, h),
@@ -1768,23 +1845,22 @@ pub fn gru_cell(
             hidden_bias,
         ],
     );
-    let xs = cell_sum(&[Some(input_gates), input_bias], dt)?;
+    let xs = prep(input_gates, dt)?;
+    let xb = cell_bias(input_bias, None, 3 * h, dt)?;
     // Workspace `[r|z|W_hn h + b_hn|n]`, starting as the hidden projections.
     let ws = Tensor::empty(&[b, 4 * h], dt)?;
     copy::copy_(
         &shape::narrow(&ws, 1, 0, (3 * h) as i64)?,
         &copy::to_dtype(hidden_gates, dt, false)?,
     )?;
-    let bias = match hidden_bias {
-        Some(bh) => prep(bh, dt)?,
-        None => Tensor::zeros(&[3 * h], dt)?,
-    };
+    let bias = cell_bias(hidden_bias, None, 3 * h, dt)?;
     let hp = prep(hx, dt)?;
     let hy = Tensor::empty(&[b, h], dt)?;
     fdispatch!(dt, T => {
-        let (w, x, bp, hpp, hh) = (
+        let (w, x, xbp, bp, hpp, hh) = (
             Ptr::<T>::of(&ws),
             Ptr::<T>::of(&xs),
+            Ptr::<T>::of(&xb),
             Ptr::<T>::of(&bias),
             Ptr::<T>::of(&hp),
             Ptr::<T>::of(&hy),
@@ -1797,6 +1873,7 @@ pub fn gru_cell(
                 T::gru_fwd(GruFwd {
                     gates: [w.row_mut(wr, h), w.row_mut(wr + h, h), w.row_mut(wr + 2 * h, h)],
                     x: [x.row(xr, h), x.row(xr + h, h), x.row(xr + 2 * h, h)],
+                    xb: [xbp.row(0, h), xbp.row(h, h), xbp.row(2 * h, h)],
                     bias: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h)],
                     hp: hpp.row(row * h, h),
                     n: w.row_mut(wr + 3 * h, h),

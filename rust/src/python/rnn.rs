@@ -14,7 +14,7 @@ fn opt(t: &Option<PyRef<'_, PyTensor>>) -> Option<Tensor> {
 
 /// One layer and direction over all timesteps: `(output, h_n, c_n)`.
 #[pyfunction]
-#[pyo3(signature = (mode, xp, batch_sizes, h0, c0, w_hh, b_hh, w_hr, reverse))]
+#[pyo3(signature = (mode, xp, batch_sizes, h0, c0, w_hh, b_ih, b_hh, w_hr, reverse))]
 #[allow(clippy::too_many_arguments)]
 fn _rnn_layer(
     py: Python<'_>,
@@ -24,12 +24,13 @@ fn _rnn_layer(
     h0: PyRef<'_, PyTensor>,
     c0: Option<PyRef<'_, PyTensor>>,
     w_hh: PyRef<'_, PyTensor>,
+    b_ih: Option<PyRef<'_, PyTensor>>,
     b_hh: Option<PyRef<'_, PyTensor>>,
     w_hr: Option<PyRef<'_, PyTensor>>,
     reverse: bool,
 ) -> PyResult<(PyTensor, PyTensor, Option<PyTensor>)> {
     let (x, h, w) = (xp.t.clone(), h0.t.clone(), w_hh.t.clone());
-    let (c, b, wr) = (opt(&c0), opt(&b_hh), opt(&w_hr));
+    let (c, bi, bh, wr) = (opt(&c0), opt(&b_ih), opt(&b_hh), opt(&w_hr));
     let (out, hn, cn) = maybe_detach(py, x.numel(), || {
         rnn::rnn_layer(
             mode,
@@ -38,7 +39,8 @@ fn _rnn_layer(
             &h,
             c.as_ref(),
             &w,
-            b.as_ref(),
+            bi.as_ref(),
+            bh.as_ref(),
             wr.as_ref(),
             reverse,
         )
