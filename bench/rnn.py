@@ -3,7 +3,8 @@
 Workload: ``nn.LSTM(256, 256)`` on a ``(50, 32, 256)`` input (seq, batch,
 features), forward + backward of ``output.sum()``, best of several repeats (the two
 libraries alternate);
-also forward only, and a GRU of the same size.
+also forward only, and a GRU of the same size. ``--repeats N`` takes the best
+of more runs (the machine may be shared).
 
 Ratios are rtorch's time over PyTorch's: below 1.0 means rtorch is faster.
 
@@ -11,10 +12,12 @@ Usage::
 
     PYTHONPATH=python .venv/bin/python bench/rnn.py
     PYTHONPATH=python /tmp/torchvenv/bin/python bench/rnn.py   # with PyTorch
+    PYTHONPATH=python /tmp/torchvenv/bin/python bench/rnn.py --repeats 25
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,15 +71,19 @@ def workload(lib: Any, cls: str, backward: bool) -> Callable[[], Any]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9, help="runs per case (best is kept)")
+    args = parser.parse_args()
     cases = [
         ("LSTM fwd+bwd", "LSTM", True),
         ("LSTM fwd (no_grad)", "LSTM", False),
         ("GRU fwd+bwd", "GRU", True),
+        ("GRU fwd (no_grad)", "GRU", False),
     ]
     print(f"seq {SEQ}, batch {BATCH}, input {INPUT}, hidden {HIDDEN}")
     for name, cls, backward in cases:
         other = workload(torch, cls, backward) if torch is not None else None
-        mine, theirs = best_pair(workload(rtorch, cls, backward), other)
+        mine, theirs = best_pair(workload(rtorch, cls, backward), other, args.repeats)
         line = f"{name:20s} rtorch {mine * 1e3:8.2f} ms"
         if theirs is not None:
             line += f"   torch {theirs * 1e3:8.2f} ms   ratio {mine / theirs:5.2f}"

@@ -669,6 +669,11 @@ def _batch_norm(input: Tensor, weight: Tensor | None, bias: Tensor | None, runni
 def _layer_norm(input: Tensor, normalized_shape: list[_int], weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip
 def _group_norm(input: Tensor, num_groups: _int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor: ...  # fmt: skip
 
+# ---- recurrent layers and cells (rust/src/ops/rnn.rs; API in rtorch/nn/_rnn.py, nn/modules/rnn.py) ----
+def _rnn_layer(mode: str, xp: Tensor, batch_sizes: list[_int], h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None, reverse: _bool) -> tuple[Tensor, Tensor, Tensor | None]: ...  # fmt: skip
+def _lstm_cell(input_gates: Tensor, hidden_gates: Tensor, cx: Tensor, input_bias: Tensor | None = None, hidden_bias: Tensor | None = None) -> tuple[Tensor, Tensor]: ...  # fmt: skip
+def _gru_cell(input_gates: Tensor, hidden_gates: Tensor, hx: Tensor, input_bias: Tensor | None = None, hidden_bias: Tensor | None = None) -> Tensor: ...  # fmt: skip
+
 # ---- convolution (ops_conv.rs; API in rtorch/nn/functional) ----
 def _convolution(input: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[_int], padding: Sequence[_int], dilation: Sequence[_int], transposed: _bool, output_padding: Sequence[_int], groups: _int, dim: _int) -> Tensor: ...  # fmt: skip
 def _im2col(input: Tensor, kernel_size: Sequence[_int], dilation: Sequence[_int], padding: Sequence[_int], stride: Sequence[_int]) -> Tensor: ...  # fmt: skip

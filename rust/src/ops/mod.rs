@@ -17,6 +17,7 @@ pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod rnn;
 pub mod shape;
 pub mod softmax;
 pub mod sort;

@@ -15,6 +15,7 @@ mod ops_nn;
 mod ops_optim;
 mod ops_reduce;
 mod ops_shape;
+mod rnn;
 mod serialization;
 mod shared;
 mod tensor;
@@ -114,6 +115,7 @@ fn rtorch_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_nn::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
+    rnn::register(m)?;
     dlpack::register(m)?;
     array::register(m)?;
     shared::register(m)?;

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 import rtorch
+from rtorch import _C
 from rtorch._C import Tensor
 from rtorch.nn import _rnn, init
 from rtorch.nn.modules.module import Module
@@ -666,10 +667,10 @@ class LSTMCell(RNNCellBase):
         h, c = hx
         self._check(input, h)
         self._check(input, c)
-        gi, gh = self._gates(input, h)
-        i, f, g, o = (gi + gh).chunk(4, 1)
-        c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h_new = o.sigmoid() * c_new.tanh()
+        gi = input.matmul(self.weight_ih.t())
+        gh = h.matmul(self.weight_hh.t())
+        # The fused pointwise step (gates, c', h') and its backward in Rust.
+        h_new, c_new = _C._lstm_cell(gi, gh, c, self.bias_ih, self.bias_hh)
         if not is_batched:
             return h_new.squeeze(0), c_new.squeeze(0)
         return h_new, c_new
@@ -701,11 +702,7 @@ class GRUCell(RNNCellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         input, hx, is_batched = self._batch("GRUCell", input, hx)
         self._check(input, hx)
-        gi, gh = self._gates(input, hx)
-        i_r, i_z, i_n = gi.chunk(3, 1)
-        h_r, h_z, h_n = gh.chunk(3, 1)
-        r = (i_r + h_r).sigmoid()
-        z = (i_z + h_z).sigmoid()
-        n = (i_n + r * h_n).tanh()
-        ret = n + z * (hx - n)
+        gi = input.matmul(self.weight_ih.t())
+        gh = hx.matmul(self.weight_hh.t())
+        ret = _C._gru_cell(gi, gh, hx, self.bias_ih, self.bias_hh)
         return ret if is_batched else ret.squeeze(0)

@@ -682,17 +682,20 @@ pub fn addmm(
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None, None, None]);
             };
+            // Scaling by 1 would copy the gradient (gradients are never
+            // written in place, so passing `g` on is safe).
+            let sc = |x: Tensor, v: f64| if v == 1.0 { Ok(x) } else { scale(&x, v) };
             let gi = if ctx.needs(0) {
-                Some(scale(&g, beta)?)
+                Some(sc(g.clone(), beta)?)
             } else {
                 None
             };
             let g1 = match i2 {
-                Some(i) if ctx.needs(1) => Some(scale(&mm(&g, &t(&ctx.saved(i)?)?)?, alpha)?),
+                Some(i) if ctx.needs(1) => Some(sc(mm(&g, &t(&ctx.saved(i)?)?)?, alpha)?),
                 _ => None,
             };
             let g2 = match i1 {
-                Some(i) if ctx.needs(2) => Some(scale(&mm(&t(&ctx.saved(i)?)?, &g)?, alpha)?),
+                Some(i) if ctx.needs(2) => Some(sc(mm(&t(&ctx.saved(i)?)?, &g)?, alpha)?),
                 _ => None,
             };
             Ok(vec![gi, g1, g2])

@@ -1,0 +1,2062 @@
+//! Recurrent layers and cells as fused kernels.
+//!
+//! [`rnn_layer`] runs one layer and direction of an Elman RNN, LSTM or GRU
+//! over every timestep as a single op. Its input is the projected input
+//! `xp = x W_ih^T` of all timesteps at once (one GEMM, made by the caller
+//! and recorded by autograd as usual), in the packed layout: `(N, G*H)`
+//! rows with timestep `t`'s `batch_sizes[t]` rows contiguous (sequences
+//! sorted by decreasing length; a padded `(T, B)` input is `batch_sizes =
+//! [B] * T`). States are `(batch, features)` rows, so step `t` reads and
+//! writes a prefix of the state rows and its output is one contiguous row
+//! block of `out`.
+//!
+//! The hidden units are split into chunks. Per step each chunk computes
+//! its gate columns of `h W_hh^T` with one GEMM (against `W_hh^T`,
+//! transposed once per call with each chunk's gate blocks side by side, so
+//! the GEMM packs nothing), then runs the fused pointwise cell (biases, gate
+//! nonlinearities, `c'`, `h'`) on its units. The next step needs every
+//! unit's `h`, so steps are phases: threads claim chunks in order and a
+//! chunk starts once the previous phase is done (see [`Sched`]). With
+//! `proj_size`, `h = r W_hr^T` is a second phase per step, on chunks of its
+//! columns.
+//!
+//! The backward walks the steps back the same way (phases: the cell's
+//! gradient on units, then `dh = dgates W_hh` on columns) and gets the
+//! weight and bias gradients from one GEMM or sum over all steps at the
+//! end. It is not itself differentiable: run under `create_graph=True`, its
+//! results carry a node that raises if differentiated again.
+//!
+//! [`lstm_cell`] and [`gru_cell`] are the pointwise part of one step
+//! (`nn.LSTMCell`/`nn.GRUCell`, which do their two GEMMs with `mm`), with a
+//! fused backward kernel; under `create_graph=True` that backward is
+//! written with differentiable tensor ops instead, so the cells support
+//! double backward.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::autograd::{self, GradMode, Recorder};
+use crate::cpu::parallel::{for_ranges, num_threads};
+use crate::error::{Error, Result};
+use crate::ops::arith::{add, mul, rsub_s, un};
+use crate::ops::pool::{compute_dtype, fdispatch, prep, Fl};
+use crate::ops::unary::Unary;
+use crate::ops::{copy, join, linalg, reduce, shape};
+use crate::tensor::{DType, Tensor};
+
+// ---------------------------------------------------------------- modes
+
+/// Which recurrence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Lstm,
+    Gru,
+    RnnTanh,
+    RnnRelu,
+}
+
+impl Mode {
+    /// PyTorch's mode names (`RNNBase.mode`).
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "LSTM" => Ok(Mode::Lstm),
+            "GRU" => Ok(Mode::Gru),
+            "RNN_TANH" => Ok(Mode::RnnTanh),
+            "RNN_RELU" => Ok(Mode::RnnRelu),
+            _ => Err(Error::Value(format!("Unrecognized RNN mode: {s}"))),
+        }
+    }
+
+    /// Gate blocks in `W_ih`/`W_hh`.
+    fn gates(self) -> usize {
+        match self {
+            Mode::Lstm => 4,
+            Mode::Gru => 3,
+            Mode::RnnTanh | Mode::RnnRelu => 1,
+        }
+    }
+
+    /// Columns of one step's saved gate row: LSTM `[i|f|g|o]` activated, GRU
+    /// `[r|z|W_hn h + b_hn|n]`, RNN the pre-activation (scratch only).
+    fn gate_stride(self, h: usize) -> usize {
+        match self {
+            Mode::Lstm | Mode::Gru => 4 * h,
+            Mode::RnnTanh | Mode::RnnRelu => h,
+        }
+    }
+
+    fn node_name(self) -> &'static str {
+        match self {
+            Mode::Lstm => "LstmLayerBackward0",
+            Mode::Gru => "GruLayerBackward0",
+            Mode::RnnTanh => "RnnTanhLayerBackward0",
+            Mode::RnnRelu => "RnnReluLayerBackward0",
+        }
+    }
+
+    fn module(self) -> &'static str {
+        match self {
+            Mode::Lstm => "LSTM",
+            Mode::Gru => "GRU",
+            Mode::RnnTanh | Mode::RnnRelu => "RNN",
+        }
+    }
+}
+
+// ---------------------------------------------------------------- scalar kernels
+
+/// One batch row of the LSTM cell over a range of units.
+pub(crate) struct LstmFwd<'a, T> {
+    /// The hidden projections `W_h{i,f,g,o} h` on entry, the activated gates on exit.
+    gates: [&'a mut [T]; 4],
+    /// The input projections.
+    x: [&'a [T]; 4],
+    /// The biases (`b_ih + b_hh`).
+    b: [&'a [T]; 4],
+    /// The cell state: `c` on entry, `c'` on exit.
+    c: &'a mut [T],
+    /// Where to keep `c` for the backward, if anywhere.
+    c_save: Option<&'a mut [T]>,
+    /// `o * tanh(c')`.
+    r: &'a mut [T],
+}
+
+/// One batch row of the LSTM cell's gradient.
+pub(crate) struct LstmBwd<'a, T> {
+    /// Activated gates `i, f, g, o`.
+    gates: [&'a [T]; 4],
+    /// The cell state before the step.
+    cp: &'a [T],
+    /// The gradient at `r = o * tanh(c')` (without `dout`).
+    dr: &'a [T],
+    /// Added to `dr` when present (the step's output gradient).
+    dout: Option<&'a [T]>,
+    /// The gradient at `c'` on entry, at `c` on exit.
+    dc: &'a mut [T],
+    /// The gradients at the four gate pre-activations.
+    dg: [&'a mut [T]; 4],
+}
+
+/// One batch row of the GRU cell.
+pub(crate) struct GruFwd<'a, T> {
+    /// `W_hr h`, `W_hz h`, `W_hn h` on entry; `r`, `z`, `W_hn h + b_hn` on exit.
+    gates: [&'a mut [T]; 3],
+    /// The input projections and their bias `b_ih`.
+    x: [&'a [T]; 3],
+    xb: [&'a [T]; 3],
+    /// `b_hh`.
+    bias: [&'a [T]; 3],
+    hp: &'a [T],
+    n: &'a mut [T],
+    h: &'a mut [T],
+}
+
+/// One batch row of the GRU cell's gradient.
+pub(crate) struct GruBwd<'a, T> {
+    /// `r, z, W_hn h + b_hn, n`.
+    gates: [&'a [T]; 4],
+    hp: &'a [T],
+    /// The gradient at `h'` on entry (without `dout`), its direct part
+    /// `dh' * z` at `h` on exit.
+    dh: &'a mut [T],
+    dout: Option<&'a [T]>,
+    /// Gradients at the hidden-side pre-activations `[r|z|W_hn h + b_hn]`.
+    dpre: [&'a mut [T]; 3],
+    /// Gradients at the input-side pre-activations `[r|z|n]`.
+    dx: [&'a mut [T]; 3],
+}
+
+/// One batch row of the Elman cell (`pre` holds `W_hh h`).
+pub(crate) struct RnnFwd<'a, T> {
+    pre: &'a [T],
+    x: &'a [T],
+    /// `b_ih + b_hh`.
+    b: &'a [T],
+    h: &'a mut [T],
+    relu: bool,
+}
+
+pub(crate) struct RnnBwd<'a, T> {
+    h: &'a [T],
+    dh: &'a [T],
+    dout: Option<&'a [T]>,
+    dp: &'a mut [T],
+    relu: bool,
+}
+
+/// `dh + dout` (or `dh`).
+#[inline(always)]
+fn grad_in<T: Fl>(dh: &[T], dout: Option<&[T]>, j: usize) -> T {
+    match dout {
+        Some(d) => dh[j] + d[j],
+        None => dh[j],
+    }
+}
+
+#[inline(always)]
+fn lstm_fwd<T: Real>(k: LstmFwd<'_, T>) {
+    let n = k.c.len();
+    if let Some(s) = k.c_save {
+        s[..n].copy_from_slice(k.c);
+    }
+    let [gi, gf, gg, go] = k.gates;
+    let (gi, gf, gg, go) = (&mut gi[..n], &mut gf[..n], &mut gg[..n], &mut go[..n]);
+    let [xi, xf, xg, xo] = k.x;
+    let (xi, xf, xg, xo) = (&xi[..n], &xf[..n], &xg[..n], &xo[..n]);
+    let [bi, bf, bg, bo] = k.b;
+    let (bi, bf, bg, bo) = (&bi[..n], &bf[..n], &bg[..n], &bo[..n]);
+    let (c, r) = (&mut k.c[..n], &mut k.r[..n]);
+    for j in 0..n {
+        let i = (gi[j] + xi[j] + bi[j]).sigmoid();
+        let f = (gf[j] + xf[j] + bf[j]).sigmoid();
+        let g = (gg[j] + xg[j] + bg[j]).tanh();
+        let o = (go[j] + xo[j] + bo[j]).sigmoid();
+        let cn = f * c[j] + i * g;
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+        c[j] = cn;
+        r[j] = o * cn.tanh();
+    }
+}
+
+#[inline(always)]
+fn lstm_bwd<T: Real>(k: LstmBwd<'_, T>) {
+    let n = k.dc.len();
+    let one = T::from_f64(1.0);
+    let [i, f, g, o] = k.gates;
+    let (i, f, g, o) = (&i[..n], &f[..n], &g[..n], &o[..n]);
+    let (cp, dr) = (&k.cp[..n], &k.dr[..n]);
+    let dout = k.dout.map(|d| &d[..n]);
+    let dc = &mut k.dc[..n];
+    let [di, df, dg, dob] = k.dg;
+    let (di, df, dg, dob) = (&mut di[..n], &mut df[..n], &mut dg[..n], &mut dob[..n]);
+    for j in 0..n {
+        let dh = grad_in(dr, dout, j);
+        let c = f[j] * cp[j] + i[j] * g[j];
+        let tc = c.tanh();
+        let dct = dc[j] + dh * o[j] * (one - tc * tc);
+        di[j] = dct * g[j] * i[j] * (one - i[j]);
+        df[j] = dct * cp[j] * f[j] * (one - f[j]);
+        dg[j] = dct * i[j] * (one - g[j] * g[j]);
+        dob[j] = dh * tc * o[j] * (one - o[j]);
+        dc[j] = dct * f[j];
+    }
+}
+
+#[inline(always)]
+fn gru_fwd<T: Real>(k: GruFwd<'_, T>) {
+    let n = k.h.len();
+    let [gr, gz, gn] = k.gates;
+    let (gr, gz, gn) = (&mut gr[..n], &mut gz[..n], &mut gn[..n]);
+    let [xr, xz, xn] = k.x;
+    let (xr, xz, xn) = (&xr[..n], &xz[..n], &xn[..n]);
+    let [cr, cz, cn] = k.xb;
+    let (cr, cz, cn) = (&cr[..n], &cz[..n], &cn[..n]);
+    let [br, bz, bn] = k.bias;
+    let (br, bz, bn) = (&br[..n], &bz[..n], &bn[..n]);
+    let (hp, nn, h) = (&k.hp[..n], &mut k.n[..n], &mut k.h[..n]);
+    for j in 0..n {
+        let r = (xr[j] + cr[j] + gr[j] + br[j]).sigmoid();
+        let z = (xz[j] + cz[j] + gz[j] + bz[j]).sigmoid();
+        let hn = gn[j] + bn[j];
+        let nv = (xn[j] + cn[j] + r * hn).tanh();
+        gr[j] = r;
+        gz[j] = z;
+        gn[j] = hn;
+        nn[j] = nv;
+        h[j] = nv + z * (hp[j] - nv);
+    }
+}
+
+#[inline(always)]
+fn gru_bwd<T: Real>(k: GruBwd<'_, T>) {
+    let n = k.dh.len();
+    let one = T::from_f64(1.0);
+    let [r, z, hn, nv] = k.gates;
+    let (r, z, hn, nv) = (&r[..n], &z[..n], &hn[..n], &nv[..n]);
+    let hp = &k.hp[..n];
+    let dout = k.dout.map(|d| &d[..n]);
+    let dh = &mut k.dh[..n];
+    let [pr, pz, pn] = k.dpre;
+    let (pr, pz, pn) = (&mut pr[..n], &mut pz[..n], &mut pn[..n]);
+    let [xr, xz, xn] = k.dx;
+    let (xr, xz, xn) = (&mut xr[..n], &mut xz[..n], &mut xn[..n]);
+    for j in 0..n {
+        let d = grad_in(dh, dout, j);
+        let dnp = d * (one - z[j]) * (one - nv[j] * nv[j]);
+        let drp = dnp * hn[j] * r[j] * (one - r[j]);
+        let dzp = d * (hp[j] - nv[j]) * z[j] * (one - z[j]);
+        pr[j] = drp;
+        pz[j] = dzp;
+        pn[j] = dnp * r[j];
+        xr[j] = drp;
+        xz[j] = dzp;
+        xn[j] = dnp;
+        dh[j] = d * z[j];
+    }
+}
+
+#[inline(always)]
+fn rnn_fwd<T: Real>(k: RnnFwd<'_, T>) {
+    let n = k.h.len();
+    let (pre, x, b, h) = (&k.pre[..n], &k.x[..n], &k.b[..n], &mut k.h[..n]);
+    if k.relu {
+        let zero = T::ZERO;
+        for j in 0..n {
+            let v = pre[j] + x[j] + b[j];
+            h[j] = T::pick(v > zero, v, zero);
+        }
+    } else {
+        for j in 0..n {
+            h[j] = (pre[j] + x[j] + b[j]).tanh();
+        }
+    }
+}
+
+#[inline(always)]
+fn rnn_bwd<T: Real>(k: RnnBwd<'_, T>) {
+    let n = k.dp.len();
+    let one = T::from_f64(1.0);
+    let (h, dh) = (&k.h[..n], &k.dh[..n]);
+    let dout = k.dout.map(|d| &d[..n]);
+    let dp = &mut k.dp[..n];
+    if k.relu {
+        for j in 0..n {
+            dp[j] = T::pick(h[j] > T::ZERO, grad_in(dh, dout, j), T::ZERO);
+        }
+    } else {
+        for j in 0..n {
+            dp[j] = grad_in(dh, dout, j) * (one - h[j] * h[j]);
+        }
+    }
+}
+
+/// The f32 row kernels compiled for AVX-512, AVX2 and baseline.
+mod simd_rows {
+    use super::*;
+    use crate::multiversion;
+
+    multiversion! {
+        pub fn lstm_fwd_f32(k: LstmFwd<'_, f32>) { lstm_fwd::<f32>(k) }
+    }
+    multiversion! {
+        pub fn lstm_bwd_f32(k: LstmBwd<'_, f32>) { lstm_bwd::<f32>(k) }
+    }
+    multiversion! {
+        pub fn gru_fwd_f32(k: GruFwd<'_, f32>) { gru_fwd::<f32>(k) }
+    }
+    multiversion! {
+        pub fn gru_bwd_f32(k: GruBwd<'_, f32>) { gru_bwd::<f32>(k) }
+    }
+    multiversion! {
+        pub fn rnn_fwd_f32(k: RnnFwd<'_, f32>) { rnn_fwd::<f32>(k) }
+    }
+    multiversion! {
+        pub fn rnn_bwd_f32(k: RnnBwd<'_, f32>) { rnn_bwd::<f32>(k) }
+    }
+}
+
+/// The float types the kernels compute in, with their row kernels and GEMM.
+pub(crate) trait Real: Fl {
+    fn sigmoid(self) -> Self;
+    fn tanh(self) -> Self;
+
+    /// `dst (m x n) = [dst +] a (m x k) @ b (k x n)`, all row-major with unit
+    /// column stride and the given row strides.
+    ///
+    /// # Safety
+    /// The three matrices must be valid for their shapes and strides, and
+    /// `dst` must overlap neither input.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut Self,
+        dst_rs: usize,
+        accumulate: bool,
+        a: *const Self,
+        a_rs: usize,
+        b: *const Self,
+        b_rs: usize,
+    );
+
+    fn lstm_fwd(k: LstmFwd<'_, Self>) {
+        lstm_fwd(k)
+    }
+    fn lstm_bwd(k: LstmBwd<'_, Self>) {
+        lstm_bwd(k)
+    }
+    fn gru_fwd(k: GruFwd<'_, Self>) {
+        gru_fwd(k)
+    }
+    fn gru_bwd(k: GruBwd<'_, Self>) {
+        gru_bwd(k)
+    }
+    fn rnn_fwd(k: RnnFwd<'_, Self>) {
+        rnn_fwd(k)
+    }
+    fn rnn_bwd(k: RnnBwd<'_, Self>) {
+        rnn_bwd(k)
+    }
+}
+
+macro_rules! real_gemm {
+    ($F:ty) => {
+        unsafe fn gemm(
+            m: usize,
+            n: usize,
+            k: usize,
+            dst: *mut $F,
+            dst_rs: usize,
+            accumulate: bool,
+            a: *const $F,
+            a_rs: usize,
+            b: *const $F,
+            b_rs: usize,
+        ) {
+            if m == 0 || n == 0 {
+                return;
+            }
+            if k == 0 {
+                if !accumulate {
+                    for i in 0..m {
+                        std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n).fill(0.0);
+                    }
+                }
+                return;
+            }
+            gemm::gemm::<$F>(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                dst_rs as isize,
+                accumulate,
+                a,
+                1,
+                a_rs as isize,
+                b,
+                1,
+                b_rs as isize,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    };
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn sigmoid(self) -> f32 {
+        crate::cpu::simd::sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn tanh(self) -> f32 {
+        crate::cpu::simd::tanh_f32(self)
+    }
+    real_gemm!(f32);
+    fn lstm_fwd(k: LstmFwd<'_, f32>) {
+        simd_rows::lstm_fwd_f32(k)
+    }
+    fn lstm_bwd(k: LstmBwd<'_, f32>) {
+        simd_rows::lstm_bwd_f32(k)
+    }
+    fn gru_fwd(k: GruFwd<'_, f32>) {
+        simd_rows::gru_fwd_f32(k)
+    }
+    fn gru_bwd(k: GruBwd<'_, f32>) {
+        simd_rows::gru_bwd_f32(k)
+    }
+    fn rnn_fwd(k: RnnFwd<'_, f32>) {
+        simd_rows::rnn_fwd_f32(k)
+    }
+    fn rnn_bwd(k: RnnBwd<'_, f32>) {
+        simd_rows::rnn_bwd_f32(k)
+    }
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn sigmoid(self) -> f64 {
+        1.0 / (1.0 + (-self).exp())
+    }
+    #[inline(always)]
+    fn tanh(self) -> f64 {
+        f64::tanh(self)
+    }
+    real_gemm!(f64);
+}
+
+// ---------------------------------------------------------------- threads
+
+/// A pointer that crosses into the worker threads. Every use below states
+/// which rows and columns a chunk touches; chunks of one phase write
+/// disjoint parts.
+#[derive(Clone, Copy)]
+struct Ptr<T>(*mut T);
+
+// SAFETY: the pointers address tensors that outlive the (scoped) worker
+// threads; which chunk reads and writes what is ordered by `Sched`'s
+// phases, as documented at each use.
+unsafe impl<T> Send for Ptr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Ptr<T> {}
+
+impl<T> Ptr<T> {
+    fn of(t: &Tensor) -> Ptr<T> {
+        Ptr(t.raw_ptr() as *mut T)
+    }
+    fn at(self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+    /// # Safety
+    /// `[i, i + n)` must be inside the buffer and not written by another
+    /// thread while the slice lives.
+    unsafe fn row<'a>(self, i: usize, n: usize) -> &'a [T] {
+        std::slice::from_raw_parts(self.0.add(i), n)
+    }
+    /// # Safety
+    /// `[i, i + n)` must be inside the buffer and touched by no other
+    /// thread while the slice lives.
+    unsafe fn row_mut<'a>(self, i: usize, n: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(i), n)
+    }
+}
+
+/// Work of a recurrence as a sequence of phases (per step: the cell on
+/// ranges of units, the projection or `dh` GEMM on ranges of columns),
+/// each split into the same number of chunks. Threads claim chunks in
+/// order; a chunk starts once every chunk of the earlier phases is done.
+/// So a thread that the OS deschedules delays only the chunk it holds, not
+/// every step (as a barrier between fixed shares would on a busy machine),
+/// and the other threads take over its share.
+struct Sched {
+    chunks: usize,
+    total: usize,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Sched {
+    fn new(phases: usize, chunks: usize) -> Sched {
+        Sched {
+            chunks,
+            total: phases * chunks,
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Waits until `target` chunks are done: spins briefly (chunks take
+    /// tens of microseconds), then sleeps.
+    fn wait_for(&self, target: usize) {
+        if self.done.load(Ordering::Acquire) >= target {
+            return;
+        }
+        for _ in 0..2048 {
+            std::hint::spin_loop();
+            if self.done.load(Ordering::Acquire) >= target {
+                return;
+            }
+        }
+        // SeqCst pairs with `complete`: either it sees this sleeper, or
+        // this thread sees its count.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.lock.lock();
+        while self.done.load(Ordering::SeqCst) < target {
+            self.cv
+                .wait_for(&mut guard, std::time::Duration::from_millis(1));
+        }
+        drop(guard);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn complete(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock();
+            self.cv.notify_all();
+        }
+    }
+
+    /// Claims and runs chunks `f(phase, chunk)` until none is left.
+    fn run(&self, f: &(impl Fn(usize, usize) + Sync)) {
+        loop {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            if k >= self.total {
+                return;
+            }
+            let phase = k / self.chunks;
+            self.wait_for(phase * self.chunks);
+            f(phase, k % self.chunks);
+            self.complete();
+        }
+    }
+}
+
+/// Runs all phases of `f(phase, chunk)` on `threads` threads (the caller
+/// is one of them).
+fn run_phases(threads: usize, phases: usize, chunks: usize, f: impl Fn(usize, usize) + Sync) {
+    if threads <= 1 || chunks <= 1 {
+        for ph in 0..phases {
+            for c in 0..chunks {
+                f(ph, c);
+            }
+        }
+        return;
+    }
+    let sched = Sched::new(phases, chunks);
+    std::thread::scope(|s| {
+        let (sched, f) = (&sched, &f);
+        for _ in 1..threads {
+            s.spawn(move || sched.run(f));
+        }
+        sched.run(f);
+    });
+}
+
+/// `0..n` in `parts` contiguous ranges whose starts are multiples of
+/// `align` (trailing ones may be empty).
+fn split(n: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
+    let chunk = n.div_ceil(parts.max(1)).div_ceil(align) * align;
+    (0..parts.max(1))
+        .map(|i| ((i * chunk).min(n), ((i + 1) * chunk).min(n)))
+        .collect()
+}
+
+/// Threads and chunks per phase for a recurrence whose step costs `macs`
+/// multiply-adds over `h` units: a chunk must be worth a synchronisation
+/// (about 2^16 multiply-adds) and keep the GEMMs at least 32 units wide.
+fn team_size(macs: usize, h: usize) -> (usize, usize) {
+    const MIN_CHUNK_MACS: usize = 1 << 16;
+    let chunks = (macs / MIN_CHUNK_MACS).min(h / 32).max(1);
+    let threads = num_threads().min(chunks);
+    if threads <= 1 {
+        return (1, 1);
+    }
+    (threads, chunks.min(2 * threads))
+}
+
+/// One timestep in processing order: its first row, its batch, and the
+/// next processed step's first row and batch (0 for the last).
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    off: usize,
+    bs: usize,
+    next_off: usize,
+    next_bs: usize,
+}
+
+fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
+    let mut offs = Vec::with_capacity(batch_sizes.len());
+    let mut off = 0;
+    for &bs in batch_sizes {
+        offs.push((off, bs));
+        off += bs;
+    }
+    if reverse {
+        offs.reverse();
+    }
+    (0..offs.len())
+        .map(|i| {
+            let (next_off, next_bs) = offs.get(i + 1).copied().unwrap_or((0, 0));
+            Step {
+                off: offs[i].0,
+                bs: offs[i].1,
+                next_off,
+                next_bs,
+            }
+        })
+        .collect()
+}
+
+/// Sizes of one layer: `h` units, `p` state features (`proj_size` or `h`),
+/// `gh = G * h` gate rows, `gs` the saved gate row stride, `b` the batch.
+#[derive(Clone, Copy)]
+struct Geo {
+    mode: Mode,
+    h: usize,
+    p: usize,
+    gh: usize,
+    gs: usize,
+    b: usize,
+    proj: bool,
+}
+
+/// The forward's buffers (element pointers) and what each holds.
+#[derive(Clone, Copy)]
+struct Fwd<T> {
+    /// `(N, gh)` input projections.
+    xp: Ptr<T>,
+    /// `(p, gh)`: `W_hh^T`, its columns grouped by chunk (each chunk's
+    /// gate blocks side by side; the standard order with one chunk).
+    wt: Ptr<T>,
+    /// `(gh)`: the bias added to the input projections (`b_ih + b_hh`;
+    /// GRU `b_ih`), and GRU's `b_hh` (zeros when absent).
+    xb: Ptr<T>,
+    bhh: Ptr<T>,
+    /// `(h, p)`: `W_hr^T`.
+    wrt: Ptr<T>,
+    /// `(N, p)` outputs.
+    out: Ptr<T>,
+    /// `(b, p)` and `(b, h)` states: the initial ones on entry, final on exit.
+    hn: Ptr<T>,
+    cn: Ptr<T>,
+    /// `(N, p)`: every step's previous state.
+    hprev: Ptr<T>,
+    /// `(N, gs)`: the activated gates, kept when training.
+    gates: Ptr<T>,
+    /// `(b, gs)`: the step's gates, each chunk's in its block (unused when
+    /// training with one chunk).
+    scratch: Ptr<T>,
+    /// `(N, h)`: every step's previous cell state (LSTM, training).
+    cprev: Option<Ptr<T>>,
+    /// `(N, h)` when training, else `(b, h)`: `o * tanh(c')` (projection).
+    r: Ptr<T>,
+    train: bool,
+}
+
+/// One chunk of the forward at step `st`: phase 0 runs the cell on units
+/// `range` (the gate columns of those units, then the pointwise cell);
+/// phase 1 (with a projection) columns `range` of `h = r W_hr^T`.
+///
+/// # Safety
+/// The buffers must be as `Fwd` describes, `hprev` filled with the initial
+/// state rows no earlier step writes (see `rnn_layer`); the phases of all
+/// steps must run in order, with the chunks of one phase on disjoint ranges.
+unsafe fn forward_chunk<T: Real>(
+    g: Geo,
+    st: &Step,
+    f: Fwd<T>,
+    phase: usize,
+    range: (usize, usize),
+) {
+    let Geo { h, p, gh, gs, .. } = g;
+    let relu = g.mode == Mode::RnnRelu;
+    let grow = if f.train { st.off } else { 0 };
+    if phase == 0 {
+        let (j0, u) = (range.0, range.1 - range.0);
+        if u == 0 {
+            return;
+        }
+        let (ng, ns) = (g.mode.gates(), gs / h);
+        // This chunk's gate block: gate k of unit j0 + i of batch row b at
+        // column c0 + k * u + i of row r0 + b of `buf` (row stride gs).
+        // With one chunk that is the standard layout, written straight
+        // into the saved gates when they are kept.
+        let direct = f.train && u == h;
+        let (buf, r0, c0) = if direct {
+            (f.gates, st.off, 0)
+        } else {
+            (f.scratch, 0, ns * j0)
+        };
+        // One GEMM for all gate blocks of these units (`wt`'s columns are
+        // grouped the same way): reads all of hprev (written by an earlier
+        // phase), writes this chunk's block.
+        T::gemm(
+            st.bs,
+            ng * u,
+            p,
+            buf.at(r0 * gs + c0),
+            gs,
+            false,
+            f.hprev.at(st.off * p),
+            p,
+            f.wt.at(ng * j0),
+            gh,
+        );
+        for b in 0..st.bs {
+            let row = st.off + b;
+            let gr = (r0 + b) * gs + c0;
+            let blk = |k: usize| buf.row_mut(gr + k * u, u);
+            let xr = row * gh;
+            // The step's new h for these units (or r, with a projection).
+            let hdst: *mut T = match g.mode {
+                Mode::Lstm => {
+                    let rrow = if f.train { row } else { b };
+                    let dst = if g.proj {
+                        f.r.at(rrow * h + j0)
+                    } else {
+                        f.out.at(row * p + j0)
+                    };
+                    T::lstm_fwd(LstmFwd {
+                        gates: [blk(0), blk(1), blk(2), blk(3)],
+                        x: [
+                            f.xp.row(xr + j0, u),
+                            f.xp.row(xr + h + j0, u),
+                            f.xp.row(xr + 2 * h + j0, u),
+                            f.xp.row(xr + 3 * h + j0, u),
+                        ],
+                        b: [
+                            f.xb.row(j0, u),
+                            f.xb.row(h + j0, u),
+                            f.xb.row(2 * h + j0, u),
+                            f.xb.row(3 * h + j0, u),
+                        ],
+                        c: f.cn.row_mut(b * h + j0, u),
+                        c_save: f.cprev.map(|c| c.row_mut(row * h + j0, u)),
+                        r: std::slice::from_raw_parts_mut(dst, u),
+                    });
+                    dst
+                }
+                Mode::Gru => {
+                    let dst = f.out.at(row * p + j0);
+                    T::gru_fwd(GruFwd {
+                        gates: [blk(0), blk(1), blk(2)],
+                        x: [
+                            f.xp.row(xr + j0, u),
+                            f.xp.row(xr + h + j0, u),
+                            f.xp.row(xr + 2 * h + j0, u),
+                        ],
+                        xb: [
+                            f.xb.row(j0, u),
+                            f.xb.row(h + j0, u),
+                            f.xb.row(2 * h + j0, u),
+                        ],
+                        bias: [
+                            f.bhh.row(j0, u),
+                            f.bhh.row(h + j0, u),
+                            f.bhh.row(2 * h + j0, u),
+                        ],
+                        hp: f.hprev.row(row * p + j0, u),
+                        n: blk(3),
+                        h: std::slice::from_raw_parts_mut(dst, u),
+                    });
+                    dst
+                }
+                Mode::RnnTanh | Mode::RnnRelu => {
+                    let dst = f.out.at(row * p + j0);
+                    T::rnn_fwd(RnnFwd {
+                        pre: blk(0),
+                        x: f.xp.row(xr + j0, u),
+                        b: f.xb.row(j0, u),
+                        h: std::slice::from_raw_parts_mut(dst, u),
+                        relu,
+                    });
+                    dst
+                }
+            };
+            if f.train && !direct {
+                // Keep the activated gates in the standard layout.
+                for k in 0..ns {
+                    f.gates
+                        .row_mut(row * gs + k * h + j0, u)
+                        .copy_from_slice(buf.row(gr + k * u, u));
+                }
+            }
+            if !g.proj {
+                let hv = std::slice::from_raw_parts(hdst, u);
+                f.hn.row_mut(b * p + j0, u).copy_from_slice(hv);
+                if b < st.next_bs {
+                    f.hprev
+                        .row_mut((st.next_off + b) * p + j0, u)
+                        .copy_from_slice(hv);
+                }
+            }
+        }
+    } else {
+        // h = r W_hr^T (every unit's r is done: an earlier phase).
+        let (k0, w) = (range.0, range.1 - range.0);
+        if w == 0 {
+            return;
+        }
+        T::gemm(
+            st.bs,
+            w,
+            h,
+            f.out.at(st.off * p + k0),
+            p,
+            false,
+            f.r.at(grow * h),
+            h,
+            f.wrt.at(k0),
+            p,
+        );
+        for b in 0..st.bs {
+            let hv = f.out.row((st.off + b) * p + k0, w);
+            f.hn.row_mut(b * p + k0, w).copy_from_slice(hv);
+            if b < st.next_bs {
+                f.hprev
+                    .row_mut((st.next_off + b) * p + k0, w)
+                    .copy_from_slice(hv);
+            }
+        }
+    }
+}
+
+/// The backward's buffers.
+#[derive(Clone, Copy)]
+struct Bwd<T> {
+    /// Saved by the forward (training layout).
+    gates: Ptr<T>,
+    cprev: Ptr<T>,
+    hprev: Ptr<T>,
+    /// `(N, p)` outputs (the Elman cell's derivative reads them).
+    out: Ptr<T>,
+    /// `(gh, p)` `W_hh`; `(p, h)` `W_hr`.
+    w: Ptr<T>,
+    wr: Ptr<T>,
+    /// `(N, p)` output gradient.
+    dout: Option<Ptr<T>>,
+    /// `(b, p)`, `(b, h)`: the final states' gradients on entry, the
+    /// initial states' on exit.
+    dh: Ptr<T>,
+    dc: Ptr<T>,
+    /// `(N, gh)` gradients at the hidden-side pre-activations.
+    dpre: Ptr<T>,
+    /// `(N, gh)` gradients at the input projections (GRU; else `dpre`).
+    dx: Ptr<T>,
+    /// `(N, p)` gradient at every step's h (projection).
+    dhall: Ptr<T>,
+    /// `(b, h)` scratch: the gradient at r (projection).
+    dr: Ptr<T>,
+}
+
+/// One chunk of the backward at step `st`. With a projection, phase 0
+/// sums the gradient at h on columns `range` (kept for `W_hr`'s), phase 1
+/// gets the gradient at r for units `range` and runs the cell's gradient
+/// on them, phase 2 `dh = dpre W_hh` on columns `range`; without, phases
+/// 1 and 2 only (numbered 0 and 1).
+///
+/// # Safety
+/// As `forward_chunk`, for the buffers of `Bwd` (the forward's saved ones).
+unsafe fn backward_chunk<T: Real>(
+    g: Geo,
+    st: &Step,
+    d: Bwd<T>,
+    phase: usize,
+    range: (usize, usize),
+) {
+    let Geo { h, p, gh, gs, .. } = g;
+    let relu = g.mode == Mode::RnnRelu;
+    let phase = if g.proj { phase } else { phase + 1 };
+    let (r0, len) = (range.0, range.1 - range.0);
+    if len == 0 {
+        return;
+    }
+    match phase {
+        0 => {
+            for b in 0..st.bs {
+                let row = st.off + b;
+                let dst = d.dhall.row_mut(row * p + r0, len);
+                let dh = d.dh.row(b * p + r0, len);
+                match d.dout {
+                    Some(o) => {
+                        let o = o.row(row * p + r0, len);
+                        for ((x, &a), &c) in dst.iter_mut().zip(dh).zip(o) {
+                            *x = a + c;
+                        }
+                    }
+                    None => dst.copy_from_slice(dh),
+                }
+            }
+        }
+        1 => {
+            let (j0, u) = (r0, len);
+            let (dout, dr_src, dr_rs) = if g.proj {
+                T::gemm(
+                    st.bs,
+                    u,
+                    p,
+                    d.dr.at(j0),
+                    h,
+                    false,
+                    d.dhall.at(st.off * p),
+                    p,
+                    d.wr.at(j0),
+                    h,
+                );
+                (None, d.dr, h)
+            } else {
+                (d.dout, d.dh, p)
+            };
+            for b in 0..st.bs {
+                let row = st.off + b;
+                let gr = row * gs;
+                let pr = row * gh;
+                let dout_row = dout.map(|o| o.row(row * p + j0, u));
+                match g.mode {
+                    Mode::Lstm => T::lstm_bwd(LstmBwd {
+                        gates: [
+                            d.gates.row(gr + j0, u),
+                            d.gates.row(gr + h + j0, u),
+                            d.gates.row(gr + 2 * h + j0, u),
+                            d.gates.row(gr + 3 * h + j0, u),
+                        ],
+                        cp: d.cprev.row(row * h + j0, u),
+                        dr: dr_src.row(b * dr_rs + j0, u),
+                        dout: dout_row,
+                        dc: d.dc.row_mut(b * h + j0, u),
+                        dg: [
+                            d.dpre.row_mut(pr + j0, u),
+                            d.dpre.row_mut(pr + h + j0, u),
+                            d.dpre.row_mut(pr + 2 * h + j0, u),
+                            d.dpre.row_mut(pr + 3 * h + j0, u),
+                        ],
+                    }),
+                    Mode::Gru => T::gru_bwd(GruBwd {
+                        gates: [
+                            d.gates.row(gr + j0, u),
+                            d.gates.row(gr + h + j0, u),
+                            d.gates.row(gr + 2 * h + j0, u),
+                            d.gates.row(gr + 3 * h + j0, u),
+                        ],
+                        hp: d.hprev.row(row * p + j0, u),
+                        dh: d.dh.row_mut(b * p + j0, u),
+                        dout: dout_row,
+                        dpre: [
+                            d.dpre.row_mut(pr + j0, u),
+                            d.dpre.row_mut(pr + h + j0, u),
+                            d.dpre.row_mut(pr + 2 * h + j0, u),
+                        ],
+                        dx: [
+                            d.dx.row_mut(pr + j0, u),
+                            d.dx.row_mut(pr + h + j0, u),
+                            d.dx.row_mut(pr + 2 * h + j0, u),
+                        ],
+                    }),
+                    Mode::RnnTanh | Mode::RnnRelu => T::rnn_bwd(RnnBwd {
+                        h: d.out.row(row * p + j0, u),
+                        dh: d.dh.row(b * p + j0, u),
+                        dout: dout_row,
+                        dp: d.dpre.row_mut(pr + j0, u),
+                        relu,
+                    }),
+                }
+            }
+        }
+        _ => {
+            // Every unit's dpre is done (an earlier phase). GRU adds to the
+            // direct part dh' * z its cell gradient left in dh.
+            T::gemm(
+                st.bs,
+                len,
+                gh,
+                d.dh.at(r0),
+                p,
+                g.mode == Mode::Gru,
+                d.dpre.at(st.off * gh),
+                gh,
+                d.w.at(r0),
+                p,
+            );
+        }
+    }
+}
+
+/// `batch_sizes` as checked sizes for `n` rows and a state batch of `b`.
+fn check_batch_sizes(batch_sizes: &[i64], n: usize, b: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(batch_sizes.len());
+    let mut prev = usize::MAX;
+    for &bs in batch_sizes {
+        if bs <= 0 || bs as usize > b || bs as usize > prev {
+            return Err(Error::Runtime(format!(
+                "rnn: batch_sizes must be positive, non-increasing and at most the state's batch {b}, got {batch_sizes:?}"
+            )));
+        }
+        prev = bs as usize;
+        out.push(prev);
+    }
+    let total: usize = out.iter().sum();
+    if total != n {
+        return Err(Error::Runtime(format!(
+            "rnn: batch_sizes sum to {total} but the input has {n} rows"
+        )));
+    }
+    Ok(out)
+}
+
+fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::Runtime(format!(
+            "rnn: expected {what} of shape {want:?}, got {:?}",
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// The message of a second differentiation through a layer.
+fn double_backward_error(mode: Mode) -> String {
+    let m = mode.module();
+    format!(
+        "double backward through an nn.{m} layer is not supported: each layer runs as one fused op \
+         ({}) whose backward is not differentiable; for higher-order gradients step an nn.{m}Cell in a loop",
+        mode.node_name()
+    )
+}
+
+/// One layer and direction of an RNN/LSTM/GRU over all timesteps.
+///
+/// `xp` is `(N, G*H)`, the input projection `x W_ih^T` of every row; `h0`
+/// `(B, P)`, `c0` `(B, H)` (LSTM only); `w_hh` `(G*H, P)`; `b_ih`, `b_hh`
+/// `(G*H)` (added in the cell: GRU scales its `W_hn h + b_hn` by `r`);
+/// `w_hr` `(P, H)` (LSTM with `proj_size`). Returns the outputs `(N, P)`
+/// and the final states.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_layer(
+    mode: &str,
+    xp: &Tensor,
+    batch_sizes: &[i64],
+    h0: &Tensor,
+    c0: Option<&Tensor>,
+    w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
+    b_hh: Option<&Tensor>,
+    w_hr: Option<&Tensor>,
+    reverse: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let mode = Mode::parse(mode)?;
+    let dtype = xp.dtype();
+    let dt = compute_dtype("rnn_layer", xp)?;
+    for t in [Some(h0), c0, Some(w_hh), b_ih, b_hh, w_hr]
+        .into_iter()
+        .flatten()
+    {
+        if t.dtype() != dtype {
+            return Err(Error::Runtime(format!(
+                "rnn: expected all tensors to have dtype {}, got {}",
+                dtype.scalar_name(),
+                t.dtype().scalar_name()
+            )));
+        }
+    }
+    if w_hh.ndim() != 2 || xp.ndim() != 2 || h0.ndim() != 2 {
+        return Err(Error::Runtime(
+            "rnn: expected 2-D input projections, weight and state".into(),
+        ));
+    }
+    let gh = w_hh.shape()[0];
+    if gh % mode.gates() != 0 || gh == 0 {
+        return Err(Error::Runtime(format!(
+            "rnn: weight_hh has {gh} rows, not a positive multiple of {}",
+            mode.gates()
+        )));
+    }
+    let h = gh / mode.gates();
+    let p = match w_hr {
+        Some(wr) if mode == Mode::Lstm => {
+            if wr.ndim() != 2 || wr.shape()[1] != h {
+                return Err(Error::Runtime(format!(
+                    "rnn: expected weight_hr of shape (P, {h}), got {:?}",
+                    wr.shape()
+                )));
+            }
+            wr.shape()[0]
+        }
+        Some(_) => {
+            return Err(Error::Runtime(
+                "rnn: proj_size is only supported for LSTM".into(),
+            ))
+        }
+        None => h,
+    };
+    let n = xp.shape()[0];
+    let b = h0.shape()[0];
+    check_shape("weight_hh", w_hh, &[gh, p])?;
+    check_shape("input projections", xp, &[n, gh])?;
+    check_shape("h0", h0, &[b, p])?;
+    match (mode, c0) {
+        (Mode::Lstm, Some(c)) => check_shape("c0", c, &[b, h])?,
+        (Mode::Lstm, None) => return Err(Error::Runtime("rnn: LSTM needs c0".into())),
+        (_, Some(_)) => return Err(Error::Runtime("rnn: only LSTM takes c0".into())),
+        _ => {}
+    }
+    for (what, t) in [("bias_ih", b_ih), ("bias_hh", b_hh)] {
+        if let Some(t) = t {
+            check_shape(what, t, &[gh])?;
+        }
+    }
+    let sizes = check_batch_sizes(batch_sizes, n, b)?;
+    let steps = steps(&sizes, reverse);
+    let geo = Geo {
+        mode,
+        h,
+        p,
+        gh,
+        gs: mode.gate_stride(h),
+        b,
+        proj: w_hr.is_some(),
+    };
+
+    let rec = Recorder::new_opt(
+        mode.node_name(),
+        &[Some(xp), Some(h0), c0, Some(w_hh), b_ih, b_hh, w_hr],
+    );
+    let train = rec.is_some();
+    let cast = |t: &Tensor| copy::to_dtype(t, dtype, false);
+
+    // Inputs in the compute dtype, contiguous; W_hh^T and W_hr^T laid out
+    // so the per-step GEMMs read them without packing.
+    let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
+    let (nt, chunks) = team_size(macs, h);
+    let units = split(h, chunks, 16);
+    let xs = prep(xp, dt)?;
+    let wt = {
+        let wt = shape::t(w_hh)?;
+        if chunks > 1 {
+            // Each chunk's gate blocks side by side: one GEMM per chunk.
+            let mut parts = Vec::new();
+            for &(j0, j1) in units.iter().filter(|(j0, j1)| j1 > j0) {
+                for k in 0..mode.gates() {
+                    parts.push(shape::narrow(
+                        &wt,
+                        1,
+                        (k * h + j0) as i64,
+                        (j1 - j0) as i64,
+                    )?);
+                }
+            }
+            prep(&join::cat(&parts, 1)?, dt)?
+        } else {
+            prep(&wt, dt)?
+        }
+    };
+    let bias = |t: Option<&Tensor>| match t {
+        Some(t) => prep(t, dt),
+        None => Tensor::zeros(&[gh], dt),
+    };
+    // GRU adds b_hh to W_hn h before scaling it by r; the others add both
+    // biases to the pre-activations.
+    let (xb, bhh) = match (mode, b_ih, b_hh) {
+        (Mode::Gru, _, _) => (bias(b_ih)?, bias(b_hh)?),
+        (_, Some(bi), Some(bh)) => (prep(&add(bi, bh)?, dt)?, bias(None)?),
+        (_, bi, bh) => (bias(bi.or(bh))?, bias(None)?),
+    };
+    let wrt = match w_hr {
+        Some(wr) => prep(&shape::t(wr)?, dt)?,
+        None => Tensor::zeros(&[0], dt)?,
+    };
+    let out = Tensor::empty(&[n, p], dt)?;
+    let hn = copy::to_dtype(h0, dt, true)?;
+    let hn = copy::contiguous(&hn)?;
+    let cn = match c0 {
+        Some(c) => copy::contiguous(&copy::to_dtype(c, dt, true)?)?,
+        None => Tensor::zeros(&[0], dt)?,
+    };
+    let hprev = Tensor::empty(&[n, p], dt)?;
+    let gates = Tensor::empty(&[if train { n } else { 0 }, geo.gs], dt)?;
+    let direct = train && chunks == 1;
+    let scratch = Tensor::empty(&[if direct { 0 } else { b }, geo.gs], dt)?;
+    let gate_rows = if train { n } else { b };
+    let cprev = if train && mode == Mode::Lstm {
+        Some(Tensor::empty(&[n, h], dt)?)
+    } else {
+        None
+    };
+    let r = if geo.proj {
+        Tensor::empty(&[gate_rows, h], dt)?
+    } else {
+        Tensor::zeros(&[0], dt)?
+    };
+
+    fdispatch!(dt, T => {
+        let (hs, hp) = (Ptr::<T>::of(&hn), Ptr::<T>::of(&hprev));
+        // Rows of each step's previous state that no earlier step wrote
+        // (the first step, and growing batches in reverse) start at h0.
+        let mut done = 0;
+        for st in &steps {
+            for row in done..st.bs {
+                // SAFETY: row < b rows of the (b, p) h0 copy and row
+                // st.off + row < n of the (n, p) hprev; no thread runs yet.
+                unsafe {
+                    hp.row_mut((st.off + row) * p, p).copy_from_slice(hs.row(row * p, p));
+                }
+            }
+            done = done.max(st.bs);
+        }
+        let f = Fwd::<T> {
+            xp: Ptr::of(&xs),
+            wt: Ptr::of(&wt),
+            xb: Ptr::of(&xb),
+            bhh: Ptr::of(&bhh),
+            wrt: Ptr::of(&wrt),
+            out: Ptr::of(&out),
+            hn: hs,
+            cn: Ptr::of(&cn),
+            hprev: hp,
+            gates: Ptr::of(&gates),
+            scratch: Ptr::of(&scratch),
+            cprev: cprev.as_ref().map(Ptr::of),
+            r: Ptr::of(&r),
+            train,
+        };
+        let cols = split(p, chunks, 16);
+        let per_step = if geo.proj { 2 } else { 1 };
+        run_phases(nt, steps.len() * per_step, chunks, |ph, c| {
+            let (st, sub) = (&steps[ph / per_step], ph % per_step);
+            let range = if sub == 0 { units[c] } else { cols[c] };
+            // SAFETY: the buffers were made above with the shapes `Fwd`
+            // documents; phases run in order, chunks on disjoint ranges.
+            unsafe { forward_chunk::<T>(geo, st, f, sub, range) }
+        });
+    });
+
+    let out_t = cast(&out)?;
+    let hn_t = cast(&hn)?;
+    let cn_t = if mode == Mode::Lstm {
+        Some(cast(&cn)?)
+    } else {
+        None
+    };
+
+    if let Some(mut rec) = rec {
+        let i_w = rec.save(w_hh)?;
+        let i_wr = match w_hr {
+            Some(wr) => Some(rec.save(wr)?),
+            None => None,
+        };
+        let i_gates = rec.save(&gates)?;
+        let i_hprev = rec.save(&hprev)?;
+        let i_cprev = match &cprev {
+            Some(c) => Some(rec.save(c)?),
+            None => None,
+        };
+        let i_r = if geo.proj { Some(rec.save(&r)?) } else { None };
+        // The Elman cell's derivative reads its outputs.
+        let i_out = match mode {
+            Mode::RnnTanh | Mode::RnnRelu if dt == dtype => Some(rec.save_output(&out_t, 0)?),
+            Mode::RnnTanh | Mode::RnnRelu => Some(rec.save(&out)?),
+            _ => None,
+        };
+        let biases = (b_ih.is_some(), b_hh.is_some());
+        let mut outputs: Vec<&Tensor> = vec![&out_t, &hn_t];
+        if let Some(c) = &cn_t {
+            outputs.push(c);
+        }
+        rec.finish(&outputs, move |ctx, grads| {
+            let create_graph = autograd::is_grad_enabled();
+            let res = {
+                let _mode = GradMode::set(false);
+                let saved = |i: Option<usize>| -> Result<Tensor> {
+                    match i {
+                        Some(i) => prep(&ctx.saved(i)?, dt),
+                        None => Tensor::zeros(&[0], dt),
+                    }
+                };
+                let sv = Saved {
+                    w: prep(&ctx.saved(i_w)?, dt)?,
+                    wr: saved(i_wr)?,
+                    gates: ctx.saved(i_gates)?,
+                    hprev: ctx.saved(i_hprev)?,
+                    cprev: saved(i_cprev)?,
+                    r: saved(i_r)?,
+                    out: saved(i_out)?,
+                };
+                layer_backward(geo, &steps, dt, &sv, &grads, ctx, biases)?
+            };
+            let res: Vec<Option<Tensor>> = res
+                .into_iter()
+                .map(|g| g.map(|g| copy::to_dtype(&g, dtype, false)).transpose())
+                .collect::<Result<_>>()?;
+            if create_graph {
+                let outs: Vec<&Tensor> = res.iter().flatten().collect();
+                autograd::delayed_error(ctx, &grads, &outs, double_backward_error(mode));
+            }
+            Ok(res)
+        });
+    }
+    Ok((out_t, hn_t, cn_t))
+}
+
+/// What the layer's backward reads (compute dtype, contiguous).
+struct Saved {
+    w: Tensor,
+    wr: Tensor,
+    gates: Tensor,
+    hprev: Tensor,
+    cprev: Tensor,
+    r: Tensor,
+    out: Tensor,
+}
+
+/// Gradients of `rnn_layer`'s inputs `[xp, h0, c0, w_hh, b_ih, b_hh, w_hr]`
+/// from those of its outputs `[out, h_n, c_n]`; `biases` tells which
+/// biases were given.
+fn layer_backward(
+    geo: Geo,
+    steps: &[Step],
+    dt: DType,
+    sv: &Saved,
+    grads: &[Option<Tensor>],
+    ctx: &autograd::Ctx<'_>,
+    biases: (bool, bool),
+) -> Result<Vec<Option<Tensor>>> {
+    let Geo {
+        mode, h, p, gh, b, ..
+    } = geo;
+    let n: usize = steps.iter().map(|s| s.bs).sum();
+    let grad = |i: usize| grads.get(i).cloned().flatten();
+    let dout = grad(0).map(|g| prep(&g, dt)).transpose()?;
+    let state = |i: usize, shape: &[usize]| -> Result<Tensor> {
+        match grad(i) {
+            Some(g) => copy::contiguous(&copy::to_dtype(&g, dt, true)?),
+            None => Tensor::zeros(shape, dt),
+        }
+    };
+    let dh = state(1, &[b, p])?;
+    let dc = if mode == Mode::Lstm {
+        state(2, &[b, h])?
+    } else {
+        Tensor::zeros(&[0], dt)?
+    };
+    let dpre = Tensor::empty(&[n, gh], dt)?;
+    let dx = if mode == Mode::Gru {
+        Tensor::empty(&[n, gh], dt)?
+    } else {
+        dpre.clone()
+    };
+    let dhall = if geo.proj {
+        Tensor::empty(&[n, p], dt)?
+    } else {
+        Tensor::zeros(&[0], dt)?
+    };
+    let dr = if geo.proj {
+        Tensor::empty(&[b, h], dt)?
+    } else {
+        Tensor::zeros(&[0], dt)?
+    };
+    fdispatch!(dt, T => {
+        let d = Bwd::<T> {
+            gates: Ptr::of(&sv.gates),
+            cprev: Ptr::of(&sv.cprev),
+            hprev: Ptr::of(&sv.hprev),
+            out: Ptr::of(&sv.out),
+            w: Ptr::of(&sv.w),
+            wr: Ptr::of(&sv.wr),
+            dout: dout.as_ref().map(Ptr::of),
+            dh: Ptr::of(&dh),
+            dc: Ptr::of(&dc),
+            dpre: Ptr::of(&dpre),
+            dx: Ptr::of(&dx),
+            dhall: Ptr::of(&dhall),
+            dr: Ptr::of(&dr),
+        };
+        let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
+        let (nt, chunks) = team_size(macs, h);
+        let units = split(h, chunks, 16);
+        let cols = split(p, chunks, 16);
+        // Per step: [dh at h (projection),] the cell's gradient, dh = dpre W_hh.
+        let per_step = if geo.proj { 3 } else { 2 };
+        let ns = steps.len();
+        run_phases(nt, ns * per_step, chunks, |ph, c| {
+            let (st, sub) = (&steps[ns - 1 - ph / per_step], ph % per_step);
+            let is_units = sub + 3 - per_step == 1;
+            let range = if is_units { units[c] } else { cols[c] };
+            // SAFETY: the buffers have the shapes `Bwd` documents (saved by
+            // the forward or made above); phases run in order, chunks on
+            // disjoint ranges.
+            unsafe { backward_chunk::<T>(geo, st, d, sub, range) }
+        });
+    });
+    // Weight gradients: one GEMM over all steps each.
+    let dw = if ctx.needs(3) {
+        Some(linalg::mm(&shape::t(&dpre)?, &sv.hprev)?)
+    } else {
+        None
+    };
+    // b_ih's gradient is the input projections' (dx), b_hh's the hidden
+    // side's (dpre; the same tensor but for GRU).
+    let colsum = |t: &Tensor| reduce::sum(t, Some(&[0]), false, None);
+    let dbi = if ctx.needs(4) && biases.0 {
+        Some(colsum(&dx)?)
+    } else {
+        None
+    };
+    let dbh = match (ctx.needs(5) && biases.1, &dbi) {
+        (false, _) => None,
+        (true, Some(d)) if mode != Mode::Gru => Some(d.clone()),
+        (true, _) => Some(colsum(&dpre)?),
+    };
+    let dwr = if ctx.needs(6) && geo.proj {
+        Some(linalg::mm(&shape::t(&dhall)?, &sv.r)?)
+    } else {
+        None
+    };
+    Ok(vec![
+        ctx.needs(0).then_some(dx),
+        ctx.needs(1).then_some(dh),
+        (ctx.needs(2) && mode == Mode::Lstm).then_some(dc),
+        dw,
+        dbi,
+        dbh,
+        dwr,
+    ])
+}
+
+// ---------------------------------------------------------------- cells
+
+/// The sum of the given biases (zeros when none), `(n)` in the compute
+/// dtype and contiguous.
+fn cell_bias(a: Option<&Tensor>, b: Option<&Tensor>, n: usize, dt: DType) -> Result<Tensor> {
+    match (a, b) {
+        (Some(a), Some(b)) => prep(&add(a, b)?, dt),
+        (Some(t), None) | (None, Some(t)) => prep(t, dt),
+        (None, None) => Tensor::zeros(&[n], dt),
+    }
+}
+
+fn check_cell(
+    name: &str,
+    gi: &Tensor,
+    gh: &Tensor,
+    state: &Tensor,
+    bi: Option<&Tensor>,
+    bh: Option<&Tensor>,
+    gates: usize,
+) -> Result<(usize, usize)> {
+    if gi.ndim() != 2 || state.ndim() != 2 {
+        return Err(Error::Runtime(format!(
+            "{name}: expected 2-D gates and state"
+        )));
+    }
+    let (b, h) = (state.shape()[0], state.shape()[1]);
+    for (what, t) in [("input_gates", gi), ("hidden_gates", gh)] {
+        if t.shape() != [b, gates * h] {
+            return Err(Error::Runtime(format!(
+                "{name}: expected {what} of shape [{b}, {}], got {:?}",
+                gates * h,
+                t.shape()
+            )));
+        }
+    }
+    for t in [bi, bh].into_iter().flatten() {
+        if t.shape() != [gates * h] {
+            return Err(Error::Runtime(format!(
+                "{name}: expected a bias of shape [{}], got {:?}",
+                gates * h,
+                t.shape()
+            )));
+        }
+    }
+    for t in [Some(gh), Some(state), bi, bh].into_iter().flatten() {
+        if t.dtype() != gi.dtype() {
+            return Err(Error::Runtime(format!(
+                "{name}: expected all tensors to have dtype {}, got {}",
+                gi.dtype().scalar_name(),
+                t.dtype().scalar_name()
+            )));
+        }
+    }
+    Ok((b, h))
+}
+
+/// Runs `f(row)` for the `rows` batch rows of a cell, over threads when large.
+fn cell_rows(rows: usize, h: usize, f: impl Fn(usize) + Sync) {
+    for_ranges(rows, h * 40, 1, |a, e| {
+        for row in a..e {
+            f(row);
+        }
+    });
+}
+
+/// Columns `[k*h, (k+1)*h)` of `t` (a 2-D view).
+fn block(t: &Tensor, k: usize, h: usize) -> Result<Tensor> {
+    shape::narrow(t, 1, (k * h) as i64, h as i64)
+}
+
+fn sig(t: &Tensor) -> Result<Tensor> {
+    un(Unary::Sigmoid, t)
+}
+
+fn tanh(t: &Tensor) -> Result<Tensor> {
+    un(Unary::Tanh, t)
+}
+
+/// `1 - t`.
+fn one_minus(t: &Tensor) -> Result<Tensor> {
+    rsub_s(1.0, t)
+}
+
+/// Sums a gate gradient over the batch for a bias.
+fn bias_grad(dg: &Tensor) -> Result<Tensor> {
+    reduce::sum(dg, Some(&[0]), false, None)
+}
+
+/// The gate pre-activations of a cell from its saved inputs, with
+/// differentiable ops: `input + hidden` for LSTM, and for GRU the
+/// input-side and hidden-side sums apart.
+fn cell_pre(ctx: &autograd::Ctx<'_>, idx: &[Option<usize>; 4]) -> Result<[Option<Tensor>; 4]> {
+    let mut out: [Option<Tensor>; 4] = Default::default();
+    for (o, i) in out.iter_mut().zip(idx) {
+        if let Some(i) = i {
+            *o = Some(ctx.saved(*i)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `a + b` where `b` may be absent.
+fn add_opt(a: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    match b {
+        Some(b) => add(a, b),
+        None => Ok(a.clone()),
+    }
+}
+
+/// A missing gradient as zeros shaped like `like`.
+fn grad_or_zeros(g: Option<&Tensor>, like: &Tensor) -> Result<Tensor> {
+    match g {
+        Some(g) => Ok(g.clone()),
+        None => {
+            crate::ops::creation::full(like.shape(), crate::tensor::Scalar::Int(0), like.dtype())
+        }
+    }
+}
+
+/// `nn.LSTMCell`'s pointwise step (PyTorch's `_thnn_fused_lstm_cell`):
+/// gates `input_gates + hidden_gates (+ biases)`, `(B, 4H)` in `i, f, g, o`
+/// order; returns `(h', c')`.
+pub fn lstm_cell(
+    input_gates: &Tensor,
+    hidden_gates: &Tensor,
+    cx: &Tensor,
+    input_bias: Option<&Tensor>,
+    hidden_bias: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (b, h) = check_cell(
+        "lstm_cell",
+        input_gates,
+        hidden_gates,
+        cx,
+        input_bias,
+        hidden_bias,
+        4,
+    )?;
+    let dtype = cx.dtype();
+    let dt = compute_dtype("lstm_cell", cx)?;
+    let rec = Recorder::new_opt(
+        "ThnnFusedLstmCellBackward0",
+        &[
+            Some(input_gates),
+            Some(hidden_gates),
+            Some(cx),
+            input_bias,
+            hidden_bias,
+        ],
+    );
+    // The activated gates (kept for the backward) start as a copy of the
+    // hidden projections.
+    let gates = copy::contiguous(&copy::to_dtype(hidden_gates, dt, true)?)?;
+    let xs = prep(input_gates, dt)?;
+    let bias = cell_bias(input_bias, hidden_bias, 4 * h, dt)?;
+    let c = copy::contiguous(&copy::to_dtype(cx, dt, true)?)?;
+    let hy = Tensor::empty(&[b, h], dt)?;
+    fdispatch!(dt, T => {
+        let (g, x, bp, cy, hh) = (
+            Ptr::<T>::of(&gates),
+            Ptr::<T>::of(&xs),
+            Ptr::<T>::of(&bias),
+            Ptr::<T>::of(&c),
+            Ptr::<T>::of(&hy),
+        );
+        cell_rows(b, h, |row| {
+            let gr = row * 4 * h;
+            // SAFETY: row < b of the contiguous (b, 4h) gates and inputs
+            // and (b, h) states; each row is visited by one thread.
+            unsafe {
+                T::lstm_fwd(LstmFwd {
+                    gates: [g.row_mut(gr, h), g.row_mut(gr + h, h), g.row_mut(gr + 2 * h, h), g.row_mut(gr + 3 * h, h)],
+                    x: [x.row(gr, h), x.row(gr + h, h), x.row(gr + 2 * h, h), x.row(gr + 3 * h, h)],
+                    b: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h), bp.row(3 * h, h)],
+                    c: cy.row_mut(row * h, h),
+                    c_save: None,
+                    r: hh.row_mut(row * h, h),
+                });
+            }
+        });
+    });
+    let hy_t = copy::to_dtype(&hy, dtype, false)?;
+    let cy_t = copy::to_dtype(&c, dtype, false)?;
+    if let Some(mut rec) = rec {
+        let i_gates = rec.save(&gates)?;
+        // The inputs, for a differentiable backward under create_graph.
+        let mut idx = [None; 4];
+        for (slot, t) in idx.iter_mut().zip([
+            Some(input_gates),
+            Some(hidden_gates),
+            input_bias,
+            hidden_bias,
+        ]) {
+            if let Some(t) = t {
+                *slot = Some(rec.save(t)?);
+            }
+        }
+        let i_cx = rec.save(cx)?;
+        rec.finish(&[&hy_t, &cy_t], move |ctx, grads| {
+            let dhy = grads.first().cloned().flatten();
+            let dcy = grads.get(1).cloned().flatten();
+            let cx = ctx.saved(i_cx)?;
+            let (dg, dcx) = if autograd::is_grad_enabled() {
+                let [gi, gh, bi, bh] = cell_pre(ctx, &idx)?;
+                let (Some(gi), Some(gh)) = (gi, gh) else {
+                    return Err(Error::Runtime("lstm_cell: missing saved gates".into()));
+                };
+                let pre = add_opt(&add_opt(&add(&gi, &gh)?, bi.as_ref())?, bh.as_ref())?;
+                lstm_cell_backward_ops(&pre, &cx, dhy.as_ref(), dcy.as_ref(), h)?
+            } else {
+                let gates = ctx.saved(i_gates)?;
+                let (dg, dcx) = lstm_cell_backward_kernel(
+                    &gates,
+                    &prep(&cx, dt)?,
+                    dhy.as_ref(),
+                    dcy.as_ref(),
+                    b,
+                    h,
+                    dt,
+                )?;
+                (
+                    copy::to_dtype(&dg, dtype, false)?,
+                    copy::to_dtype(&dcx, dtype, false)?,
+                )
+            };
+            let db = if ctx.needs(3) || ctx.needs(4) {
+                Some(bias_grad(&dg)?)
+            } else {
+                None
+            };
+            Ok(vec![
+                ctx.needs(0).then(|| dg.clone()),
+                ctx.needs(1).then(|| dg.clone()),
+                ctx.needs(2).then_some(dcx),
+                db.clone().filter(|_| ctx.needs(3)),
+                db.filter(|_| ctx.needs(4)),
+            ])
+        });
+    }
+    Ok((hy_t, cy_t))
+}
+
+/// The LSTM cell's gradient by the fused row kernel: `(dgates, dcx)`.
+fn lstm_cell_backward_kernel(
+    gates: &Tensor,
+    cp: &Tensor,
+    dhy: Option<&Tensor>,
+    dcy: Option<&Tensor>,
+    b: usize,
+    h: usize,
+    dt: DType,
+) -> Result<(Tensor, Tensor)> {
+    let dh = match dhy {
+        Some(g) => prep(g, dt)?,
+        None => Tensor::zeros(&[b, h], dt)?,
+    };
+    let dc = match dcy {
+        Some(g) => copy::contiguous(&copy::to_dtype(g, dt, true)?)?,
+        None => Tensor::zeros(&[b, h], dt)?,
+    };
+    let dg = Tensor::empty(&[b, 4 * h], dt)?;
+    fdispatch!(dt, T => {
+        let (g, c, dhp, dcp, dgp) = (
+            Ptr::<T>::of(gates),
+            Ptr::<T>::of(cp),
+            Ptr::<T>::of(&dh),
+            Ptr::<T>::of(&dc),
+            Ptr::<T>::of(&dg),
+        );
+        cell_rows(b, h, |row| {
+            let gr = row * 4 * h;
+            // SAFETY: row < b of the contiguous (b, 4h) and (b, h) buffers;
+            // each row is visited by one thread.
+            unsafe {
+                T::lstm_bwd(LstmBwd {
+                    gates: [g.row(gr, h), g.row(gr + h, h), g.row(gr + 2 * h, h), g.row(gr + 3 * h, h)],
+                    cp: c.row(row * h, h),
+                    dr: dhp.row(row * h, h),
+                    dout: None,
+                    dc: dcp.row_mut(row * h, h),
+                    dg: [dgp.row_mut(gr, h), dgp.row_mut(gr + h, h), dgp.row_mut(gr + 2 * h, h), dgp.row_mut(gr + 3 * h, h)],
+                });
+            }
+        });
+    });
+    Ok((dg, dc))
+}
+
+/// The LSTM cell's gradient with differentiable ops from the
+/// pre-activations `pre` (for double backward): `(dgates, dcx)`.
+fn lstm_cell_backward_ops(
+    pre: &Tensor,
+    cx: &Tensor,
+    dhy: Option<&Tensor>,
+    dcy: Option<&Tensor>,
+    h: usize,
+) -> Result<(Tensor, Tensor)> {
+    let i = sig(&block(pre, 0, h)?)?;
+    let f = sig(&block(pre, 1, h)?)?;
+    let g = tanh(&block(pre, 2, h)?)?;
+    let o = sig(&block(pre, 3, h)?)?;
+    let c = add(&mul(&f, cx)?, &mul(&i, &g)?)?;
+    let tc = tanh(&c)?;
+    let dh = grad_or_zeros(dhy, &c)?;
+    let dc = grad_or_zeros(dcy, &c)?;
+    let dct = add(&dc, &mul(&mul(&dh, &o)?, &one_minus(&mul(&tc, &tc)?)?)?)?;
+    let di = mul(&mul(&dct, &g)?, &mul(&i, &one_minus(&i)?)?)?;
+    let df = mul(&mul(&dct, cx)?, &mul(&f, &one_minus(&f)?)?)?;
+    let dg = mul(&mul(&dct, &i)?, &one_minus(&mul(&g, &g)?)?)?;
+    let do_ = mul(&mul(&dh, &tc)?, &mul(&o, &one_minus(&o)?)?)?;
+    let dgates = join::cat(&[di, df, dg, do_], 1)?;
+    Ok((dgates, mul(&dct, &f)?))
+}
+
+/// `nn.GRUCell`'s pointwise step (PyTorch's `_thnn_fused_gru_cell`):
+/// `input_gates = x W_ih^T`, `hidden_gates = h W_hh^T`, `(B, 3H)` in `r, z,
+/// n` order; returns `h'`.
+pub fn gru_cell(
+    input_gates: &Tensor,
+    hidden_gates: &Tensor,
+    hx: &Tensor,
+    input_bias: Option<&Tensor>,
+    hidden_bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, h) = check_cell(
+        "gru_cell",
+        input_gates,
+        hidden_gates,
+        hx,
+        input_bias,
+        hidden_bias,
+        3,
+    )?;
+    let dtype = hx.dtype();
+    let dt = compute_dtype("gru_cell", hx)?;
+    let rec = Recorder::new_opt(
+        "ThnnFusedGruCellBackward0",
+        &[
+            Some(input_gates),
+            Some(hidden_gates),
+            Some(hx),
+            input_bias,
+            hidden_bias,
+        ],
+    );
+    let xs = prep(input_gates, dt)?;
+    let xb = cell_bias(input_bias, None, 3 * h, dt)?;
+    // Workspace `[r|z|W_hn h + b_hn|n]`, starting as the hidden projections.
+    let ws = Tensor::empty(&[b, 4 * h], dt)?;
+    copy::copy_(
+        &shape::narrow(&ws, 1, 0, (3 * h) as i64)?,
+        &copy::to_dtype(hidden_gates, dt, false)?,
+    )?;
+    let bias = cell_bias(hidden_bias, None, 3 * h, dt)?;
+    let hp = prep(hx, dt)?;
+    let hy = Tensor::empty(&[b, h], dt)?;
+    fdispatch!(dt, T => {
+        let (w, x, xbp, bp, hpp, hh) = (
+            Ptr::<T>::of(&ws),
+            Ptr::<T>::of(&xs),
+            Ptr::<T>::of(&xb),
+            Ptr::<T>::of(&bias),
+            Ptr::<T>::of(&hp),
+            Ptr::<T>::of(&hy),
+        );
+        cell_rows(b, h, |row| {
+            let (wr, xr) = (row * 4 * h, row * 3 * h);
+            // SAFETY: row < b of the contiguous (b, 4h), (b, 3h) and (b, h)
+            // buffers; each row is visited by one thread.
+            unsafe {
+                T::gru_fwd(GruFwd {
+                    gates: [w.row_mut(wr, h), w.row_mut(wr + h, h), w.row_mut(wr + 2 * h, h)],
+                    x: [x.row(xr, h), x.row(xr + h, h), x.row(xr + 2 * h, h)],
+                    xb: [xbp.row(0, h), xbp.row(h, h), xbp.row(2 * h, h)],
+                    bias: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h)],
+                    hp: hpp.row(row * h, h),
+                    n: w.row_mut(wr + 3 * h, h),
+                    h: hh.row_mut(row * h, h),
+                });
+            }
+        });
+    });
+    let hy_t = copy::to_dtype(&hy, dtype, false)?;
+    if let Some(mut rec) = rec {
+        let i_ws = rec.save(&ws)?;
+        let mut idx = [None; 4];
+        for (slot, t) in idx.iter_mut().zip([
+            Some(input_gates),
+            Some(hidden_gates),
+            input_bias,
+            hidden_bias,
+        ]) {
+            if let Some(t) = t {
+                *slot = Some(rec.save(t)?);
+            }
+        }
+        let i_hx = rec.save(hx)?;
+        rec.finish(&[&hy_t], move |ctx, grads| {
+            let Some(dhy) = grads.into_iter().next().flatten() else {
+                return Ok(vec![None; 5]);
+            };
+            let hx = ctx.saved(i_hx)?;
+            let (dgi, dgh, dhx) = if autograd::is_grad_enabled() {
+                let [gi, gh, bi, bh] = cell_pre(ctx, &idx)?;
+                let (Some(gi), Some(gh)) = (gi, gh) else {
+                    return Err(Error::Runtime("gru_cell: missing saved gates".into()));
+                };
+                gru_cell_backward_ops(
+                    &add_opt(&gi, bi.as_ref())?,
+                    &add_opt(&gh, bh.as_ref())?,
+                    &hx,
+                    &dhy,
+                    h,
+                )?
+            } else {
+                let ws = ctx.saved(i_ws)?;
+                let (dgi, dgh, dhx) =
+                    gru_cell_backward_kernel(&ws, &prep(&hx, dt)?, &dhy, b, h, dt)?;
+                (
+                    copy::to_dtype(&dgi, dtype, false)?,
+                    copy::to_dtype(&dgh, dtype, false)?,
+                    copy::to_dtype(&dhx, dtype, false)?,
+                )
+            };
+            let dbi = if ctx.needs(3) {
+                Some(bias_grad(&dgi)?)
+            } else {
+                None
+            };
+            let dbh = if ctx.needs(4) {
+                Some(bias_grad(&dgh)?)
+            } else {
+                None
+            };
+            Ok(vec![
+                ctx.needs(0).then_some(dgi),
+                ctx.needs(1).then_some(dgh),
+                ctx.needs(2).then_some(dhx),
+                dbi,
+                dbh,
+            ])
+        });
+    }
+    Ok(hy_t)
+}
+
+/// The GRU cell's gradient by the fused row kernel: `(d input_gates,
+/// d hidden_gates, d hx)`.
+fn gru_cell_backward_kernel(
+    ws: &Tensor,
+    hp: &Tensor,
+    dhy: &Tensor,
+    b: usize,
+    h: usize,
+    dt: DType,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let dh = copy::contiguous(&copy::to_dtype(dhy, dt, true)?)?;
+    let dgi = Tensor::empty(&[b, 3 * h], dt)?;
+    let dgh = Tensor::empty(&[b, 3 * h], dt)?;
+    fdispatch!(dt, T => {
+        let (w, hpp, dhp, di, dhh) = (
+            Ptr::<T>::of(ws),
+            Ptr::<T>::of(hp),
+            Ptr::<T>::of(&dh),
+            Ptr::<T>::of(&dgi),
+            Ptr::<T>::of(&dgh),
+        );
+        cell_rows(b, h, |row| {
+            let (wr, gr) = (row * 4 * h, row * 3 * h);
+            // SAFETY: row < b of the contiguous (b, 4h), (b, 3h) and (b, h)
+            // buffers; each row is visited by one thread.
+            unsafe {
+                T::gru_bwd(GruBwd {
+                    gates: [w.row(wr, h), w.row(wr + h, h), w.row(wr + 2 * h, h), w.row(wr + 3 * h, h)],
+                    hp: hpp.row(row * h, h),
+                    dh: dhp.row_mut(row * h, h),
+                    dout: None,
+                    dpre: [dhh.row_mut(gr, h), dhh.row_mut(gr + h, h), dhh.row_mut(gr + 2 * h, h)],
+                    dx: [di.row_mut(gr, h), di.row_mut(gr + h, h), di.row_mut(gr + 2 * h, h)],
+                });
+            }
+        });
+    });
+    Ok((dgi, dgh, dh))
+}
+
+/// The GRU cell's gradient with differentiable ops from the input-side
+/// and hidden-side pre-activations (biases included), for double backward.
+fn gru_cell_backward_ops(
+    xs: &Tensor,
+    hs: &Tensor,
+    hx: &Tensor,
+    dhy: &Tensor,
+    h: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let r = sig(&add(&block(xs, 0, h)?, &block(hs, 0, h)?)?)?;
+    let z = sig(&add(&block(xs, 1, h)?, &block(hs, 1, h)?)?)?;
+    let hn = block(hs, 2, h)?;
+    let n = tanh(&add(&block(xs, 2, h)?, &mul(&r, &hn)?)?)?;
+    let dnp = mul(&mul(dhy, &one_minus(&z)?)?, &one_minus(&mul(&n, &n)?)?)?;
+    let drp = mul(&mul(&dnp, &hn)?, &mul(&r, &one_minus(&r)?)?)?;
+    let dzp = mul(
+        &mul(dhy, &crate::ops::arith::sub(hx, &n)?)?,
+        &mul(&z, &one_minus(&z)?)?,
+    )?;
+    let dgi = join::cat(&[drp.clone(), dzp.clone(), dnp.clone()], 1)?;
+    let dgh = join::cat(&[drp, dzp, mul(&dnp, &r)?], 1)?;
+    Ok((dgi, dgh, mul(dhy, &z)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn split_covers_the_range_in_aligned_parts() {
+        for (n, parts) in [(256, 4), (40, 2), (7, 3), (0, 2), (64, 1)] {
+            let r = split(n, parts, 16);
+            assert_eq!(r.len(), parts.max(1));
+            let mut next = 0;
+            for &(a, b) in &r {
+                assert_eq!(a, next.min(n));
+                assert!(a % 16 == 0 || a == n);
+                next = b;
+            }
+            assert_eq!(next, n);
+        }
+    }
+
+    #[test]
+    fn phases_run_every_chunk_once_in_order() {
+        let (phases, chunks) = (50, 4);
+        let done: Vec<AtomicUsize> = (0..phases).map(|_| AtomicUsize::new(0)).collect();
+        run_phases(3, phases, chunks, |ph, _c| {
+            // Every chunk of the previous phase has finished.
+            if ph > 0 {
+                assert_eq!(done[ph - 1].load(Ordering::SeqCst), chunks);
+            }
+            done[ph].fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(done.iter().all(|d| d.load(Ordering::SeqCst) == chunks));
+    }
+
+    #[test]
+    fn steps_chain_in_processing_order() {
+        let s = steps(&[3, 2, 1], false);
+        assert_eq!(
+            (s[0].off, s[0].bs, s[0].next_off, s[0].next_bs),
+            (0, 3, 3, 2)
+        );
+        assert_eq!((s[2].off, s[2].bs, s[2].next_bs), (5, 1, 0));
+        let r = steps(&[3, 2, 1], true);
+        assert_eq!(
+            (r[0].off, r[0].bs, r[0].next_off, r[0].next_bs),
+            (5, 1, 3, 2)
+        );
+        assert_eq!((r[2].off, r[2].bs, r[2].next_bs), (0, 3, 0));
+    }
+}
