@@ -90,6 +90,48 @@ def test_inplace_activation_writes_into_input(fn):
     close(x, before.numpy())
 
 
+def _mask_grad(x, g, th):
+    # PyTorch's threshold_backward: x <= th ? 0 : g (a NaN x passes g).
+    return np.where(x <= th, 0.0, g)
+
+
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_and_threshold_backward_mask(dtype, inplace):
+    x = np.array([np.nan, -1.0, 0.0, 0.5, 0.75, 2.0, -0.0, np.inf] * 5)
+    g = RNG.standard_normal(x.shape)
+    for fn, th in [(F.relu, 0.0), (lambda a, inplace: F.threshold(a, 0.5, -3.0, inplace), 0.5)]:
+        a = t(x, dtype=dtype, requires_grad=True)
+        b = a.clone() if inplace else a
+        fn(b, inplace=inplace).backward(t(g, dtype=dtype))
+        close(a.grad, _mask_grad(x, g, th))
+        # The backward of a sum: one broadcast gradient value.
+        a.grad = None
+        fn(a.clone() if inplace else a, inplace=inplace).sum().backward()
+        close(a.grad, _mask_grad(x, np.ones_like(x), th))
+
+
+def test_relu_backward_layouts_and_double_backward():
+    x = RNG.standard_normal((6, 7))
+    g = RNG.standard_normal((7, 6))
+    # Transposed input and a gradient in another memory order.
+    a = t(x, requires_grad=True)
+    F.relu(a.t()).backward(t(g))
+    close(a.grad, _mask_grad(x.T, g, 0.0).T, 1e-12)
+    a.grad = None
+    F.relu(a).backward(t(g).t())
+    close(a.grad, _mask_grad(x, g.T, 0.0), 1e-12)
+    # create_graph: the gradient is differentiable in the incoming gradient.
+    xa = t(x + 0.013, requires_grad=True)
+    gg = t(g.T, requires_grad=True)
+    (gx,) = rtorch.autograd.grad(F.relu(xa), xa, gg, create_graph=True)
+    close(gx, _mask_grad(x + 0.013, g.T, 0.0), 1e-12)
+    (ggrad,) = rtorch.autograd.grad(gx.sum() * 2, gg)
+    close(ggrad, np.where(x + 0.013 > 0, 2.0, 0.0), 1e-12)
+    assert rtorch.autograd.gradgradcheck(F.relu, (xa,))
+    assert rtorch.autograd.gradgradcheck(lambda v: F.threshold(v, 0.5, 1.0), (xa,))
+
+
 def test_prelu_per_channel():
     x = RNG.standard_normal((2, 3, 4))
     w = np.array([0.1, 0.2, 0.3])

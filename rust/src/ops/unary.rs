@@ -461,11 +461,39 @@ mod fast {
         sigmoid, sigmoid_ => |x| sigmoid_f32(x);
         silu, silu_ => |x| x * sigmoid_f32(x);
         relu, relu_ => |x| if x > 0.0 || x.is_nan() { x } else { 0.0 };
+
         neg, neg_ => |x| -x;
         abs, abs_ => |x| x.abs();
         sqrt, sqrt_ => |x| x.sqrt();
         square, square_ => |x| x * x;
         reciprocal, reciprocal_ => |x| 1.0 / x;
+    }
+
+    /// `dst = x <= th ? 0 : g` (`g` of length 1: one value for all).
+    #[inline(always)]
+    fn mask_grad<T: Copy + PartialOrd + Default>(g: &[T], x: &[T], th: T, dst: &mut [T]) {
+        let zero = T::default();
+        if let [gv] = *g {
+            for (o, &xv) in dst.iter_mut().zip(x) {
+                *o = if xv <= th { zero } else { gv };
+            }
+        } else {
+            for ((o, &gv), &xv) in dst.iter_mut().zip(g).zip(x) {
+                *o = if xv <= th { zero } else { gv };
+            }
+        }
+    }
+
+    multiversion! {
+        pub fn threshold_backward_f32(g: &[f32], x: &[f32], th: f32, dst: &mut [f32]) {
+            mask_grad(g, x, th, dst)
+        }
+    }
+
+    multiversion! {
+        pub fn threshold_backward_f64(g: &[f64], x: &[f64], th: f64, dst: &mut [f64]) {
+            mask_grad(g, x, th, dst)
+        }
     }
 }
 
@@ -483,9 +511,10 @@ impl Unary {
     /// Which of the input and the output the derivative reads.
     fn saves(self) -> (bool, bool) {
         match self {
-            Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv => {
-                (false, true)
-            }
+            // relu's mask reads the output (as PyTorch): relu_ then needs no
+            // copy of its input.
+            Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv
+            | Relu => (false, true),
             Neg | Sign | Floor | Ceil | Round(_) | Trunc | Frac => (false, false),
             _ => (true, false),
         }
@@ -560,7 +589,7 @@ impl Unary {
                 where_s(&keep, g, 0.0)
             }
             NanToNum(..) => where_s(&un(IsFinite, x)?, g, 0.0),
-            Relu => where_s(&cmp_s(BinaryOp::Gt, x, 0.0)?, g, 0.0),
+            Relu => threshold_backward(g, y, 0.0),
             Gelu => {
                 let cdf = scale(
                     &add_s(&un(Erf, &scale(x, std::f64::consts::FRAC_1_SQRT_2)?)?, 1.0)?,
@@ -631,7 +660,7 @@ impl Unary {
             Softshrink(l) | Hardshrink(l) => {
                 where_s(&cmp_s(BinaryOp::Gt, &un(Abs, x)?, l)?, g, 0.0)
             }
-            Threshold(th, _) => where_s(&cmp_s(BinaryOp::Gt, x, th)?, g, 0.0),
+            Threshold(th, _) => threshold_backward(g, x, th),
             LogSigmoid => mul(g, &un(Sigmoid, &neg(x)?)?),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot | BitwiseNot => {
                 zeros_like(g)
@@ -646,6 +675,86 @@ impl Unary {
         };
         crate::autograd::backward_name(self.name(), version)
     }
+}
+
+/// `threshold_backward(g, x, th)`: `g` where `x > th`, 0 elsewhere, with
+/// PyTorch's rule `x <= th ? 0 : g` (so a NaN `x` passes `g` through): the
+/// backward of `relu` (on its output) and `threshold`. One fused pass when
+/// the result need not be differentiable again; otherwise a `where`, whose
+/// derivative in `g` is the same mask.
+pub fn threshold_backward(g: &Tensor, x: &Tensor, th: f64) -> Result<Tensor> {
+    if !is_grad_enabled() {
+        if let Some(out) = threshold_backward_fused(g, x, th)? {
+            return Ok(out);
+        }
+    }
+    let le = cmp_s(BinaryOp::Le, x, th)?;
+    crate::ops::ternary::where_(
+        &le,
+        &Operand::Scalar(Scalar::Float(0.0)),
+        &Operand::Tensor(g.clone()),
+    )
+}
+
+/// [`threshold_backward`] as one pass over float32/float64 operands of one
+/// shape; `g` may be a single broadcast value (the backward of a `sum`).
+/// None when the dtypes do not fit.
+fn threshold_backward_fused(g: &Tensor, x: &Tensor, th: f64) -> Result<Option<Tensor>> {
+    let dt = x.dtype();
+    if g.dtype() != dt || g.shape() != x.shape() || !matches!(dt, DType::F32 | DType::F64) {
+        return Ok(None);
+    }
+    let dense = |t: &Tensor| {
+        let l = t.layout();
+        l.is_contiguous() || l.strides.as_slice() == l.preserved_strides().as_slice()
+    };
+    let mut xs = if dense(x) {
+        x.clone()
+    } else {
+        copy::contiguous(x)?
+    };
+    let scalar_g = g.strides().iter().all(|&s| s == 0);
+    let gs = if scalar_g || (g.strides() == xs.strides() && dense(g)) {
+        g.clone()
+    } else {
+        xs = copy::contiguous(&xs)?;
+        copy::contiguous(g)?
+    };
+    let out = Tensor::empty_strided(x.shape(), &xs.layout().preserved_strides(), dt)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(Some(out));
+    }
+    // Spans of dense tensors with one memory order (or the single value of
+    // a broadcast `g`): flat index i is the same element in all three.
+    let (px, pg, po) = (
+        xs.raw_ptr() as usize,
+        gs.raw_ptr() as usize,
+        out.raw_ptr() as usize,
+    );
+    parallel::for_ranges(n, 1, 16, |s, e| {
+        let gr = if scalar_g { 0..1 } else { s..e };
+        // SAFETY: `xs` and `out` are dense spans of `n` elements of `dt`,
+        // `gs` one of `n` or a single value; chunks [s, e) of `out` are disjoint.
+        unsafe {
+            if dt == DType::F64 {
+                fast::threshold_backward_f64(
+                    std::slice::from_raw_parts((pg as *const f64).add(gr.start), gr.len()),
+                    std::slice::from_raw_parts((px as *const f64).add(s), e - s),
+                    th,
+                    std::slice::from_raw_parts_mut((po as *mut f64).add(s), e - s),
+                );
+            } else {
+                fast::threshold_backward_f32(
+                    std::slice::from_raw_parts((pg as *const f32).add(gr.start), gr.len()),
+                    std::slice::from_raw_parts((px as *const f32).add(s), e - s),
+                    th as f32,
+                    std::slice::from_raw_parts_mut((po as *mut f32).add(s), e - s),
+                );
+            }
+        }
+    });
+    Ok(Some(out))
 }
 
 /// Saves what `op`'s derivative reads and attaches it (`x_saved` stands
