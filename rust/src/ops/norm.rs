@@ -58,6 +58,71 @@ fn lanes_dot<T: Fl>(g: &[T], x: &[T], m: f64) -> (f64, f64) {
     (a.iter().sum::<f64>() + ta, b.iter().sum::<f64>() + tb)
 }
 
+/// Batch and group norm's per-row kernels, compiled per instruction set
+/// (`multiversion!`; the generic loops alone would be SSE2 code) for each
+/// float type.
+trait RowKernels: Fl {
+    /// (mean, sum of squared deviations) of a row: two passes, f64 lanes.
+    fn moments(x: &[Self]) -> (f64, f64);
+    /// (sum of g, sum of g * (x - m)).
+    fn dot(g: &[Self], x: &[Self], m: f64) -> (f64, f64);
+    /// `y = x * a + b`.
+    fn affine(x: &[Self], y: &mut [Self], a: Self, b: Self);
+    /// `dx = k.0 * g + k.1 * x + k.2`.
+    fn grad(g: &[Self], x: &[Self], dx: &mut [Self], k: (Self, Self, Self));
+}
+
+macro_rules! row_kernels {
+    ($T:ty, $moments:ident, $dot:ident, $affine:ident, $grad:ident) => {
+        multiversion! {
+            fn $moments(x: &[$T], out: &mut (f64, f64)) {
+                let mu = lanes_sum(x, |v| v) / x.len().max(1) as f64;
+                *out = (mu, lanes_sum(x, |v| (v - mu) * (v - mu)));
+            }
+        }
+        multiversion! {
+            fn $dot(g: &[$T], x: &[$T], m: f64, out: &mut (f64, f64)) {
+                *out = lanes_dot(g, x, m);
+            }
+        }
+        multiversion! {
+            fn $affine(x: &[$T], y: &mut [$T], a: $T, b: $T) {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = v * a + b;
+                }
+            }
+        }
+        multiversion! {
+            fn $grad(g: &[$T], x: &[$T], dx: &mut [$T], k: ($T, $T, $T)) {
+                for ((o, &gv), &xv) in dx.iter_mut().zip(g).zip(x) {
+                    *o = k.0 * gv + k.1 * xv + k.2;
+                }
+            }
+        }
+        impl RowKernels for $T {
+            fn moments(x: &[$T]) -> (f64, f64) {
+                let mut out = (0.0, 0.0);
+                $moments(x, &mut out);
+                out
+            }
+            fn dot(g: &[$T], x: &[$T], m: f64) -> (f64, f64) {
+                let mut out = (0.0, 0.0);
+                $dot(g, x, m, &mut out);
+                out
+            }
+            fn affine(x: &[$T], y: &mut [$T], a: $T, b: $T) {
+                $affine(x, y, a, b)
+            }
+            fn grad(g: &[$T], x: &[$T], dx: &mut [$T], k: ($T, $T, $T)) {
+                $grad(g, x, dx, k)
+            }
+        }
+    };
+}
+
+row_kernels!(f32, moments_f32, dot_f32, affine_f32, grad_f32);
+row_kernels!(f64, moments_f64, dot_f64, affine_f64, grad_f64);
+
 /// Runs `f(row, x_row, y_row)` over the `rows` rows of length `s` of the
 /// contiguous `x` and `y`, in parallel.
 fn rows_map<T: Fl>(
@@ -142,34 +207,33 @@ impl RowMap {
     }
 }
 
-/// Mean and biased variance of every statistics set.
-fn set_stats<T: Fl>(x: &Tensor, m: &RowMap) -> (Vec<f64>, Vec<f64>) {
-    let sums = rows_reduce::<T, f64>(x, m.rows, m.s, |_, r| lanes_sum(r, |v| v));
-    let mut mean = vec![0.0; m.nstats];
-    for (r, v) in sums.iter().enumerate() {
-        mean[m.stat(r)] += v;
-    }
+/// Mean and biased variance of every statistics set. Each row gets its own
+/// mean and sum of squared deviations (two passes while the row is in
+/// cache, so the input streams from memory once); rows then merge exactly
+/// (Chan et al.): `M2 = sum(M2_r) + sum(n_r * (mean_r - mean)^2)`.
+fn set_stats<T: RowKernels>(x: &Tensor, m: &RowMap) -> (Vec<f64>, Vec<f64>) {
+    let s = m.s as f64;
+    let rows = rows_reduce::<T, (f64, f64)>(x, m.rows, m.s, |_, r| T::moments(r));
     let n = m.count();
+    let mut mean = vec![0.0; m.nstats];
+    for (r, &(mu, _)) in rows.iter().enumerate() {
+        mean[m.stat(r)] += mu * s;
+    }
     mean.iter_mut().for_each(|v| *v /= n);
-    let sq = rows_reduce::<T, f64>(x, m.rows, m.s, |r, row| {
-        let mu = mean[m.stat(r)];
-        lanes_sum(row, |v| (v - mu) * (v - mu))
-    });
     let mut var = vec![0.0; m.nstats];
-    for (r, v) in sq.iter().enumerate() {
-        var[m.stat(r)] += v;
+    for (r, &(mu, m2)) in rows.iter().enumerate() {
+        let st = m.stat(r);
+        let d = mu - mean[st];
+        var[st] += m2 + s * d * d;
     }
     var.iter_mut().for_each(|v| *v /= n);
     (mean, var)
 }
 
 /// `y = x * a[row] + b[row]` over rows.
-fn affine_rows<T: Fl>(x: &Tensor, y: &Tensor, rows: usize, s: usize, a: &[f64], b: &[f64]) {
+fn affine_rows<T: RowKernels>(x: &Tensor, y: &Tensor, rows: usize, s: usize, a: &[f64], b: &[f64]) {
     rows_map::<T>(x, y, rows, s, |r, xr, yr| {
-        let (a, b) = (T::from_f64(a[r]), T::from_f64(b[r]));
-        for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = v * a + b;
-        }
+        T::affine(xr, yr, T::from_f64(a[r]), T::from_f64(b[r]))
     });
 }
 
@@ -215,7 +279,7 @@ fn rows_backward(
         rows_reduce::<T, (f64, f64)>(&gs, m.rows, m.s, |r, gr| {
             // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
             let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
-            lanes_dot(gr, xr, sv.mean[m.stat(r)])
+            T::dot(gr, xr, sv.mean[m.stat(r)])
         })
     });
     let (mut dw, mut db) = (vec![0.0; m.nchan], vec![0.0; m.nchan]);
@@ -250,10 +314,7 @@ fn rows_backward(
             // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
             let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
             let (k1, k2, k3) = coef[r];
-            let (k1, k2, k3) = (T::from_f64(k1), T::from_f64(k2), T::from_f64(k3));
-            for ((o, &gv), &xv) in dr.iter_mut().zip(gr).zip(xr) {
-                *o = k1 * gv + k2 * xv + k3;
-            }
+            T::grad(gr, xr, dr, (T::from_f64(k1), T::from_f64(k2), T::from_f64(k3)));
         });
     });
     Ok((Some(copy::to_dtype(&dx, x.dtype(), false)?), dw, db))
