@@ -132,6 +132,34 @@ def test_relu_backward_layouts_and_double_backward():
     assert rtorch.autograd.gradgradcheck(lambda v: F.threshold(v, 0.5, 1.0), (xa,))
 
 
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64])
+def test_hardtanh_and_relu6_backward_mask(dtype):
+    # PyTorch's hardtanh_backward: (x <= min || x >= max) ? 0 : g, so the
+    # bounds themselves get 0 and a NaN passes g.
+    x = np.array([np.nan, -np.inf, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0, np.inf] * 3)
+    g = RNG.standard_normal(x.shape)
+    for fn, lo, hi in [(F.hardtanh, -1.0, 1.0), (F.relu6, 0.0, 6.0)]:
+        for inplace in (False, True):
+            a = t(x, dtype=dtype, requires_grad=True)
+            y = fn(a.clone() if inplace else a, inplace=inplace)
+            assert type(y.grad_fn).__name__ == "HardtanhBackward0"
+            close(y, np.where(np.isnan(x), np.nan, np.clip(x, lo, hi)))
+            y.backward(t(g, dtype=dtype))
+            close(a.grad, np.where((x <= lo) | (x >= hi), 0.0, g))
+    xa = t(X + 0.013, requires_grad=True)
+    assert rtorch.autograd.gradgradcheck(lambda v: F.hardtanh(v, -2.0, 1.5), (xa,))
+
+
+def test_hardtanh_dtypes():
+    # Integers stay integers, the bounds truncated to them; bool is refused.
+    out = F.hardtanh(rtorch.tensor([-2, 0, 3]), -0.5, 1.5)
+    assert out.dtype == rtorch.int64 and out.tolist() == [0, 0, 1]
+    assert F.relu6(rtorch.tensor([-2, 0, 7])).tolist() == [0, 0, 6]
+    assert F.hardtanh(t([1.0, 2.0], dtype=rtorch.float16)).dtype == rtorch.float16
+    with pytest.raises(NotImplementedError, match="Bool inputs not supported for hardtanh"):
+        F.hardtanh(rtorch.tensor([True]))
+
+
 def test_prelu_per_channel():
     x = RNG.standard_normal((2, 3, 4))
     w = np.array([0.1, 0.2, 0.3])

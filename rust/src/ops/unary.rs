@@ -82,6 +82,9 @@ pub enum Unary {
     Softshrink(f64),
     Hardshrink(f64),
     Threshold(f64, f64),
+    /// min_val, max_val (hardtanh and relu6): clamp's values, but PyTorch's
+    /// own backward (open interval, NaN passes) and integer rule.
+    Hardtanh(f64, f64),
     LogSigmoid,
 }
 
@@ -169,6 +172,7 @@ impl Unary {
             Softshrink(_) => "softshrink",
             Hardshrink(_) => "hardshrink",
             Threshold(..) => "threshold",
+            Hardtanh(..) => "hardtanh",
             LogSigmoid => "log_sigmoid",
         }
     }
@@ -176,7 +180,7 @@ impl Unary {
     fn kind(self) -> Kind {
         match self {
             Abs | Neg | Sign | Square | Floor | Ceil | Round(_) | Trunc | Clamp(..)
-            | NanToNum(..) | Relu | Hardshrink(_) | Threshold(..) => Kind::Same,
+            | NanToNum(..) | Relu | Hardshrink(_) | Threshold(..) | Hardtanh(..) => Kind::Same,
             Frac | Gelu | GeluTanh | Silu | Mish | Softplus(..) | Elu(..) | LeakyRelu(_)
             | Hardsigmoid | Hardswish | Softshrink(_) | LogSigmoid => Kind::FloatOnly,
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
@@ -201,6 +205,9 @@ impl Unary {
             Kind::FloatOnly if !dtype.is_floating_point() => Err(not_impl()),
             Kind::Bitwise if dtype.is_floating_point() => Err(not_impl()),
             Kind::Predicate => Ok(DType::Bool),
+            _ if matches!(self, Hardtanh(..)) && dtype == DType::Bool => Err(
+                Error::NotImplemented("Bool inputs not supported for hardtanh".into()),
+            ),
             _ if self == Neg && dtype == DType::Bool => Err(Error::Runtime(
                 "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
             )),
@@ -346,6 +353,16 @@ impl Unary {
                     v
                 }
             }
+            // NaN fails both tests and passes through.
+            Hardtanh(lo, hi) => {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            }
             LogSigmoid => -softplus(-x, 1.0, 20.0),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
                 self.test(x) as u8 as f64
@@ -381,6 +398,9 @@ impl Unary {
                     v as i64
                 }
             }
+            // The bounds cast to the integer type first (truncating), as
+            // PyTorch's clamp on integers.
+            Hardtanh(lo, hi) => x.max(lo as i64).min(hi as i64),
             // Rounding and nan_to_num leave integers unchanged.
             _ => x,
         }
@@ -469,30 +489,31 @@ mod fast {
         reciprocal, reciprocal_ => |x| 1.0 / x;
     }
 
-    /// `dst = x <= th ? 0 : g` (`g` of length 1: one value for all).
+    /// `dst = (x <= lo || x >= hi) ? 0 : g` (`g` of length 1: one value
+    /// for all; a NaN `hi` never compares, so it means no upper bound).
     #[inline(always)]
-    fn mask_grad<T: Copy + PartialOrd + Default>(g: &[T], x: &[T], th: T, dst: &mut [T]) {
+    fn mask_grad<T: Copy + PartialOrd + Default>(g: &[T], x: &[T], lo: T, hi: T, dst: &mut [T]) {
         let zero = T::default();
         if let [gv] = *g {
             for (o, &xv) in dst.iter_mut().zip(x) {
-                *o = if xv <= th { zero } else { gv };
+                *o = if (xv <= lo) | (xv >= hi) { zero } else { gv };
             }
         } else {
             for ((o, &gv), &xv) in dst.iter_mut().zip(g).zip(x) {
-                *o = if xv <= th { zero } else { gv };
+                *o = if (xv <= lo) | (xv >= hi) { zero } else { gv };
             }
         }
     }
 
     multiversion! {
-        pub fn threshold_backward_f32(g: &[f32], x: &[f32], th: f32, dst: &mut [f32]) {
-            mask_grad(g, x, th, dst)
+        pub fn mask_backward_f32(g: &[f32], x: &[f32], lo: f32, hi: f32, dst: &mut [f32]) {
+            mask_grad(g, x, lo, hi, dst)
         }
     }
 
     multiversion! {
-        pub fn threshold_backward_f64(g: &[f64], x: &[f64], th: f64, dst: &mut [f64]) {
-            mask_grad(g, x, th, dst)
+        pub fn mask_backward_f64(g: &[f64], x: &[f64], lo: f64, hi: f64, dst: &mut [f64]) {
+            mask_grad(g, x, lo, hi, dst)
         }
     }
 }
@@ -511,10 +532,10 @@ impl Unary {
     /// Which of the input and the output the derivative reads.
     fn saves(self) -> (bool, bool) {
         match self {
-            // relu's mask reads the output (as PyTorch): relu_ then needs no
-            // copy of its input.
+            // relu's and hardtanh's masks read the output (as PyTorch's
+            // in-place forms): relu_ then needs no copy of its input.
             Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv
-            | Relu => (false, true),
+            | Relu | Hardtanh(..) => (false, true),
             Neg | Sign | Floor | Ceil | Round(_) | Trunc | Frac => (false, false),
             _ => (true, false),
         }
@@ -661,6 +682,7 @@ impl Unary {
                 where_s(&cmp_s(BinaryOp::Gt, &un(Abs, x)?, l)?, g, 0.0)
             }
             Threshold(th, _) => threshold_backward(g, x, th),
+            Hardtanh(lo, hi) => mask_backward(g, y, lo, Some(hi)),
             LogSigmoid => mul(g, &un(Sigmoid, &neg(x)?)?),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot | BitwiseNot => {
                 zeros_like(g)
@@ -679,27 +701,39 @@ impl Unary {
 
 /// `threshold_backward(g, x, th)`: `g` where `x > th`, 0 elsewhere, with
 /// PyTorch's rule `x <= th ? 0 : g` (so a NaN `x` passes `g` through): the
-/// backward of `relu` (on its output) and `threshold`. One fused pass when
-/// the result need not be differentiable again; otherwise a `where`, whose
-/// derivative in `g` is the same mask.
+/// backward of `relu` (on its output) and `threshold`.
 pub fn threshold_backward(g: &Tensor, x: &Tensor, th: f64) -> Result<Tensor> {
+    mask_backward(g, x, th, None)
+}
+
+/// `(x <= lo || x >= hi) ? 0 : g` (no upper test when `hi` is None): the
+/// backward of `threshold` and `relu` (PyTorch's `threshold_backward`) and
+/// of `hardtanh` (its `hardtanh_backward`). One fused pass when the result
+/// need not be differentiable again; otherwise a `where`, whose derivative
+/// in `g` is the same mask.
+fn mask_backward(g: &Tensor, x: &Tensor, lo: f64, hi: Option<f64>) -> Result<Tensor> {
     if !is_grad_enabled() {
-        if let Some(out) = threshold_backward_fused(g, x, th)? {
+        if let Some(out) = mask_backward_fused(g, x, lo, hi)? {
             return Ok(out);
         }
     }
-    let le = cmp_s(BinaryOp::Le, x, th)?;
+    let mut zero = cmp_s(BinaryOp::Le, x, lo)?;
+    if let Some(hi) = hi {
+        let above = Operand::Tensor(cmp_s(BinaryOp::Ge, x, hi)?);
+        zero =
+            crate::ops::binary::binary(BinaryOp::LogicalOr, &Operand::Tensor(zero), &above, None)?;
+    }
     crate::ops::ternary::where_(
-        &le,
+        &zero,
         &Operand::Scalar(Scalar::Float(0.0)),
         &Operand::Tensor(g.clone()),
     )
 }
 
-/// [`threshold_backward`] as one pass over float32/float64 operands of one
+/// [`mask_backward`] as one pass over float32/float64 operands of one
 /// shape; `g` may be a single broadcast value (the backward of a `sum`).
 /// None when the dtypes do not fit.
-fn threshold_backward_fused(g: &Tensor, x: &Tensor, th: f64) -> Result<Option<Tensor>> {
+fn mask_backward_fused(g: &Tensor, x: &Tensor, lo: f64, hi: Option<f64>) -> Result<Option<Tensor>> {
     let dt = x.dtype();
     if g.dtype() != dt || g.shape() != x.shape() || !matches!(dt, DType::F32 | DType::F64) {
         return Ok(None);
@@ -725,6 +759,8 @@ fn threshold_backward_fused(g: &Tensor, x: &Tensor, th: f64) -> Result<Option<Te
     if n == 0 {
         return Ok(Some(out));
     }
+    // The kernels take a NaN upper bound as none (it never compares).
+    let hi = hi.unwrap_or(f64::NAN);
     // Spans of dense tensors with one memory order (or the single value of
     // a broadcast `g`): flat index i is the same element in all three.
     let (px, pg, po) = (
@@ -738,17 +774,19 @@ fn threshold_backward_fused(g: &Tensor, x: &Tensor, th: f64) -> Result<Option<Te
         // `gs` one of `n` or a single value; chunks [s, e) of `out` are disjoint.
         unsafe {
             if dt == DType::F64 {
-                fast::threshold_backward_f64(
+                fast::mask_backward_f64(
                     std::slice::from_raw_parts((pg as *const f64).add(gr.start), gr.len()),
                     std::slice::from_raw_parts((px as *const f64).add(s), e - s),
-                    th,
+                    lo,
+                    hi,
                     std::slice::from_raw_parts_mut((po as *mut f64).add(s), e - s),
                 );
             } else {
-                fast::threshold_backward_f32(
+                fast::mask_backward_f32(
                     std::slice::from_raw_parts((pg as *const f32).add(gr.start), gr.len()),
                     std::slice::from_raw_parts((px as *const f32).add(s), e - s),
-                    th as f32,
+                    lo as f32,
+                    hi as f32,
                     std::slice::from_raw_parts_mut((po as *mut f32).add(s), e - s),
                 );
             }
