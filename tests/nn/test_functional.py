@@ -90,6 +90,76 @@ def test_inplace_activation_writes_into_input(fn):
     close(x, before.numpy())
 
 
+def _mask_grad(x, g, th):
+    # PyTorch's threshold_backward: x <= th ? 0 : g (a NaN x passes g).
+    return np.where(x <= th, 0.0, g)
+
+
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_and_threshold_backward_mask(dtype, inplace):
+    x = np.array([np.nan, -1.0, 0.0, 0.5, 0.75, 2.0, -0.0, np.inf] * 5)
+    g = RNG.standard_normal(x.shape)
+    for fn, th in [(F.relu, 0.0), (lambda a, inplace: F.threshold(a, 0.5, -3.0, inplace), 0.5)]:
+        a = t(x, dtype=dtype, requires_grad=True)
+        b = a.clone() if inplace else a
+        fn(b, inplace=inplace).backward(t(g, dtype=dtype))
+        close(a.grad, _mask_grad(x, g, th))
+        # The backward of a sum: one broadcast gradient value.
+        a.grad = None
+        fn(a.clone() if inplace else a, inplace=inplace).sum().backward()
+        close(a.grad, _mask_grad(x, np.ones_like(x), th))
+
+
+def test_relu_backward_layouts_and_double_backward():
+    x = RNG.standard_normal((6, 7))
+    g = RNG.standard_normal((7, 6))
+    # Transposed input and a gradient in another memory order.
+    a = t(x, requires_grad=True)
+    F.relu(a.t()).backward(t(g))
+    close(a.grad, _mask_grad(x.T, g, 0.0).T, 1e-12)
+    a.grad = None
+    F.relu(a).backward(t(g).t())
+    close(a.grad, _mask_grad(x, g.T, 0.0), 1e-12)
+    # create_graph: the gradient is differentiable in the incoming gradient.
+    xa = t(x + 0.013, requires_grad=True)
+    gg = t(g.T, requires_grad=True)
+    (gx,) = rtorch.autograd.grad(F.relu(xa), xa, gg, create_graph=True)
+    close(gx, _mask_grad(x + 0.013, g.T, 0.0), 1e-12)
+    (ggrad,) = rtorch.autograd.grad(gx.sum() * 2, gg)
+    close(ggrad, np.where(x + 0.013 > 0, 2.0, 0.0), 1e-12)
+    assert rtorch.autograd.gradgradcheck(F.relu, (xa,))
+    assert rtorch.autograd.gradgradcheck(lambda v: F.threshold(v, 0.5, 1.0), (xa,))
+
+
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64])
+def test_hardtanh_and_relu6_backward_mask(dtype):
+    # PyTorch's hardtanh_backward: (x <= min || x >= max) ? 0 : g, so the
+    # bounds themselves get 0 and a NaN passes g.
+    x = np.array([np.nan, -np.inf, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0, np.inf] * 3)
+    g = RNG.standard_normal(x.shape)
+    for fn, lo, hi in [(F.hardtanh, -1.0, 1.0), (F.relu6, 0.0, 6.0)]:
+        for inplace in (False, True):
+            a = t(x, dtype=dtype, requires_grad=True)
+            y = fn(a.clone() if inplace else a, inplace=inplace)
+            assert type(y.grad_fn).__name__ == "HardtanhBackward0"
+            close(y, np.where(np.isnan(x), np.nan, np.clip(x, lo, hi)))
+            y.backward(t(g, dtype=dtype))
+            close(a.grad, np.where((x <= lo) | (x >= hi), 0.0, g))
+    xa = t(X + 0.013, requires_grad=True)
+    assert rtorch.autograd.gradgradcheck(lambda v: F.hardtanh(v, -2.0, 1.5), (xa,))
+
+
+def test_hardtanh_dtypes():
+    # Integers stay integers, the bounds truncated to them; bool is refused.
+    out = F.hardtanh(rtorch.tensor([-2, 0, 3]), -0.5, 1.5)
+    assert out.dtype == rtorch.int64 and out.tolist() == [0, 0, 1]
+    assert F.relu6(rtorch.tensor([-2, 0, 7])).tolist() == [0, 0, 6]
+    assert F.hardtanh(t([1.0, 2.0], dtype=rtorch.float16)).dtype == rtorch.float16
+    with pytest.raises(NotImplementedError, match="Bool inputs not supported for hardtanh"):
+        F.hardtanh(rtorch.tensor([True]))
+
+
 def test_prelu_per_channel():
     x = RNG.standard_normal((2, 3, 4))
     w = np.array([0.1, 0.2, 0.3])

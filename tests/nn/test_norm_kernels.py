@@ -74,6 +74,20 @@ def test_batch_norm_float32_large_offset_is_accurate():
     close(rv, x64.var(axis=(0, 2)) * 512 / 511, 1e-4)
 
 
+def test_batch_and_group_norm_merge_rows_with_different_means():
+    # Statistics are per (sample, channel) row, then merged: here the spread
+    # between rows (offsets 0..700) dwarfs the spread within them.
+    x = RNG.standard_normal((8, 4, 33)) + 100.0 * np.arange(8)[:, None, None]
+    rv = rtorch.ones(4, dtype=rtorch.float64)
+    out = F.batch_norm(t(x), rtorch.zeros(4, dtype=rtorch.float64), rv, training=True, momentum=1)
+    close(out, np_norm(x, (0, 2), 1e-5), 1e-9)
+    close(rv, x.var(axis=(0, 2)) * 264 / 263, 1e-9)
+    xg = x.transpose(1, 0, 2).copy()
+    ref = np_norm(xg.reshape(4, 2, -1), (2,), 1e-5).reshape(xg.shape)
+    close(F.group_norm(t(xg), 2), ref, 1e-9)
+    close(F.group_norm(t(xg.astype(np.float32)), 2), ref, 1e-4)
+
+
 def test_batch_norm_module_matches_and_counts_batches():
     bn = nn.BatchNorm2d(3, momentum=None)
     xs = [RNG.standard_normal((2, 3, 4, 4)) for _ in range(3)]

@@ -47,6 +47,10 @@ def np_max_pool(x, k, s, p, d, ceil):
         pos = [np.ravel_multi_index(c, ins) for c in itertools.product(*taps)]
         vals = flat[:, pos]
         am = vals.argmax(axis=1)
+        # PyTorch's scan takes every NaN it meets: the last NaN wins.
+        nan = np.isnan(vals)
+        last_nan = vals.shape[1] - 1 - nan[:, ::-1].argmax(axis=1)
+        am = np.where(nan.any(axis=1), last_nan, am)
         y[(slice(None), *o)] = vals[np.arange(len(am)), am]
         idx[(slice(None), *o)] = np.asarray(pos)[am]
     return y.reshape(*lead, *outs), idx.reshape(*lead, *outs)
@@ -149,6 +153,60 @@ def test_max_pool_default_stride_and_tuple_args():
     b = F.max_pool2d(x, [2, 3], stride=(2, 3))
     assert a.shape == (2, 2, 3, 2)
     close(a, b.numpy())
+
+
+# Kernel 2 or 3 with stride 1 or 2 pool whole rows in vector blocks of 16,
+# 8, 4 or 1 outputs (the last block overlapping); widths cover each block
+# size and overlap, with padding and ceil mode adding edge outputs.
+ROW_CASES = [
+    # (width, kernel, stride, padding, ceil_mode)
+    (w, k, s, p, c)
+    for (k, s) in [(2, 2), (3, 2), (2, 1), (3, 1)]
+    for w in (3, 9, 14, 17, 28, 37, 70)
+    for (p, c) in [(0, False), (1, True)]
+    if w + 2 * p >= k
+]
+
+
+@pytest.mark.parametrize("w,k,s,p,ceil", ROW_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_row_kernels_ties_and_nans(w, k, s, p, ceil, dtype):
+    # Small integers make ties everywhere; a few NaNs (single and paired).
+    x = RNG.integers(-2, 3, (2, 3, 5, w)).astype(dtype)
+    flat = x.reshape(-1)
+    flat[RNG.choice(flat.size, 4, replace=False)] = np.nan
+    flat[:2] = np.nan
+    out, idx = F.max_pool2d(t(x), k, s, p, 1, ceil_mode=ceil, return_indices=True)
+    ry, ri = np_max_pool(x.astype(np.float64), (k, k), (s, s), (p, p), (1, 1), ceil)
+    np.testing.assert_array_equal(out.numpy(), ry.astype(dtype))
+    np.testing.assert_array_equal(idx.numpy(), ri)
+
+
+def test_max_pool_row_kernels_infinities_and_3d():
+    # All -inf windows keep their first index; 3-d pooling feeds the row
+    # kernel several depth slices.
+    x = np.full((1, 2, 4, 20), -np.inf, dtype=np.float32)
+    x[0, 1, 1, 7] = np.inf
+    out, idx = F.max_pool2d(t(x), 2, return_indices=True)
+    ry, ri = np_max_pool(x.astype(np.float64), (2, 2), (2, 2), (0, 0), (1, 1), False)
+    np.testing.assert_array_equal(out.numpy(), ry)
+    np.testing.assert_array_equal(idx.numpy(), ri)
+    x3 = RNG.integers(0, 4, (2, 4, 5, 19)).astype(np.float64)
+    out, idx = F.max_pool3d(t(x3), (2, 3, 3), (1, 2, 2), (1, 1, 1), return_indices=True)
+    ry, ri = np_max_pool(x3, (2, 3, 3), (1, 2, 2), (1, 1, 1), (1, 1, 1), False)
+    np.testing.assert_array_equal(out.numpy(), ry)
+    np.testing.assert_array_equal(idx.numpy(), ri)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (2, 1, 0), (3, 1, 1)])
+def test_max_pool_row_kernels_gradcheck(k, s, p):
+    # Rows of 19: blocks of 8 (stride 2) or 16 (stride 1) plus an overlap.
+    n = 2 * 4 * 19
+    x = t((RNG.permutation(n) / n).reshape(1, 2, 4, 19), dtype=rtorch.float64)
+    x.requires_grad_()
+    fn = lambda a: F.max_pool2d(a, k, s, p)  # noqa: E731
+    assert gradcheck(fn, (x,))
+    assert gradgradcheck(fn, (x,))
 
 
 # ------------------------------------------------------------------ average pooling

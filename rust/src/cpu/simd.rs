@@ -13,13 +13,13 @@
 // rounds their last digit.
 #![allow(clippy::excessive_precision)]
 
-/// Defines `pub fn $name(args)` that runs `$body` compiled for the best
-/// instruction set available at run time.
+/// Defines `fn $name(args)` (with the visibility given) that runs `$body`
+/// compiled for the best instruction set available at run time.
 #[macro_export]
 macro_rules! multiversion {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
-        pub fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn inner($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]

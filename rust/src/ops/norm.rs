@@ -3,9 +3,10 @@
 //! Batch and group norm share one scheme: the input is seen as rows of `S`
 //! contiguous elements (one per (sample, channel)); each row belongs to one
 //! statistics set (its channel for batch norm, its (sample, group) for group
-//! norm) and has one affine channel. Statistics are two passes with f64
-//! accumulators (mean, then the sum of squared deviations), so large means
-//! do not cancel. Layer norm normalises each row of the trailing
+//! norm) and has one affine channel. Statistics are two passes over each
+//! row while it is in cache (mean, then the sum of squared deviations, so
+//! large means do not cancel), summed in f64 across blocks of the row and
+//! merged exactly across rows. Layer norm normalises each row of the trailing
 //! `normalized_shape` and its affine parameters run along the row.
 //!
 //! Each forward keeps mean and 1/std for its backward, a dedicated kernel of
@@ -24,39 +25,141 @@ use crate::ops::pool::{compute_dtype, fdispatch, prep, Fl};
 use crate::ops::{copy, creation, reduce, shape};
 use crate::tensor::{DType, Element, Tensor};
 
-/// Sum of `f(x_i)` with eight f64 lanes (so it vectorises).
+/// Lanes per step and elements per block of the `block_*` sums: lanes of
+/// the element type within a block (32 terms a lane), f64 across blocks.
+/// They vectorise (f64 lanes fed from float32 came out as scalar converts)
+/// and stay accurate on long rows.
+const LANES: usize = 16;
+const BLOCK: usize = 512;
+
+/// Sum of `x`.
 #[inline(always)]
-fn lanes_sum<T: Fl>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let ch = x.chunks_exact(8);
-    let tail: f64 = ch.remainder().iter().map(|v| f(v.to_f64())).sum();
-    for c in ch {
-        for k in 0..8 {
-            acc[k] += f(c[k].to_f64());
+fn block_sum<T: Fl>(x: &[T]) -> f64 {
+    let mut total = 0.0;
+    for b in x.chunks(BLOCK) {
+        let mut acc = [T::ZERO; LANES];
+        let ch = b.chunks_exact(LANES);
+        for &v in ch.remainder() {
+            total += v.to_f64();
         }
+        for c in ch {
+            for k in 0..LANES {
+                acc[k] += c[k];
+            }
+        }
+        total += acc.iter().map(|v| v.to_f64()).sum::<f64>();
     }
-    acc.iter().sum::<f64>() + tail
+    total
 }
 
-/// Sums of `g` and of `g * (x - m)` with eight f64 lanes.
+/// Sum of `(x - m)^2`.
 #[inline(always)]
-fn lanes_dot<T: Fl>(g: &[T], x: &[T], m: f64) -> (f64, f64) {
-    let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
-    let (gc, xc) = (g.chunks_exact(8), x.chunks_exact(8));
-    let (mut ta, mut tb) = (0.0, 0.0);
-    for (gv, xv) in gc.remainder().iter().zip(xc.remainder()) {
-        ta += gv.to_f64();
-        tb += gv.to_f64() * (xv.to_f64() - m);
-    }
-    for (gs, xs) in gc.zip(xc) {
-        for k in 0..8 {
-            let gv = gs[k].to_f64();
-            a[k] += gv;
-            b[k] += gv * (xs[k].to_f64() - m);
+fn block_sq_dev<T: Fl>(x: &[T], m: f64) -> f64 {
+    let mt = T::from_f64(m);
+    let mut total = 0.0;
+    for b in x.chunks(BLOCK) {
+        let mut acc = [T::ZERO; LANES];
+        let ch = b.chunks_exact(LANES);
+        for &v in ch.remainder() {
+            total += (v.to_f64() - m) * (v.to_f64() - m);
         }
+        for c in ch {
+            for k in 0..LANES {
+                let d = c[k] - mt;
+                acc[k] += d * d;
+            }
+        }
+        total += acc.iter().map(|v| v.to_f64()).sum::<f64>();
     }
-    (a.iter().sum::<f64>() + ta, b.iter().sum::<f64>() + tb)
+    total
 }
+
+/// Sum of `g * (x - m)`.
+#[inline(always)]
+fn block_dot<T: Fl>(g: &[T], x: &[T], m: f64) -> f64 {
+    let mt = T::from_f64(m);
+    let mut total = 0.0;
+    for (gb, xb) in g.chunks(BLOCK).zip(x.chunks(BLOCK)) {
+        let mut acc = [T::ZERO; LANES];
+        let (gc, xc) = (gb.chunks_exact(LANES), xb.chunks_exact(LANES));
+        for (&gv, &xv) in gc.remainder().iter().zip(xc.remainder()) {
+            total += gv.to_f64() * (xv.to_f64() - m);
+        }
+        for (gs, xs) in gc.zip(xc) {
+            for k in 0..LANES {
+                acc[k] += gs[k] * (xs[k] - mt);
+            }
+        }
+        total += acc.iter().map(|v| v.to_f64()).sum::<f64>();
+    }
+    total
+}
+
+/// Batch and group norm's per-row kernels, compiled per instruction set
+/// (`multiversion!`; the generic loops alone would be SSE2 code) for each
+/// float type.
+trait RowKernels: Fl {
+    /// (mean, sum of squared deviations) of a row: two passes.
+    fn moments(x: &[Self]) -> (f64, f64);
+    /// (sum of g, sum of g * (x - m)).
+    fn dot(g: &[Self], x: &[Self], m: f64) -> (f64, f64);
+    /// `y = x * a + b`.
+    fn affine(x: &[Self], y: &mut [Self], a: Self, b: Self);
+    /// `dx = k.0 * g + k.1 * x + k.2`.
+    fn grad(g: &[Self], x: &[Self], dx: &mut [Self], k: (Self, Self, Self));
+}
+
+macro_rules! row_kernels {
+    ($T:ty, $moments:ident, $dot:ident, $affine:ident, $grad:ident) => {
+        multiversion! {
+            fn $moments(x: &[$T], out: &mut (f64, f64)) {
+                let mu = block_sum(x) / x.len().max(1) as f64;
+                *out = (mu, block_sq_dev(x, mu));
+            }
+        }
+        multiversion! {
+            fn $dot(g: &[$T], x: &[$T], m: f64, out: &mut (f64, f64)) {
+                let n = g.len().min(x.len());
+                *out = (block_sum(&g[..n]), block_dot(&g[..n], &x[..n], m));
+            }
+        }
+        multiversion! {
+            fn $affine(x: &[$T], y: &mut [$T], a: $T, b: $T) {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = v * a + b;
+                }
+            }
+        }
+        multiversion! {
+            fn $grad(g: &[$T], x: &[$T], dx: &mut [$T], k: ($T, $T, $T)) {
+                for ((o, &gv), &xv) in dx.iter_mut().zip(g).zip(x) {
+                    *o = k.0 * gv + k.1 * xv + k.2;
+                }
+            }
+        }
+        impl RowKernels for $T {
+            fn moments(x: &[$T]) -> (f64, f64) {
+                let mut out = (0.0, 0.0);
+                $moments(x, &mut out);
+                out
+            }
+            fn dot(g: &[$T], x: &[$T], m: f64) -> (f64, f64) {
+                let mut out = (0.0, 0.0);
+                $dot(g, x, m, &mut out);
+                out
+            }
+            fn affine(x: &[$T], y: &mut [$T], a: $T, b: $T) {
+                $affine(x, y, a, b)
+            }
+            fn grad(g: &[$T], x: &[$T], dx: &mut [$T], k: ($T, $T, $T)) {
+                $grad(g, x, dx, k)
+            }
+        }
+    };
+}
+
+row_kernels!(f32, moments_f32, dot_f32, affine_f32, grad_f32);
+row_kernels!(f64, moments_f64, dot_f64, affine_f64, grad_f64);
 
 /// Runs `f(row, x_row, y_row)` over the `rows` rows of length `s` of the
 /// contiguous `x` and `y`, in parallel.
@@ -142,34 +245,33 @@ impl RowMap {
     }
 }
 
-/// Mean and biased variance of every statistics set.
-fn set_stats<T: Fl>(x: &Tensor, m: &RowMap) -> (Vec<f64>, Vec<f64>) {
-    let sums = rows_reduce::<T, f64>(x, m.rows, m.s, |_, r| lanes_sum(r, |v| v));
-    let mut mean = vec![0.0; m.nstats];
-    for (r, v) in sums.iter().enumerate() {
-        mean[m.stat(r)] += v;
-    }
+/// Mean and biased variance of every statistics set. Each row gets its own
+/// mean and sum of squared deviations (two passes while the row is in
+/// cache, so the input streams from memory once); rows then merge exactly
+/// (Chan et al.): `M2 = sum(M2_r) + sum(n_r * (mean_r - mean)^2)`.
+fn set_stats<T: RowKernels>(x: &Tensor, m: &RowMap) -> (Vec<f64>, Vec<f64>) {
+    let s = m.s as f64;
+    let rows = rows_reduce::<T, (f64, f64)>(x, m.rows, m.s, |_, r| T::moments(r));
     let n = m.count();
+    let mut mean = vec![0.0; m.nstats];
+    for (r, &(mu, _)) in rows.iter().enumerate() {
+        mean[m.stat(r)] += mu * s;
+    }
     mean.iter_mut().for_each(|v| *v /= n);
-    let sq = rows_reduce::<T, f64>(x, m.rows, m.s, |r, row| {
-        let mu = mean[m.stat(r)];
-        lanes_sum(row, |v| (v - mu) * (v - mu))
-    });
     let mut var = vec![0.0; m.nstats];
-    for (r, v) in sq.iter().enumerate() {
-        var[m.stat(r)] += v;
+    for (r, &(mu, m2)) in rows.iter().enumerate() {
+        let st = m.stat(r);
+        let d = mu - mean[st];
+        var[st] += m2 + s * d * d;
     }
     var.iter_mut().for_each(|v| *v /= n);
     (mean, var)
 }
 
 /// `y = x * a[row] + b[row]` over rows.
-fn affine_rows<T: Fl>(x: &Tensor, y: &Tensor, rows: usize, s: usize, a: &[f64], b: &[f64]) {
+fn affine_rows<T: RowKernels>(x: &Tensor, y: &Tensor, rows: usize, s: usize, a: &[f64], b: &[f64]) {
     rows_map::<T>(x, y, rows, s, |r, xr, yr| {
-        let (a, b) = (T::from_f64(a[r]), T::from_f64(b[r]));
-        for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = v * a + b;
-        }
+        T::affine(xr, yr, T::from_f64(a[r]), T::from_f64(b[r]))
     });
 }
 
@@ -215,7 +317,7 @@ fn rows_backward(
         rows_reduce::<T, (f64, f64)>(&gs, m.rows, m.s, |r, gr| {
             // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
             let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
-            lanes_dot(gr, xr, sv.mean[m.stat(r)])
+            T::dot(gr, xr, sv.mean[m.stat(r)])
         })
     });
     let (mut dw, mut db) = (vec![0.0; m.nchan], vec![0.0; m.nchan]);
@@ -250,10 +352,7 @@ fn rows_backward(
             // SAFETY: row `r` of the contiguous `xs` (same shape as `gs`).
             let xr = unsafe { std::slice::from_raw_parts((px as *const T).add(r * m.s), m.s) };
             let (k1, k2, k3) = coef[r];
-            let (k1, k2, k3) = (T::from_f64(k1), T::from_f64(k2), T::from_f64(k3));
-            for ((o, &gv), &xv) in dr.iter_mut().zip(gr).zip(xr) {
-                *o = k1 * gv + k2 * xv + k3;
-            }
+            T::grad(gr, xr, dr, (T::from_f64(k1), T::from_f64(k2), T::from_f64(k3)));
         });
     });
     Ok((Some(copy::to_dtype(&dx, x.dtype(), false)?), dw, db))
@@ -690,8 +789,8 @@ fn ln_forward<T: Fl>(
         return stats;
     }
     rows_map::<T>(x, y, rows, k, |r, xr, yr| {
-        let m = lanes_sum(xr, |v| v) / kf;
-        let var = lanes_sum(xr, |v| (v - m) * (v - m)) / kf;
+        let m = block_sum(xr) / kf;
+        let var = block_sq_dev(xr, m) / kf;
         let rs = 1.0 / (var + eps).sqrt();
         // SAFETY: slot `r` of `stats` is written by this row only.
         unsafe { *(ps as *mut (f64, f64)).add(r) = (m, rs) };

@@ -82,6 +82,9 @@ pub enum Unary {
     Softshrink(f64),
     Hardshrink(f64),
     Threshold(f64, f64),
+    /// min_val, max_val (hardtanh and relu6): clamp's values, but PyTorch's
+    /// own backward (open interval, NaN passes) and integer rule.
+    Hardtanh(f64, f64),
     LogSigmoid,
 }
 
@@ -169,6 +172,7 @@ impl Unary {
             Softshrink(_) => "softshrink",
             Hardshrink(_) => "hardshrink",
             Threshold(..) => "threshold",
+            Hardtanh(..) => "hardtanh",
             LogSigmoid => "log_sigmoid",
         }
     }
@@ -176,7 +180,7 @@ impl Unary {
     fn kind(self) -> Kind {
         match self {
             Abs | Neg | Sign | Square | Floor | Ceil | Round(_) | Trunc | Clamp(..)
-            | NanToNum(..) | Relu | Hardshrink(_) | Threshold(..) => Kind::Same,
+            | NanToNum(..) | Relu | Hardshrink(_) | Threshold(..) | Hardtanh(..) => Kind::Same,
             Frac | Gelu | GeluTanh | Silu | Mish | Softplus(..) | Elu(..) | LeakyRelu(_)
             | Hardsigmoid | Hardswish | Softshrink(_) | LogSigmoid => Kind::FloatOnly,
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
@@ -201,6 +205,9 @@ impl Unary {
             Kind::FloatOnly if !dtype.is_floating_point() => Err(not_impl()),
             Kind::Bitwise if dtype.is_floating_point() => Err(not_impl()),
             Kind::Predicate => Ok(DType::Bool),
+            _ if matches!(self, Hardtanh(..)) && dtype == DType::Bool => Err(
+                Error::NotImplemented("Bool inputs not supported for hardtanh".into()),
+            ),
             _ if self == Neg && dtype == DType::Bool => Err(Error::Runtime(
                 "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
             )),
@@ -346,6 +353,16 @@ impl Unary {
                     v
                 }
             }
+            // NaN fails both tests and passes through.
+            Hardtanh(lo, hi) => {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            }
             LogSigmoid => -softplus(-x, 1.0, 20.0),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
                 self.test(x) as u8 as f64
@@ -381,6 +398,9 @@ impl Unary {
                     v as i64
                 }
             }
+            // The bounds cast to the integer type first (truncating), as
+            // PyTorch's clamp on integers.
+            Hardtanh(lo, hi) => x.max(lo as i64).min(hi as i64),
             // Rounding and nan_to_num leave integers unchanged.
             _ => x,
         }
@@ -461,11 +481,40 @@ mod fast {
         sigmoid, sigmoid_ => |x| sigmoid_f32(x);
         silu, silu_ => |x| x * sigmoid_f32(x);
         relu, relu_ => |x| if x > 0.0 || x.is_nan() { x } else { 0.0 };
+
         neg, neg_ => |x| -x;
         abs, abs_ => |x| x.abs();
         sqrt, sqrt_ => |x| x.sqrt();
         square, square_ => |x| x * x;
         reciprocal, reciprocal_ => |x| 1.0 / x;
+    }
+
+    /// `dst = (x <= lo || x >= hi) ? 0 : g` (`g` of length 1: one value
+    /// for all; a NaN `hi` never compares, so it means no upper bound).
+    #[inline(always)]
+    fn mask_grad<T: Copy + PartialOrd + Default>(g: &[T], x: &[T], lo: T, hi: T, dst: &mut [T]) {
+        let zero = T::default();
+        if let [gv] = *g {
+            for (o, &xv) in dst.iter_mut().zip(x) {
+                *o = if (xv <= lo) | (xv >= hi) { zero } else { gv };
+            }
+        } else {
+            for ((o, &gv), &xv) in dst.iter_mut().zip(g).zip(x) {
+                *o = if (xv <= lo) | (xv >= hi) { zero } else { gv };
+            }
+        }
+    }
+
+    multiversion! {
+        pub fn mask_backward_f32(g: &[f32], x: &[f32], lo: f32, hi: f32, dst: &mut [f32]) {
+            mask_grad(g, x, lo, hi, dst)
+        }
+    }
+
+    multiversion! {
+        pub fn mask_backward_f64(g: &[f64], x: &[f64], lo: f64, hi: f64, dst: &mut [f64]) {
+            mask_grad(g, x, lo, hi, dst)
+        }
     }
 }
 
@@ -483,9 +532,10 @@ impl Unary {
     /// Which of the input and the output the derivative reads.
     fn saves(self) -> (bool, bool) {
         match self {
-            Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv => {
-                (false, true)
-            }
+            // relu's and hardtanh's masks read the output (as PyTorch's
+            // in-place forms): relu_ then needs no copy of its input.
+            Exp | Exp2 | Expm1 | Sqrt | Rsqrt | Reciprocal | Tan | Tanh | Sigmoid | Erfinv
+            | Relu | Hardtanh(..) => (false, true),
             Neg | Sign | Floor | Ceil | Round(_) | Trunc | Frac => (false, false),
             _ => (true, false),
         }
@@ -560,7 +610,7 @@ impl Unary {
                 where_s(&keep, g, 0.0)
             }
             NanToNum(..) => where_s(&un(IsFinite, x)?, g, 0.0),
-            Relu => where_s(&cmp_s(BinaryOp::Gt, x, 0.0)?, g, 0.0),
+            Relu => threshold_backward(g, y, 0.0),
             Gelu => {
                 let cdf = scale(
                     &add_s(&un(Erf, &scale(x, std::f64::consts::FRAC_1_SQRT_2)?)?, 1.0)?,
@@ -631,7 +681,8 @@ impl Unary {
             Softshrink(l) | Hardshrink(l) => {
                 where_s(&cmp_s(BinaryOp::Gt, &un(Abs, x)?, l)?, g, 0.0)
             }
-            Threshold(th, _) => where_s(&cmp_s(BinaryOp::Gt, x, th)?, g, 0.0),
+            Threshold(th, _) => threshold_backward(g, x, th),
+            Hardtanh(lo, hi) => mask_backward(g, y, lo, Some(hi)),
             LogSigmoid => mul(g, &un(Sigmoid, &neg(x)?)?),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot | BitwiseNot => {
                 zeros_like(g)
@@ -646,6 +697,102 @@ impl Unary {
         };
         crate::autograd::backward_name(self.name(), version)
     }
+}
+
+/// `threshold_backward(g, x, th)`: `g` where `x > th`, 0 elsewhere, with
+/// PyTorch's rule `x <= th ? 0 : g` (so a NaN `x` passes `g` through): the
+/// backward of `relu` (on its output) and `threshold`.
+pub fn threshold_backward(g: &Tensor, x: &Tensor, th: f64) -> Result<Tensor> {
+    mask_backward(g, x, th, None)
+}
+
+/// `(x <= lo || x >= hi) ? 0 : g` (no upper test when `hi` is None): the
+/// backward of `threshold` and `relu` (PyTorch's `threshold_backward`) and
+/// of `hardtanh` (its `hardtanh_backward`). One fused pass when the result
+/// need not be differentiable again; otherwise a `where`, whose derivative
+/// in `g` is the same mask.
+fn mask_backward(g: &Tensor, x: &Tensor, lo: f64, hi: Option<f64>) -> Result<Tensor> {
+    if !is_grad_enabled() {
+        if let Some(out) = mask_backward_fused(g, x, lo, hi)? {
+            return Ok(out);
+        }
+    }
+    let mut zero = cmp_s(BinaryOp::Le, x, lo)?;
+    if let Some(hi) = hi {
+        let above = Operand::Tensor(cmp_s(BinaryOp::Ge, x, hi)?);
+        zero =
+            crate::ops::binary::binary(BinaryOp::LogicalOr, &Operand::Tensor(zero), &above, None)?;
+    }
+    crate::ops::ternary::where_(
+        &zero,
+        &Operand::Scalar(Scalar::Float(0.0)),
+        &Operand::Tensor(g.clone()),
+    )
+}
+
+/// [`mask_backward`] as one pass over float32/float64 operands of one
+/// shape; `g` may be a single broadcast value (the backward of a `sum`).
+/// None when the dtypes do not fit.
+fn mask_backward_fused(g: &Tensor, x: &Tensor, lo: f64, hi: Option<f64>) -> Result<Option<Tensor>> {
+    let dt = x.dtype();
+    if g.dtype() != dt || g.shape() != x.shape() || !matches!(dt, DType::F32 | DType::F64) {
+        return Ok(None);
+    }
+    let dense = |t: &Tensor| {
+        let l = t.layout();
+        l.is_contiguous() || l.strides.as_slice() == l.preserved_strides().as_slice()
+    };
+    let mut xs = if dense(x) {
+        x.clone()
+    } else {
+        copy::contiguous(x)?
+    };
+    let scalar_g = g.strides().iter().all(|&s| s == 0);
+    let gs = if scalar_g || (g.strides() == xs.strides() && dense(g)) {
+        g.clone()
+    } else {
+        xs = copy::contiguous(&xs)?;
+        copy::contiguous(g)?
+    };
+    let out = Tensor::empty_strided(x.shape(), &xs.layout().preserved_strides(), dt)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(Some(out));
+    }
+    // The kernels take a NaN upper bound as none (it never compares).
+    let hi = hi.unwrap_or(f64::NAN);
+    // Spans of dense tensors with one memory order (or the single value of
+    // a broadcast `g`): flat index i is the same element in all three.
+    let (px, pg, po) = (
+        xs.raw_ptr() as usize,
+        gs.raw_ptr() as usize,
+        out.raw_ptr() as usize,
+    );
+    parallel::for_ranges(n, 1, 16, |s, e| {
+        let gr = if scalar_g { 0..1 } else { s..e };
+        // SAFETY: `xs` and `out` are dense spans of `n` elements of `dt`,
+        // `gs` one of `n` or a single value; chunks [s, e) of `out` are disjoint.
+        unsafe {
+            if dt == DType::F64 {
+                fast::mask_backward_f64(
+                    std::slice::from_raw_parts((pg as *const f64).add(gr.start), gr.len()),
+                    std::slice::from_raw_parts((px as *const f64).add(s), e - s),
+                    lo,
+                    hi,
+                    std::slice::from_raw_parts_mut((po as *mut f64).add(s), e - s),
+                );
+            } else {
+                fast::mask_backward_f32(
+                    std::slice::from_raw_parts((pg as *const f32).add(gr.start), gr.len()),
+                    std::slice::from_raw_parts((px as *const f32).add(s), e - s),
+                    lo as f32,
+                    hi as f32,
+                    std::slice::from_raw_parts_mut((po as *mut f32).add(s), e - s),
+                );
+            }
+        }
+    });
+    Ok(Some(out))
 }
 
 /// Saves what `op`'s derivative reads and attaches it (`x_saved` stands

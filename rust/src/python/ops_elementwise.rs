@@ -751,7 +751,7 @@ fn _activation<'py>(
         "softplus" => Unary::Softplus(p0, p1),
         "elu" => Unary::Elu(p0, p1, p2),
         "leaky_relu" => Unary::LeakyRelu(p0),
-        "hardtanh" => Unary::Clamp(Some(Scalar::Float(p0)), Some(Scalar::Float(p1))),
+        "hardtanh" => Unary::Hardtanh(p0, p1),
         "hardsigmoid" => Unary::Hardsigmoid,
         "hardswish" => Unary::Hardswish,
         "softsign" => Unary::Softsign,
