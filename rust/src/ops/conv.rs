@@ -774,58 +774,41 @@ unsafe fn conv_flat<T: Real>(
     let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
     let (og, ckg, rows) = (ch.cout / ch.groups, ch.cin / ch.groups * k, g.rows());
     let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
-    let err = ErrSlot::new();
-    for_ranges(ch.n, ch.cout * ckg * l / 16 + 1, 1, |s, e| {
-        let b_max = per_gemm.min(e - s);
-        let bufs = (
-            Scratch::<T>::new(ch.cin * f.pimg),
-            Scratch::<T>::new(rows * b_max * lp),
-            Scratch::<T>::new(ch.cout * b_max * lp),
-        );
-        let (mut xp, mut col, mut tmp) = match bufs {
-            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
-        };
-        let mut i0 = s;
-        while i0 < e {
-            let (nb, ld) = (b_max.min(e - i0), b_max.min(e - i0) * lp);
-            for b in 0..nb {
-                // SAFETY: image i0 + b of `x`; the buffers are this thread's.
-                let img =
-                    std::slice::from_raw_parts(x.at::<T>((i0 + b) * ch.cin * isz), ch.cin * isz);
-                f.pad(img, &mut xp, ch.cin);
-                for r in 0..rows {
-                    let at = (r / k) * f.pimg + f.offs[r % k];
-                    col[r * ld + b * lp..][..lp].copy_from_slice(&xp[at..at + lp]);
-                }
+    let lens = |b: usize| [ch.cin * f.pimg, rows * b * lp, ch.cout * b * lp];
+    in_batches::<T>(ch.n, ch.cout * ckg * l, per_gemm, lens, |bufs, i0, nb| {
+        let [xp, col, tmp] = bufs;
+        let ld = nb * lp;
+        for b in 0..nb {
+            // SAFETY: image i0 + b of `x`; the buffers are this thread's.
+            let img = std::slice::from_raw_parts(x.at::<T>((i0 + b) * ch.cin * isz), ch.cin * isz);
+            f.pad(img, xp, ch.cin);
+            for r in 0..rows {
+                let at = (r / k) * f.pimg + f.offs[r % k];
+                col[r * ld + b * lp..][..lp].copy_from_slice(&xp[at..at + lp]);
             }
-            for gi in 0..ch.groups {
-                T::gemm(
-                    og,
-                    ld,
-                    ckg,
-                    (tmp.as_mut_ptr().add(gi * og * ld), ld as isize, 1),
-                    false,
-                    (w.at::<T>(gi * og * ckg), ckg as isize, 1),
-                    (col.as_ptr().add(gi * ckg * ld), ld as isize, 1),
-                );
-            }
-            for b in 0..nb {
-                for oc in 0..ch.cout {
-                    let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(oc));
-                    // SAFETY: image i0 + b's channel oc of `out` belongs to
-                    // this thread.
-                    let dst = std::slice::from_raw_parts_mut(
-                        out.at::<T>(((i0 + b) * ch.cout + oc) * l),
-                        l,
-                    );
-                    copy_lines(&tmp[oc * ld + b * lp..], f.wp, dst, f.wo, f.wo, v);
-                }
-            }
-            i0 += nb;
         }
-    });
-    err.into_result()
+        for gi in 0..ch.groups {
+            T::gemm(
+                og,
+                ld,
+                ckg,
+                (tmp.as_mut_ptr().add(gi * og * ld), ld as isize, 1),
+                false,
+                (w.at::<T>(gi * og * ckg), ckg as isize, 1),
+                (col.as_ptr().add(gi * ckg * ld), ld as isize, 1),
+            );
+        }
+        for b in 0..nb {
+            for oc in 0..ch.cout {
+                let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(oc));
+                // SAFETY: image i0 + b's channel oc of `out` belongs to
+                // this thread.
+                let dst =
+                    std::slice::from_raw_parts_mut(out.at::<T>(((i0 + b) * ch.cout + oc) * l), l);
+                copy_lines(&tmp[oc * ld + b * lp..], f.wp, dst, f.wo, f.wo, v);
+            }
+        }
+    })
 }
 
 /// [`conv_transpose_kernel`] on the padded-width layout of [`Flat`]: the
@@ -847,69 +830,83 @@ unsafe fn conv_transpose_flat<T: Real>(
     let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
     let (cg, ckg, rows) = (ch.cin / ch.groups, ch.cout / ch.groups * k, g.rows());
     let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
+    let lens = |b: usize| [ch.cout * f.pimg, rows * b * lp, ch.cin * b * lp];
+    in_batches::<T>(ch.n, ch.cin * ckg * l, per_gemm, lens, |bufs, i0, nb| {
+        let [xp, col, xb] = bufs;
+        let ld = nb * lp;
+        for c in 0..ch.cin {
+            for b in 0..nb {
+                // SAFETY: channel c of image i0 + b of `x`.
+                let from = std::slice::from_raw_parts(x.at::<T>(((i0 + b) * ch.cin + c) * l), l);
+                let dst = &mut xb[c * ld + b * lp..][..lp];
+                // Each line then the columns after it, which must add
+                // nothing; both spill only into the next line.
+                for y in 0..l / f.wo.max(1) {
+                    copy_spill(from, y * f.wo, dst, y * f.wp, f.wo);
+                    fill_spill(dst, y * f.wp + f.wo, ((y + 1) * f.wp).min(lp));
+                }
+            }
+        }
+        for gi in 0..ch.groups {
+            T::gemm(
+                ckg,
+                ld,
+                cg,
+                (col.as_mut_ptr().add(gi * ckg * ld), ld as isize, 1),
+                false,
+                (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
+                (xb.as_ptr().add(gi * cg * ld), ld as isize, 1),
+            );
+        }
+        for b in 0..nb {
+            xp.fill(T::ZERO);
+            for r in 0..rows {
+                let at = (r / k) * f.pimg + f.offs[r % k];
+                for (d, &v) in xp[at..at + lp]
+                    .iter_mut()
+                    .zip(&col[r * ld + b * lp..][..lp])
+                {
+                    *d += v;
+                }
+            }
+            for c in 0..ch.cout {
+                let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(c));
+                // SAFETY: image i0 + b's channel c of `out` belongs to
+                // this thread.
+                let dst = std::slice::from_raw_parts_mut(
+                    out.at::<T>(((i0 + b) * ch.cout + c) * isz),
+                    isz,
+                );
+                let at = c * f.pimg + f.ph * f.wp + f.pw;
+                copy_lines(&xp[at..], f.wp, dst, f.w, f.w, v);
+            }
+        }
+    })
+}
+
+/// Batch chunks for the padded-width kernels: threads take contiguous image
+/// ranges (`work` multiply-adds per image split the batch), each with three
+/// scratch buffers of `lens(b_max)` elements, and call `step(buffers, i0,
+/// nb)` for images `i0..i0 + nb`, at most `per_gemm` at a time.
+fn in_batches<T: Real>(
+    n: usize,
+    work: usize,
+    per_gemm: usize,
+    lens: impl Fn(usize) -> [usize; 3] + Sync,
+    step: impl Fn(&mut [Scratch<T>; 3], usize, usize) + Sync,
+) -> Result<()> {
     let err = ErrSlot::new();
-    for_ranges(ch.n, ch.cin * ckg * l / 16 + 1, 1, |s, e| {
+    for_ranges(n, work / 16 + 1, 1, |s, e| {
         let b_max = per_gemm.min(e - s);
-        let bufs = (
-            Scratch::<T>::new(ch.cout * f.pimg),
-            Scratch::<T>::new(rows * b_max * lp),
-            Scratch::<T>::new(ch.cin * b_max * lp),
-        );
-        let (mut xp, mut col, mut xb) = match bufs {
-            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        let [a, b, c] = lens(b_max);
+        let mut bufs = match (Scratch::new(a), Scratch::new(b), Scratch::new(c)) {
+            (Ok(a), Ok(b), Ok(c)) => [a, b, c],
             (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
         };
         let mut i0 = s;
         while i0 < e {
-            let (nb, ld) = (b_max.min(e - i0), b_max.min(e - i0) * lp);
-            for c in 0..ch.cin {
-                for b in 0..nb {
-                    // SAFETY: channel c of image i0 + b of `x`.
-                    let from =
-                        std::slice::from_raw_parts(x.at::<T>(((i0 + b) * ch.cin + c) * l), l);
-                    let dst = &mut xb[c * ld + b * lp..][..lp];
-                    // Each line then the columns after it, which must add
-                    // nothing; both spill only into the next line.
-                    for y in 0..l / f.wo.max(1) {
-                        copy_spill(from, y * f.wo, dst, y * f.wp, f.wo);
-                        fill_spill(dst, y * f.wp + f.wo, ((y + 1) * f.wp).min(lp));
-                    }
-                }
-            }
-            for gi in 0..ch.groups {
-                T::gemm(
-                    ckg,
-                    ld,
-                    cg,
-                    (col.as_mut_ptr().add(gi * ckg * ld), ld as isize, 1),
-                    false,
-                    (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
-                    (xb.as_ptr().add(gi * cg * ld), ld as isize, 1),
-                );
-            }
-            for b in 0..nb {
-                xp.fill(T::ZERO);
-                for r in 0..rows {
-                    let at = (r / k) * f.pimg + f.offs[r % k];
-                    for (d, &v) in xp[at..at + lp]
-                        .iter_mut()
-                        .zip(&col[r * ld + b * lp..][..lp])
-                    {
-                        *d += v;
-                    }
-                }
-                for c in 0..ch.cout {
-                    let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(c));
-                    // SAFETY: image i0 + b's channel c of `out` belongs to
-                    // this thread.
-                    let dst = std::slice::from_raw_parts_mut(
-                        out.at::<T>(((i0 + b) * ch.cout + c) * isz),
-                        isz,
-                    );
-                    let at = c * f.pimg + f.ph * f.wp + f.pw;
-                    copy_lines(&xp[at..], f.wp, dst, f.w, f.w, v);
-                }
-            }
+            let nb = b_max.min(e - i0);
+            step(&mut bufs, i0, nb);
             i0 += nb;
         }
     });
