@@ -1588,6 +1588,21 @@ fn bias_grad(dg: &Tensor) -> Result<Tensor> {
     reduce::sum(dg, Some(&[0]), false, None)
 }
 
+/// Saves a cell's gate inputs and biases (those present) for a
+/// differentiable backward under create_graph; [`cell_pre`] reads them back.
+fn save_cell_inputs(
+    rec: &mut Recorder,
+    inputs: [Option<&Tensor>; 4],
+) -> Result<[Option<usize>; 4]> {
+    let mut idx = [None; 4];
+    for (slot, t) in idx.iter_mut().zip(inputs) {
+        if let Some(t) = t {
+            *slot = Some(rec.save(t)?);
+        }
+    }
+    Ok(idx)
+}
+
 /// The gate pre-activations of a cell from its saved inputs, with
 /// differentiable ops: `input + hidden` for LSTM, and for GRU the
 /// input-side and hidden-side sums apart.
@@ -1686,17 +1701,15 @@ pub fn lstm_cell(
     if let Some(mut rec) = rec {
         let i_gates = rec.save(&gates)?;
         // The inputs, for a differentiable backward under create_graph.
-        let mut idx = [None; 4];
-        for (slot, t) in idx.iter_mut().zip([
-            Some(input_gates),
-            Some(hidden_gates),
-            input_bias,
-            hidden_bias,
-        ]) {
-            if let Some(t) = t {
-                *slot = Some(rec.save(t)?);
-            }
-        }
+        let idx = save_cell_inputs(
+            &mut rec,
+            [
+                Some(input_gates),
+                Some(hidden_gates),
+                input_bias,
+                hidden_bias,
+            ],
+        )?;
         let i_cx = rec.save(cx)?;
         rec.finish(&[&hy_t, &cy_t], move |ctx, grads| {
             let dhy = grads.first().cloned().flatten();
@@ -1885,17 +1898,15 @@ pub fn gru_cell(
     let hy_t = copy::to_dtype(&hy, dtype, false)?;
     if let Some(mut rec) = rec {
         let i_ws = rec.save(&ws)?;
-        let mut idx = [None; 4];
-        for (slot, t) in idx.iter_mut().zip([
-            Some(input_gates),
-            Some(hidden_gates),
-            input_bias,
-            hidden_bias,
-        ]) {
-            if let Some(t) = t {
-                *slot = Some(rec.save(t)?);
-            }
-        }
+        let idx = save_cell_inputs(
+            &mut rec,
+            [
+                Some(input_gates),
+                Some(hidden_gates),
+                input_bias,
+                hidden_bias,
+            ],
+        )?;
         let i_hx = rec.save(hx)?;
         rec.finish(&[&hy_t], move |ctx, grads| {
             let Some(dhy) = grads.into_iter().next().flatten() else {
