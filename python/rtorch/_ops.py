@@ -130,21 +130,11 @@ def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:
     """
     if not isinstance(input, Tensor):
         result = exponent.__rpow__(input)
-        if out is not None:
-            out.copy_(result)
-            return out
-        return result
+        return result if out is None else _write_out("pow", result, out)
     result = input.__pow__(exponent)
     if result is NotImplemented:
         raise TypeError(f"pow(): unsupported exponent of type {type(exponent).__name__}")
-    if out is not None:
-        return _into(out, result)
-    return result
-
-
-def _into(out: Tensor, value: Tensor) -> Tensor:
-    out.copy_(value)
-    return out
+    return result if out is None else _write_out("pow", result, out)
 
 
 def where(condition: Tensor, input: Any = None, other: Any = None) -> Any:
@@ -263,9 +253,7 @@ def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor
         tensor([3., 3.])
     """
     result = input.matmul(other)
-    if out is not None:
-        return _into(out, result)
-    return result
+    return result if out is None else _write_out("matmul", result, out)
 
 
 def det(input: Tensor) -> Tensor:

@@ -57,6 +57,30 @@ def test_out_is_resized_with_pytorch_warning_unless_empty():
     assert out.shape == (4,)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda ts, out: rtorch.cat(ts, out=out),
+        lambda ts, out: rtorch.stack(ts, out=out).reshape(-1, 3),
+        lambda ts, out: rtorch.vstack(ts, out=out),
+        lambda ts, out: rtorch.matmul(ts[0], rtorch.eye(3), out=out),
+        lambda ts, out: rtorch.pow(ts[0], 1, out=out),
+    ],
+)
+def test_joins_and_operator_functions_follow_the_same_out_rules(fn):
+    ts = [rtorch.from_numpy(X[:2, :3].copy()), rtorch.from_numpy(X[1:3, :3].copy())]
+    out = rtorch.empty(5)
+    with pytest.warns(UserWarning, match="was resized since it had shape \\[5\\]"):
+        got = fn(ts, out)
+    assert got.data_ptr() == out.data_ptr()
+    np.testing.assert_array_equal(got.numpy().reshape(-1)[:6], X[:2, :3].reshape(-1))
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type Long"):
+        fn(ts, rtorch.empty(0, dtype=rtorch.int64))
+    ts[0].requires_grad_()
+    with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+        fn(ts, rtorch.empty(0))
+
+
 def test_out_casts_only_where_pytorch_allows():
     out = rtorch.empty(3, dtype=rtorch.float64)
     rtorch.sum(rtorch.from_numpy(X), 1, out=out)

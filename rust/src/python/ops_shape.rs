@@ -58,20 +58,22 @@ fn numel_of(ts: &[Tensor]) -> usize {
     ts.iter().map(|t| t.numel()).sum()
 }
 
-/// Writes `r` into `out` when given (PyTorch's `out=`), else returns it.
-fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+/// Writes `r` into `out` when given, with PyTorch's `out=` rules (resize
+/// with a warning, cast check, no autograd) kept in one place: `_ops._write_out`.
+fn finish(
+    py: Python<'_>,
+    name: &str,
+    r: Tensor,
+    out: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let r = Py::new(py, PyTensor::from(r))?.into_any();
     match out.filter(|o| !o.is_none()) {
-        Some(o) => {
-            let t = o.cast::<PyTensor>()?.borrow().t.clone();
-            if t.shape() != r.shape() {
-                return Err(PyRuntimeError::new_err(
-                    "out= tensors must already have the result's shape",
-                ));
-            }
-            copy::copy_(&t, &r)?;
-            Ok(o.clone().unbind())
-        }
-        None => Ok(Py::new(py, PyTensor::from(r))?.into_any()),
+        Some(o) => Ok(py
+            .import("rtorch._ops")?
+            .getattr("_write_out")?
+            .call1((name, r, o))?
+            .unbind()),
+        None => Ok(r),
     }
 }
 
@@ -601,7 +603,7 @@ fn cat(
 ) -> PyResult<Py<PyAny>> {
     let ts = tensor_list("cat", tensors)?;
     let r = maybe_detach(py, numel_of(&ts), || join::cat(&ts, dim))?;
-    finish(py, r, out)
+    finish(py, "cat", r, out)
 }
 
 #[pyfunction]
@@ -614,7 +616,7 @@ fn stack(
 ) -> PyResult<Py<PyAny>> {
     let ts = tensor_list("stack", tensors)?;
     let r = maybe_detach(py, numel_of(&ts), || join::stack(&ts, dim))?;
-    finish(py, r, out)
+    finish(py, "stack", r, out)
 }
 
 #[pyfunction]
@@ -625,9 +627,10 @@ fn _hvdstack(
     kind: char,
     out: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
-    let ts = tensor_list(&format!("{kind}stack"), tensors)?;
+    let name = format!("{kind}stack");
+    let ts = tensor_list(&name, tensors)?;
     let r = maybe_detach(py, numel_of(&ts), || join::hvdstack(&ts, kind))?;
-    finish(py, r, out)
+    finish(py, &name, r, out)
 }
 
 #[pyfunction]
