@@ -499,6 +499,22 @@ def test_einsum_int_and_float32():
     check(rtorch.einsum("ij,jk", tensor(f), tensor(f)), f @ f, rtorch.float32)
 
 
+def test_mixed_dtypes_contract_only_where_pytorch_does():
+    f, d = rtorch.ones(2, 2), rtorch.ones(2, 2, dtype=rtorch.float64)
+    i = rtorch.ones(2, 2, dtype=rtorch.int64)
+    # A summed label goes through bmm, which wants one dtype...
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
+        rtorch.einsum("ij,jk->ik", f, d)
+    with pytest.raises(RuntimeError, match="expected scalar type Long but found Float"):
+        rtorch.einsum("ij,jk->ik", i, f)
+    with pytest.raises(RuntimeError, match="both inputs should have same dtype"):
+        rtorch.tensordot(f, d, 1)
+    # ...elementwise products and inner promote.
+    assert rtorch.einsum("ij,ij->ij", f, d).dtype == rtorch.float64
+    assert rtorch.einsum("i,j->ij", f[0], d[0]).dtype == rtorch.float64
+    check(rtorch.inner(f, d), np.full((2, 2), 2.0), rtorch.float64)
+
+
 def test_einsum_errors():
     with pytest.raises(
         RuntimeError,

@@ -123,6 +123,15 @@ fn contract_terms(a: Term, b: Term, keep: &[usize]) -> Result<Term> {
     let (nb, m, k, n) = (prod(&batch), prod(&afree), prod(&summed), prod(&bfree));
     let oa: Vec<usize> = [pos(&a, &batch), pos(&a, &afree), pos(&a, &summed)].concat();
     let ob: Vec<usize> = [pos(&b, &batch), pos(&b, &summed), pos(&b, &bfree)].concat();
+    // PyTorch multiplies operands with no summed label elementwise (which
+    // promotes) and contracts the rest with bmm (which needs one dtype).
+    if !summed.is_empty() && a.t.dtype() != b.t.dtype() {
+        return Err(Error::Runtime(format!(
+            "expected scalar type {} but found {}",
+            a.t.dtype().scalar_name(),
+            b.t.dtype().scalar_name()
+        )));
+    }
     let dtype = a.t.dtype().promote(b.t.dtype());
     let a3 = copy::to_dtype(&as_3d(&ta, &oa, [nb, m, k])?, dtype, false)?;
     let b3 = copy::to_dtype(&as_3d(&tb, &ob, [nb, k, n])?, dtype, false)?;
@@ -365,6 +374,9 @@ pub fn tensordot(a: &Tensor, b: &Tensor, dims_a: &[i64], dims_b: &[i64]) -> Resu
             "both dimension lists should have same length".into(),
         ));
     }
+    if a.dtype() != b.dtype() {
+        return Err(Error::Runtime("both inputs should have same dtype".into()));
+    }
     let ca: Vec<usize> = dims_a
         .iter()
         .map(|&d| wrap_dim(d, a.ndim()))
@@ -428,7 +440,13 @@ pub fn inner(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             fmt_shape(b.shape())
         )));
     }
-    tensordot(a, b, &[-1], &[-1])
+    // Unlike tensordot, inner promotes mixed dtypes (as PyTorch does).
+    let dtype = a.dtype().promote(b.dtype());
+    let (a, b) = (
+        copy::to_dtype(a, dtype, false)?,
+        copy::to_dtype(b, dtype, false)?,
+    );
+    tensordot(&a, &b, &[-1], &[-1])
 }
 
 pub fn outer(a: &Tensor, b: &Tensor) -> Result<Tensor> {
