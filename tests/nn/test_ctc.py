@@ -92,6 +92,19 @@ def test_float32_module_and_backward():
     assert np.all(x.grad.numpy()[:, 3] == 0)  # the impossible sample
 
 
+def test_impossible_sample_gets_nan_gradient_over_its_frames():
+    # PyTorch: an infinite loss has a NaN gradient at the impossible sample's
+    # frames before its input length; the other samples are untouched.
+    x = t(LP, requires_grad=True)
+    F.ctc_loss(x, t(TARGETS), IN_LENS, TGT_LENS, reduction="sum").backward()
+    g = x.grad.numpy()
+    assert np.all(np.isnan(g[: IN_LENS[3], 3])) and np.all(g[IN_LENS[3] :, 3] == 0)
+    assert np.all(np.isfinite(g[:, :3]))
+    y = t(LP, requires_grad=True)
+    F.ctc_loss(y, t(TARGETS), IN_LENS, TGT_LENS, reduction="sum", zero_infinity=True).backward()
+    np.testing.assert_allclose(y.grad.numpy()[:, :3], g[:, :3], rtol=1e-12)
+
+
 def test_gradcheck():
     x = t(RNG.standard_normal((4, 2, 3)), requires_grad=True)
     tg = t(np.array([[1, 2], [2, 2]]))

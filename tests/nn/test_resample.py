@@ -454,6 +454,15 @@ def test_grid_sample_gradcheck(mode, padding):
     assert gradcheck(lambda a, b: F.grid_sample(a, b, mode, padding, align_corners=False), (x, g))
 
 
+def test_grid_sample_nearest_gives_grid_a_zero_gradient():
+    x = t(RNG.standard_normal((1, 2, 3, 4)), requires_grad=True)
+    g = t(RNG.uniform(-1, 1, (1, 2, 3, 2)), requires_grad=True)
+    out = F.grid_sample(x, g, "nearest", align_corners=False)
+    (out * t(RNG.standard_normal(out.shape))).sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), np.zeros((1, 2, 3, 2)))
+    assert np.any(x.grad.numpy() != 0)
+
+
 def test_grid_sample_errors():
     x, g = t(XG), t(GRID)
     with pytest.raises(ValueError, match="expected mode to be 'bilinear', 'nearest' or 'bicubic'"):

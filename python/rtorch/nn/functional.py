@@ -2749,6 +2749,24 @@ def _pad_coordinates(c: Tensor, size: int, padding_mode: str, align_corners: boo
     return c
 
 
+class _FixedGrad(rtorch.autograd.Function):
+    """``out`` unchanged, with ``source`` given the fixed gradient ``fill``.
+
+    For the kernels whose PyTorch backward reports a gradient the math does
+    not produce: zeros for ``grid`` under nearest sampling, NaN for the
+    frames of an impossible CTC alignment.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, out: Tensor, source: Tensor, fill: Tensor) -> Tensor:
+        ctx.fill = fill
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple:
+        return grad, ctx.fill, None
+
+
 def grid_sample(
     input: Tensor,
     grid: Tensor,
@@ -2859,6 +2877,9 @@ def grid_sample(
         if mode == "nearest":
             idx = [cs.detach().round().long() for cs in coords]
             out = sample(idx, None)
+            if grid.requires_grad:
+                # Piecewise constant in the grid: PyTorch reports zeros, not None.
+                out = _FixedGrad.apply(out, grid, rtorch.zeros_like(grid))
         else:
             lows = [cs.detach().floor() for cs in coords]
             fracs = [cs - lo for cs, lo in zip(coords, lows, strict=True)]
@@ -2900,8 +2921,8 @@ def ctc_loss(
 
     The forward (alpha) recursion runs in log space over the blank-interleaved
     target, one batched step per time frame, with differentiable tensor ops;
-    autograd gives the gradient. Impossible alignments give ``inf`` (``0``
-    with ``zero_infinity=True``, with a zero gradient). ``reduction='mean'``
+    autograd gives the gradient. Impossible alignments give ``inf`` and a NaN
+    gradient (``0`` and a zero gradient with ``zero_infinity=True``). ``reduction='mean'``
     divides each loss by its target length, then averages over the batch.
 
     Shape:
@@ -3000,6 +3021,13 @@ def ctc_loss(
         loss = rtorch.where(impossible, rtorch.zeros((), dtype=dtype), loss)
     else:
         loss = rtorch.where(impossible, rtorch.full((), math.inf, dtype=dtype), loss)
+        if log_probs.requires_grad and bool(impossible.any()):
+            # An infinite loss has no gradient: PyTorch gives NaN over the
+            # impossible samples' input frames.
+            frames = rtorch.arange(t_max).reshape(t_max, 1) < in_len_t.reshape(1, n)
+            nan = (frames & impossible.reshape(1, n)).unsqueeze(2).expand_as(log_probs)
+            fill = rtorch.zeros_like(log_probs).masked_fill(nan, math.nan)
+            loss = _FixedGrad.apply(loss, log_probs, fill)
     if unbatched:
         loss = loss.squeeze(0)
     if reduction == "mean":
