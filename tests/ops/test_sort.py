@@ -64,6 +64,31 @@ def test_topk_gives_the_k_extreme_values_sorted(largest):
         t.topk(8)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_selection_on_long_rows_with_ties_matches_the_stable_sort(dtype):
+    # Long rows take the partial-selection path: the values and the indices
+    # (ties broken by position, NaN last) equal the stable sort's prefix.
+    a = RNG.integers(0, 20, (3, 301)).astype(dtype)
+    if dtype == np.float32:
+        a[0, [5, 17, 200]] = NAN
+    t = rtorch.from_numpy(a)
+    for largest in (True, False):
+        key = np.where(np.isnan(a), np.inf, a) if dtype == np.float32 else a
+        order = np.argsort(-key if largest else key, 1, kind="stable")
+        if largest and dtype == np.float32:  # NaN counts as the largest
+            order = np.argsort(np.where(np.isnan(a), -np.inf, -a), 1, kind="stable")
+        r = t.topk(9, 1, largest=largest)
+        np.testing.assert_array_equal(r.indices.numpy(), order[:, :9])
+    stable = np.argsort(np.where(np.isnan(a), np.inf, a), 1, kind="stable")
+    for k in (1, 40, 150):
+        r = t.kthvalue(k, 1)
+        np.testing.assert_array_equal(r.indices.numpy(), stable[:, k - 1])
+    valid = (~np.isnan(a)).sum(1) if dtype == np.float32 else np.full(3, 301)
+    r = t.nanmedian(1)
+    want = stable[np.arange(3), (valid - 1) // 2]
+    np.testing.assert_array_equal(r.indices.numpy(), want)
+
+
 def test_kthvalue():
     a = RNG.standard_normal((4, 5))
     for x, t in layouts(a):

@@ -39,6 +39,33 @@ fn argsort_row<T: Element>(row: &[T], descending: bool) -> Result<Vec<usize>> {
     Ok(idx)
 }
 
+/// The first `k` of `argsort_row(row, descending)` without sorting the
+/// rest: a selection (O(n)) puts them in front, then only they are sorted.
+/// Ties are broken by index, so the result equals the stable sort's prefix.
+fn argselect_row<T: Element>(row: &[T], k: usize, descending: bool) -> Result<Vec<usize>> {
+    if k >= row.len() / 4 {
+        let mut idx = argsort_row(row, descending)?;
+        idx.truncate(k);
+        return Ok(idx);
+    }
+    let mut idx = try_vec(row.len())?;
+    idx.extend(0..row.len());
+    let order = |&i: &usize, &j: &usize| {
+        let by_value = if descending {
+            cmp_nan_last(&row[j], &row[i])
+        } else {
+            cmp_nan_last(&row[i], &row[j])
+        };
+        by_value.then(i.cmp(&j))
+    };
+    if k > 0 {
+        idx.select_nth_unstable_by(k - 1, order);
+    }
+    idx.truncate(k);
+    idx.sort_unstable_by(order);
+    Ok(idx)
+}
+
 fn lane_dim(t: &Tensor, dim: i64) -> Result<(usize, usize)> {
     let d = wrap_dim(dim, t.ndim())?;
     let n = if t.ndim() == 0 { 1 } else { t.shape()[d] };
@@ -119,7 +146,7 @@ fn record_picked(
 
 fn topk_impl(t: &Tensor, d: usize, k: usize, descending: bool) -> Result<(Tensor, Tensor)> {
     dispatch!(t.dtype(), T => lanes_with_indices::<T>(t, d, k, |row, v, ix| {
-        let Ok(order) = argsort_row(row, descending) else { return };
+        let Ok(order) = argselect_row(row, k, descending) else { return };
         for ((dv, di), &j) in v.iter_mut().zip(ix.iter_mut()).zip(&order) {
             *dv = row[j];
             *di = j as i64;
@@ -175,7 +202,7 @@ pub fn kthvalue(t: &Tensor, k: i64, dim: i64, keepdim: bool) -> Result<(Tensor, 
     let k = k as usize - 1;
     let rec = float_rec("KthvalueBackward0", t);
     let (v, i) = dispatch!(t.dtype(), T => select_rows::<T>(t, d, keepdim, |row| {
-        let order = argsort_row(row, false).unwrap_or_default();
+        let order = argselect_row(row, k + 1, false).unwrap_or_default();
         order.get(k).map_or((T::default(), 0), |&j| (row[j], j as i64))
     }))?;
     record_picked(rec, t, &v, &i, d, keepdim);
@@ -190,15 +217,15 @@ fn median_row<T: Element>(row: &[T], ignore_nan: bool) -> (T, i64) {
             return (row[j], j as i64);
         }
     }
-    let order = argsort_row(row, false).unwrap_or_default();
     let valid = row.iter().filter(|&&x| !is_nan(x)).count();
-    if valid == 0 {
-        return order
+    // NaNs sort last, so the median of the valid values is at (valid-1)/2.
+    let order = argselect_row(row, (valid.max(1) - 1) / 2 + 1, false).unwrap_or_default();
+    match order.last() {
+        Some(&j) if valid > 0 => (row[j], j as i64),
+        _ => order
             .first()
-            .map_or((T::from_f64(f64::NAN), 0), |&j| (row[j], j as i64));
+            .map_or((T::from_f64(f64::NAN), 0), |&j| (row[j], j as i64)),
     }
-    let j = order[(valid - 1) / 2];
-    (row[j], j as i64)
 }
 
 /// `median()`/`nanmedian()` over all elements: a 0-d tensor.
