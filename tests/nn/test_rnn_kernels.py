@@ -285,23 +285,58 @@ def test_layer_half_precision_computes_in_float32():
     np.testing.assert_allclose(got[0].float().numpy(), ref[0].numpy(), atol=1e-2)
 
 
-def test_layer_double_backward_raises():
+@pytest.mark.parametrize(
+    "mode, batch_sizes, reverse, P",
+    [
+        ("LSTM", [3, 2, 2, 1], False, None),
+        ("LSTM", [2, 2, 1], True, 2),
+        ("GRU", [3, 3, 1], False, None),
+        ("GRU", [2, 1], True, None),
+        ("RNN_TANH", [2, 2], False, None),
+    ],
+)
+def test_layer_double_backward_gradgradcheck(mode, batch_sizes, reverse, P):
+    # create_graph rebuilds the layer from differentiable steps: second
+    # derivatives through packed batches, both directions and proj_size.
+    _, t = _layer_inputs(mode, batch_sizes, H=3, P=P, grad=True)
+    names = [k for k, v in t.items() if v is not None]
+
+    def f(*xs):
+        args = {**dict.fromkeys(t), **dict(zip(names, xs, strict=True))}
+        out, hn, cn = _run_layer(mode, args, batch_sizes, reverse)
+        return (out, hn) if cn is None else (out, hn, cn)
+
+    xs = tuple(t[k] for k in names)
+    assert gradgradcheck(f, xs)
+
+
+def test_lstm_double_backward_matches_cells_in_a_loop():
     rtorch.manual_seed(0)
     lstm = nn.LSTM(3, 4).double()
+    cell = nn.LSTMCell(3, 4).double()
+    with rtorch.no_grad():
+        for a, b in [("weight_ih", "weight_ih_l0"), ("weight_hh", "weight_hh_l0")]:
+            getattr(cell, a).copy_(getattr(lstm, b))
+        for a, b in [("bias_ih", "bias_ih_l0"), ("bias_hh", "bias_hh_l0")]:
+            getattr(cell, a).copy_(getattr(lstm, b))
     x = rtorch.randn(5, 2, 3, dtype=rtorch.float64, requires_grad=True)
+
+    def penalty(outs, params):
+        grads = rtorch.autograd.grad(outs.pow(2).sum(), [x, *params], create_graph=True)
+        return sum(g.pow(2).sum() for g in grads)
+
     out, _ = lstm(x)
-    (gw,) = rtorch.autograd.grad(out.sum(), [lstm.weight_hh_l0], create_graph=True)
-    # First-order values under create_graph equal the plain ones.
-    out2, _ = lstm(x)
-    (gw_plain,) = rtorch.autograd.grad(out2.sum(), [lstm.weight_hh_l0])
-    np.testing.assert_allclose(gw.detach().numpy(), gw_plain.numpy(), atol=1e-12)
-    with pytest.raises(RuntimeError, match="double backward through an nn.LSTM layer"):
-        gw.pow(2).sum().backward()
-    gru = nn.GRU(3, 4).double()
-    out, _ = gru(x)
-    (gx,) = rtorch.autograd.grad(out.sum(), [x], create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward through an nn.GRU layer"):
-        rtorch.autograd.grad(gx.sum(), [x])
+    p1 = [lstm.weight_ih_l0, lstm.weight_hh_l0]
+    second = rtorch.autograd.grad(penalty(out, p1), p1)
+    h = c = rtorch.zeros(2, 4, dtype=rtorch.float64)
+    steps = []
+    for xt in x:
+        h, c = cell(xt, (h, c))
+        steps.append(h)
+    p2 = [cell.weight_ih, cell.weight_hh]
+    want = rtorch.autograd.grad(penalty(rtorch.stack(steps), p2), p2)
+    for g, w in zip(second, want, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_layer_argument_errors():

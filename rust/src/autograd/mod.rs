@@ -541,39 +541,3 @@ pub fn reshape_to(shape: &[usize]) -> ViewInverse {
     let sizes: Vec<i64> = shape.iter().map(|&s| s as i64).collect();
     Box::new(move |g| shape::reshape(g, &sizes))
 }
-
-/// For a backward that is not itself differentiable and ran with grad mode
-/// on (`create_graph=True`): gives the gradients it computed, `outputs`, a
-/// node linked to the same inputs as `ctx`'s node (and to the incoming
-/// gradients `grads_in` that have history) whose own backward fails with
-/// `msg`. So differentiating those gradients again raises instead of
-/// treating them as constants (PyTorch's `DelayedError`).
-pub fn delayed_error(ctx: &Ctx<'_>, grads_in: &[Option<Tensor>], outputs: &[&Tensor], msg: String) {
-    if !is_grad_enabled() || outputs.is_empty() {
-        return;
-    }
-    let node = ctx.node();
-    let mut next = node.next.clone();
-    let mut input_meta = node.input_meta.clone();
-    for g in grads_in.iter().flatten() {
-        next.push(gradient_edge(g));
-        input_meta.push(Meta::of(g));
-    }
-    if next.iter().all(|e| e.is_none()) {
-        return;
-    }
-    let output_meta = outputs.iter().map(|t| Meta::of(t)).collect();
-    let err = Arc::new(Node::new(
-        Cow::Borrowed("DelayedError"),
-        next,
-        input_meta,
-        output_meta,
-        node::Kind::Function(Box::new(move |_ctx, _grads| {
-            Err(Error::Runtime(msg.clone()))
-        })),
-        Vec::new(),
-    ));
-    for (i, t) in outputs.iter().enumerate() {
-        set_history(t, &err, i);
-    }
-}

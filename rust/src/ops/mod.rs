@@ -18,6 +18,7 @@ pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod rnn;
+pub mod rnn_graph;
 pub mod shape;
 pub mod softmax;
 pub mod sort;

@@ -94,14 +94,6 @@ impl Mode {
             Mode::RnnRelu => "RnnReluLayerBackward0",
         }
     }
-
-    fn module(self) -> &'static str {
-        match self {
-            Mode::Lstm => "LSTM",
-            Mode::Gru => "GRU",
-            Mode::RnnTanh | Mode::RnnRelu => "RNN",
-        }
-    }
 }
 
 // ---------------------------------------------------------------- scalar kernels
@@ -1091,16 +1083,6 @@ fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// The message of a second differentiation through a layer.
-fn double_backward_error(mode: Mode) -> String {
-    let m = mode.module();
-    format!(
-        "double backward through an nn.{m} layer is not supported: each layer runs as one fused op \
-         ({}) whose backward is not differentiable; for higher-order gradients step an nn.{m}Cell in a loop",
-        mode.node_name()
-    )
-}
-
 /// One layer and direction of an RNN/LSTM/GRU over all timesteps.
 ///
 /// `xp` is `(N, G*H)`, the input projection `x W_ih^T` of every row; `h0`
@@ -1335,12 +1317,35 @@ pub fn rnn_layer(
             _ => None,
         };
         let biases = (b_ih.is_some(), b_hh.is_some());
+        // The inputs as given, for the differentiable rebuild that double
+        // backward runs (`rnn_graph`); w_hh and w_hr are saved above.
+        let originals =
+            [Some(xp), Some(h0), c0, b_ih, b_hh].map(|t| t.map(|t| rec.save(t)).transpose());
+        let [i_xp, i_h0, i_c0, i_bih, i_bhh] = originals;
+        let originals = [i_xp?, i_h0?, i_c0?, i_bih?, i_bhh?];
+        let sizes_f = sizes.clone();
         let mut outputs: Vec<&Tensor> = vec![&out_t, &hn_t];
         if let Some(c) = &cn_t {
             outputs.push(c);
         }
         rec.finish(&outputs, move |ctx, grads| {
             let create_graph = autograd::is_grad_enabled();
+            if create_graph {
+                let get = |i: Option<usize>| i.map(|i| ctx.saved(i)).transpose();
+                let [xp, h0, c0, bih, bhh] = originals;
+                let inputs = [
+                    get(xp)?,
+                    get(h0)?,
+                    get(c0)?,
+                    get(Some(i_w))?,
+                    get(bih)?,
+                    get(bhh)?,
+                    get(i_wr)?,
+                ];
+                return crate::ops::rnn_graph::layer_grads_with_graph(
+                    mode, &inputs, &sizes_f, reverse, &grads,
+                );
+            }
             let res = {
                 let _mode = GradMode::set(false);
                 let saved = |i: Option<usize>| -> Result<Tensor> {
@@ -1364,10 +1369,6 @@ pub fn rnn_layer(
                 .into_iter()
                 .map(|g| g.map(|g| copy::to_dtype(&g, dtype, false)).transpose())
                 .collect::<Result<_>>()?;
-            if create_graph {
-                let outs: Vec<&Tensor> = res.iter().flatten().collect();
-                autograd::delayed_error(ctx, &grads, &outs, double_backward_error(mode));
-            }
             Ok(res)
         });
     }
