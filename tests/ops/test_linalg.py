@@ -192,7 +192,9 @@ def test_qr_bad_mode():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (5, 5), (3, 4, 2), (1, 3), (3, 1)])
+@pytest.mark.parametrize(
+    "shape", [(6, 4), (4, 6), (5, 5), (3, 4, 2), (1, 3), (3, 1), (40, 24), (2, 24, 40)]
+)
 @pytest.mark.parametrize("full", [True, False])
 def test_svd_invariants(shape, full, dtype):
     a = rand(*shape, dtype=dtype)
@@ -235,8 +237,9 @@ def test_svd_of_rank_deficient_matrix_completes_orthonormal_basis():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("uplo", ["L", "U"])
-def test_eigh_eigen_equation(uplo, dtype):
-    x = rand(3, 5, 5, dtype=dtype)
+@pytest.mark.parametrize("n", [5, 30])  # Jacobi, and tridiagonal + QL
+def test_eigh_eigen_equation(uplo, dtype, n):
+    x = rand(3, n, n, dtype=dtype)
     # Only the UPLO triangle is read: garbage in the other one is ignored.
     sym = x + np.swapaxes(x, -1, -2)
     garbage = np.triu(x, 1) * 7 if uplo == "L" else np.tril(x, -1) * 7
@@ -246,10 +249,28 @@ def test_eigh_eigen_equation(uplo, dtype):
     close(w, ew, dtype, 10)
     vn = v.numpy()
     close(sym @ vn, vn * w.numpy()[..., None, :], dtype, 10)
-    close(np.swapaxes(vn, -1, -2) @ vn, np.broadcast_to(np.eye(5), (3, 5, 5)), dtype, 10)
+    close(np.swapaxes(vn, -1, -2) @ vn, np.broadcast_to(np.eye(n), (3, n, n)), dtype, 10)
     close(LA.eigvalsh(t(a), UPLO=uplo), ew, dtype, 10)
     res = LA.eigh(t(a), UPLO=uplo)
-    assert res.eigenvalues.shape == (3, 5) and res.eigenvectors.shape == (3, 5, 5)
+    assert res.eigenvalues.shape == (3, n) and res.eigenvectors.shape == (3, n, n)
+
+
+def test_eigh_of_repeated_and_clustered_eigenvalues():
+    q, _ = np.linalg.qr(rand(40, 40))
+    w = np.repeat([-2.0, 0.0, 1e-9, 3.0], 10)
+    a = (q * w) @ q.T
+    got_w, v = LA.eigh(t(a))
+    np.testing.assert_allclose(got_w.numpy(), np.sort(w), atol=1e-12)
+    vn = v.numpy()
+    np.testing.assert_allclose(a @ vn, vn * got_w.numpy(), atol=1e-12)
+    np.testing.assert_allclose(vn.T @ vn, np.eye(40), atol=1e-12)
+
+
+def test_inv_and_solve_of_larger_matrices_match_numpy():
+    a = rand(2, 40, 40) + 10 * np.eye(40)
+    b = rand(2, 40, 7)
+    close(LA.inv(t(a)), np.linalg.inv(a), scale=10)
+    close(LA.solve(t(a), t(b)), np.linalg.solve(a, b), scale=10)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -179,28 +179,44 @@ fn lu(a: &mut [f64], n: usize, perm: &mut [usize]) -> (f64, Option<usize>) {
 }
 
 /// Solves `LU x = P b` for the `k` columns of row-major n x k `b`, in place.
+/// `tmp` (n x k) holds the permuted rows; both substitutions then update
+/// whole rows of length k at a time (contiguous, vectorised).
 fn lu_solve(lu: &[f64], perm: &[usize], n: usize, b: &mut [f64], k: usize, tmp: &mut [f64]) {
-    for c in 0..k {
-        for i in 0..n {
-            tmp[i] = b[perm[i] * k + c];
+    if n == 0 || k == 0 {
+        return;
+    }
+    for (dst, &p) in tmp.chunks_exact_mut(k).zip(perm) {
+        dst.copy_from_slice(&b[p * k..(p + 1) * k]);
+    }
+    b[..n * k].copy_from_slice(&tmp[..n * k]);
+    let axpy = |b: &mut [f64], i: usize, j: usize, f: f64| {
+        let (lo, hi) = b.split_at_mut(i.max(j) * k);
+        let (dst, src) = if i > j {
+            (&mut hi[..k], &lo[j * k..(j + 1) * k])
+        } else {
+            (&mut lo[i * k..(i + 1) * k], &hi[..k])
+        };
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d -= f * s;
         }
-        for i in 0..n {
-            let mut s = tmp[i];
-            for j in 0..i {
-                s -= lu[i * n + j] * tmp[j];
+    };
+    for i in 0..n {
+        for j in 0..i {
+            let f = lu[i * n + j];
+            if f != 0.0 {
+                axpy(b, i, j, f);
             }
-            tmp[i] = s;
         }
-        for i in (0..n).rev() {
-            let mut s = tmp[i];
-            for j in i + 1..n {
-                s -= lu[i * n + j] * tmp[j];
+    }
+    for i in (0..n).rev() {
+        for j in i + 1..n {
+            let f = lu[i * n + j];
+            if f != 0.0 {
+                axpy(b, i, j, f);
             }
-            tmp[i] = s / lu[i * n + i];
         }
-        for i in 0..n {
-            b[i * k + c] = tmp[i];
-        }
+        let d = lu[i * n + i];
+        b[i * k..(i + 1) * k].iter_mut().for_each(|x| *x /= d);
     }
 }
 
@@ -224,7 +240,7 @@ pub fn inv(t: &Tensor) -> Result<Tensor> {
         for r in 0..n {
             out[r * n + r] = 1.0;
         }
-        let mut tmp = vec![0.0; n];
+        let mut tmp = vec![0.0; n * n];
         lu_solve(&m, &perm, n, out, n, &mut tmp);
         Ok(())
     })?;
@@ -416,7 +432,7 @@ pub fn solve(a: &Tensor, b: &Tensor, left: bool) -> Result<Tensor> {
             )));
         }
         out.copy_from_slice(bm.get(i));
-        let mut tmp = vec![0.0; n];
+        let mut tmp = vec![0.0; n * k];
         lu_solve(&m, &perm, n, out, k, &mut tmp);
         Ok(())
     })?;
@@ -653,8 +669,11 @@ fn complete_basis(basis: &mut [Vec<f64>], len: usize, keep: &[bool]) {
                     }
                 }
             }
+            // A unit vector skipped here stays below the bar, and the
+            // squared residuals of all units sum to len - rank; so with the
+            // bar at sqrt(1 / (2 len)) some later unit always clears it.
             let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm > 0.5 {
+            if norm > (0.5 / len as f64).sqrt() {
                 v.iter_mut().for_each(|x| *x /= norm);
                 basis[j] = v;
                 break;
@@ -1946,7 +1965,7 @@ mod tests {
         let (_, zero) = lu(&mut lu_a, 3, &mut perm);
         assert_eq!(zero, None);
         let mut x = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-        lu_solve(&lu_a, &perm, 3, &mut x, 3, &mut [0.0; 3]);
+        lu_solve(&lu_a, &perm, 3, &mut x, 3, &mut [0.0; 9]);
         close(
             &matmul(&A, &x, 3, 3, 3),
             &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
