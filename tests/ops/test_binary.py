@@ -278,6 +278,33 @@ def test_large_float32_fast_paths_match_numpy():
     np.testing.assert_array_equal(z.numpy(), x + y)
 
 
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+def test_half_types_stage_through_float32_kernels(dtype):
+    # Dense or scalar half operands: float32 arithmetic rounded once to the
+    # half type, the same as computing in float32 and casting.
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(5003).astype(np.float32) * 100
+    y = rng.standard_normal(5003).astype(np.float32)
+    tx, ty = rtorch.from_numpy(x).to(dtype), rtorch.from_numpy(y).to(dtype)
+    fx, fy = tx.float(), ty.float()
+
+    def same(got, want):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got.float().numpy(), want.to(dtype).float().numpy())
+
+    same(tx + ty, fx + fy)
+    same(rtorch.sub(tx, ty, alpha=3), rtorch.sub(fx, fy, alpha=3))
+    same(tx * ty, fx * fy)
+    same(tx / ty, fx / fy)
+    same(tx.maximum(ty), fx.maximum(fy))
+    same(tx.minimum(ty), fx.minimum(fy))
+    same(tx * 0.1, fx * rtorch.tensor(0.1).to(dtype).float())
+    same(2.0 - tx, 2.0 - fx)
+    z = tx.clone()
+    z += ty
+    same(z, fx + fy)
+
+
 def test_inplace_on_view_of_itself_uses_snapshot():
     t = rtorch.arange(6.0)
     t[1:] += t[:-1]

@@ -266,3 +266,29 @@ def test_logit_with_any_eps_never_panics():
     for eps in [0.6, 1.0, 3.0, float("inf"), float("nan"), -1.0]:
         out = t.logit(eps=eps)
         assert out.shape == (2,)
+
+
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+def test_half_types_compute_in_float32_and_round_once(dtype):
+    # Dense half tensors take the f32 kernels through staged blocks: the
+    # result is the float32 kernel's, rounded once to the half type (as
+    # PyTorch's opmath), in place too.
+    x = np.random.default_rng(4).standard_normal(5000).astype(np.float32) * 3
+    x[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    t = rtorch.from_numpy(x).to(dtype)
+    w = t.float()
+    for name in ["exp", "tanh", "sigmoid", "relu", "neg", "abs", "sqrt", "log"]:
+        with np.errstate(all="ignore"):
+            want = getattr(w, name)().to(dtype)
+        got = getattr(t, name)()
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got.float().numpy(), want.float().numpy())
+        inplace = t.clone()
+        getattr(inplace, name + "_")()
+        np.testing.assert_array_equal(inplace.float().numpy(), want.float().numpy())
+        # Strided views take the generic f64 path: within one half ULP.
+        strided = getattr(t[::2], name)()
+        rtol = 2**-8 if dtype == rtorch.float16 else 2**-5
+        np.testing.assert_allclose(
+            strided.float().numpy(), want[::2].float().numpy(), rtol=rtol, atol=1e-6
+        )

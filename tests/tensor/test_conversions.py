@@ -206,3 +206,16 @@ def test_cuda_requests_raise_runtime_error():
         rtorch.zeros(2).to("cuda:0")
     with pytest.raises(RuntimeError, match="CUDA"):
         rtorch.zeros(2).cuda()
+
+
+def test_half_casts_round_to_nearest_even_through_float32():
+    # Just above a bfloat16/float16 midpoint rounds up (the low mantissa bits
+    # count); doubles go through float32 first, as c10's half types take them.
+    above = np.float32(0.7988282)  # bf16 midpoint is 0.798828125
+    for src in (rtorch.float32, rtorch.float64):
+        t = rtorch.tensor([float(above)], dtype=src)
+        assert t.to(rtorch.bfloat16).item() == 0.80078125
+    x = np.random.default_rng(7).standard_normal(10_000).astype(np.float32)
+    np.testing.assert_array_equal(
+        rtorch.from_numpy(x).to(rtorch.float16).numpy(), x.astype(np.float16)
+    )

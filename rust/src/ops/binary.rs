@@ -779,7 +779,10 @@ fn check_args(op: BinaryOp, b: &Operand, alpha: Option<Scalar>, compute: DType) 
 fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, alpha: Option<Scalar>) -> Result<()> {
     let sa = a.layout().broadcast_to(out.shape())?.strides;
     let sb = b.layout().broadcast_to(out.shape())?.strides;
-    if fast_f32(op, a, &sa, b, &sb, out, alpha) || fast_cmp_f32(op, a, &sa, b, &sb, out) {
+    if fast_f32(op, a, &sa, b, &sb, out, alpha)
+        || fast_cmp_f32(op, a, &sa, b, &sb, out)
+        || fast_half(op, a, &sa, b, &sb, out, alpha)
+    {
         return Ok(());
     }
     ZERO_DIV.with(|z| z.store(false, Ordering::Relaxed));
@@ -877,6 +880,95 @@ fn fast_f32(
                 (pb as *const f32).add(s)
             };
             fast::apply(code, x, a_scalar, y, b_scalar, al, d, n);
+        }
+    });
+    true
+}
+
+/// The float32 kernels of [`fast_f32`] for float16/bfloat16 operands and
+/// output (dense like the output, or a broadcast scalar), staged through f32
+/// blocks (`cpu::half`). False when the case is not covered.
+fn fast_half(
+    op: BinaryOp,
+    a: &Tensor,
+    sa: &[isize],
+    b: &Tensor,
+    sb: &[isize],
+    out: &Tensor,
+    alpha: Option<Scalar>,
+) -> bool {
+    let d = out.dtype();
+    if !crate::cpu::half::is_half(d) || a.dtype() != d || b.dtype() != d {
+        return false;
+    }
+    match d {
+        DType::F16 => fast_half_typed::<half::f16>(op, a, sa, b, sb, out, alpha),
+        _ => fast_half_typed::<half::bf16>(op, a, sa, b, sb, out, alpha),
+    }
+}
+
+fn fast_half_typed<T: crate::cpu::half::Half>(
+    op: BinaryOp,
+    a: &Tensor,
+    sa: &[isize],
+    b: &Tensor,
+    sb: &[isize],
+    out: &Tensor,
+    alpha: Option<Scalar>,
+) -> bool {
+    let code = match op {
+        Add => 0,
+        Sub => 1,
+        Mul => 2,
+        Div => 3,
+        Maximum => 4,
+        Minimum => 5,
+        _ => return false,
+    };
+    let Some(pd) = kernels::dense_span::<T>(out) else {
+        return false;
+    };
+    let operand = |t: &Tensor, s: &[isize]| -> Option<(usize, bool)> {
+        if s.iter().all(|&x| x == 0) {
+            Some((t.data_ptr::<T>() as usize, true))
+        } else if s == out.strides() {
+            Some((t.data_ptr::<T>() as usize, false))
+        } else {
+            None
+        }
+    };
+    let (Some((pa, a_scalar)), Some((pb, b_scalar))) = (operand(a, sa), operand(b, sb)) else {
+        return false;
+    };
+    if a_scalar && b_scalar {
+        return false;
+    }
+    let al = alpha.map_or(1.0, |s| s.to_f64() as f32);
+    let pd = pd as usize;
+    parallel::for_ranges(out.numel(), 2, 16, |s, e| {
+        // SAFETY: dense operands span the output's `numel` elements with its
+        // layout, a scalar operand is one valid element; chunks are
+        // disjoint, and an operand aliasing `out` does so position for
+        // position (each block is read before it is written).
+        unsafe {
+            crate::cpu::half::staged::<T, 2>(
+                [(pa as *const T, a_scalar), (pb as *const T, b_scalar)],
+                pd as *mut T,
+                s,
+                e,
+                |d, [x, y]| {
+                    fast::apply(
+                        code,
+                        x.as_ptr(),
+                        false,
+                        y.as_ptr(),
+                        false,
+                        al,
+                        d.as_mut_ptr(),
+                        d.len(),
+                    )
+                },
+            )
         }
     });
     true

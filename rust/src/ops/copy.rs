@@ -56,9 +56,11 @@ fn copy_impl(dst: &Tensor, src: &Tensor) -> Result<()> {
     } else {
         src_layout.strides.to_vec()
     };
-    dispatch!(src.dtype(), S => dispatch!(dst.dtype(), D => {
-        kernels::map1::<S, D>(&src, &src_strides, dst, D::cast_from);
-    }));
+    if !crate::cpu::half::convert(&src, &src_strides, dst) {
+        dispatch!(src.dtype(), S => dispatch!(dst.dtype(), D => {
+            kernels::map1::<S, D>(&src, &src_strides, dst, D::cast_from);
+        }));
+    }
     dst.bump_version();
     Ok(())
 }
@@ -106,6 +108,9 @@ pub fn cast_copy(t: &Tensor, dtype: DType) -> Result<Tensor> {
 
 fn cast_raw(t: &Tensor, dtype: DType) -> Result<Tensor> {
     let out = Tensor::empty(t.shape(), dtype)?;
+    if t.layout().is_contiguous() && crate::cpu::half::convert(t, t.strides(), &out) {
+        return Ok(out);
+    }
     dispatch!(t.dtype(), S => dispatch!(dtype, D => {
         kernels::map1::<S, D>(t, t.strides(), &out, D::cast_from);
     }));

@@ -923,6 +923,17 @@ fn run(op: Unary, src: &Tensor, out: &Tensor) {
             return;
         }
     }
+    if crate::cpu::half::is_half(out.dtype()) && src.dtype() == out.dtype() && same_layout {
+        if let Some((k, _, cost)) = op.fast() {
+            let done = match out.dtype() {
+                DType::F16 => run_half::<half::f16>(k, cost, src, out),
+                _ => run_half::<half::bf16>(k, cost, src, out),
+            };
+            if done {
+                return;
+            }
+        }
+    }
     match op.kind() {
         Kind::Predicate => dispatch!(src.dtype(), T => {
             kernels::map1::<T, crate::tensor::dtype::Bool>(src, src.strides(), out, |v| {
@@ -946,6 +957,36 @@ fn run(op: Unary, src: &Tensor, out: &Tensor) {
             kernels::map1::<T, T>(src, src.strides(), out, |v| T::from_f64(op.eval(v.to_f64())));
         }),
     }
+}
+
+/// A half-type `op` over dense, same-layout `src` and `out` through the
+/// f32 kernel `k` (`cpu::half`); false when the layouts are not dense.
+fn run_half<T: crate::cpu::half::Half>(
+    k: fast::Kernel,
+    cost: usize,
+    src: &Tensor,
+    out: &Tensor,
+) -> bool {
+    let (Some(ps), Some(pd)) = (kernels::dense_span::<T>(src), kernels::dense_span::<T>(out))
+    else {
+        return false;
+    };
+    let (ps, pd) = (ps as usize, pd as usize);
+    parallel::for_ranges(out.numel(), cost + 1, 16, |s, e| {
+        // SAFETY: both spans cover `numel` elements of validated dense
+        // layouts; chunks are disjoint; in place, `src` equals `out`
+        // position for position.
+        unsafe {
+            crate::cpu::half::staged::<T, 1>(
+                [(ps as *const T, false)],
+                pd as *mut T,
+                s,
+                e,
+                |d, [x]| k(x, d),
+            )
+        }
+    });
+    true
 }
 
 /// `nan_to_num` resolves infinities to the output dtype's extremes.

@@ -276,8 +276,18 @@ macro_rules! impl_float {
 
 impl_float!(f32, DType::F32, |x: f32| x as f64, |v: f64| v as f32);
 impl_float!(f64, DType::F64, |x: f64| x, |v: f64| v);
-impl_float!(f16, DType::F16, |x: f16| x.to_f64(), f16::from_f64);
-impl_float!(bf16, DType::BF16, |x: bf16| x.to_f64(), bf16::from_f64);
+// Doubles reach the half types through f32, as c10::Half / BFloat16 take
+// them (and `half`'s direct f64 conversions drop the low mantissa bits
+// before rounding, so values just above a midpoint rounded down).
+impl_float!(
+    f16,
+    DType::F16,
+    |x: f16| x.to_f64(),
+    |v: f64| f16::from_f32(v as f32)
+);
+impl_float!(bf16, DType::BF16, |x: bf16| x.to_f64(), |v: f64| {
+    bf16::from_f32(v as f32)
+});
 
 macro_rules! impl_int {
     ($t:ty, $dt:expr) => {
