@@ -16,6 +16,10 @@
 //! not a multiple of 6). Lanes past a line's end compute on whatever follows
 //! in the padded image and are dropped by the masked store; in the weight
 //! gradient both operands load those lanes as zeros.
+//!
+//! The kernels are compiled for AVX-512 with VL: without it the zeroing and
+//! register moves of the accumulators use VEX encodings limited to
+//! `zmm0-15`, and the 20-24 accumulators of a tile spilled to the stack.
 
 /// Zeros after an image's last padded channel: a vector that starts in the
 /// last line's columns reads up to 15 values past the channel.
@@ -25,7 +29,7 @@ pub const OB: usize = 4;
 /// Output vectors per forward tile.
 const RB: usize = 6;
 /// (input channel, tap) pairs per weight-gradient tile.
-const TB: usize = 6;
+const TB: usize = 5;
 
 /// One 16-wide piece of an output line: its start in the padded input
 /// channel (`src`) and in the output channel (`dst`), and its lanes.
@@ -116,6 +120,9 @@ pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -180,7 +187,7 @@ mod avx512 {
         mask: [u16; RB],
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) unsafe fn forward(
         plan: &Plan,
         nb: usize,
@@ -227,7 +234,7 @@ mod avx512 {
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     unsafe fn fwd_o<const R: usize>(
         o: usize,
         plan: &Plan,
@@ -248,7 +255,7 @@ mod avx512 {
     /// `O` output channels (from `out`, `l` apart) times the tile's first
     /// `R` vectors.
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     unsafe fn fwd_tile<const O: usize, const R: usize>(
         plan: &Plan,
         x: *const f32,
@@ -289,7 +296,7 @@ mod avx512 {
         }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) unsafe fn weight_grad(
         plan: &Plan,
         nb: usize,
@@ -298,79 +305,100 @@ mod avx512 {
         dw: *mut f32,
         blocks: std::ops::Range<usize>,
     ) {
-        let ckk = plan.cin * plan.offs.len();
+        let k = plan.offs.len();
+        let ckk = plan.cin * k;
+        let (img, osz) = (plan.img(), plan.cout * plan.l);
+        // Every vector of the batch: its input and gradient offsets.
+        let mut vecs = Vec::with_capacity(nb * plan.chunks.len());
+        for b in 0..nb {
+            for c in &plan.chunks {
+                vecs.push((b * img + c.src, b * osz + c.dst, c.mask));
+            }
+        }
         for blk in blocks {
             let oc0 = blk * OB;
             let o = (plan.cout - oc0).min(OB);
+            let gb = g.add(oc0 * plan.l);
             let mut j0 = 0;
             while j0 < ckk {
                 let t = (ckk - j0).min(TB);
-                let a = (plan, nb, x, g, oc0, j0);
+                let mut ins = [0usize; TB];
+                for (q, v) in ins.iter_mut().enumerate().take(t) {
+                    let j = j0 + q;
+                    *v = (j / k) * plan.pimg + plan.offs[j % k];
+                }
+                let out = dw.add(oc0 * ckk + j0);
+                let a = WgArgs {
+                    vecs: &vecs,
+                    x,
+                    g: gb,
+                    l: plan.l,
+                    ins,
+                    out,
+                    ckk,
+                };
                 match t {
-                    1 => wg_o::<1>(o, a, dw),
-                    2 => wg_o::<2>(o, a, dw),
-                    3 => wg_o::<3>(o, a, dw),
-                    4 => wg_o::<4>(o, a, dw),
-                    5 => wg_o::<5>(o, a, dw),
-                    _ => wg_o::<6>(o, a, dw),
+                    1 => wg_o::<1>(o, &a),
+                    2 => wg_o::<2>(o, &a),
+                    3 => wg_o::<3>(o, &a),
+                    4 => wg_o::<4>(o, &a),
+                    _ => wg_o::<5>(o, &a),
                 }
                 j0 += t;
             }
         }
     }
 
-    /// The plan, image count, inputs, gradients, first output channel and
-    /// first (input channel, tap) pair of a weight-gradient tile.
-    type WgArgs<'a> = (&'a Plan, usize, *const f32, *const f32, usize, usize);
+    /// One weight-gradient tile: the batch's vectors `(input offset,
+    /// gradient offset, lanes)`, the inputs, the gradients of the tile's
+    /// first output channel (channels `l` apart), the input offsets of its
+    /// (input channel, tap) pairs and where its sums go (rows `ckk` apart).
+    struct WgArgs<'a> {
+        vecs: &'a [(usize, usize, u16)],
+        x: *const f32,
+        g: *const f32,
+        l: usize,
+        ins: [usize; TB],
+        out: *mut f32,
+        ckk: usize,
+    }
 
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn wg_o<const T: usize>(o: usize, a: WgArgs, dw: *mut f32) {
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn wg_o<const T: usize>(o: usize, a: &WgArgs) {
         match o {
-            1 => wg_tile::<1, T>(a, dw),
-            2 => wg_tile::<2, T>(a, dw),
-            3 => wg_tile::<3, T>(a, dw),
-            _ => wg_tile::<4, T>(a, dw),
+            1 => wg_tile::<1, T>(a),
+            2 => wg_tile::<2, T>(a),
+            3 => wg_tile::<3, T>(a),
+            _ => wg_tile::<4, T>(a),
         }
     }
 
-    /// Output channels `oc0..oc0 + O` times pairs `j0..j0 + T` over every
-    /// vector of the batch, added to `dw`.
+    /// `O` output channels times `T` (input channel, tap) pairs over every
+    /// vector of the batch, added to the sums.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn wg_tile<const O: usize, const T: usize>(a: WgArgs, dw: *mut f32) {
-        let (plan, nb, x, g, oc0, j0) = a;
-        let k = plan.offs.len();
-        let ckk = plan.cin * k;
-        let (img, osz) = (plan.img(), plan.cout * plan.l);
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn wg_tile<const O: usize, const T: usize>(a: &WgArgs) {
+        let mut acc = [[_mm512_setzero_ps(); O]; T];
         let mut ins = [0usize; T];
-        for (t, v) in ins.iter_mut().enumerate() {
-            let j = j0 + t;
-            *v = (j / k) * plan.pimg + plan.offs[j % k];
-        }
-        let mut acc = [[_mm512_setzero_ps(); T]; O];
-        for b in 0..nb {
-            let xb = x.add(b * img);
-            let gb = g.add(b * osz + oc0 * plan.l);
-            for c in &plan.chunks {
-                let gc = gb.add(c.dst);
-                let mut gv = [_mm512_setzero_ps(); O];
-                for (o, v) in gv.iter_mut().enumerate() {
-                    *v = _mm512_maskz_loadu_ps(c.mask, gc.add(o * plan.l));
-                }
-                let xc = xb.add(c.src);
-                for t in 0..T {
-                    let xv = _mm512_maskz_loadu_ps(c.mask, xc.add(ins[t]));
-                    for o in 0..O {
-                        acc[o][t] = _mm512_fmadd_ps(gv[o], xv, acc[o][t]);
-                    }
+        ins.copy_from_slice(&a.ins[..T]);
+        for &(xs, gs, m) in a.vecs {
+            let gc = a.g.add(gs);
+            let mut gv = [_mm512_setzero_ps(); O];
+            for (o, v) in gv.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(m, gc.add(o * a.l));
+            }
+            let xc = a.x.add(xs);
+            for (row, &i) in acc.iter_mut().zip(&ins) {
+                let xv = _mm512_maskz_loadu_ps(m, xc.add(i));
+                for (s, &gvo) in row.iter_mut().zip(&gv) {
+                    *s = _mm512_fmadd_ps(gvo, xv, *s);
                 }
             }
         }
-        for (o, row) in acc.iter().enumerate() {
-            let at = (oc0 + o) * ckk + j0;
-            for (t, v) in row.iter().enumerate() {
-                *dw.add(at + t) += _mm512_reduce_add_ps(*v);
+        for (t, row) in acc.iter().enumerate() {
+            for (o, v) in row.iter().enumerate() {
+                *a.out.add(o * a.ckk + t) += _mm512_reduce_add_ps(*v);
             }
         }
     }

@@ -12,6 +12,12 @@
 //! buffer; a batch smaller than the thread count splits each image's GEMM
 //! by columns instead.
 //!
+//! Stride-1 1-d and 2-d convolutions in float32 with one group run on the
+//! direct AVX-512 kernels of [`conv_direct`] instead (no column matrix, the
+//! output tile in registers): the forward, a stride-1 transposed
+//! convolution (the convolution with the flipped kernel, which is also the
+//! input gradient) and the weight gradient.
+//!
 //! Derivatives (`ConvolutionBackward0`): grad_input is the transposed
 //! convolution of grad (the convolution, for a transposed forward),
 //! grad_weight an `im2col` + GEMM reduction over the batch and grad_bias a
