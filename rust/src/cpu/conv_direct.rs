@@ -319,9 +319,12 @@ mod avx512 {
             let oc0 = blk * OB;
             let o = (plan.cout - oc0).min(OB);
             let gb = g.add(oc0 * plan.l);
-            let mut j0 = 0;
-            while j0 < ckk {
-                let t = (ckk - j0).min(TB);
+            // Tiles of near-equal size (27 pairs: 5, 4, 5, 4, 5, 4 rather
+            // than five of 5 and one of 2).
+            let tiles = ckk.div_ceil(TB);
+            for q in 0..tiles {
+                let (j0, j1) = (q * ckk / tiles, (q + 1) * ckk / tiles);
+                let t = j1 - j0;
                 let mut ins = [0usize; TB];
                 for (q, v) in ins.iter_mut().enumerate().take(t) {
                     let j = j0 + q;
@@ -344,7 +347,6 @@ mod avx512 {
                     4 => wg_o::<4>(o, &a),
                     _ => wg_o::<5>(o, &a),
                 }
-                j0 += t;
             }
         }
     }
@@ -384,15 +386,27 @@ mod avx512 {
         ins.copy_from_slice(&a.ins[..T]);
         for &(xs, gs, m) in a.vecs {
             let gc = a.g.add(gs);
-            let mut gv = [_mm512_setzero_ps(); O];
-            for (o, v) in gv.iter_mut().enumerate() {
-                *v = _mm512_maskz_loadu_ps(m, gc.add(o * a.l));
-            }
             let xc = a.x.add(xs);
-            for (row, &i) in acc.iter_mut().zip(&ins) {
-                let xv = _mm512_maskz_loadu_ps(m, xc.add(i));
-                for (s, &gvo) in row.iter_mut().zip(&gv) {
-                    *s = _mm512_fmadd_ps(gvo, xv, *s);
+            let mut gv = [_mm512_setzero_ps(); O];
+            if m == u16::MAX {
+                for (o, v) in gv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(gc.add(o * a.l));
+                }
+                for (row, &i) in acc.iter_mut().zip(&ins) {
+                    let xv = _mm512_loadu_ps(xc.add(i));
+                    for (s, &gvo) in row.iter_mut().zip(&gv) {
+                        *s = _mm512_fmadd_ps(gvo, xv, *s);
+                    }
+                }
+            } else {
+                for (o, v) in gv.iter_mut().enumerate() {
+                    *v = _mm512_maskz_loadu_ps(m, gc.add(o * a.l));
+                }
+                for (row, &i) in acc.iter_mut().zip(&ins) {
+                    let xv = _mm512_maskz_loadu_ps(m, xc.add(i));
+                    for (s, &gvo) in row.iter_mut().zip(&gv) {
+                        *s = _mm512_fmadd_ps(gvo, xv, *s);
+                    }
                 }
             }
         }
