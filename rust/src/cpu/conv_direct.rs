@@ -106,14 +106,14 @@ impl Plan {
     /// `w(oc, ic, tap)`, zero past `cout`.
     pub fn pack(&self, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
         let k = self.offs.len();
-        let mut out = vec![0.0; self.blocks() * self.cin * k * OB];
-        for (i, v) in out.iter_mut().enumerate() {
-            let (o, rest) = (i % OB, i / OB);
-            let (tap, rest) = (rest % k, rest / k);
-            let (ic, blk) = (rest % self.cin, rest / self.cin);
-            let oc = blk * OB + o;
-            if oc < self.cout {
-                *v = w(oc, ic, tap);
+        let mut out = Vec::with_capacity(self.blocks() * self.cin * k * OB);
+        for blk in 0..self.blocks() {
+            for ic in 0..self.cin {
+                for tap in 0..k {
+                    for oc in blk * OB..(blk + 1) * OB {
+                        out.push(if oc < self.cout { w(oc, ic, tap) } else { 0.0 });
+                    }
+                }
             }
         }
         out

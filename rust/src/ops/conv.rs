@@ -170,17 +170,20 @@ struct Flat {
 }
 
 impl Flat {
-    /// `img [c, h, w]` into `xp [c, pimg]` with zero borders.
+    /// `img [c, h, w]` into `xp [c, pimg]` with zero borders. Pieces go
+    /// in order, each in 8-element chunks that may spill into the next
+    /// piece's place, rewritten right after (a `memcpy` and a `memset` call
+    /// per short line cost more than the copy).
     fn pad<T: Real>(&self, img: &[T], xp: &mut [T], c: usize) {
         let (hw, wp) = (self.h * self.w, self.wp);
         for ch in 0..c {
             let dst = &mut xp[ch * self.pimg..(ch + 1) * self.pimg];
-            dst[..self.ph * wp + self.pw].fill(T::ZERO);
+            let src = &img[ch * hw..];
+            fill_spill(dst, 0, self.ph * wp + self.pw);
             for y in 0..self.h {
                 let at = (y + self.ph) * wp + self.pw;
-                dst[at..at + self.w].copy_from_slice(&img[ch * hw + y * self.w..][..self.w]);
-                let end = (at + wp).min(self.pimg);
-                dst[at + self.w..end].fill(T::ZERO);
+                copy_spill(src, y * self.w, dst, at, self.w);
+                fill_spill(dst, at + self.w, (at + wp).min(self.pimg));
             }
             let tail = ((self.h + self.ph) * wp + self.pw).min(self.pimg);
             dst[tail..].fill(T::ZERO);
