@@ -19,7 +19,7 @@
 //!
 //! The kernels are compiled for AVX-512 with VL: without it the zeroing and
 //! register moves of the accumulators use VEX encodings limited to
-//! `zmm0-15`, and the 20-24 accumulators of a tile spilled to the stack.
+//! `zmm0-15`, and the 24 accumulators of a tile spilled to the stack.
 
 // The AVX-512 intrinsics are stable since Rust 1.89, past the declared
 // `rust-version` (1.85); the `gemm` dependency's `x86-v4` feature (pulp,
@@ -34,7 +34,7 @@ pub const OB: usize = 4;
 /// Output vectors per forward tile.
 const RB: usize = 6;
 /// (input channel, tap) pairs per weight-gradient tile.
-const TB: usize = 5;
+const TB: usize = 6;
 
 /// One 16-wide piece of an output line: its start in the padded input
 /// channel (`src`) and in the output channel (`dst`), and its lanes.
@@ -324,8 +324,8 @@ mod avx512 {
             let oc0 = blk * OB;
             let o = (plan.cout - oc0).min(OB);
             let gb = g.add(oc0 * plan.l);
-            // Tiles of near-equal size (27 pairs: 5, 4, 5, 4, 5, 4 rather
-            // than five of 5 and one of 2).
+            // Tiles of near-equal size (27 pairs: 5, 5, 6, 5, 6 rather
+            // than four of 6 and one of 3).
             let tiles = ckk.div_ceil(TB);
             for q in 0..tiles {
                 let (j0, j1) = (q * ckk / tiles, (q + 1) * ckk / tiles);
@@ -350,7 +350,8 @@ mod avx512 {
                     2 => wg_o::<2>(o, &a),
                     3 => wg_o::<3>(o, &a),
                     4 => wg_o::<4>(o, &a),
-                    _ => wg_o::<5>(o, &a),
+                    5 => wg_o::<5>(o, &a),
+                    _ => wg_o::<6>(o, &a),
                 }
             }
         }
