@@ -13,10 +13,15 @@ Usage::
 
     .venv/bin/python bench/conv.py
     PYTHONPATH=python /tmp/torchvenv/bin/python bench/conv.py   # with PyTorch
+    PYTHONPATH=python /tmp/torchvenv/bin/python bench/conv.py --threads 1
+
+``--threads N`` sets both libraries' thread counts (on a loaded machine one
+thread each compares the kernels more steadily than their thread pools).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +71,13 @@ def layer(lib: Any, cin: int, cout: int, size: int, backward: bool) -> Callable[
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="threads for both libraries")
+    args = parser.parse_args()
+    if args.threads is not None:
+        rtorch.set_num_threads(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
     rows = [
         ("conv2d 3->64 @ 32x32, forward", (3, 64, 32, False)),
         ("conv2d 3->64 @ 32x32, fwd+bwd", (3, 64, 32, True)),

@@ -368,6 +368,122 @@ def test_backward_float32_matches_float64():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+# ------------------------------------------------------------------------ direct float32 kernels
+
+
+def ref_weight_grad(x, g, kernel, padding=0, dilation=1):
+    """d<g, conv(x, w)>/dw at stride 1, one group: each tap's input window against g."""
+    d = x.ndim - 2
+    p, dl = ([v] * d if isinstance(v, int) else list(v) for v in (padding, dilation))
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in p])
+    out = g.shape[2:]
+    gw = np.zeros((g.shape[1], x.shape[1], *kernel))
+    for kk in itertools.product(*(range(v) for v in kernel)):
+        sl = tuple(slice(kk[j] * dl[j], kk[j] * dl[j] + out[j]) for j in range(d))
+        patch = xp[(slice(None), slice(None), *sl)]
+        axes = [0, *range(2, g.ndim)]
+        gw[(slice(None), slice(None), *kk)] = np.tensordot(g, patch, axes=(axes, axes))
+    return gw
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = rtorch.get_num_threads()
+    rtorch.set_num_threads(request.param)
+    yield request.param
+    rtorch.set_num_threads(before)
+
+
+DIRECT_CASES = [
+    # (batch, cin, cout, spatial size, kernel, kwargs): stride-1 float32
+    # convolutions on the direct kernels. Lines of 8 to two vectors with a
+    # masked tail, channels not a multiple of the 4-channel block, a batch
+    # of one (output channels split over threads) and a larger one
+    # (vectors of several images in one tile), 1-d, dilation, a 1x1 kernel
+    # with padding.
+    (3, 5, 7, (13, 19), (3, 3), {"padding": 1}),
+    (1, 3, 10, (12, 20), (3, 3), {"padding": 1}),
+    (9, 4, 8, (10, 10), (3, 3), {"padding": 1}),
+    (2, 6, 5, (9, 17), (5, 3), {"padding": (2, 1), "dilation": (1, 2)}),
+    (4, 6, 5, (37,), (5,), {"padding": 2}),
+    (2, 3, 4, (8, 8), (1, 1), {"padding": 1}),
+    (2, 4, 6, (11, 16), (3, 3), {}),
+    (5, 16, 16, (16, 16), (3, 3), {"padding": 1}),
+]
+
+
+@pytest.mark.parametrize("n,cin,cout,size,kernel,kw", DIRECT_CASES)
+def test_direct_float32_forward_and_grads_match_numpy(threads, n, cin, cout, size, kernel, kw):
+    x = RNG.standard_normal((n, cin, *size))
+    w = RNG.standard_normal((cout, cin, *kernel))
+    b = RNG.standard_normal(cout)
+    fn = (F.conv1d, F.conv2d)[len(size) - 1]
+    xt, wt, bt = (_t(a.astype(np.float32), True) for a in (x, w, b))
+    y = fn(xt, wt, bt, **kw)
+    np.testing.assert_allclose(y.detach().numpy(), ref_conv(x, w, b, **kw), rtol=1e-4, atol=1e-4)
+    g = RNG.standard_normal(tuple(y.shape))
+    y.backward(_t(g.astype(np.float32)))
+    gx = ref_conv_transpose(g, w, **kw)
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-4, atol=1e-3)
+    gw = ref_weight_grad(x, g, kernel, kw.get("padding", 0), kw.get("dilation", 1))
+    np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-4, atol=1e-3)
+    gb = g.sum(axis=tuple(i for i in range(g.ndim) if i != 1))
+    np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "size,kernel,kw",
+    [
+        ((12, 14), (3, 3), {}),  # stride 1: the direct kernels
+        ((12, 14), (3, 3), {"padding": 1}),
+        ((12, 14), (3, 3), {"padding": 2, "dilation": (2, 1)}),
+        ((30,), (4,), {"padding": 1}),
+        ((12, 14), (3, 3), {"padding": 3}),  # padding past the kernel: GEMM
+        ((12, 14), (3, 3), {"dilation": 2, "output_padding": 1}),  # GEMM
+        ((12, 14), (3, 3), {"groups": 2}),  # GEMM
+    ],
+)
+def test_float32_conv_transpose_stride_1_matches_numpy(threads, size, kernel, kw):
+    groups = kw.get("groups", 1)
+    x = RNG.standard_normal((3, 4, *size))
+    w = RNG.standard_normal((4, 6 // groups, *kernel))
+    b = RNG.standard_normal(6)
+    fn = (F.conv_transpose1d, F.conv_transpose2d)[len(size) - 1]
+    got = fn(*(_t(a.astype(np.float32)) for a in (x, w, b)), **kw).numpy()
+    np.testing.assert_allclose(got, ref_conv_transpose(x, w, b, **kw), rtol=1e-4, atol=1e-4)
+
+
+def test_float32_groups_fall_back_and_match_numpy():
+    x = RNG.standard_normal((3, 4, 12, 16))
+    w = RNG.standard_normal((6, 2, 3, 3))
+    xt, wt = _t(x.astype(np.float32), True), _t(w.astype(np.float32), True)
+    y = F.conv2d(xt, wt, padding=1, groups=2)
+    np.testing.assert_allclose(y.detach().numpy(), ref_conv(x, w, padding=1, groups=2), atol=1e-4)
+    g = RNG.standard_normal(tuple(y.shape))
+    y.backward(_t(g.astype(np.float32)))
+    gx = ref_conv_transpose(g, w, padding=1, groups=2)
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-4, atol=1e-3)
+
+
+def test_float32_lanes_past_a_line_end_stay_out_of_results(threads):
+    # A 13-wide line is one vector whose last lanes lie on the next line's
+    # first columns. An infinite value there must not reach outputs or
+    # weight gradients that never use it (the masked lanes compute on it).
+    x = RNG.standard_normal((2, 3, 9, 13))
+    x[:, :, 1:, 0] = np.inf
+    w = RNG.standard_normal((4, 3, 3, 3))
+    xt, wt = _t(x.astype(np.float32)), _t(w.astype(np.float32), True)
+    y = F.conv2d(xt, wt, padding=1)
+    g = RNG.standard_normal(tuple(y.shape))
+    y.backward(_t(g.astype(np.float32)))
+    finite = np.where(np.isinf(x), 0.0, x)
+    # Outputs from column 2 on never read column 0, nor does tap kx = 2.
+    ref = ref_conv(finite, w, padding=1)
+    np.testing.assert_allclose(y.detach().numpy()[..., 2:], ref[..., 2:], rtol=1e-4, atol=1e-4)
+    gw = ref_weight_grad(finite, g, (3, 3), 1)
+    np.testing.assert_allclose(wt.grad.numpy()[..., 2], gw[..., 2], rtol=1e-4, atol=1e-3)
+
+
 # ------------------------------------------------------------------------ modules
 
 

@@ -1,6 +1,7 @@
 //! CPU kernels. Everything here works on raw pointers and layouts that the
 //! tensor layer validated against their storages.
 
+pub mod conv_direct;
 pub mod half;
 pub mod iter;
 pub mod kernels;

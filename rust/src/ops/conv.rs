@@ -12,6 +12,12 @@
 //! buffer; a batch smaller than the thread count splits each image's GEMM
 //! by columns instead.
 //!
+//! Stride-1 1-d and 2-d convolutions in float32 with one group run on the
+//! direct AVX-512 kernels of [`conv_direct`] instead (no column matrix, the
+//! output tile in registers): the forward, a stride-1 transposed
+//! convolution (the convolution with the flipped kernel, which is also the
+//! input gradient) and the weight gradient.
+//!
 //! Derivatives (`ConvolutionBackward0`): grad_input is the transposed
 //! convolution of grad (the convolution, for a transposed forward),
 //! grad_weight an `im2col` + GEMM reduction over the batch and grad_bias a
@@ -21,6 +27,7 @@
 //! otherwise a fused kernel accumulates the weight gradient per thread.
 
 use crate::autograd::{needs_grad, Recorder};
+use crate::cpu::conv_direct::{self, Plan, OB};
 use crate::cpu::parallel::{for_ranges, num_threads};
 use crate::cpu::scratch::{Plain, Scratch};
 use crate::error::{try_vec, Error, Result};
@@ -163,17 +170,20 @@ struct Flat {
 }
 
 impl Flat {
-    /// `img [c, h, w]` into `xp [c, pimg]` with zero borders.
+    /// `img [c, h, w]` into `xp [c, pimg]` with zero borders. Pieces go
+    /// in order, each in 8-element chunks that may spill into the next
+    /// piece's place, rewritten right after (a `memcpy` and a `memset` call
+    /// per short line cost more than the copy).
     fn pad<T: Real>(&self, img: &[T], xp: &mut [T], c: usize) {
         let (hw, wp) = (self.h * self.w, self.wp);
         for ch in 0..c {
             let dst = &mut xp[ch * self.pimg..(ch + 1) * self.pimg];
-            dst[..self.ph * wp + self.pw].fill(T::ZERO);
+            let src = &img[ch * hw..];
+            fill_spill(dst, 0, self.ph * wp + self.pw);
             for y in 0..self.h {
                 let at = (y + self.ph) * wp + self.pw;
-                dst[at..at + self.w].copy_from_slice(&img[ch * hw + y * self.w..][..self.w]);
-                let end = (at + wp).min(self.pimg);
-                dst[at + self.w..end].fill(T::ZERO);
+                copy_spill(src, y * self.w, dst, at, self.w);
+                fill_spill(dst, at + self.w, (at + wp).min(self.pimg));
             }
             let tail = ((self.h + self.ph) * wp + self.pw).min(self.pimg);
             dst[tail..].fill(T::ZERO);
@@ -911,6 +921,231 @@ fn in_batches<T: Real>(
         }
     });
     err.into_result()
+}
+
+/// Padded images (see [`conv_direct`]) held per thread at most, in floats.
+const DIRECT_FLOATS: usize = 1 << 16;
+/// Output-gradient values one weight-gradient call reads per channel block.
+const WG_FLOATS: usize = 4096;
+
+/// The direct-kernel plan of a convolution on `g` (`cin` channels in,
+/// `cout` out), when one applies: stride 1, 1-d or 2-d, one group, AVX-512,
+/// output lines of at least 8 (a 16-wide vector half used) and not a 1x1
+/// kernel on the unpadded image (one GEMM on the image itself).
+fn direct_plan(g: &Geom, cin: usize, cout: usize, groups: usize) -> Option<(Flat, Plan)> {
+    if groups != 1 || g.is_identity() || !conv_direct::available() {
+        return None;
+    }
+    let f = g.flat().filter(|f| f.wo >= 8)?;
+    let ho = g.l() / f.wo;
+    let plan = Plan::new(cin, cout, f.pimg, f.wp, ho, f.wo, f.offs.clone());
+    Some((f, plan))
+}
+
+/// The stride-1 convolution a stride-1 transposed convolution on `g` is
+/// (its input `cin` channels over `g.out`): the kernel flipped, padding
+/// `d * (k - 1) - p`. None with other strides, groups or an output padding.
+fn transposed_as_conv(g: &Geom, p: &ConvParams, cin: usize) -> Option<Geom> {
+    if p.groups != 1 || p.stride.iter().any(|&s| s != 1) || p.output_padding.iter().any(|&o| o != 0)
+    {
+        return None;
+    }
+    let pad = (0..g.size.len())
+        .map(|j| (g.dil[j] * (g.kernel[j] - 1)).checked_sub(g.pad[j]))
+        .collect::<Option<Vec<usize>>>()?;
+    Some(Geom {
+        channels: cin,
+        size: g.out.clone(),
+        kernel: g.kernel.clone(),
+        stride: g.stride.clone(),
+        pad,
+        dil: g.dil.clone(),
+        out: g.size.clone(),
+        segs: OnceLock::new(),
+    })
+}
+
+/// Images `i0..i0 + nb` of `x [N, cin, size]` padded into `xp` (each
+/// `plan.img()` long, see [`conv_direct`]).
+///
+/// # Safety
+/// `x` must hold those images contiguous.
+unsafe fn pad_images(
+    f: &Flat,
+    plan: &Plan,
+    x: Addr,
+    isz: usize,
+    i0: usize,
+    nb: usize,
+    xp: &mut [f32],
+) {
+    let (cin, img) = (plan.cin, plan.img());
+    for b in 0..nb {
+        let src = std::slice::from_raw_parts(x.at::<f32>((i0 + b) * cin * isz), cin * isz);
+        let dst = &mut xp[b * img..(b + 1) * img];
+        f.pad(src, dst, cin);
+        dst[cin * f.pimg..].fill(0.0);
+    }
+}
+
+/// Convolution forward on the direct kernels: `x [N, cin, size]` (`isz`
+/// values per channel), weight `w(oc, ic, tap)`, `out [N, cout, grid]`.
+/// Threads take images, or a single image's output channels when there
+/// are fewer images than threads.
+///
+/// # Safety
+/// As [`conv_kernel`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_conv(
+    f: &Flat,
+    plan: &Plan,
+    n: usize,
+    isz: usize,
+    x: Addr,
+    w: impl Fn(usize, usize, usize) -> f32,
+    bias: Option<Addr>,
+    out: Addr,
+) -> Result<()> {
+    let (cout, l, img, blocks) = (plan.cout, plan.l, plan.img(), plan.blocks());
+    let wp = plan.pack(w);
+    let mut bv = zeroed::<f32>(blocks * OB)?;
+    if let Some(b) = bias {
+        for (oc, v) in bv.iter_mut().take(cout).enumerate() {
+            *v = *b.at::<f32>(oc);
+        }
+    }
+    let work = cout * plan.cin * plan.offs.len() * l;
+    let threads = num_threads();
+    if n >= threads || threads == 1 {
+        let per = (DIRECT_FLOATS / img).clamp(1, 8);
+        let err = ErrSlot::new();
+        for_ranges(n, work / 16 + 1, 1, |s, e| {
+            let nb_max = per.min(e - s);
+            let mut xp = match Scratch::<f32>::new(nb_max * img) {
+                Ok(v) => v,
+                Err(er) => return err.set(er),
+            };
+            let mut i0 = s;
+            while i0 < e {
+                let nb = nb_max.min(e - i0);
+                // SAFETY: images i0..i0 + nb of `x` and `out`, which this
+                // thread alone writes; `xp` holds nb padded images.
+                pad_images(f, plan, x, isz, i0, nb, &mut xp);
+                conv_direct::forward(
+                    plan,
+                    nb,
+                    xp.as_ptr(),
+                    &wp,
+                    &bv,
+                    out.at::<f32>(i0 * cout * l),
+                    0..blocks,
+                );
+                i0 += nb;
+            }
+        });
+        return err.into_result();
+    }
+    let mut xp = Scratch::<f32>::new(img)?;
+    for i in 0..n {
+        pad_images(f, plan, x, isz, i, 1, &mut xp);
+        let xa = Addr::of(xp.as_ptr());
+        for_ranges(blocks, work / blocks / 16 + 1, 1, |b0, b1| {
+            // SAFETY: channel blocks b0..b1 of image i belong to this call.
+            conv_direct::forward(
+                plan,
+                1,
+                xa.at::<f32>(0),
+                &wp,
+                &bv,
+                out.at::<f32>(i * cout * l),
+                b0..b1,
+            )
+        });
+    }
+    Ok(())
+}
+
+/// Weight gradient on the direct kernels: `src [N, cin, size]` (`isz`
+/// values per channel), `gout [N, cout, grid]`, `dw [cout, cin, K]`.
+/// Threads take batch chunks into private sums, or output channels when
+/// there are fewer images than threads.
+///
+/// # Safety
+/// As [`weight_grad_kernel`].
+unsafe fn direct_weight_grad(
+    f: &Flat,
+    plan: &Plan,
+    n: usize,
+    isz: usize,
+    src: Addr,
+    gout: Addr,
+    dw: Addr,
+) -> Result<()> {
+    let (cout, l, img, blocks) = (plan.cout, plan.l, plan.img(), plan.blocks());
+    let size = cout * plan.cin * plan.offs.len();
+    let threads = num_threads();
+    let parts = if n >= threads { threads.max(1) } else { 1 };
+    let mut partial = zeroed::<f32>(parts * size)?;
+    let pp = Addr::of(partial.as_mut_ptr());
+    // Images per kernel call: the gradient rows of one channel block
+    // (`OB x l` per image) should stay in L1 while the tiles of that block
+    // run over them (3->64 channels at 32x32: one image, 1.5x faster than
+    // sixteen); each call ends in one horizontal sum per accumulator.
+    let per = (WG_FLOATS / (OB * l).max(1))
+        .min(2 * DIRECT_FLOATS / img)
+        .clamp(1, 8);
+    let err = ErrSlot::new();
+    // Images i0..i1 into sums `acc`, output-channel blocks b0..b1.
+    let run = |i0: usize, i1: usize, acc: *mut f32, b0: usize, b1: usize| {
+        let nb_max = per.min(i1 - i0).max(1);
+        let mut xp = match Scratch::<f32>::new(nb_max * img) {
+            Ok(v) => v,
+            Err(er) => return err.set(er),
+        };
+        let mut i = i0;
+        while i < i1 {
+            let nb = nb_max.min(i1 - i);
+            // SAFETY: images i..i + nb of `src` and `gout`; `xp` and the
+            // rows of blocks b0..b1 of `acc` are this call's.
+            pad_images(f, plan, src, isz, i, nb, &mut xp);
+            conv_direct::weight_grad(
+                plan,
+                nb,
+                xp.as_ptr(),
+                gout.at::<f32>(i * cout * l),
+                acc,
+                b0..b1,
+            );
+            i += nb;
+        }
+    };
+    let work = size * l;
+    if parts > 1 {
+        for_ranges(parts, (n / parts) * work / 16 + 1, 1, |s, e| {
+            for part in s..e {
+                run(
+                    part * n / parts,
+                    (part + 1) * n / parts,
+                    pp.at::<f32>(part * size),
+                    0,
+                    blocks,
+                );
+            }
+        });
+    } else {
+        for_ranges(blocks, n * work / blocks / 16 + 1, 1, |b0, b1| {
+            run(0, n, pp.at::<f32>(0), b0, b1)
+        });
+    }
+    err.into_result()?;
+    let (first, rest) = partial.split_at_mut(size);
+    for p in rest.chunks(size.max(1)) {
+        for (o, &v) in first.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    std::slice::from_raw_parts_mut(dw.at::<f32>(0), size).copy_from_slice(first);
+    Ok(())
 }
 
 /// Transposed convolution forward: `x [N, cin, grid]`, `w [cin, cout/g, K]`,
@@ -1694,11 +1929,18 @@ fn weight_grad(src: &Tensor, gout: &Tensor, wshape: &[usize], p: &ConvParams) ->
         cout,
         groups,
     };
+    let direct = direct_plan(&geom, cin, cout, groups).filter(|_| cd == DType::F32);
     // SAFETY: contiguous tensors of the shapes the kernel expects; `dw` is fresh.
     unsafe {
-        match cd {
-            DType::F32 => weight_grad_kernel::<f32>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?,
-            _ => weight_grad_kernel::<f64>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?,
+        match (cd, direct) {
+            (_, Some((f, plan))) => {
+                let isz = geom.img();
+                direct_weight_grad(&f, &plan, n, isz, addr(&sc), addr(&gc), addr(&dw))?
+            }
+            (DType::F32, None) => {
+                weight_grad_kernel::<f32>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?
+            }
+            (_, None) => weight_grad_kernel::<f64>(&geom, ch, addr(&sc), addr(&gc), addr(&dw))?,
         }
     }
     copy::to_dtype(&dw, src.dtype(), false)
@@ -1771,6 +2013,28 @@ fn conv_forward(
     // SAFETY: `xc`, `wc`, `bc` are contiguous in `cd` with the shapes
     // checked above; `out` is fresh.
     unsafe {
+        let k = geom.k();
+        let direct = if cd != DType::F32 {
+            None
+        } else if p.transposed {
+            transposed_as_conv(&geom, p, cin)
+                .and_then(|e| Some((direct_plan(&e, cin, cout, p.groups)?, e.img())))
+        } else {
+            direct_plan(&geom, cin, cout, p.groups).map(|d| (d, geom.img()))
+        };
+        if let Some(((f, plan), isz)) = direct {
+            if p.transposed {
+                // The transposed weight [cin, cout, K], flipped.
+                let w = |oc: usize, ic: usize, t: usize| {
+                    *wa.at::<f32>((ic * cout + oc) * k + (k - 1 - t))
+                };
+                direct_conv(&f, &plan, n, isz, xa, w, ba, oa)?;
+            } else {
+                let w = |oc: usize, ic: usize, t: usize| *wa.at::<f32>((oc * cin + ic) * k + t);
+                direct_conv(&f, &plan, n, isz, xa, w, ba, oa)?;
+            }
+            return copy::to_dtype(&out, dtype, false);
+        }
         match (cd, p.transposed) {
             (DType::F32, false) => conv_kernel::<f32>(&geom, ch, xa, wa, ba, oa)?,
             (DType::F32, true) => conv_transpose_kernel::<f32>(&geom, ch, xa, wa, ba, oa)?,
