@@ -1070,6 +1070,20 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
         } else {
             (f.scratch, 0, ns * j0)
         };
+        // The cell reads this step's input projections of these units after
+        // the GEMM: ask for them now (they were written long before, by the
+        // projection of all steps, and are no longer cached).
+        #[cfg(target_arch = "x86_64")]
+        for b in 0..st.bs {
+            for k in 0..ng {
+                let row = f.xp.at((st.off + b) * gh + k * h + j0) as *const i8;
+                for line in (0..u * std::mem::size_of::<T>()).step_by(64) {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        row.wrapping_add(line),
+                    );
+                }
+            }
+        }
         // One GEMM for all gate blocks of these units (`wt`'s columns are
         // grouped the same way): reads all of hprev (written by an earlier
         // phase), writes this chunk's block.
