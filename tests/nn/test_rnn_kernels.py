@@ -249,11 +249,13 @@ def test_layer_partial_output_gradients():
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 @pytest.mark.parametrize("P", [None, 48])
-def test_layer_threads_match_one_thread(mode, P):
-    # Large enough for the multi-threaded split (H = 64 units, batch 32).
+@pytest.mark.parametrize("bs", [[32] * 3 + [20, 7], [12, 12, 9, 3]])
+def test_layer_threads_match_one_thread(mode, P, bs):
+    # Large enough for the multi-threaded splits (H = 64 units): batch 32
+    # splits by rows (shares of 16, the second one emptying as the batch
+    # shrinks), batch 12 by chunks of units.
     if mode != "LSTM" and P is not None:
         pytest.skip("proj_size is LSTM only")
-    bs = [32] * 3 + [20, 7]
     a, t = _layer_inputs(mode, bs, H=64, P=P, rng=np.random.default_rng(7), grad=True)
     want_out, want_h, _ = np_layer(mode, **a, batch_sizes=bs, reverse=False)
     prev = rtorch.get_num_threads()

@@ -10,7 +10,10 @@
 //! writes a prefix of the state rows and its output is one contiguous row
 //! block of `out`.
 //!
-//! The hidden units are split into chunks. Per step each chunk computes
+//! Batch rows are independent, so with a batch of at least 8 rows per
+//! thread each thread runs the whole recurrence on its share of the rows,
+//! with no synchronisation per step ([`Team::Rows`]). Otherwise the hidden
+//! units are split into chunks. Per step each chunk computes
 //! its gate columns of `h W_hh^T` with one GEMM (against `W_hh^T`,
 //! transposed once per call with each chunk's gate blocks side by side, so
 //! the GEMM packs nothing), then runs the fused pointwise cell (biases, gate
@@ -935,27 +938,107 @@ fn split(n: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Threads and chunks per phase for a recurrence whose step costs `macs`
-/// multiply-adds over `h` units: a chunk must be worth a synchronisation
-/// (about 2^16 multiply-adds) and keep the GEMMs at least 32 units wide.
-fn team_size(macs: usize, h: usize) -> (usize, usize) {
+/// How a layer's steps go over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Team {
+    /// Each of `n` threads runs every step on its own share of the batch
+    /// rows (rows are independent: no synchronisation per step).
+    Rows(usize),
+    /// `(threads, chunks)`: each step's phases split into chunks of units
+    /// (or columns), see [`Sched`].
+    Units(usize, usize),
+}
+
+/// The split for a recurrence whose step costs `macs` multiply-adds over
+/// `h` units and a batch of `b`: a piece must be worth a thread (about
+/// 2^16 multiply-adds a step); by batch rows when every share keeps at
+/// least 8 rows (GEMMs of a useful height), else by chunks of units at
+/// least 32 wide.
+fn team_size(macs: usize, h: usize, b: usize) -> Team {
     const MIN_CHUNK_MACS: usize = 1 << 16;
-    let chunks = (macs / MIN_CHUNK_MACS).min(h / 32).max(1);
+    let pieces = (macs / MIN_CHUNK_MACS).max(1);
+    let shares = num_threads().min(pieces).min(b / 8);
+    if shares >= 2 {
+        return Team::Rows(shares);
+    }
+    let chunks = pieces.min(h / 32).max(1);
     let threads = num_threads().min(chunks);
     if threads <= 1 {
-        return (1, 1);
+        return Team::Units(1, 1);
     }
-    (threads, chunks.min(2 * threads))
+    Team::Units(threads, chunks.min(2 * threads))
+}
+
+impl Team {
+    /// Chunks per phase.
+    fn chunks(self) -> usize {
+        match self {
+            Team::Rows(_) => 1,
+            Team::Units(_, c) => c,
+        }
+    }
+
+    /// Runs `f(step, phase, chunk)` for the steps `order(0), order(1), ..`
+    /// of `steps`, each step's `per_step` phases in order.
+    fn run(
+        self,
+        steps: &[Step],
+        order: impl Fn(usize) -> usize + Sync,
+        per_step: usize,
+        b: usize,
+        f: impl Fn(&Step, usize, usize) + Sync,
+    ) {
+        let ns = steps.len();
+        match self {
+            Team::Rows(n) => {
+                let share = |(r0, r1): (usize, usize)| {
+                    for i in 0..ns {
+                        let st = steps[order(i)].rows(r0, r1);
+                        for sub in 0..per_step {
+                            f(&st, sub, 0);
+                        }
+                    }
+                };
+                let shares = split(b, n, 1);
+                std::thread::scope(|s| {
+                    let share = &share;
+                    for &rows in &shares[1..] {
+                        s.spawn(move || share(rows));
+                    }
+                    share(shares[0]);
+                });
+            }
+            Team::Units(nt, chunks) => run_phases(nt, ns * per_step, chunks, |ph, c| {
+                f(&steps[order(ph / per_step)], ph % per_step, c)
+            }),
+        }
+    }
 }
 
 /// One timestep in processing order: its first row, its batch, and the
-/// next processed step's first row and batch (0 for the last).
+/// next processed step's first row and batch (0 for the last); `sb` is
+/// the state row of its first row (0 but for a share of the rows).
 #[derive(Clone, Copy, Debug)]
 struct Step {
     off: usize,
     bs: usize,
     next_off: usize,
     next_bs: usize,
+    sb: usize,
+}
+
+impl Step {
+    /// This step on the state rows `[r0, r1)` only (none may be left).
+    fn rows(&self, r0: usize, r1: usize) -> Step {
+        let clip = |bs: usize| bs.min(r1).saturating_sub(r0);
+        Step {
+            off: self.off + r0,
+            bs: clip(self.bs),
+            next_off: self.next_off + r0,
+            next_bs: clip(self.next_bs),
+            sb: self.sb + r0,
+        }
+    }
 }
 
 fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
@@ -976,6 +1059,7 @@ fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
                 bs: offs[i].1,
                 next_off,
                 next_bs,
+                sb: 0,
             }
         })
         .collect()
@@ -1053,7 +1137,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
     } = at;
     let Geo { h, p, gh, gs, .. } = g;
     let relu = g.mode == Mode::RnnRelu;
-    let grow = if f.train { st.off } else { 0 };
+    let grow = if f.train { st.off } else { st.sb };
     if phase == 0 {
         let (j0, u) = (range.0, range.1 - range.0);
         if u == 0 {
@@ -1068,7 +1152,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
         let (buf, r0, c0) = if direct {
             (f.gates, st.off, 0)
         } else {
-            (f.scratch, 0, ns * j0)
+            (f.scratch, st.sb, ns * j0)
         };
         // The cell reads this step's input projections of these units after
         // the GEMM: ask for them now (they were written long before, by the
@@ -1104,7 +1188,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
             // The step's new h for these units (or r, with a projection).
             let hdst: *mut T = match g.mode {
                 Mode::Lstm => {
-                    let rrow = if f.train { row } else { b };
+                    let rrow = if f.train { row } else { st.sb + b };
                     let dst = if g.proj {
                         f.r.at(rrow * h + j0)
                     } else {
@@ -1114,7 +1198,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
                         gates: buf.blocks_mut(gr, u, u),
                         x: f.xp.blocks(xr + j0, h, u),
                         b: f.xb.blocks(j0, h, u),
-                        c: f.cn.row_mut(b * h + j0, u),
+                        c: f.cn.row_mut((st.sb + b) * h + j0, u),
                         c_save: f.cprev.map(|c| c.row_mut(row * h + j0, u)),
                         r: std::slice::from_raw_parts_mut(dst, u),
                     });
@@ -1155,7 +1239,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
             }
             if !g.proj {
                 let hv = std::slice::from_raw_parts(hdst, u);
-                f.hn.row_mut(b * p + j0, u).copy_from_slice(hv);
+                f.hn.row_mut((st.sb + b) * p + j0, u).copy_from_slice(hv);
                 if b < st.next_bs {
                     f.hprev
                         .row_mut((st.next_off + b) * p + j0, u)
@@ -1183,7 +1267,7 @@ unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
         );
         for b in 0..st.bs {
             let hv = f.out.row((st.off + b) * p + k0, w);
-            f.hn.row_mut(b * p + k0, w).copy_from_slice(hv);
+            f.hn.row_mut((st.sb + b) * p + k0, w).copy_from_slice(hv);
             if b < st.next_bs {
                 f.hprev
                     .row_mut((st.next_off + b) * p + k0, w)
@@ -1242,7 +1326,7 @@ unsafe fn backward_chunk<T: Real>(g: Geo, st: &Step, d: Bwd<T>, at: Piece) {
             for b in 0..st.bs {
                 let row = st.off + b;
                 let dst = d.dhall.row_mut(row * p + r0, len);
-                let dh = d.dh.row(b * p + r0, len);
+                let dh = d.dh.row((st.sb + b) * p + r0, len);
                 match d.dout {
                     Some(o) => {
                         let o = o.row(row * p + r0, len);
@@ -1261,7 +1345,7 @@ unsafe fn backward_chunk<T: Real>(g: Geo, st: &Step, d: Bwd<T>, at: Piece) {
                     st.bs,
                     u,
                     p,
-                    d.dr.at(j0),
+                    d.dr.at(st.sb * h + j0),
                     h,
                     false,
                     d.dhall.at(st.off * p),
@@ -1282,22 +1366,22 @@ unsafe fn backward_chunk<T: Real>(g: Geo, st: &Step, d: Bwd<T>, at: Piece) {
                     Mode::Lstm => T::lstm_bwd(LstmBwd {
                         gates: d.gates.blocks(gr + j0, h, u),
                         cp: d.cprev.row(row * h + j0, u),
-                        dr: dr_src.row(b * dr_rs + j0, u),
+                        dr: dr_src.row((st.sb + b) * dr_rs + j0, u),
                         dout: dout_row,
-                        dc: d.dc.row_mut(b * h + j0, u),
+                        dc: d.dc.row_mut((st.sb + b) * h + j0, u),
                         dg: d.dpre.blocks_mut(pr + j0, h, u),
                     }),
                     Mode::Gru => T::gru_bwd(GruBwd {
                         gates: d.gates.blocks(gr + j0, h, u),
                         hp: d.hprev.row(row * p + j0, u),
-                        dh: d.dh.row_mut(b * p + j0, u),
+                        dh: d.dh.row_mut((st.sb + b) * p + j0, u),
                         dout: dout_row,
                         dpre: d.dpre.blocks_mut(pr + j0, h, u),
                         dx: d.dx.blocks_mut(pr + j0, h, u),
                     }),
                     Mode::RnnTanh | Mode::RnnRelu => T::rnn_bwd(RnnBwd {
                         h: d.out.row(row * p + j0, u),
-                        dh: d.dh.row(b * p + j0, u),
+                        dh: d.dh.row((st.sb + b) * p + j0, u),
                         dout: dout_row,
                         dp: d.dpre.row_mut(pr + j0, u),
                         relu,
@@ -1312,7 +1396,7 @@ unsafe fn backward_chunk<T: Real>(g: Geo, st: &Step, d: Bwd<T>, at: Piece) {
                 chunk,
                 (r0, r0 + len),
                 st.bs,
-                d.dh.at(r0),
+                d.dh.at(st.sb * p + r0),
                 p,
                 g.mode == Mode::Gru,
                 d.dpre.at(st.off * gh),
@@ -1467,7 +1551,8 @@ pub fn rnn_layer(
     // Inputs in the compute dtype, contiguous; W_hh^T and W_hr^T laid out
     // so the per-step GEMMs read them without packing.
     let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
-    let (nt, chunks) = team_size(macs, h);
+    let team = team_size(macs, h, b);
+    let chunks = team.chunks();
     let units = split(h, chunks, 16);
     let xs = prep(xp, dt)?;
     let wt = {
@@ -1566,11 +1651,11 @@ pub fn rnn_layer(
         };
         let cols = split(p, chunks, 16);
         let per_step = if geo.proj { 2 } else { 1 };
-        run_phases(nt, steps.len() * per_step, chunks, |ph, c| {
-            let (st, sub) = (&steps[ph / per_step], ph % per_step);
+        team.run(&steps, |i| i, per_step, b, |st, sub, c| {
             let range = if sub == 0 { units[c] } else { cols[c] };
             // SAFETY: the buffers were made above with the shapes `Fwd`
-            // documents; phases run in order, chunks on disjoint ranges.
+            // documents; phases run in order, chunks (and shares of the
+            // rows) on disjoint ranges.
             unsafe { forward_chunk::<T>(geo, st, f, Piece { phase: sub, chunk: c, range }) }
         });
     });
@@ -1700,7 +1785,8 @@ fn layer_backward(
         Tensor::zeros(&[0], dt)?
     };
     let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
-    let (nt, chunks) = team_size(macs, h);
+    let team = team_size(macs, h, b);
+    let chunks = team.chunks();
     let units = split(h, chunks, 16);
     let cols = split(p, chunks, 16);
     fdispatch!(dt, T => {
@@ -1723,13 +1809,12 @@ fn layer_backward(
         // Per step: [dh at h (projection),] the cell's gradient, dh = dpre W_hh.
         let per_step = if geo.proj { 3 } else { 2 };
         let ns = steps.len();
-        run_phases(nt, ns * per_step, chunks, |ph, c| {
-            let (st, sub) = (&steps[ns - 1 - ph / per_step], ph % per_step);
+        team.run(steps, |i| ns - 1 - i, per_step, b, |st, sub, c| {
             let is_units = sub + 3 - per_step == 1;
             let range = if is_units { units[c] } else { cols[c] };
             // SAFETY: the buffers have the shapes `Bwd` documents (saved by
-            // the forward or made above); phases run in order, chunks on
-            // disjoint ranges.
+            // the forward or made above); phases run in order, chunks (and
+            // shares of the rows) on disjoint ranges.
             unsafe { backward_chunk::<T>(geo, st, d, Piece { phase: sub, chunk: c, range }) }
         });
     });
@@ -2316,6 +2401,16 @@ mod tests {
             done[ph].fetch_add(1, Ordering::SeqCst);
         });
         assert!(done.iter().all(|d| d.load(Ordering::SeqCst) == chunks));
+    }
+
+    #[test]
+    fn a_step_on_a_share_of_the_rows() {
+        let s = steps(&[5, 3, 1], false);
+        let r = s[0].rows(2, 4);
+        assert_eq!((r.off, r.bs, r.next_off, r.next_bs, r.sb), (2, 2, 7, 1, 2));
+        let r = s[1].rows(2, 4);
+        assert_eq!((r.off, r.bs, r.next_bs, r.sb), (7, 1, 0, 2));
+        assert_eq!(s[2].rows(2, 4).bs, 0);
     }
 
     #[test]
