@@ -316,6 +316,41 @@ def test_mha_batch_first_and_unbatched():
     close(w1, p.mean(1)[0], 1e-10)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_mha_batch_first_self_attention_without_masks(bias):
+    # Batch-first self-attention without masks or weights takes the path in
+    # the (N, L) layout: same values as NumPy, and gradients (inputs and
+    # parameters) as the sequence-first module with the same weights.
+    mha = make_mha(batch_first=True, bias=bias)
+    randomize(mha)
+    ref, _ = np_mha(QS, QS, QS, *weights_of(mha), 2)
+    x = t(QS.transpose(1, 0, 2).copy()).requires_grad_()
+    out, none = mha(x, x, x, need_weights=False)
+    assert none is None
+    close(out, ref.transpose(1, 0, 2), 1e-10)
+    seq = make_mha(bias=bias)
+    seq.load_state_dict(mha.state_dict())
+    xs = t(QS).requires_grad_()
+    out_s = seq(xs, xs, xs, need_weights=False)[0]
+    g = t(RNG.standard_normal(QS.shape))
+    grads = rtorch.autograd.grad(out, [x, *mha.parameters()], g.transpose(0, 1))
+    grads_s = rtorch.autograd.grad(out_s, [xs, *seq.parameters()], g)
+    close(grads[0], grads_s[0].transpose(0, 1).numpy(), 1e-10)
+    for a, b in zip(grads[1:], grads_s[1:], strict=True):
+        close(a, b.numpy(), 1e-10)
+    assert gradcheck(lambda a: mha(a, a, a, need_weights=False)[0], (x,))
+
+
+def test_linear_folds_leading_dims_into_one_gemm():
+    # A contiguous (*, in) input with a bias runs as one addmm on its rows.
+    x = t(RNG.standard_normal((2, 3, 4))).requires_grad_()
+    w = t(RNG.standard_normal((5, 4))).requires_grad_()
+    b = t(RNG.standard_normal(5)).requires_grad_()
+    close(F.linear(x, w, b), x.detach().numpy() @ w.detach().numpy().T + b.detach().numpy(), 1e-12)
+    assert gradcheck(F.linear, (x, w, b))
+    assert F.linear(t(np.zeros((2, 0, 4))), w, b).shape == (2, 0, 5)
+
+
 def test_mha_module_api():
     mha = nn.MultiheadAttention(8, 2)
     assert list(mha.state_dict()) == [

@@ -56,14 +56,13 @@ def np_max_pool(x, k, s, p, d, ceil):
     return y.reshape(*lead, *outs), idx.reshape(*lead, *outs)
 
 
-def np_avg_pool(x, k, s, p, ceil, include_pad, divisor=None):
+def np_avg_windows(ins, k, s, p, ceil, include_pad):
+    """Each output position of an average pooling over spatial shape ``ins``:
+    ``(position, window slices, divisor)``."""
     nd = len(k)
-    lead, ins = x.shape[:-nd], x.shape[-nd:]
     outs = [out_size(ins[i], k[i], s[i], p[i], 1, ceil) for i in range(nd)]
-    flat = x.reshape(-1, *ins)
-    y = np.empty((flat.shape[0], *outs))
     for o in itertools.product(*(range(n) for n in outs)):
-        sl, padded, clipped = [slice(None)], 1, 1
+        sl, padded, clipped = [], 1, 1
         for i in range(nd):
             st = o[i] * s[i] - p[i]
             en = min(st + k[i], ins[i] + p[i])
@@ -71,9 +70,18 @@ def np_avg_pool(x, k, s, p, ceil, include_pad, divisor=None):
             st, en = max(st, 0), min(en, ins[i])
             clipped *= en - st
             sl.append(slice(st, en))
-        total = flat[tuple(sl)].reshape(flat.shape[0], -1).sum(1)
-        div = divisor if divisor else (padded if include_pad else clipped)
-        y[(slice(None), *o)] = total / div
+        yield o, tuple(sl), padded if include_pad else clipped
+
+
+def np_avg_pool(x, k, s, p, ceil, include_pad, divisor=None):
+    nd = len(k)
+    lead, ins = x.shape[:-nd], x.shape[-nd:]
+    outs = [out_size(ins[i], k[i], s[i], p[i], 1, ceil) for i in range(nd)]
+    flat = x.reshape(-1, *ins)
+    y = np.empty((flat.shape[0], *outs))
+    for o, sl, div in np_avg_windows(ins, k, s, p, ceil, include_pad):
+        total = flat[(slice(None), *sl)].reshape(flat.shape[0], -1).sum(1)
+        y[(slice(None), *o)] = total / (divisor if divisor else div)
     return y.reshape(*lead, *outs)
 
 
@@ -233,6 +241,42 @@ def test_avg_pool_matches_numpy(shape, k, s, p, ceil, inc, div):
     close(out, np_avg_pool(x, k, s, p, ceil, inc, div if nd > 1 else None))
     # Unbatched input gives the same planes.
     close(fn(t(x[0]), k, s, p, ceil, inc, **kw), out[0].numpy())
+
+
+def np_avg_pool_adjoint(g, in_shape, k, s, p, ceil, include_pad):
+    """The gradient of ``np_avg_pool`` at its input for the output gradient ``g``."""
+    nd = len(k)
+    ins = in_shape[-nd:]
+    flat = g.reshape(-1, *g.shape[-nd:])
+    gx = np.zeros((flat.shape[0], *ins))
+    for o, sl, div in np_avg_windows(ins, k, s, p, ceil, include_pad):
+        view = gx[(slice(None), *sl)]
+        view += (flat[(slice(None), *o)] / div).reshape(-1, *([1] * nd))
+    return gx.reshape(in_shape)
+
+
+@pytest.mark.parametrize("k,s", [(2, 1), (3, 1), (2, 2), (3, 2), (3, 3), (4, 3)])
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64])
+def test_avg_pool_long_rows_forward_and_backward(k, s, dtype):
+    # Rows long enough for the fixed-shape interior kernels ((4, 3) has
+    # none and runs the general loop), with padded edge outputs on both
+    # sides and a ragged end (ceil_mode).
+    x = RNG.standard_normal((2, 3, 5, 41))
+    p = (0, k // 2)
+    for ceil, inc in [(False, True), (True, False)]:
+        xt = t(x, dtype=dtype).requires_grad_()
+        out = F.avg_pool2d(xt, (2, k), (2, s), p, ceil, inc)
+        tol = 1e-5 if dtype == rtorch.float32 else 1e-12
+        want = np_avg_pool(x, (2, k), (2, s), p, ceil, inc)
+        np.testing.assert_allclose(out.detach().numpy(), want, atol=tol)
+        g = RNG.standard_normal(want.shape)
+        (gx,) = rtorch.autograd.grad(out, xt, t(g, dtype=dtype))
+        want_gx = np_avg_pool_adjoint(g, x.shape, (2, k), (2, s), p, ceil, inc)
+        np.testing.assert_allclose(gx.numpy(), want_gx, atol=tol)
+    small = t(RNG.standard_normal((1, 2, 3, 11)), dtype=rtorch.float64).requires_grad_()
+    fn = lambda a: F.avg_pool2d(a, (1, k), (1, s), (0, k // 2), True, False)  # noqa: E731
+    assert gradcheck(fn, (small,))
+    assert gradgradcheck(fn, (small,))
 
 
 # ------------------------------------------------------------------ adaptive pooling

@@ -249,11 +249,13 @@ def test_layer_partial_output_gradients():
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 @pytest.mark.parametrize("P", [None, 48])
-def test_layer_threads_match_one_thread(mode, P):
-    # Large enough for the multi-threaded split (H = 64 units, batch 32).
+@pytest.mark.parametrize("bs", [[32] * 3 + [20, 7], [12, 12, 9, 3]])
+def test_layer_threads_match_one_thread(mode, P, bs):
+    # Large enough for the multi-threaded splits (H = 64 units): batch 32
+    # splits by rows (shares of 16, the second one emptying as the batch
+    # shrinks), batch 12 by chunks of units.
     if mode != "LSTM" and P is not None:
         pytest.skip("proj_size is LSTM only")
-    bs = [32] * 3 + [20, 7]
     a, t = _layer_inputs(mode, bs, H=64, P=P, rng=np.random.default_rng(7), grad=True)
     want_out, want_h, _ = np_layer(mode, **a, batch_sizes=bs, reverse=False)
     prev = rtorch.get_num_threads()
@@ -271,6 +273,37 @@ def test_layer_threads_match_one_thread(mode, P):
         rtorch.set_num_threads(prev)
     for g1, g2 in zip(*results, strict=True):
         np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+@pytest.mark.parametrize("H", [40, 70])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_layer_float32_step_gemms_against_float64(mode, H, threads):
+    # float32 runs the per-step GEMMs on weights packed in 64-column panels
+    # (where the CPU has AVX-512): column ranges that end inside a panel
+    # (H = 40, 70: partial panels, several chunks with two threads) and
+    # step batches that are not multiples of the 6-row tiles. The values
+    # and every gradient must match the float64 run (the general GEMM) to
+    # float32 rounding.
+    bs = [13, 13, 11, 5, 1]
+    a, t64 = _layer_inputs(mode, bs, H=H, rng=np.random.default_rng(8), grad=True)
+    want_out, want_h, _ = np_layer(mode, **a, batch_sizes=bs, reverse=False)
+    t32 = {k: None if v is None else v.detach().float().requires_grad_() for k, v in t64.items()}
+    prev = rtorch.get_num_threads()
+    grads = []
+    try:
+        rtorch.set_num_threads(threads)
+        for t in (t64, t32):
+            res = [r for r in _run_layer(mode, t, bs, False) if r is not None]
+            np.testing.assert_allclose(res[0].detach().numpy(), want_out, atol=5e-5)
+            np.testing.assert_allclose(res[1].detach().numpy(), want_h, atol=5e-5)
+            loss = sum((r * (k + 1)).sum() for k, r in enumerate(res))
+            grads.append(rtorch.autograd.grad(loss, [v for v in t.values() if v is not None]))
+    finally:
+        rtorch.set_num_threads(prev)
+    for g64, g32 in zip(*grads, strict=True):
+        scale = np.abs(g64.numpy()).max()
+        np.testing.assert_allclose(g32.numpy(), g64.numpy(), atol=5e-5 * max(scale, 1.0))
 
 
 def test_layer_half_precision_computes_in_float32():

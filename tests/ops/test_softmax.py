@@ -48,3 +48,19 @@ def test_softmax_edge_rows():
     assert out[2] == [0.5, 0.5]
     assert rtorch.zeros(0, 3).softmax(-1).shape == (0, 3)
     assert rtorch.tensor(2.0).softmax(0).item() == 1.0
+
+
+@pytest.mark.parametrize("n", [16, 37, 64])
+def test_softmax_float32_rows_with_nan_or_all_masked(n):
+    # The lane-parallel float32 row: a NaN in the vector part or in the
+    # tail, and an all -inf row, give NaN rows; the other rows are exact.
+    x = np.random.default_rng(2).standard_normal((4, n)).astype(np.float32)
+    x[1, 3] = np.nan
+    x[2, n - 1] = np.nan
+    x[3] = -np.inf
+    t = rtorch.from_numpy(x)
+    for out in (t.softmax(-1).numpy(), rtorch.log_softmax(t, -1).numpy()):
+        assert np.isnan(out[1:]).all()
+    ref = _softmax(x[:1].astype(np.float64), -1)
+    np.testing.assert_allclose(t.softmax(-1).numpy()[:1], ref, rtol=1e-6)
+    np.testing.assert_allclose(rtorch.log_softmax(t, -1).numpy()[:1], np.log(ref), rtol=1e-5)

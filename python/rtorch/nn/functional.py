@@ -121,6 +121,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.dim() == 2 and weight.dim() == 2 and bias is not None:
         # One GEMM that starts from the bias: no separate broadcast add pass.
         return rtorch.addmm(bias, input, weight.t())
+    if input.dim() > 2 and weight.dim() == 2 and bias is not None and input.is_contiguous():
+        # The leading dims as rows of that GEMM (a view in and out).
+        rows = input.reshape(-1, input.size(-1)) if input.numel() else None
+        if rows is not None:
+            out = rtorch.addmm(bias, rows, weight.t())
+            return out.view(*input.shape[:-1], weight.size(0))
     out = input.matmul(weight.t() if weight.dim() == 2 else weight)
     return out if bias is None else out + bias
 
@@ -1959,6 +1965,29 @@ def _in_projection_packed(
     w_q, w_k, w_v = w.chunk(3)
     b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
     return linear(q, w_q, b_q), linear(k, w_k, b_k), linear(v, w_v, b_v)
+
+
+def _self_attention_batch_first(
+    x: Tensor,
+    num_heads: int,
+    in_proj_weight: Tensor,
+    in_proj_bias: Tensor | None,
+    out_proj_weight: Tensor,
+    out_proj_bias: Tensor | None,
+    dropout_p: float,
+) -> Tensor:
+    """Multi-head self-attention of a batch-first ``(N, L, E)`` input
+    without masks: what :func:`multi_head_attention_forward` computes for
+    it, with the heads split from the packed projection by a view."""
+    n, length, e = x.shape
+    head_dim = e // num_heads
+    if head_dim * num_heads != e:
+        raise AssertionError(f"embed_dim {e} not divisible by num_heads {num_heads}")
+    qkv = linear(x, in_proj_weight, in_proj_bias)
+    q, k, v = qkv.view(n, length, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    out = scaled_dot_product_attention(q, k, v, None, dropout_p)
+    out = out.transpose(1, 2).reshape(n * length, e)
+    return linear(out, out_proj_weight, out_proj_bias).view(n, length, e)
 
 
 def multi_head_attention_forward(

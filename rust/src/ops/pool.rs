@@ -481,65 +481,152 @@ multiversion! {
     }
 }
 
-/// Average over each window of one plane.
-fn avg_plane<T: Fl>(x: &[T], y: &mut [T], a: &[Axis; 3], divisor: Option<f64>) {
+/// Average pooling of one plane (`back = false`: `src` is the input plane,
+/// `dst` the output's), or its adjoint (`back = true`: `src` is the output
+/// gradient's plane, `dst` the input gradient's, each output gradient
+/// spread over its window). Per output row, whole input rows are summed
+/// into (or spread from) the row of outputs by [`avg_row`]; the taps of each
+/// output are added in the same order either way.
+#[inline(always)]
+fn avg_plane<T: Fl>(src: &[T], dst: &mut [T], a: &[Axis; 3], divisor: Option<f64>, back: bool) {
     let (h, w) = (a[1].inp, a[2].inp);
     let hw = h * w;
+    let ow_n = a[2].out;
+    // Back: the output gradients of the row over their divisors.
+    let mut v = vec![T::ZERO; if back { ow_n } else { 0 }];
+    if back {
+        dst.fill(T::ZERO);
+    }
     let mut o = 0;
     for od in 0..a[0].out {
         let (sd, ld) = (a[0].start[od], a[0].len[od]);
         for oh in 0..a[1].out {
             let (sh, lh) = (a[1].start[oh], a[1].len[oh]);
-            for ow in 0..a[2].out {
-                let (sw, lw) = (a[2].start[ow], a[2].len[ow]);
-                let mut s = T::ZERO;
-                for i in 0..ld {
-                    let rd = (sd + i) * hw;
-                    for j in 0..lh {
-                        let r = rd + (sh + j) * w + sw;
-                        for k in r..r + lw {
-                            // SAFETY: windows are clipped to the input when the
-                            // axes are built, so `k` < x.len().
-                            s += unsafe { *x.get_unchecked(k) };
-                        }
+            let div = |ow: usize| {
+                T::from_f64(divisor.unwrap_or((a[0].div[od] * a[1].div[oh] * a[2].div[ow]) as f64))
+            };
+            if back {
+                for (ow, x) in v.iter_mut().enumerate() {
+                    *x = src[o + ow] / div(ow);
+                }
+            } else {
+                dst[o..o + ow_n].fill(T::ZERO);
+            }
+            for i in 0..ld {
+                for j in 0..lh {
+                    let r = (sd + i) * hw + (sh + j) * w;
+                    if back {
+                        avg_row(&v, &mut dst[r..r + w], &a[2], true);
+                    } else {
+                        avg_row(&src[r..r + w], &mut dst[o..o + ow_n], &a[2], false);
                     }
                 }
-                let div = divisor.unwrap_or((a[0].div[od] * a[1].div[oh] * a[2].div[ow]) as f64);
-                y[o] = s / T::from_f64(div);
-                o += 1;
             }
+            if !back {
+                for (ow, y) in dst[o..o + ow_n].iter_mut().enumerate() {
+                    *y = *y / div(ow);
+                }
+            }
+            o += ow_n;
         }
     }
 }
 
-/// The adjoint of [`avg_plane`]: each output gradient spread over its window.
-fn avg_back_plane<T: Fl>(g: &[T], gx: &mut [T], a: &[Axis; 3], divisor: Option<f64>) {
-    let (h, w) = (a[1].inp, a[2].inp);
-    let hw = h * w;
-    gx.fill(T::ZERO);
-    let mut o = 0;
-    for od in 0..a[0].out {
-        let (sd, ld) = (a[0].start[od], a[0].len[od]);
-        for oh in 0..a[1].out {
-            let (sh, lh) = (a[1].start[oh], a[1].len[oh]);
-            for ow in 0..a[2].out {
-                let (sw, lw) = (a[2].start[ow], a[2].len[ow]);
-                let div = divisor.unwrap_or((a[0].div[od] * a[1].div[oh] * a[2].div[ow]) as f64);
-                let v = g[o] / T::from_f64(div);
-                for i in 0..ld {
-                    let rd = (sd + i) * hw;
-                    for j in 0..lh {
-                        let r = rd + (sh + j) * w + sw;
-                        for k in r..r + lw {
-                            // SAFETY: windows are clipped to the input, so
-                            // `k` < gx.len().
-                            unsafe { *gx.get_unchecked_mut(k) += v };
-                        }
-                    }
-                }
-                o += 1;
+/// One input row's part of average pooling: `y[ow] += x[t]` over the taps
+/// `t` of each output `ow` (`back = false`, `a = x`, `b = y`), or the
+/// adjoint `x[t] += v[ow]` (`back = true`, `a = v`, `b = x`). The interior
+/// goes to [`taps`]'s fixed-shape kernels for the common windows.
+#[inline(always)]
+fn avg_row<T: Fl>(a: &[T], b: &mut [T], ax: &Axis, back: bool) {
+    let (lo, hi, s, k) = ax.interior;
+    let n = if back { a.len() } else { b.len() };
+    let mut ow = 0;
+    while ow < n {
+        if ow == lo && hi > lo {
+            let span = (lo, hi, ax.start[lo]);
+            let done = match (s, k) {
+                (1, 2) => taps::<T, 1, 2>(a, b, span, back),
+                (1, 3) => taps::<T, 1, 3>(a, b, span, back),
+                (2, 2) => taps::<T, 2, 2>(a, b, span, back),
+                (2, 3) => taps::<T, 2, 3>(a, b, span, back),
+                (3, 3) => taps::<T, 3, 3>(a, b, span, back),
+                _ => false,
+            };
+            if done {
+                ow = hi;
+                continue;
             }
         }
+        let (sw, lw) = (ax.start[ow], ax.len[ow]);
+        for t in sw..sw + lw {
+            if back {
+                b[t] += a[ow];
+            } else {
+                b[ow] += a[t];
+            }
+        }
+        ow += 1;
+    }
+}
+
+/// [`avg_row`]'s interior outputs `lo..hi`, whose windows start at input
+/// `x0`, `S` apart: [`taps_sum`] or [`taps_spread`]. Returns true.
+#[inline(always)]
+fn taps<T: Fl, const S: usize, const K: usize>(
+    a: &[T],
+    b: &mut [T],
+    (lo, hi, x0): (usize, usize, usize),
+    back: bool,
+) -> bool {
+    if back {
+        taps_spread::<T, S, K>(&a[lo..hi], &mut b[x0..])
+    } else {
+        taps_sum::<T, S, K>(&a[x0..], &mut b[lo..hi])
+    }
+}
+
+/// `y[n] += x[n * S + k]` for `k < K` (in order): interior outputs along a
+/// row, a fixed-shape loop LLVM vectorises. Returns true.
+#[inline(always)]
+fn taps_sum<T: Fl, const S: usize, const K: usize>(x: &[T], y: &mut [T]) -> bool {
+    let n = y.len();
+    // Interior windows lie inside the input: a failed slice here would be
+    // a bug in the axis tables, not a user error.
+    let x = &x[..(n - 1) * S + K];
+    for (o, y) in y.iter_mut().enumerate() {
+        let mut s = *y;
+        for k in 0..K {
+            s += x[o * S + k];
+        }
+        *y = s;
+    }
+    true
+}
+
+/// `x[n * S + k] += v[n]` for `k < K`: the adjoint of [`taps_sum`].
+#[inline(always)]
+fn taps_spread<T: Fl, const S: usize, const K: usize>(v: &[T], x: &mut [T]) -> bool {
+    let n = v.len();
+    let x = &mut x[..(n - 1) * S + K];
+    for (o, &g) in v.iter().enumerate() {
+        for k in 0..K {
+            x[o * S + k] += g;
+        }
+    }
+    true
+}
+
+multiversion! {
+    /// [`avg_plane`] for float32, compiled for the CPU's vector width.
+    fn avg_plane_f32(src: &[f32], dst: &mut [f32], a: &[Axis; 3], divisor: Option<f64>, back: bool) {
+        avg_plane::<f32>(src, dst, a, divisor, back)
+    }
+}
+
+multiversion! {
+    /// [`avg_plane`] for float64, compiled for the CPU's vector width.
+    fn avg_plane_f64(src: &[f64], dst: &mut [f64], a: &[Axis; 3], divisor: Option<f64>, back: bool) {
+        avg_plane::<f64>(src, dst, a, divisor, back)
     }
 }
 
@@ -748,17 +835,35 @@ fn op_name(plan: &Plan) -> String {
     base.replace("pool", "_pool")
 }
 
-/// Averages over windows; its derivative is [`window_avg_backward`].
-fn window_avg(x: &Tensor, plan: Arc<Plan>) -> Result<Tensor> {
-    let rec = Recorder::new(format!("{}Backward0", plan.label), &[x]);
+/// Averages over windows (`back = false`), or the adjoint (`back = true`:
+/// each output gradient spread over its window). Each is recorded with the
+/// other as its derivative (both are linear).
+fn window_avg(x: &Tensor, plan: Arc<Plan>, back: bool) -> Result<Tensor> {
+    let node = if back {
+        "BackwardBackward0"
+    } else {
+        "Backward0"
+    };
+    let rec = Recorder::new(format!("{}{node}", plan.label), &[x]);
     let dt = compute_dtype(&op_name(&plan), x)?;
     let xs = prep(x, dt)?;
-    let out = Tensor::empty(&plan.out_shape(), dt)?;
+    let out = if back {
+        Tensor::zeros(&plan.in_shape(), dt)?
+    } else {
+        Tensor::empty(&plan.out_shape(), dt)?
+    };
     if out.numel() > 0 && xs.numel() > 0 {
         let cost = plan.in_plane() + plan.out_plane() * 2;
-        fdispatch!(dt, T => each_plane::<T, T>(&xs, &out, plan.planes(), cost, |_, xp, yp| {
-            avg_plane::<T>(xp, yp, &plan.axes, plan.divisor)
-        }));
+        let (planes, axes, divisor) = (plan.planes(), &plan.axes, plan.divisor);
+        if dt == DType::F64 {
+            each_plane::<f64, f64>(&xs, &out, planes, cost, |_, xp, yp| {
+                avg_plane_f64(xp, yp, axes, divisor, back)
+            });
+        } else {
+            each_plane::<f32, f32>(&xs, &out, planes, cost, |_, xp, yp| {
+                avg_plane_f32(xp, yp, axes, divisor, back)
+            });
+        }
     }
     let out = copy::to_dtype(&out, x.dtype(), false)?;
     if let Some(rec) = rec {
@@ -766,32 +871,7 @@ fn window_avg(x: &Tensor, plan: Arc<Plan>) -> Result<Tensor> {
             let Some(g) = grads.into_iter().next().flatten() else {
                 return Ok(vec![None]);
             };
-            Ok(vec![Some(window_avg_backward(&g, plan.clone())?)])
-        });
-    }
-    Ok(out)
-}
-
-/// The (linear) backward of [`window_avg`], recorded with [`window_avg`] as
-/// its derivative.
-fn window_avg_backward(g: &Tensor, plan: Arc<Plan>) -> Result<Tensor> {
-    let rec = Recorder::new(format!("{}BackwardBackward0", plan.label), &[g]);
-    let dt = compute_dtype(&op_name(&plan), g)?;
-    let gs = prep(g, dt)?;
-    let out = Tensor::zeros(&plan.in_shape(), dt)?;
-    if out.numel() > 0 && gs.numel() > 0 {
-        let cost = plan.in_plane() + plan.out_plane() * 2;
-        fdispatch!(dt, T => each_plane::<T, T>(&gs, &out, plan.planes(), cost, |_, gp, xp| {
-            avg_back_plane::<T>(gp, xp, &plan.axes, plan.divisor)
-        }));
-    }
-    let out = copy::to_dtype(&out, g.dtype(), false)?;
-    if let Some(rec) = rec {
-        rec.finish(&[&out], move |_, grads| {
-            let Some(gg) = grads.into_iter().next().flatten() else {
-                return Ok(vec![None]);
-            };
-            Ok(vec![Some(window_avg(&gg, plan.clone())?)])
+            Ok(vec![Some(window_avg(&g, plan.clone(), !back)?)])
         });
     }
     Ok(out)
@@ -987,7 +1067,7 @@ pub fn avg_pool(
         divisor_override.map(|d| d as f64),
         format!("AvgPool{nd}D"),
     );
-    window_avg(x, Arc::new(plan))
+    window_avg(x, Arc::new(plan), false)
 }
 
 fn adaptive_plan(x: &Tensor, nd: usize, output_size: &[i64], max: bool) -> Result<Plan> {
@@ -1022,7 +1102,11 @@ fn adaptive_plan(x: &Tensor, nd: usize, output_size: &[i64], max: bool) -> Resul
 
 /// `adaptive_avg_pool{nd}d(x, output_size)`.
 pub fn adaptive_avg_pool(x: &Tensor, nd: usize, output_size: &[i64]) -> Result<Tensor> {
-    window_avg(x, Arc::new(adaptive_plan(x, nd, output_size, false)?))
+    window_avg(
+        x,
+        Arc::new(adaptive_plan(x, nd, output_size, false)?),
+        false,
+    )
 }
 
 /// `adaptive_max_pool{nd}d(x, output_size)` with indices.

@@ -10,7 +10,10 @@
 //! writes a prefix of the state rows and its output is one contiguous row
 //! block of `out`.
 //!
-//! The hidden units are split into chunks. Per step each chunk computes
+//! Batch rows are independent, so with a batch of at least 8 rows per
+//! thread each thread runs the whole recurrence on its share of the rows,
+//! with no synchronisation per step ([`Team::Rows`]). Otherwise the hidden
+//! units are split into chunks. Per step each chunk computes
 //! its gate columns of `h W_hh^T` with one GEMM (against `W_hh^T`,
 //! transposed once per call with each chunk's gate blocks side by side, so
 //! the GEMM packs nothing), then runs the fused pointwise cell (biases, gate
@@ -187,7 +190,7 @@ fn grad_in<T: Fl>(dh: &[T], dout: Option<&[T]>, j: usize) -> T {
 }
 
 #[inline(always)]
-fn lstm_fwd<T: Real>(k: LstmFwd<'_, T>) {
+fn lstm_fwd<T: Real, M: MulAdd>(k: LstmFwd<'_, T>) {
     let n = k.c.len();
     if let Some(s) = k.c_save {
         s[..n].copy_from_slice(k.c);
@@ -200,22 +203,22 @@ fn lstm_fwd<T: Real>(k: LstmFwd<'_, T>) {
     let (bi, bf, bg, bo) = (&bi[..n], &bf[..n], &bg[..n], &bo[..n]);
     let (c, r) = (&mut k.c[..n], &mut k.r[..n]);
     for j in 0..n {
-        let i = (gi[j] + xi[j] + bi[j]).sigmoid();
-        let f = (gf[j] + xf[j] + bf[j]).sigmoid();
-        let g = (gg[j] + xg[j] + bg[j]).tanh();
-        let o = (go[j] + xo[j] + bo[j]).sigmoid();
+        let i = (gi[j] + xi[j] + bi[j]).sigmoid::<M>();
+        let f = (gf[j] + xf[j] + bf[j]).sigmoid::<M>();
+        let g = (gg[j] + xg[j] + bg[j]).tanh::<M>();
+        let o = (go[j] + xo[j] + bo[j]).sigmoid::<M>();
         let cn = f * c[j] + i * g;
         gi[j] = i;
         gf[j] = f;
         gg[j] = g;
         go[j] = o;
         c[j] = cn;
-        r[j] = o * cn.tanh();
+        r[j] = o * cn.tanh::<M>();
     }
 }
 
 #[inline(always)]
-fn lstm_bwd<T: Real>(k: LstmBwd<'_, T>) {
+fn lstm_bwd<T: Real, M: MulAdd>(k: LstmBwd<'_, T>) {
     let n = k.dc.len();
     let one = T::from_f64(1.0);
     let [i, f, g, o] = k.gates;
@@ -228,7 +231,7 @@ fn lstm_bwd<T: Real>(k: LstmBwd<'_, T>) {
     for j in 0..n {
         let dh = grad_in(dr, dout, j);
         let c = f[j] * cp[j] + i[j] * g[j];
-        let tc = c.tanh();
+        let tc = c.tanh::<M>();
         let dct = dc[j] + dh * o[j] * (one - tc * tc);
         di[j] = dct * g[j] * i[j] * (one - i[j]);
         df[j] = dct * cp[j] * f[j] * (one - f[j]);
@@ -239,7 +242,7 @@ fn lstm_bwd<T: Real>(k: LstmBwd<'_, T>) {
 }
 
 #[inline(always)]
-fn gru_fwd<T: Real>(k: GruFwd<'_, T>) {
+fn gru_fwd<T: Real, M: MulAdd>(k: GruFwd<'_, T>) {
     let n = k.h.len();
     let [gr, gz, gn] = k.gates;
     let (gr, gz, gn) = (&mut gr[..n], &mut gz[..n], &mut gn[..n]);
@@ -251,10 +254,10 @@ fn gru_fwd<T: Real>(k: GruFwd<'_, T>) {
     let (br, bz, bn) = (&br[..n], &bz[..n], &bn[..n]);
     let (hp, nn, h) = (&k.hp[..n], &mut k.n[..n], &mut k.h[..n]);
     for j in 0..n {
-        let r = (xr[j] + cr[j] + gr[j] + br[j]).sigmoid();
-        let z = (xz[j] + cz[j] + gz[j] + bz[j]).sigmoid();
+        let r = (xr[j] + cr[j] + gr[j] + br[j]).sigmoid::<M>();
+        let z = (xz[j] + cz[j] + gz[j] + bz[j]).sigmoid::<M>();
         let hn = gn[j] + bn[j];
-        let nv = (xn[j] + cn[j] + r * hn).tanh();
+        let nv = (xn[j] + cn[j] + r * hn).tanh::<M>();
         gr[j] = r;
         gz[j] = z;
         gn[j] = hn;
@@ -264,7 +267,7 @@ fn gru_fwd<T: Real>(k: GruFwd<'_, T>) {
 }
 
 #[inline(always)]
-fn gru_bwd<T: Real>(k: GruBwd<'_, T>) {
+fn gru_bwd<T: Real, M: MulAdd>(k: GruBwd<'_, T>) {
     let n = k.dh.len();
     let one = T::from_f64(1.0);
     let [r, z, hn, nv] = k.gates;
@@ -292,7 +295,7 @@ fn gru_bwd<T: Real>(k: GruBwd<'_, T>) {
 }
 
 #[inline(always)]
-fn rnn_fwd<T: Real>(k: RnnFwd<'_, T>) {
+fn rnn_fwd<T: Real, M: MulAdd>(k: RnnFwd<'_, T>) {
     let n = k.h.len();
     let (pre, x, b, h) = (&k.pre[..n], &k.x[..n], &k.b[..n], &mut k.h[..n]);
     if k.relu {
@@ -303,13 +306,13 @@ fn rnn_fwd<T: Real>(k: RnnFwd<'_, T>) {
         }
     } else {
         for j in 0..n {
-            h[j] = (pre[j] + x[j] + b[j]).tanh();
+            h[j] = (pre[j] + x[j] + b[j]).tanh::<M>();
         }
     }
 }
 
 #[inline(always)]
-fn rnn_bwd<T: Real>(k: RnnBwd<'_, T>) {
+fn rnn_bwd<T: Real, M: MulAdd>(k: RnnBwd<'_, T>) {
     let n = k.dp.len();
     let one = T::from_f64(1.0);
     let (h, dh) = (&k.h[..n], &k.dh[..n]);
@@ -326,35 +329,162 @@ fn rnn_bwd<T: Real>(k: RnnBwd<'_, T>) {
     }
 }
 
-/// The f32 row kernels compiled for AVX-512, AVX2 and baseline.
+/// How the f32 kernels multiply-add: fused in the builds for CPUs with FMA
+/// (AVX-512, AVX2), a multiply and an add in the baseline one (where
+/// `mul_add` would be a libm call). The f64 kernels ignore it.
+pub(crate) trait MulAdd {
+    fn fma(a: f32, b: f32, c: f32) -> f32;
+}
+
+pub(crate) struct Fused;
+pub(crate) struct Unfused;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Unfused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// The gate nonlinearities of the f32 cells: forms of `simd::exp_f32`,
+/// `tanh_f32` and `sigmoid_f32` with fused multiply-adds and one exponent
+/// scaling (the argument of `exp` is clamped to the range where a single
+/// power of two represents the result).
+///
+/// Accuracy (tested against f64 in `tests`): `sigmoid` within 2.5e-7
+/// relative for `x >= -87`; below, where sigmoid is under 1.7e-38, it
+/// saturates at about 4.6e-39 (an absolute error below 5e-39). `tanh`
+/// within 2.5e-7 relative everywhere, exactly +-1 for `|x| >= 9.1`. NaN
+/// propagates.
+mod cell_math {
+    #![allow(clippy::excessive_precision)]
+    use super::MulAdd;
+
+    /// 2^n for integer-valued `n` in [-126, 127] (as `simd::pow2i`).
+    #[inline(always)]
+    fn pow2i(n: f32) -> f32 {
+        f32::from_bits((n + 12_582_912.0).to_bits().wrapping_add(127) << 23)
+    }
+
+    /// e^x for `x` clamped to [-87.3, 88.3]: Cephes' range reduction and
+    /// polynomial, scaled once.
+    #[inline(always)]
+    pub fn exp<M: MulAdd>(x: f32) -> f32 {
+        let xc = x.clamp(-87.3, 88.3);
+        let n = M::fma(xc, std::f32::consts::LOG2_E, 12_582_912.0) - 12_582_912.0;
+        let r = M::fma(n, 2.121_944_4e-4, M::fma(n, -0.693_359_4, xc));
+        let mut p = 1.987_569_1e-4f32;
+        p = M::fma(p, r, 1.398_199_9e-3);
+        p = M::fma(p, r, 8.333_452e-3);
+        p = M::fma(p, r, 4.166_579_6e-2);
+        p = M::fma(p, r, 1.666_666_5e-1);
+        p = M::fma(p, r, 5.000_000_1e-1);
+        M::fma(p * r, r, r + 1.0) * pow2i(n)
+    }
+
+    /// 1 / (1 + e^-x).
+    #[inline(always)]
+    pub fn sigmoid<M: MulAdd>(x: f32) -> f32 {
+        1.0 / (1.0 + exp::<M>(-x))
+    }
+
+    /// An odd polynomial for |x| < 0.625 (and NaN), 1 - 2 / (e^2|x| + 1)
+    /// beyond.
+    #[inline(always)]
+    pub fn tanh<M: MulAdd>(x: f32) -> f32 {
+        let a = x.abs();
+        let z = x * x;
+        let mut p = -5.704_988_7e-3f32;
+        p = M::fma(p, z, 2.063_908_9e-2);
+        p = M::fma(p, z, -5.373_971_6e-2);
+        p = M::fma(p, z, 1.333_144_2e-1);
+        p = M::fma(p, z, -3.333_328_2e-1);
+        let small = M::fma(p * z, x, x);
+        let e = exp::<M>(2.0 * a.min(9.1));
+        let big = (1.0 - 2.0 / (e + 1.0)).copysign(x);
+        if a >= 0.625 {
+            big
+        } else {
+            small
+        }
+    }
+}
+
+/// Expands `$m!` with the row kernels (`name: argument struct`), after the
+/// tokens given.
+macro_rules! row_kernels {
+    ($m:ident!($($pre:tt)*)) => {
+        $m!($($pre)* lstm_fwd: LstmFwd, lstm_bwd: LstmBwd, gru_fwd: GruFwd,
+            gru_bwd: GruBwd, rnn_fwd: RnnFwd, rnn_bwd: RnnBwd);
+    };
+}
+
+/// The row kernels as methods of [`Real`]: the generic ones (`generic`,
+/// the trait's defaults) or the f32 builds of [`simd_rows`] (`f32`).
+macro_rules! kernel_methods {
+    (generic; $($name:ident: $k:ident),*) => {$(
+        fn $name(k: $k<'_, Self>) {
+            $name::<Self, Unfused>(k)
+        }
+    )*};
+    (f32; $($name:ident: $k:ident),*) => {$(
+        fn $name(k: $k<'_, f32>) {
+            simd_rows::$name(k)
+        }
+    )*};
+}
+
+/// The f32 row kernels, compiled for AVX-512 and AVX2 with fused
+/// multiply-adds and for baseline without (`multiversion!` with the
+/// multiply-add chosen per build).
 mod simd_rows {
     use super::*;
-    use crate::multiversion;
 
-    multiversion! {
-        pub fn lstm_fwd_f32(k: LstmFwd<'_, f32>) { lstm_fwd::<f32>(k) }
+    macro_rules! fma_versions {
+        ($($name:ident: $k:ident),*) => {$(
+            pub fn $name(k: $k<'_, f32>) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                    unsafe fn avx512(k: $k<'_, f32>) {
+                        super::$name::<f32, Fused>(k)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn avx2(k: $k<'_, f32>) {
+                        super::$name::<f32, Fused>(k)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512vl")
+                    {
+                        // SAFETY: the CPU has the features `avx512` is compiled for.
+                        return unsafe { avx512(k) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU has the features `avx2` is compiled for.
+                        return unsafe { avx2(k) };
+                    }
+                }
+                super::$name::<f32, Unfused>(k)
+            }
+        )*};
     }
-    multiversion! {
-        pub fn lstm_bwd_f32(k: LstmBwd<'_, f32>) { lstm_bwd::<f32>(k) }
-    }
-    multiversion! {
-        pub fn gru_fwd_f32(k: GruFwd<'_, f32>) { gru_fwd::<f32>(k) }
-    }
-    multiversion! {
-        pub fn gru_bwd_f32(k: GruBwd<'_, f32>) { gru_bwd::<f32>(k) }
-    }
-    multiversion! {
-        pub fn rnn_fwd_f32(k: RnnFwd<'_, f32>) { rnn_fwd::<f32>(k) }
-    }
-    multiversion! {
-        pub fn rnn_bwd_f32(k: RnnBwd<'_, f32>) { rnn_bwd::<f32>(k) }
-    }
+
+    row_kernels!(fma_versions!());
 }
 
 /// The float types the kernels compute in, with their row kernels and GEMM.
 pub(crate) trait Real: Fl {
-    fn sigmoid(self) -> Self;
-    fn tanh(self) -> Self;
+    fn sigmoid<M: MulAdd>(self) -> Self;
+    fn tanh<M: MulAdd>(self) -> Self;
 
     /// `dst (m x n) = [dst +] a (m x k) @ b (k x n)`, all row-major with unit
     /// column stride and the given row strides.
@@ -376,24 +506,12 @@ pub(crate) trait Real: Fl {
         b_rs: usize,
     );
 
-    fn lstm_fwd(k: LstmFwd<'_, Self>) {
-        lstm_fwd(k)
+    /// The GEMM on weights packed in panels ([`StepW`]), where it serves.
+    fn panel_gemm() -> Option<PanelGemm<Self>> {
+        None
     }
-    fn lstm_bwd(k: LstmBwd<'_, Self>) {
-        lstm_bwd(k)
-    }
-    fn gru_fwd(k: GruFwd<'_, Self>) {
-        gru_fwd(k)
-    }
-    fn gru_bwd(k: GruBwd<'_, Self>) {
-        gru_bwd(k)
-    }
-    fn rnn_fwd(k: RnnFwd<'_, Self>) {
-        rnn_fwd(k)
-    }
-    fn rnn_bwd(k: RnnBwd<'_, Self>) {
-        rnn_bwd(k)
-    }
+
+    row_kernels!(kernel_methods!(generic;));
 }
 
 macro_rules! real_gemm {
@@ -448,44 +566,205 @@ macro_rules! real_gemm {
 
 impl Real for f32 {
     #[inline(always)]
-    fn sigmoid(self) -> f32 {
-        crate::cpu::simd::sigmoid_f32(self)
+    fn sigmoid<M: MulAdd>(self) -> f32 {
+        cell_math::sigmoid::<M>(self)
     }
     #[inline(always)]
-    fn tanh(self) -> f32 {
-        crate::cpu::simd::tanh_f32(self)
+    fn tanh<M: MulAdd>(self) -> f32 {
+        cell_math::tanh::<M>(self)
     }
     real_gemm!(f32);
-    fn lstm_fwd(k: LstmFwd<'_, f32>) {
-        simd_rows::lstm_fwd_f32(k)
+    fn panel_gemm() -> Option<PanelGemm<f32>> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(panels::gemm_avx512);
+        }
+        None
     }
-    fn lstm_bwd(k: LstmBwd<'_, f32>) {
-        simd_rows::lstm_bwd_f32(k)
-    }
-    fn gru_fwd(k: GruFwd<'_, f32>) {
-        simd_rows::gru_fwd_f32(k)
-    }
-    fn gru_bwd(k: GruBwd<'_, f32>) {
-        simd_rows::gru_bwd_f32(k)
-    }
-    fn rnn_fwd(k: RnnFwd<'_, f32>) {
-        simd_rows::rnn_fwd_f32(k)
-    }
-    fn rnn_bwd(k: RnnBwd<'_, f32>) {
-        simd_rows::rnn_bwd_f32(k)
-    }
+    row_kernels!(kernel_methods!(f32;));
 }
 
 impl Real for f64 {
     #[inline(always)]
-    fn sigmoid(self) -> f64 {
+    fn sigmoid<M: MulAdd>(self) -> f64 {
         1.0 / (1.0 + (-self).exp())
     }
     #[inline(always)]
-    fn tanh(self) -> f64 {
+    fn tanh<M: MulAdd>(self) -> f64 {
         f64::tanh(self)
     }
     real_gemm!(f64);
+}
+
+// ---------------------------------------------------------------- step GEMMs
+
+/// Columns per panel of a packed weight (the AVX-512 f32 microkernel's 64
+/// rows: it computes the transposed product, `dst^T = B^T a^T`).
+const PANEL: usize = 64;
+
+/// `dst (m x n) = [dst +] a (m x k) @ B`, `B` packed as `ceil(n / PANEL)`
+/// panels of `k` rows of `PANEL` values; the signature of [`Real::gemm`]
+/// (`B`'s row stride, `PANEL` within a panel, is implied).
+type PanelGemm<T> =
+    unsafe fn(usize, usize, usize, *mut T, usize, bool, *const T, usize, *const T, usize);
+
+#[cfg(target_arch = "x86_64")]
+mod panels {
+    use super::PANEL;
+
+    /// [`super::PanelGemm`] by the `gemm` crate's AVX-512 microkernels: per
+    /// panel, tiles of up to 6 rows of `a` (the microkernel's broadcast
+    /// side) against the panel's 64 columns.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the operands must be valid for their
+    /// shapes and strides, the panels zero padded to `PANEL` columns, and
+    /// `dst` must overlap neither input.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_avx512(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        dst_rs: usize,
+        accumulate: bool,
+        a: *const f32,
+        a_rs: usize,
+        panels: *const f32,
+        _panel_rs: usize,
+    ) {
+        use gemm_f32::microkernel::avx512f::f32 as uk;
+        for q in 0..n.div_ceil(PANEL) {
+            let lhs = panels.add(q * k * PANEL);
+            let cols = (n - q * PANEL).min(PANEL);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(6);
+                let f = match rows {
+                    1 => uk::x4x1,
+                    2 => uk::x4x2,
+                    3 => uk::x4x3,
+                    4 => uk::x4x4,
+                    5 => uk::x4x5,
+                    _ => uk::x4x6,
+                };
+                // dst^T's (cols x rows) tile: the panel is B^T's column-major
+                // pack (PANEL apart per k), a^T's columns are rows of a;
+                // dst^T's columns are dst's rows (dst_rs apart). With
+                // `accumulate` the tile is added (alpha 1), else written.
+                f(
+                    cols,
+                    rows,
+                    k,
+                    dst.add(r * dst_rs + q * PANEL),
+                    lhs,
+                    a.add(r * a_rs),
+                    dst_rs as isize,
+                    1,
+                    PANEL as isize,
+                    1,
+                    a_rs as isize,
+                    if accumulate { 1.0 } else { 0.0 },
+                    1.0,
+                    accumulate as u8,
+                    false,
+                    false,
+                    false,
+                    lhs,
+                );
+                r += rows;
+            }
+        }
+    }
+}
+
+/// The weight operand `B` (`k x n`, row-major, row stride `ld`) of the
+/// GEMMs a recurrence runs every step on fixed column ranges. Where the
+/// panel kernel serves, each range is packed once per call (the per-step
+/// GEMMs then read it as is; a general GEMM would repack `B` every step).
+#[derive(Clone, Copy)]
+struct StepW<T> {
+    b: Ptr<T>,
+    ld: usize,
+    k: usize,
+    /// The packed ranges (`stride` elements apart) and the kernel.
+    packed: Option<(Ptr<T>, usize, PanelGemm<T>)>,
+}
+
+impl<T: Real> StepW<T> {
+    /// `b` (contiguous `(k, ld)`) for GEMMs on the column `ranges`, and the
+    /// packed copy it reads (keep it alive while the `StepW` is used).
+    fn new(b: &Tensor, ranges: &[(usize, usize)]) -> Result<(StepW<T>, Option<Tensor>)> {
+        let (k, ld) = (b.shape()[0], b.shape()[1]);
+        let mut w = StepW {
+            b: Ptr::of(b),
+            ld,
+            k,
+            packed: None,
+        };
+        let Some(f) = T::panel_gemm() else {
+            return Ok((w, None));
+        };
+        let width = ranges
+            .iter()
+            .map(|&(c0, c1)| (c1 - c0).div_ceil(PANEL))
+            .max()
+            .unwrap_or(0)
+            * PANEL;
+        let stride = width * k;
+        let buf = Tensor::zeros(&[ranges.len() * stride], b.dtype())?;
+        let dst = Ptr::<T>::of(&buf);
+        for (i, &(c0, c1)) in ranges.iter().enumerate() {
+            for q in 0..(c1 - c0).div_ceil(PANEL) {
+                let (q0, wq) = (c0 + q * PANEL, (c1 - c0 - q * PANEL).min(PANEL));
+                for kk in 0..k {
+                    // SAFETY: row kk < k of `b`, columns q0..q0 + wq <= c1 <= ld;
+                    // the panel row lies inside range i's `stride` elements.
+                    unsafe {
+                        dst.row_mut(i * stride + (q * k + kk) * PANEL, wq)
+                            .copy_from_slice(w.b.row(kk * ld + q0, wq));
+                    }
+                }
+            }
+        }
+        w.packed = Some((dst, stride, f));
+        Ok((w, Some(buf)))
+    }
+
+    /// `dst (m x (c1 - c0)) = [dst +] a (m x k) @ B[:, c0..c1]`, the
+    /// `range`-th of the ranges `new` was given.
+    ///
+    /// # Safety
+    /// As [`Real::gemm`]; the packed copy must be alive.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        self,
+        range: usize,
+        (c0, c1): (usize, usize),
+        m: usize,
+        dst: *mut T,
+        dst_rs: usize,
+        accumulate: bool,
+        a: *const T,
+        a_rs: usize,
+    ) {
+        let (f, b, b_rs) = match self.packed {
+            Some((p, stride, f)) if self.k > 0 && m > 0 => (f, p.at(range * stride), PANEL),
+            _ => (T::gemm as PanelGemm<T>, self.b.at(c0), self.ld),
+        };
+        f(
+            m,
+            c1 - c0,
+            self.k,
+            dst,
+            dst_rs,
+            accumulate,
+            a,
+            a_rs,
+            b,
+            b_rs,
+        )
+    }
 }
 
 // ---------------------------------------------------------------- threads
@@ -521,6 +800,26 @@ impl<T> Ptr<T> {
     /// thread while the slice lives.
     unsafe fn row_mut<'a>(self, i: usize, n: usize) -> &'a mut [T] {
         std::slice::from_raw_parts_mut(self.0.add(i), n)
+    }
+    /// `N` rows of `n` elements, the first at `i`, `step` apart (a row's
+    /// gate blocks).
+    ///
+    /// # Safety
+    /// As [`Ptr::row`], for each.
+    unsafe fn blocks<'a, const N: usize>(self, i: usize, step: usize, n: usize) -> [&'a [T]; N] {
+        let p = self.0;
+        std::array::from_fn(|k| std::slice::from_raw_parts(p.add(i + k * step), n))
+    }
+    /// # Safety
+    /// As [`Ptr::row_mut`], for each; the rows must not overlap.
+    unsafe fn blocks_mut<'a, const N: usize>(
+        self,
+        i: usize,
+        step: usize,
+        n: usize,
+    ) -> [&'a mut [T]; N] {
+        let p = self.0;
+        std::array::from_fn(|k| std::slice::from_raw_parts_mut(p.add(i + k * step), n))
     }
 }
 
@@ -631,27 +930,107 @@ fn split(n: usize, parts: usize, align: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Threads and chunks per phase for a recurrence whose step costs `macs`
-/// multiply-adds over `h` units: a chunk must be worth a synchronisation
-/// (about 2^16 multiply-adds) and keep the GEMMs at least 32 units wide.
-fn team_size(macs: usize, h: usize) -> (usize, usize) {
+/// How a layer's steps go over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Team {
+    /// Each of `n` threads runs every step on its own share of the batch
+    /// rows (rows are independent: no synchronisation per step).
+    Rows(usize),
+    /// `(threads, chunks)`: each step's phases split into chunks of units
+    /// (or columns), see [`Sched`].
+    Units(usize, usize),
+}
+
+/// The split for a recurrence whose step costs `macs` multiply-adds over
+/// `h` units and a batch of `b`: a piece must be worth a thread (about
+/// 2^16 multiply-adds a step); by batch rows when every share keeps at
+/// least 8 rows (GEMMs of a useful height), else by chunks of units at
+/// least 32 wide.
+fn team_size(macs: usize, h: usize, b: usize) -> Team {
     const MIN_CHUNK_MACS: usize = 1 << 16;
-    let chunks = (macs / MIN_CHUNK_MACS).min(h / 32).max(1);
+    let pieces = (macs / MIN_CHUNK_MACS).max(1);
+    let shares = num_threads().min(pieces).min(b / 8);
+    if shares >= 2 {
+        return Team::Rows(shares);
+    }
+    let chunks = pieces.min(h / 32).max(1);
     let threads = num_threads().min(chunks);
     if threads <= 1 {
-        return (1, 1);
+        return Team::Units(1, 1);
     }
-    (threads, chunks.min(2 * threads))
+    Team::Units(threads, chunks.min(2 * threads))
+}
+
+impl Team {
+    /// Chunks per phase.
+    fn chunks(self) -> usize {
+        match self {
+            Team::Rows(_) => 1,
+            Team::Units(_, c) => c,
+        }
+    }
+
+    /// Runs `f(step, phase, chunk)` for the steps `order(0), order(1), ..`
+    /// of `steps`, each step's `per_step` phases in order.
+    fn run(
+        self,
+        steps: &[Step],
+        order: impl Fn(usize) -> usize + Sync,
+        per_step: usize,
+        b: usize,
+        f: impl Fn(&Step, usize, usize) + Sync,
+    ) {
+        let ns = steps.len();
+        match self {
+            Team::Rows(n) => {
+                let share = |(r0, r1): (usize, usize)| {
+                    for i in 0..ns {
+                        let st = steps[order(i)].rows(r0, r1);
+                        for sub in 0..per_step {
+                            f(&st, sub, 0);
+                        }
+                    }
+                };
+                let shares = split(b, n, 1);
+                std::thread::scope(|s| {
+                    let share = &share;
+                    for &rows in &shares[1..] {
+                        s.spawn(move || share(rows));
+                    }
+                    share(shares[0]);
+                });
+            }
+            Team::Units(nt, chunks) => run_phases(nt, ns * per_step, chunks, |ph, c| {
+                f(&steps[order(ph / per_step)], ph % per_step, c)
+            }),
+        }
+    }
 }
 
 /// One timestep in processing order: its first row, its batch, and the
-/// next processed step's first row and batch (0 for the last).
+/// next processed step's first row and batch (0 for the last); `sb` is
+/// the state row of its first row (0 but for a share of the rows).
 #[derive(Clone, Copy, Debug)]
 struct Step {
     off: usize,
     bs: usize,
     next_off: usize,
     next_bs: usize,
+    sb: usize,
+}
+
+impl Step {
+    /// This step on the state rows `[r0, r1)` only (none may be left).
+    fn rows(&self, r0: usize, r1: usize) -> Step {
+        let clip = |bs: usize| bs.min(r1).saturating_sub(r0);
+        Step {
+            off: self.off + r0,
+            bs: clip(self.bs),
+            next_off: self.next_off + r0,
+            next_bs: clip(self.next_bs),
+            sb: self.sb + r0,
+        }
+    }
 }
 
 fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
@@ -672,6 +1051,7 @@ fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
                 bs: offs[i].1,
                 next_off,
                 next_bs,
+                sb: 0,
             }
         })
         .collect()
@@ -690,14 +1070,24 @@ struct Geo {
     proj: bool,
 }
 
+/// Which piece of a step a chunk call runs: the step's phase, the chunk's
+/// index and its range of units or columns.
+#[derive(Clone, Copy)]
+struct Piece {
+    phase: usize,
+    chunk: usize,
+    range: (usize, usize),
+}
+
 /// The forward's buffers (element pointers) and what each holds.
 #[derive(Clone, Copy)]
 struct Fwd<T> {
     /// `(N, gh)` input projections.
     xp: Ptr<T>,
     /// `(p, gh)`: `W_hh^T`, its columns grouped by chunk (each chunk's
-    /// gate blocks side by side; the standard order with one chunk).
-    wt: Ptr<T>,
+    /// gate blocks side by side; the standard order with one chunk), for
+    /// GEMMs on each chunk's columns.
+    wt: StepW<T>,
     /// `(gh)`: the bias added to the input projections (`b_ih + b_hh`;
     /// GRU `b_ih`), and GRU's `b_hh` (zeros when absent).
     xb: Ptr<T>,
@@ -731,16 +1121,15 @@ struct Fwd<T> {
 /// The buffers must be as `Fwd` describes, `hprev` filled with the initial
 /// state rows no earlier step writes (see `rnn_layer`); the phases of all
 /// steps must run in order, with the chunks of one phase on disjoint ranges.
-unsafe fn forward_chunk<T: Real>(
-    g: Geo,
-    st: &Step,
-    f: Fwd<T>,
-    phase: usize,
-    range: (usize, usize),
-) {
+unsafe fn forward_chunk<T: Real>(g: Geo, st: &Step, f: Fwd<T>, at: Piece) {
+    let Piece {
+        phase,
+        chunk,
+        range,
+    } = at;
     let Geo { h, p, gh, gs, .. } = g;
     let relu = g.mode == Mode::RnnRelu;
-    let grow = if f.train { st.off } else { 0 };
+    let grow = if f.train { st.off } else { st.sb };
     if phase == 0 {
         let (j0, u) = (range.0, range.1 - range.0);
         if u == 0 {
@@ -755,52 +1144,53 @@ unsafe fn forward_chunk<T: Real>(
         let (buf, r0, c0) = if direct {
             (f.gates, st.off, 0)
         } else {
-            (f.scratch, 0, ns * j0)
+            (f.scratch, st.sb, ns * j0)
         };
+        // The cell reads this step's input projections of these units after
+        // the GEMM: ask for them now (they were written long before, by the
+        // projection of all steps, and are no longer cached).
+        #[cfg(target_arch = "x86_64")]
+        for b in 0..st.bs {
+            for k in 0..ng {
+                let row = f.xp.at((st.off + b) * gh + k * h + j0) as *const i8;
+                for line in (0..u * std::mem::size_of::<T>()).step_by(64) {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        row.wrapping_add(line),
+                    );
+                }
+            }
+        }
         // One GEMM for all gate blocks of these units (`wt`'s columns are
         // grouped the same way): reads all of hprev (written by an earlier
         // phase), writes this chunk's block.
-        T::gemm(
+        f.wt.gemm(
+            chunk,
+            (ng * j0, ng * (j0 + u)),
             st.bs,
-            ng * u,
-            p,
             buf.at(r0 * gs + c0),
             gs,
             false,
             f.hprev.at(st.off * p),
             p,
-            f.wt.at(ng * j0),
-            gh,
         );
         for b in 0..st.bs {
             let row = st.off + b;
             let gr = (r0 + b) * gs + c0;
-            let blk = |k: usize| buf.row_mut(gr + k * u, u);
             let xr = row * gh;
             // The step's new h for these units (or r, with a projection).
             let hdst: *mut T = match g.mode {
                 Mode::Lstm => {
-                    let rrow = if f.train { row } else { b };
+                    let rrow = if f.train { row } else { st.sb + b };
                     let dst = if g.proj {
                         f.r.at(rrow * h + j0)
                     } else {
                         f.out.at(row * p + j0)
                     };
                     T::lstm_fwd(LstmFwd {
-                        gates: [blk(0), blk(1), blk(2), blk(3)],
-                        x: [
-                            f.xp.row(xr + j0, u),
-                            f.xp.row(xr + h + j0, u),
-                            f.xp.row(xr + 2 * h + j0, u),
-                            f.xp.row(xr + 3 * h + j0, u),
-                        ],
-                        b: [
-                            f.xb.row(j0, u),
-                            f.xb.row(h + j0, u),
-                            f.xb.row(2 * h + j0, u),
-                            f.xb.row(3 * h + j0, u),
-                        ],
-                        c: f.cn.row_mut(b * h + j0, u),
+                        gates: buf.blocks_mut(gr, u, u),
+                        x: f.xp.blocks(xr + j0, h, u),
+                        b: f.xb.blocks(j0, h, u),
+                        c: f.cn.row_mut((st.sb + b) * h + j0, u),
                         c_save: f.cprev.map(|c| c.row_mut(row * h + j0, u)),
                         r: std::slice::from_raw_parts_mut(dst, u),
                     });
@@ -809,24 +1199,12 @@ unsafe fn forward_chunk<T: Real>(
                 Mode::Gru => {
                     let dst = f.out.at(row * p + j0);
                     T::gru_fwd(GruFwd {
-                        gates: [blk(0), blk(1), blk(2)],
-                        x: [
-                            f.xp.row(xr + j0, u),
-                            f.xp.row(xr + h + j0, u),
-                            f.xp.row(xr + 2 * h + j0, u),
-                        ],
-                        xb: [
-                            f.xb.row(j0, u),
-                            f.xb.row(h + j0, u),
-                            f.xb.row(2 * h + j0, u),
-                        ],
-                        bias: [
-                            f.bhh.row(j0, u),
-                            f.bhh.row(h + j0, u),
-                            f.bhh.row(2 * h + j0, u),
-                        ],
+                        gates: buf.blocks_mut(gr, u, u),
+                        x: f.xp.blocks(xr + j0, h, u),
+                        xb: f.xb.blocks(j0, h, u),
+                        bias: f.bhh.blocks(j0, h, u),
                         hp: f.hprev.row(row * p + j0, u),
-                        n: blk(3),
+                        n: buf.row_mut(gr + 3 * u, u),
                         h: std::slice::from_raw_parts_mut(dst, u),
                     });
                     dst
@@ -834,7 +1212,7 @@ unsafe fn forward_chunk<T: Real>(
                 Mode::RnnTanh | Mode::RnnRelu => {
                     let dst = f.out.at(row * p + j0);
                     T::rnn_fwd(RnnFwd {
-                        pre: blk(0),
+                        pre: buf.row(gr, u),
                         x: f.xp.row(xr + j0, u),
                         b: f.xb.row(j0, u),
                         h: std::slice::from_raw_parts_mut(dst, u),
@@ -853,7 +1231,7 @@ unsafe fn forward_chunk<T: Real>(
             }
             if !g.proj {
                 let hv = std::slice::from_raw_parts(hdst, u);
-                f.hn.row_mut(b * p + j0, u).copy_from_slice(hv);
+                f.hn.row_mut((st.sb + b) * p + j0, u).copy_from_slice(hv);
                 if b < st.next_bs {
                     f.hprev
                         .row_mut((st.next_off + b) * p + j0, u)
@@ -881,7 +1259,7 @@ unsafe fn forward_chunk<T: Real>(
         );
         for b in 0..st.bs {
             let hv = f.out.row((st.off + b) * p + k0, w);
-            f.hn.row_mut(b * p + k0, w).copy_from_slice(hv);
+            f.hn.row_mut((st.sb + b) * p + k0, w).copy_from_slice(hv);
             if b < st.next_bs {
                 f.hprev
                     .row_mut((st.next_off + b) * p + k0, w)
@@ -900,8 +1278,8 @@ struct Bwd<T> {
     hprev: Ptr<T>,
     /// `(N, p)` outputs (the Elman cell's derivative reads them).
     out: Ptr<T>,
-    /// `(gh, p)` `W_hh`; `(p, h)` `W_hr`.
-    w: Ptr<T>,
+    /// `(gh, p)` `W_hh` (for GEMMs on each chunk's columns); `(p, h)` `W_hr`.
+    w: StepW<T>,
     wr: Ptr<T>,
     /// `(N, p)` output gradient.
     dout: Option<Ptr<T>>,
@@ -927,16 +1305,10 @@ struct Bwd<T> {
 ///
 /// # Safety
 /// As `forward_chunk`, for the buffers of `Bwd` (the forward's saved ones).
-unsafe fn backward_chunk<T: Real>(
-    g: Geo,
-    st: &Step,
-    d: Bwd<T>,
-    phase: usize,
-    range: (usize, usize),
-) {
+unsafe fn backward_chunk<T: Real>(g: Geo, st: &Step, d: Bwd<T>, at: Piece) {
     let Geo { h, p, gh, gs, .. } = g;
     let relu = g.mode == Mode::RnnRelu;
-    let phase = if g.proj { phase } else { phase + 1 };
+    let (phase, chunk, range) = (at.phase + usize::from(!g.proj), at.chunk, at.range);
     let (r0, len) = (range.0, range.1 - range.0);
     if len == 0 {
         return;
@@ -946,7 +1318,7 @@ unsafe fn backward_chunk<T: Real>(
             for b in 0..st.bs {
                 let row = st.off + b;
                 let dst = d.dhall.row_mut(row * p + r0, len);
-                let dh = d.dh.row(b * p + r0, len);
+                let dh = d.dh.row((st.sb + b) * p + r0, len);
                 match d.dout {
                     Some(o) => {
                         let o = o.row(row * p + r0, len);
@@ -965,7 +1337,7 @@ unsafe fn backward_chunk<T: Real>(
                     st.bs,
                     u,
                     p,
-                    d.dr.at(j0),
+                    d.dr.at(st.sb * h + j0),
                     h,
                     false,
                     d.dhall.at(st.off * p),
@@ -984,47 +1356,24 @@ unsafe fn backward_chunk<T: Real>(
                 let dout_row = dout.map(|o| o.row(row * p + j0, u));
                 match g.mode {
                     Mode::Lstm => T::lstm_bwd(LstmBwd {
-                        gates: [
-                            d.gates.row(gr + j0, u),
-                            d.gates.row(gr + h + j0, u),
-                            d.gates.row(gr + 2 * h + j0, u),
-                            d.gates.row(gr + 3 * h + j0, u),
-                        ],
+                        gates: d.gates.blocks(gr + j0, h, u),
                         cp: d.cprev.row(row * h + j0, u),
-                        dr: dr_src.row(b * dr_rs + j0, u),
+                        dr: dr_src.row((st.sb + b) * dr_rs + j0, u),
                         dout: dout_row,
-                        dc: d.dc.row_mut(b * h + j0, u),
-                        dg: [
-                            d.dpre.row_mut(pr + j0, u),
-                            d.dpre.row_mut(pr + h + j0, u),
-                            d.dpre.row_mut(pr + 2 * h + j0, u),
-                            d.dpre.row_mut(pr + 3 * h + j0, u),
-                        ],
+                        dc: d.dc.row_mut((st.sb + b) * h + j0, u),
+                        dg: d.dpre.blocks_mut(pr + j0, h, u),
                     }),
                     Mode::Gru => T::gru_bwd(GruBwd {
-                        gates: [
-                            d.gates.row(gr + j0, u),
-                            d.gates.row(gr + h + j0, u),
-                            d.gates.row(gr + 2 * h + j0, u),
-                            d.gates.row(gr + 3 * h + j0, u),
-                        ],
+                        gates: d.gates.blocks(gr + j0, h, u),
                         hp: d.hprev.row(row * p + j0, u),
-                        dh: d.dh.row_mut(b * p + j0, u),
+                        dh: d.dh.row_mut((st.sb + b) * p + j0, u),
                         dout: dout_row,
-                        dpre: [
-                            d.dpre.row_mut(pr + j0, u),
-                            d.dpre.row_mut(pr + h + j0, u),
-                            d.dpre.row_mut(pr + 2 * h + j0, u),
-                        ],
-                        dx: [
-                            d.dx.row_mut(pr + j0, u),
-                            d.dx.row_mut(pr + h + j0, u),
-                            d.dx.row_mut(pr + 2 * h + j0, u),
-                        ],
+                        dpre: d.dpre.blocks_mut(pr + j0, h, u),
+                        dx: d.dx.blocks_mut(pr + j0, h, u),
                     }),
                     Mode::RnnTanh | Mode::RnnRelu => T::rnn_bwd(RnnBwd {
                         h: d.out.row(row * p + j0, u),
-                        dh: d.dh.row(b * p + j0, u),
+                        dh: d.dh.row((st.sb + b) * p + j0, u),
                         dout: dout_row,
                         dp: d.dpre.row_mut(pr + j0, u),
                         relu,
@@ -1035,17 +1384,15 @@ unsafe fn backward_chunk<T: Real>(
         _ => {
             // Every unit's dpre is done (an earlier phase). GRU adds to the
             // direct part dh' * z its cell gradient left in dh.
-            T::gemm(
+            d.w.gemm(
+                chunk,
+                (r0, r0 + len),
                 st.bs,
-                len,
-                gh,
-                d.dh.at(r0),
+                d.dh.at(st.sb * p + r0),
                 p,
                 g.mode == Mode::Gru,
                 d.dpre.at(st.off * gh),
                 gh,
-                d.w.at(r0),
-                p,
             );
         }
     }
@@ -1186,7 +1533,8 @@ pub fn rnn_layer(
     // Inputs in the compute dtype, contiguous; W_hh^T and W_hr^T laid out
     // so the per-step GEMMs read them without packing.
     let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
-    let (nt, chunks) = team_size(macs, h);
+    let team = team_size(macs, h, b);
+    let chunks = team.chunks();
     let units = split(h, chunks, 16);
     let xs = prep(xp, dt)?;
     let wt = {
@@ -1262,9 +1610,14 @@ pub fn rnn_layer(
             }
             done = done.max(st.bs);
         }
+        let col_ranges: Vec<_> = units
+            .iter()
+            .map(|&(j0, j1)| (mode.gates() * j0, mode.gates() * j1))
+            .collect();
+        let (wstep, _packed) = StepW::<T>::new(&wt, &col_ranges)?;
         let f = Fwd::<T> {
             xp: Ptr::of(&xs),
-            wt: Ptr::of(&wt),
+            wt: wstep,
             xb: Ptr::of(&xb),
             bhh: Ptr::of(&bhh),
             wrt: Ptr::of(&wrt),
@@ -1280,12 +1633,12 @@ pub fn rnn_layer(
         };
         let cols = split(p, chunks, 16);
         let per_step = if geo.proj { 2 } else { 1 };
-        run_phases(nt, steps.len() * per_step, chunks, |ph, c| {
-            let (st, sub) = (&steps[ph / per_step], ph % per_step);
+        team.run(&steps, |i| i, per_step, b, |st, sub, c| {
             let range = if sub == 0 { units[c] } else { cols[c] };
             // SAFETY: the buffers were made above with the shapes `Fwd`
-            // documents; phases run in order, chunks on disjoint ranges.
-            unsafe { forward_chunk::<T>(geo, st, f, sub, range) }
+            // documents; phases run in order, chunks (and shares of the
+            // rows) on disjoint ranges.
+            unsafe { forward_chunk::<T>(geo, st, f, Piece { phase: sub, chunk: c, range }) }
         });
     });
 
@@ -1432,13 +1785,19 @@ fn layer_backward(
     } else {
         Tensor::zeros(&[0], dt)?
     };
+    let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
+    let team = team_size(macs, h, b);
+    let chunks = team.chunks();
+    let units = split(h, chunks, 16);
+    let cols = split(p, chunks, 16);
     fdispatch!(dt, T => {
+        let (wstep, _packed) = StepW::<T>::new(&sv.w, &cols)?;
         let d = Bwd::<T> {
             gates: Ptr::of(&sv.gates),
             cprev: Ptr::of(&sv.cprev),
             hprev: Ptr::of(&sv.hprev),
             out: Ptr::of(&sv.out),
-            w: Ptr::of(&sv.w),
+            w: wstep,
             wr: Ptr::of(&sv.wr),
             dout: dout.as_ref().map(Ptr::of),
             dh: Ptr::of(&dh),
@@ -1448,21 +1807,16 @@ fn layer_backward(
             dhall: Ptr::of(&dhall),
             dr: Ptr::of(&dr),
         };
-        let macs = b * (gh * p + if geo.proj { h * p } else { 0 });
-        let (nt, chunks) = team_size(macs, h);
-        let units = split(h, chunks, 16);
-        let cols = split(p, chunks, 16);
         // Per step: [dh at h (projection),] the cell's gradient, dh = dpre W_hh.
         let per_step = if geo.proj { 3 } else { 2 };
         let ns = steps.len();
-        run_phases(nt, ns * per_step, chunks, |ph, c| {
-            let (st, sub) = (&steps[ns - 1 - ph / per_step], ph % per_step);
+        team.run(steps, |i| ns - 1 - i, per_step, b, |st, sub, c| {
             let is_units = sub + 3 - per_step == 1;
             let range = if is_units { units[c] } else { cols[c] };
             // SAFETY: the buffers have the shapes `Bwd` documents (saved by
-            // the forward or made above); phases run in order, chunks on
-            // disjoint ranges.
-            unsafe { backward_chunk::<T>(geo, st, d, sub, range) }
+            // the forward or made above); phases run in order, chunks (and
+            // shares of the rows) on disjoint ranges.
+            unsafe { backward_chunk::<T>(geo, st, d, Piece { phase: sub, chunk: c, range }) }
         });
     });
     // Weight gradients: one GEMM over all steps each.
@@ -1557,11 +1911,19 @@ fn check_cell(
     Ok((b, h))
 }
 
-/// Runs `f(row)` for the `rows` batch rows of a cell, over threads when large.
-fn cell_rows(rows: usize, h: usize, f: impl Fn(usize) + Sync) {
+/// Runs `f(row, ptrs)` for the `rows` batch rows of a cell, over threads
+/// when large; `ptrs` are the element pointers of `bufs` (contiguous, of
+/// the compute dtype `T`).
+fn cell_rows<T: Real, const N: usize>(
+    rows: usize,
+    h: usize,
+    bufs: [&Tensor; N],
+    f: impl Fn(usize, [Ptr<T>; N]) + Sync,
+) {
+    let ptrs = bufs.map(Ptr::of);
     for_ranges(rows, h * 40, 1, |a, e| {
         for row in a..e {
-            f(row);
+            f(row, ptrs);
         }
     });
 }
@@ -1589,34 +1951,6 @@ fn bias_grad(dg: &Tensor) -> Result<Tensor> {
     reduce::sum(dg, Some(&[0]), false, None)
 }
 
-/// Saves a cell's gate inputs and biases (those present) for a
-/// differentiable backward under create_graph; [`cell_pre`] reads them back.
-fn save_cell_inputs(
-    rec: &mut Recorder,
-    inputs: [Option<&Tensor>; 4],
-) -> Result<[Option<usize>; 4]> {
-    let mut idx = [None; 4];
-    for (slot, t) in idx.iter_mut().zip(inputs) {
-        if let Some(t) = t {
-            *slot = Some(rec.save(t)?);
-        }
-    }
-    Ok(idx)
-}
-
-/// The gate pre-activations of a cell from its saved inputs, with
-/// differentiable ops: `input + hidden` for LSTM, and for GRU the
-/// input-side and hidden-side sums apart.
-fn cell_pre(ctx: &autograd::Ctx<'_>, idx: &[Option<usize>; 4]) -> Result<[Option<Tensor>; 4]> {
-    let mut out: [Option<Tensor>; 4] = Default::default();
-    for (o, i) in out.iter_mut().zip(idx) {
-        if let Some(i) = i {
-            *o = Some(ctx.saved(*i)?);
-        }
-    }
-    Ok(out)
-}
-
 /// `a + b` where `b` may be absent.
 fn add_opt(a: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     match b {
@@ -1635,6 +1969,150 @@ fn grad_or_zeros(g: Option<&Tensor>, like: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// An output gradient of a cell as a fresh contiguous `(b, h)` buffer of
+/// the compute dtype (the kernels update it in place), zeros when absent.
+fn grad_rows(g: Option<&Tensor>, b: usize, h: usize, dt: DType) -> Result<Tensor> {
+    match g {
+        Some(g) => copy::contiguous(&copy::to_dtype(g, dt, true)?),
+        None => Tensor::zeros(&[b, h], dt),
+    }
+}
+
+/// A cell's gradients: at its input-side gates, at its hidden-side gates
+/// (`None`: the same tensor, as for LSTM) and at its state.
+type CellGrads = (Tensor, Option<Tensor>, Tensor);
+
+/// A cell's backward by its fused kernel (see [`CellKind::kernel`]).
+type CellKernel = fn(&Tensor, &Tensor, &[Option<Tensor>], usize, usize, DType) -> Result<CellGrads>;
+
+/// A cell's backward by differentiable ops (see [`CellKind::ops`]).
+type CellOps = fn(&Tensor, &Tensor, &Tensor, &[Option<Tensor>], usize) -> Result<CellGrads>;
+
+/// What tells the fused cells (`nn.LSTMCell`, `nn.GRUCell`) apart; the
+/// rest (checks, recording, the backward's two ways and the bias
+/// gradients) is shared.
+struct CellKind {
+    /// The op's name in messages and its node's.
+    name: &'static str,
+    node: &'static str,
+    gates: usize,
+    /// The gradients by the fused kernel from the saved workspace, the
+    /// state before the step (compute dtype), the output gradients, `b`,
+    /// `h` and the compute dtype.
+    kernel: CellKernel,
+    /// The gradients with differentiable ops (for double backward) from the
+    /// input-side and hidden-side pre-activations (biases included), the
+    /// state and the output gradients, `h`.
+    ops: CellOps,
+}
+
+static LSTM_CELL: CellKind = CellKind {
+    name: "lstm_cell",
+    node: "ThnnFusedLstmCellBackward0",
+    gates: 4,
+    kernel: lstm_cell_backward_kernel,
+    ops: lstm_cell_backward_ops,
+};
+
+static GRU_CELL: CellKind = CellKind {
+    name: "gru_cell",
+    node: "ThnnFusedGruCellBackward0",
+    gates: 3,
+    kernel: gru_cell_backward_kernel,
+    ops: gru_cell_backward_ops,
+};
+
+/// The inputs of a cell op: `input_gates`, `hidden_gates`, the state and
+/// the biases.
+type CellInputs<'a> = (
+    &'a Tensor,
+    &'a Tensor,
+    &'a Tensor,
+    Option<&'a Tensor>,
+    Option<&'a Tensor>,
+);
+
+/// A cell op's checks: `(b, h, dtype, compute dtype)` and its recorder.
+fn cell_begin(
+    kind: &CellKind,
+    (gi, gh, state, bi, bh): CellInputs<'_>,
+) -> Result<(usize, usize, DType, DType, Option<Recorder>)> {
+    let (b, h) = check_cell(kind.name, gi, gh, state, bi, bh, kind.gates)?;
+    let dt = compute_dtype(kind.name, state)?;
+    let rec = Recorder::new_opt(kind.node, &[Some(gi), Some(gh), Some(state), bi, bh]);
+    Ok((b, h, state.dtype(), dt, rec))
+}
+
+/// Records a cell op's backward: the fused kernel on the saved workspace
+/// `ws` (the activated gates), or under create_graph the differentiable
+/// ops on the saved inputs; the biases' gradients are the gate gradients'
+/// batch sums.
+fn cell_record(
+    kind: &'static CellKind,
+    mut rec: Recorder,
+    outputs: &[&Tensor],
+    ws: &Tensor,
+    (gi, gh, state, bi, bh): CellInputs<'_>,
+    (b, h, dtype, dt): (usize, usize, DType, DType),
+) -> Result<()> {
+    let i_ws = rec.save(ws)?;
+    let mut idx = [None; 5];
+    for (slot, t) in idx
+        .iter_mut()
+        .zip([Some(gi), Some(gh), Some(state), bi, bh])
+    {
+        if let Some(t) = t {
+            *slot = Some(rec.save(t)?);
+        }
+    }
+    rec.finish(outputs, move |ctx, grads| {
+        if grads.iter().all(Option::is_none) {
+            return Ok(vec![None; 5]);
+        }
+        let saved = |i: usize| idx[i].map(|i| ctx.saved(i)).transpose();
+        let (Some(gi), Some(gh), Some(state)) = (saved(0)?, saved(1)?, saved(2)?) else {
+            return Err(Error::Runtime(format!(
+                "{}: missing saved inputs",
+                kind.name
+            )));
+        };
+        let (dgi, dgh, dstate) = if autograd::is_grad_enabled() {
+            let xs = add_opt(&gi, saved(3)?.as_ref())?;
+            let hs = add_opt(&gh, saved(4)?.as_ref())?;
+            (kind.ops)(&xs, &hs, &state, &grads, h)?
+        } else {
+            let (dgi, dgh, dstate) =
+                (kind.kernel)(&ctx.saved(i_ws)?, &prep(&state, dt)?, &grads, b, h, dt)?;
+            let cast = |t: &Tensor| copy::to_dtype(t, dtype, false);
+            (
+                cast(&dgi)?,
+                dgh.map(|t| cast(&t)).transpose()?,
+                cast(&dstate)?,
+            )
+        };
+        let dbi = if ctx.needs(3) {
+            Some(bias_grad(&dgi)?)
+        } else {
+            None
+        };
+        let dbh = match (&dgh, &dbi) {
+            _ if !ctx.needs(4) => None,
+            (None, Some(d)) => Some(d.clone()),
+            (None, None) => Some(bias_grad(&dgi)?),
+            (Some(g), _) => Some(bias_grad(g)?),
+        };
+        let dgh = dgh.unwrap_or_else(|| dgi.clone());
+        Ok(vec![
+            ctx.needs(0).then_some(dgi),
+            ctx.needs(1).then_some(dgh),
+            ctx.needs(2).then_some(dstate),
+            dbi,
+            dbh,
+        ])
+    });
+    Ok(())
+}
+
 /// `nn.LSTMCell`'s pointwise step (PyTorch's `_thnn_fused_lstm_cell`):
 /// gates `input_gates + hidden_gates (+ biases)`, `(B, 4H)` in `i, f, g, o`
 /// order; returns `(h', c')`.
@@ -1645,27 +2123,8 @@ pub fn lstm_cell(
     input_bias: Option<&Tensor>,
     hidden_bias: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
-    let (b, h) = check_cell(
-        "lstm_cell",
-        input_gates,
-        hidden_gates,
-        cx,
-        input_bias,
-        hidden_bias,
-        4,
-    )?;
-    let dtype = cx.dtype();
-    let dt = compute_dtype("lstm_cell", cx)?;
-    let rec = Recorder::new_opt(
-        "ThnnFusedLstmCellBackward0",
-        &[
-            Some(input_gates),
-            Some(hidden_gates),
-            Some(cx),
-            input_bias,
-            hidden_bias,
-        ],
-    );
+    let inputs = (input_gates, hidden_gates, cx, input_bias, hidden_bias);
+    let (b, h, dtype, dt, rec) = cell_begin(&LSTM_CELL, inputs)?;
     // The activated gates (kept for the backward) start as a copy of the
     // hidden projections.
     let gates = copy::contiguous(&copy::to_dtype(hidden_gates, dt, true)?)?;
@@ -1674,22 +2133,16 @@ pub fn lstm_cell(
     let c = copy::contiguous(&copy::to_dtype(cx, dt, true)?)?;
     let hy = Tensor::empty(&[b, h], dt)?;
     fdispatch!(dt, T => {
-        let (g, x, bp, cy, hh) = (
-            Ptr::<T>::of(&gates),
-            Ptr::<T>::of(&xs),
-            Ptr::<T>::of(&bias),
-            Ptr::<T>::of(&c),
-            Ptr::<T>::of(&hy),
-        );
-        cell_rows(b, h, |row| {
+        let bufs = [&gates, &xs, &bias, &c, &hy];
+        cell_rows::<T, 5>(b, h, bufs, |row, [g, x, bp, cy, hh]| {
             let gr = row * 4 * h;
             // SAFETY: row < b of the contiguous (b, 4h) gates and inputs
             // and (b, h) states; each row is visited by one thread.
             unsafe {
                 T::lstm_fwd(LstmFwd {
-                    gates: [g.row_mut(gr, h), g.row_mut(gr + h, h), g.row_mut(gr + 2 * h, h), g.row_mut(gr + 3 * h, h)],
-                    x: [x.row(gr, h), x.row(gr + h, h), x.row(gr + 2 * h, h), x.row(gr + 3 * h, h)],
-                    b: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h), bp.row(3 * h, h)],
+                    gates: g.blocks_mut(gr, h, h),
+                    x: x.blocks(gr, h, h),
+                    b: bp.blocks(0, h, h),
                     c: cy.row_mut(row * h, h),
                     c_save: None,
                     r: hh.row_mut(row * h, h),
@@ -1699,133 +2152,78 @@ pub fn lstm_cell(
     });
     let hy_t = copy::to_dtype(&hy, dtype, false)?;
     let cy_t = copy::to_dtype(&c, dtype, false)?;
-    if let Some(mut rec) = rec {
-        let i_gates = rec.save(&gates)?;
-        // The inputs, for a differentiable backward under create_graph.
-        let idx = save_cell_inputs(
-            &mut rec,
-            [
-                Some(input_gates),
-                Some(hidden_gates),
-                input_bias,
-                hidden_bias,
-            ],
+    if let Some(rec) = rec {
+        cell_record(
+            &LSTM_CELL,
+            rec,
+            &[&hy_t, &cy_t],
+            &gates,
+            inputs,
+            (b, h, dtype, dt),
         )?;
-        let i_cx = rec.save(cx)?;
-        rec.finish(&[&hy_t, &cy_t], move |ctx, grads| {
-            let dhy = grads.first().cloned().flatten();
-            let dcy = grads.get(1).cloned().flatten();
-            let cx = ctx.saved(i_cx)?;
-            let (dg, dcx) = if autograd::is_grad_enabled() {
-                let [gi, gh, bi, bh] = cell_pre(ctx, &idx)?;
-                let (Some(gi), Some(gh)) = (gi, gh) else {
-                    return Err(Error::Runtime("lstm_cell: missing saved gates".into()));
-                };
-                let pre = add_opt(&add_opt(&add(&gi, &gh)?, bi.as_ref())?, bh.as_ref())?;
-                lstm_cell_backward_ops(&pre, &cx, dhy.as_ref(), dcy.as_ref(), h)?
-            } else {
-                let gates = ctx.saved(i_gates)?;
-                let (dg, dcx) = lstm_cell_backward_kernel(
-                    &gates,
-                    &prep(&cx, dt)?,
-                    dhy.as_ref(),
-                    dcy.as_ref(),
-                    b,
-                    h,
-                    dt,
-                )?;
-                (
-                    copy::to_dtype(&dg, dtype, false)?,
-                    copy::to_dtype(&dcx, dtype, false)?,
-                )
-            };
-            let db = if ctx.needs(3) || ctx.needs(4) {
-                Some(bias_grad(&dg)?)
-            } else {
-                None
-            };
-            Ok(vec![
-                ctx.needs(0).then(|| dg.clone()),
-                ctx.needs(1).then(|| dg.clone()),
-                ctx.needs(2).then_some(dcx),
-                db.clone().filter(|_| ctx.needs(3)),
-                db.filter(|_| ctx.needs(4)),
-            ])
-        });
     }
     Ok((hy_t, cy_t))
 }
 
-/// The LSTM cell's gradient by the fused row kernel: `(dgates, dcx)`.
+/// The LSTM cell's gradient by the fused row kernel from the activated
+/// gates and `cx`: `(dgates, -, dcx)`.
 fn lstm_cell_backward_kernel(
     gates: &Tensor,
     cp: &Tensor,
-    dhy: Option<&Tensor>,
-    dcy: Option<&Tensor>,
+    grads: &[Option<Tensor>],
     b: usize,
     h: usize,
     dt: DType,
-) -> Result<(Tensor, Tensor)> {
-    let dh = match dhy {
-        Some(g) => prep(g, dt)?,
-        None => Tensor::zeros(&[b, h], dt)?,
-    };
-    let dc = match dcy {
-        Some(g) => copy::contiguous(&copy::to_dtype(g, dt, true)?)?,
-        None => Tensor::zeros(&[b, h], dt)?,
-    };
+) -> Result<CellGrads> {
+    let dh = grad_rows(grads.first().and_then(Option::as_ref), b, h, dt)?;
+    let dc = grad_rows(grads.get(1).and_then(Option::as_ref), b, h, dt)?;
     let dg = Tensor::empty(&[b, 4 * h], dt)?;
     fdispatch!(dt, T => {
-        let (g, c, dhp, dcp, dgp) = (
-            Ptr::<T>::of(gates),
-            Ptr::<T>::of(cp),
-            Ptr::<T>::of(&dh),
-            Ptr::<T>::of(&dc),
-            Ptr::<T>::of(&dg),
-        );
-        cell_rows(b, h, |row| {
+        let bufs = [gates, cp, &dh, &dc, &dg];
+        cell_rows::<T, 5>(b, h, bufs, |row, [g, c, dhp, dcp, dgp]| {
             let gr = row * 4 * h;
             // SAFETY: row < b of the contiguous (b, 4h) and (b, h) buffers;
             // each row is visited by one thread.
             unsafe {
                 T::lstm_bwd(LstmBwd {
-                    gates: [g.row(gr, h), g.row(gr + h, h), g.row(gr + 2 * h, h), g.row(gr + 3 * h, h)],
+                    gates: g.blocks(gr, h, h),
                     cp: c.row(row * h, h),
                     dr: dhp.row(row * h, h),
                     dout: None,
                     dc: dcp.row_mut(row * h, h),
-                    dg: [dgp.row_mut(gr, h), dgp.row_mut(gr + h, h), dgp.row_mut(gr + 2 * h, h), dgp.row_mut(gr + 3 * h, h)],
+                    dg: dgp.blocks_mut(gr, h, h),
                 });
             }
         });
     });
-    Ok((dg, dc))
+    Ok((dg, None, dc))
 }
 
-/// The LSTM cell's gradient with differentiable ops from the
-/// pre-activations `pre` (for double backward): `(dgates, dcx)`.
+/// The LSTM cell's gradient with differentiable ops from the input-side
+/// and hidden-side pre-activations (for double backward).
 fn lstm_cell_backward_ops(
-    pre: &Tensor,
+    xs: &Tensor,
+    hs: &Tensor,
     cx: &Tensor,
-    dhy: Option<&Tensor>,
-    dcy: Option<&Tensor>,
+    grads: &[Option<Tensor>],
     h: usize,
-) -> Result<(Tensor, Tensor)> {
-    let i = sig(&block(pre, 0, h)?)?;
-    let f = sig(&block(pre, 1, h)?)?;
-    let g = tanh(&block(pre, 2, h)?)?;
-    let o = sig(&block(pre, 3, h)?)?;
+) -> Result<CellGrads> {
+    let pre = add(xs, hs)?;
+    let i = sig(&block(&pre, 0, h)?)?;
+    let f = sig(&block(&pre, 1, h)?)?;
+    let g = tanh(&block(&pre, 2, h)?)?;
+    let o = sig(&block(&pre, 3, h)?)?;
     let c = add(&mul(&f, cx)?, &mul(&i, &g)?)?;
     let tc = tanh(&c)?;
-    let dh = grad_or_zeros(dhy, &c)?;
-    let dc = grad_or_zeros(dcy, &c)?;
+    let dh = grad_or_zeros(grads.first().and_then(Option::as_ref), &c)?;
+    let dc = grad_or_zeros(grads.get(1).and_then(Option::as_ref), &c)?;
     let dct = add(&dc, &mul(&mul(&dh, &o)?, &one_minus(&mul(&tc, &tc)?)?)?)?;
     let di = mul(&mul(&dct, &g)?, &mul(&i, &one_minus(&i)?)?)?;
     let df = mul(&mul(&dct, cx)?, &mul(&f, &one_minus(&f)?)?)?;
     let dg = mul(&mul(&dct, &i)?, &one_minus(&mul(&g, &g)?)?)?;
     let do_ = mul(&mul(&dh, &tc)?, &mul(&o, &one_minus(&o)?)?)?;
     let dgates = join::cat(&[di, df, dg, do_], 1)?;
-    Ok((dgates, mul(&dct, &f)?))
+    Ok((dgates, None, mul(&dct, &f)?))
 }
 
 /// `nn.GRUCell`'s pointwise step (PyTorch's `_thnn_fused_gru_cell`):
@@ -1838,27 +2236,8 @@ pub fn gru_cell(
     input_bias: Option<&Tensor>,
     hidden_bias: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let (b, h) = check_cell(
-        "gru_cell",
-        input_gates,
-        hidden_gates,
-        hx,
-        input_bias,
-        hidden_bias,
-        3,
-    )?;
-    let dtype = hx.dtype();
-    let dt = compute_dtype("gru_cell", hx)?;
-    let rec = Recorder::new_opt(
-        "ThnnFusedGruCellBackward0",
-        &[
-            Some(input_gates),
-            Some(hidden_gates),
-            Some(hx),
-            input_bias,
-            hidden_bias,
-        ],
-    );
+    let inputs = (input_gates, hidden_gates, hx, input_bias, hidden_bias);
+    let (b, h, dtype, dt, rec) = cell_begin(&GRU_CELL, inputs)?;
     let xs = prep(input_gates, dt)?;
     let xb = cell_bias(input_bias, None, 3 * h, dt)?;
     // Workspace `[r|z|W_hn h + b_hn|n]`, starting as the hidden projections.
@@ -1871,24 +2250,17 @@ pub fn gru_cell(
     let hp = prep(hx, dt)?;
     let hy = Tensor::empty(&[b, h], dt)?;
     fdispatch!(dt, T => {
-        let (w, x, xbp, bp, hpp, hh) = (
-            Ptr::<T>::of(&ws),
-            Ptr::<T>::of(&xs),
-            Ptr::<T>::of(&xb),
-            Ptr::<T>::of(&bias),
-            Ptr::<T>::of(&hp),
-            Ptr::<T>::of(&hy),
-        );
-        cell_rows(b, h, |row| {
+        let bufs = [&ws, &xs, &xb, &bias, &hp, &hy];
+        cell_rows::<T, 6>(b, h, bufs, |row, [w, x, xbp, bp, hpp, hh]| {
             let (wr, xr) = (row * 4 * h, row * 3 * h);
             // SAFETY: row < b of the contiguous (b, 4h), (b, 3h) and (b, h)
             // buffers; each row is visited by one thread.
             unsafe {
                 T::gru_fwd(GruFwd {
-                    gates: [w.row_mut(wr, h), w.row_mut(wr + h, h), w.row_mut(wr + 2 * h, h)],
-                    x: [x.row(xr, h), x.row(xr + h, h), x.row(xr + 2 * h, h)],
-                    xb: [xbp.row(0, h), xbp.row(h, h), xbp.row(2 * h, h)],
-                    bias: [bp.row(0, h), bp.row(h, h), bp.row(2 * h, h)],
+                    gates: w.blocks_mut(wr, h, h),
+                    x: x.blocks(xr, h, h),
+                    xb: xbp.blocks(0, h, h),
+                    bias: bp.blocks(0, h, h),
                     hp: hpp.row(row * h, h),
                     n: w.row_mut(wr + 3 * h, h),
                     h: hh.row_mut(row * h, h),
@@ -1897,105 +2269,44 @@ pub fn gru_cell(
         });
     });
     let hy_t = copy::to_dtype(&hy, dtype, false)?;
-    if let Some(mut rec) = rec {
-        let i_ws = rec.save(&ws)?;
-        let idx = save_cell_inputs(
-            &mut rec,
-            [
-                Some(input_gates),
-                Some(hidden_gates),
-                input_bias,
-                hidden_bias,
-            ],
-        )?;
-        let i_hx = rec.save(hx)?;
-        rec.finish(&[&hy_t], move |ctx, grads| {
-            let Some(dhy) = grads.into_iter().next().flatten() else {
-                return Ok(vec![None; 5]);
-            };
-            let hx = ctx.saved(i_hx)?;
-            let (dgi, dgh, dhx) = if autograd::is_grad_enabled() {
-                let [gi, gh, bi, bh] = cell_pre(ctx, &idx)?;
-                let (Some(gi), Some(gh)) = (gi, gh) else {
-                    return Err(Error::Runtime("gru_cell: missing saved gates".into()));
-                };
-                gru_cell_backward_ops(
-                    &add_opt(&gi, bi.as_ref())?,
-                    &add_opt(&gh, bh.as_ref())?,
-                    &hx,
-                    &dhy,
-                    h,
-                )?
-            } else {
-                let ws = ctx.saved(i_ws)?;
-                let (dgi, dgh, dhx) =
-                    gru_cell_backward_kernel(&ws, &prep(&hx, dt)?, &dhy, b, h, dt)?;
-                (
-                    copy::to_dtype(&dgi, dtype, false)?,
-                    copy::to_dtype(&dgh, dtype, false)?,
-                    copy::to_dtype(&dhx, dtype, false)?,
-                )
-            };
-            let dbi = if ctx.needs(3) {
-                Some(bias_grad(&dgi)?)
-            } else {
-                None
-            };
-            let dbh = if ctx.needs(4) {
-                Some(bias_grad(&dgh)?)
-            } else {
-                None
-            };
-            Ok(vec![
-                ctx.needs(0).then_some(dgi),
-                ctx.needs(1).then_some(dgh),
-                ctx.needs(2).then_some(dhx),
-                dbi,
-                dbh,
-            ])
-        });
+    if let Some(rec) = rec {
+        cell_record(&GRU_CELL, rec, &[&hy_t], &ws, inputs, (b, h, dtype, dt))?;
     }
     Ok(hy_t)
 }
 
-/// The GRU cell's gradient by the fused row kernel: `(d input_gates,
-/// d hidden_gates, d hx)`.
+/// The GRU cell's gradient by the fused row kernel from the workspace
+/// `[r|z|W_hn h + b_hn|n]` and `hx`.
 fn gru_cell_backward_kernel(
     ws: &Tensor,
     hp: &Tensor,
-    dhy: &Tensor,
+    grads: &[Option<Tensor>],
     b: usize,
     h: usize,
     dt: DType,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let dh = copy::contiguous(&copy::to_dtype(dhy, dt, true)?)?;
+) -> Result<CellGrads> {
+    let dh = grad_rows(grads.first().and_then(Option::as_ref), b, h, dt)?;
     let dgi = Tensor::empty(&[b, 3 * h], dt)?;
     let dgh = Tensor::empty(&[b, 3 * h], dt)?;
     fdispatch!(dt, T => {
-        let (w, hpp, dhp, di, dhh) = (
-            Ptr::<T>::of(ws),
-            Ptr::<T>::of(hp),
-            Ptr::<T>::of(&dh),
-            Ptr::<T>::of(&dgi),
-            Ptr::<T>::of(&dgh),
-        );
-        cell_rows(b, h, |row| {
+        let bufs = [ws, hp, &dh, &dgi, &dgh];
+        cell_rows::<T, 5>(b, h, bufs, |row, [w, hpp, dhp, di, dhh]| {
             let (wr, gr) = (row * 4 * h, row * 3 * h);
             // SAFETY: row < b of the contiguous (b, 4h), (b, 3h) and (b, h)
             // buffers; each row is visited by one thread.
             unsafe {
                 T::gru_bwd(GruBwd {
-                    gates: [w.row(wr, h), w.row(wr + h, h), w.row(wr + 2 * h, h), w.row(wr + 3 * h, h)],
+                    gates: w.blocks(wr, h, h),
                     hp: hpp.row(row * h, h),
                     dh: dhp.row_mut(row * h, h),
                     dout: None,
-                    dpre: [dhh.row_mut(gr, h), dhh.row_mut(gr + h, h), dhh.row_mut(gr + 2 * h, h)],
-                    dx: [di.row_mut(gr, h), di.row_mut(gr + h, h), di.row_mut(gr + 2 * h, h)],
+                    dpre: dhh.blocks_mut(gr, h, h),
+                    dx: di.blocks_mut(gr, h, h),
                 });
             }
         });
     });
-    Ok((dgi, dgh, dh))
+    Ok((dgi, Some(dgh), dh))
 }
 
 /// The GRU cell's gradient with differentiable ops from the input-side
@@ -2004,28 +2315,65 @@ fn gru_cell_backward_ops(
     xs: &Tensor,
     hs: &Tensor,
     hx: &Tensor,
-    dhy: &Tensor,
+    grads: &[Option<Tensor>],
     h: usize,
-) -> Result<(Tensor, Tensor, Tensor)> {
+) -> Result<CellGrads> {
+    let dhy = grad_or_zeros(grads.first().and_then(Option::as_ref), hx)?;
     let r = sig(&add(&block(xs, 0, h)?, &block(hs, 0, h)?)?)?;
     let z = sig(&add(&block(xs, 1, h)?, &block(hs, 1, h)?)?)?;
     let hn = block(hs, 2, h)?;
     let n = tanh(&add(&block(xs, 2, h)?, &mul(&r, &hn)?)?)?;
-    let dnp = mul(&mul(dhy, &one_minus(&z)?)?, &one_minus(&mul(&n, &n)?)?)?;
+    let dnp = mul(&mul(&dhy, &one_minus(&z)?)?, &one_minus(&mul(&n, &n)?)?)?;
     let drp = mul(&mul(&dnp, &hn)?, &mul(&r, &one_minus(&r)?)?)?;
     let dzp = mul(
-        &mul(dhy, &crate::ops::arith::sub(hx, &n)?)?,
+        &mul(&dhy, &crate::ops::arith::sub(hx, &n)?)?,
         &mul(&z, &one_minus(&z)?)?,
     )?;
     let dgi = join::cat(&[drp.clone(), dzp.clone(), dnp.clone()], 1)?;
     let dgh = join::cat(&[drp, dzp, mul(&dnp, &r)?], 1)?;
-    Ok((dgi, dgh, mul(dhy, &z)?))
+    Ok((dgi, Some(dgh), mul(&dhy, &z)?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    /// The cell nonlinearities against f64, with and without fused
+    /// multiply-adds (the accuracy `cell_math` documents).
+    #[test]
+    fn cell_math_matches_f64() {
+        fn check<M: MulAdd>() {
+            let sweeps = [(-100.0f32, 100.0f32, 400_001), (-1.0, 1.0, 200_001)];
+            for (lo, hi, n) in sweeps {
+                for i in 0..n {
+                    let x = lo + (hi - lo) * i as f32 / (n - 1) as f32;
+                    let xd = x as f64;
+                    let want = 1.0 / (1.0 + (-xd).exp());
+                    let got = cell_math::sigmoid::<M>(x) as f64;
+                    let tol = if x >= -87.0 { 2.5e-7 * want } else { 5e-39 };
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "sigmoid({x}) = {got}, want {want}"
+                    );
+                    let want = xd.tanh();
+                    let got = cell_math::tanh::<M>(x) as f64;
+                    assert!(
+                        (got - want).abs() <= 2.5e-7 * want.abs(),
+                        "tanh({x}) = {got}, want {want}"
+                    );
+                }
+            }
+            assert!(cell_math::sigmoid::<M>(f32::NAN).is_nan());
+            assert!(cell_math::tanh::<M>(f32::NAN).is_nan());
+            assert_eq!(cell_math::tanh::<M>(f32::INFINITY), 1.0);
+            assert_eq!(cell_math::tanh::<M>(f32::NEG_INFINITY), -1.0);
+            assert_eq!(cell_math::sigmoid::<M>(f32::INFINITY), 1.0);
+            assert_eq!(cell_math::tanh::<M>(1e-30), 1e-30);
+        }
+        check::<Fused>();
+        check::<Unfused>();
+    }
 
     #[test]
     fn split_covers_the_range_in_aligned_parts() {
@@ -2054,6 +2402,16 @@ mod tests {
             done[ph].fetch_add(1, Ordering::SeqCst);
         });
         assert!(done.iter().all(|d| d.load(Ordering::SeqCst) == chunks));
+    }
+
+    #[test]
+    fn a_step_on_a_share_of_the_rows() {
+        let s = steps(&[5, 3, 1], false);
+        let r = s[0].rows(2, 4);
+        assert_eq!((r.off, r.bs, r.next_off, r.next_bs, r.sb), (2, 2, 7, 1, 2));
+        let r = s[1].rows(2, 4);
+        assert_eq!((r.off, r.bs, r.next_bs, r.sb), (7, 1, 0, 2));
+        assert_eq!(s[2].rows(2, 4).bs, 0);
     }
 
     #[test]

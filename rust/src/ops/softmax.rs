@@ -177,38 +177,63 @@ fn row<T: Element>(x: &[T], y: &mut [T], log: bool) {
     }
 }
 
+/// `f`-reduction of `v`'s lanes as a tree (halves folded onto each other:
+/// a few vector shuffles, not a chain of `L` scalar steps).
+#[inline(always)]
+fn tree<const L: usize>(mut v: [f32; L], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut w = L / 2;
+    while w > 0 {
+        for k in 0..w {
+            v[k] = f(v[k], v[k + w]);
+        }
+        w /= 2;
+    }
+    v[0]
+}
+
 multiversion! {
-    /// Softmax of one contiguous float32 row. Max and sum run on 16
-    /// independent lanes so they vectorise (a single accumulator would
-    /// serialise on its dependency chain).
+    /// Softmax of one contiguous float32 row. Max (with the NaN check) and
+    /// exp with the sum run on 16 independent lanes so they vectorise (a
+    /// single accumulator would serialise on its dependency chain), folded
+    /// at the end as a tree: short rows (attention's) cost little beyond
+    /// their vectors.
     pub fn row_f32(x: &[f32], y: &mut [f32], log: bool) {
         const L: usize = 16;
         let mut lanes = [f32::NEG_INFINITY; L];
+        let mut nan = [false; L];
         let chunks = x.chunks_exact(L);
         let tail = chunks.remainder();
         for c in chunks {
             for k in 0..L {
                 lanes[k] = lanes[k].max(c[k]);
+                nan[k] |= c[k].is_nan();
             }
         }
-        let m = tail.iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        if m == f32::NEG_INFINITY || x.iter().any(|v| v.is_nan()) {
+        let mut m = tree(lanes, f32::max);
+        let mut bad = nan.contains(&true);
+        for &v in tail {
+            m = m.max(v);
+            bad |= v.is_nan();
+        }
+        if m == f32::NEG_INFINITY || bad {
             // All -inf, or a NaN: PyTorch gives NaN.
             y.fill(f32::NAN);
             return;
         }
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = exp_f32(v - m);
-        }
         let mut acc = [0.0f32; L];
-        let chunks = y.chunks_exact(L);
-        let tail: f32 = chunks.remainder().iter().sum();
-        for c in chunks {
+        let n = x.len() - tail.len();
+        for (yc, xc) in y[..n].chunks_exact_mut(L).zip(x[..n].chunks_exact(L)) {
             for k in 0..L {
-                acc[k] += c[k];
+                let e = exp_f32(xc[k] - m);
+                yc[k] = e;
+                acc[k] += e;
             }
         }
-        let sum = acc.iter().sum::<f32>() + tail;
+        let mut sum = tree(acc, |a, b| a + b);
+        for (o, &v) in y[n..].iter_mut().zip(tail) {
+            *o = exp_f32(v - m);
+            sum += *o;
+        }
         if log {
             let ls = m + sum.ln();
             for (o, &v) in y.iter_mut().zip(x) {

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 use super::maybe_detach;
 use super::tensor::PyTensor;
+use crate::error::Result;
 use crate::ops::rnn;
 use crate::tensor::Tensor;
 
@@ -48,6 +49,23 @@ fn _rnn_layer(
     Ok((out.into(), hn.into(), cn.map(Into::into)))
 }
 
+/// A cell op: `(input_gates, hidden_gates, state, input_bias, hidden_bias)`.
+type CellOp<R> = fn(&Tensor, &Tensor, &Tensor, Option<&Tensor>, Option<&Tensor>) -> Result<R>;
+
+/// Runs a cell op on its bound arguments (without the GIL when large).
+fn run_cell<R: Send>(
+    py: Python<'_>,
+    op: CellOp<R>,
+    gates: [PyRef<'_, PyTensor>; 3],
+    biases: [Option<PyRef<'_, PyTensor>>; 2],
+) -> PyResult<R> {
+    let [gi, gh, state] = gates.map(|t| t.t.clone());
+    let [bi, bh] = biases.map(|t| opt(&t));
+    Ok(maybe_detach(py, gi.numel(), || {
+        op(&gi, &gh, &state, bi.as_ref(), bh.as_ref())
+    })?)
+}
+
 /// `nn.LSTMCell`'s pointwise step: `(h', c')`.
 #[pyfunction]
 #[pyo3(signature = (input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None))]
@@ -59,11 +77,12 @@ fn _lstm_cell(
     input_bias: Option<PyRef<'_, PyTensor>>,
     hidden_bias: Option<PyRef<'_, PyTensor>>,
 ) -> PyResult<(PyTensor, PyTensor)> {
-    let (gi, gh, c) = (input_gates.t.clone(), hidden_gates.t.clone(), cx.t.clone());
-    let (bi, bh) = (opt(&input_bias), opt(&hidden_bias));
-    let (hy, cy) = maybe_detach(py, gi.numel(), || {
-        rnn::lstm_cell(&gi, &gh, &c, bi.as_ref(), bh.as_ref())
-    })?;
+    let (hy, cy) = run_cell(
+        py,
+        rnn::lstm_cell,
+        [input_gates, hidden_gates, cx],
+        [input_bias, hidden_bias],
+    )?;
     Ok((hy.into(), cy.into()))
 }
 
@@ -78,11 +97,12 @@ fn _gru_cell(
     input_bias: Option<PyRef<'_, PyTensor>>,
     hidden_bias: Option<PyRef<'_, PyTensor>>,
 ) -> PyResult<PyTensor> {
-    let (gi, gh, h) = (input_gates.t.clone(), hidden_gates.t.clone(), hx.t.clone());
-    let (bi, bh) = (opt(&input_bias), opt(&hidden_bias));
-    let hy = maybe_detach(py, gi.numel(), || {
-        rnn::gru_cell(&gi, &gh, &h, bi.as_ref(), bh.as_ref())
-    })?;
+    let hy = run_cell(
+        py,
+        rnn::gru_cell,
+        [input_gates, hidden_gates, hx],
+        [input_bias, hidden_bias],
+    )?;
     Ok(hy.into())
 }
 

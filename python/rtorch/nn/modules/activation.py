@@ -541,6 +541,33 @@ class MultiheadAttention(Module):
             query.dtype,
         )
         attn_mask = F._canonical_mask(attn_mask, "attn_mask", None, "", query.dtype, False)
+        if (
+            self.batch_first
+            and is_batched
+            and query is key
+            and key is value
+            and self._qkv_same_embed_dim
+            and self.bias_k is None
+            and not self.add_zero_attn
+            and not need_weights
+            and attn_mask is None
+            and key_padding_mask is None
+            and not is_causal
+            and query.size(-1) == self.embed_dim
+        ):
+            # Batch-first self-attention without masks: the same ops as
+            # below, but in the (N, L) layout throughout (no transposes,
+            # so the projections are single GEMMs on contiguous rows).
+            out = F._self_attention_batch_first(
+                query,
+                self.num_heads,
+                self.in_proj_weight,
+                self.in_proj_bias,
+                self.out_proj.weight,
+                self.out_proj.bias,
+                self.dropout if self.training else 0.0,
+            )
+            return out, None
         if self.batch_first and is_batched:
             # Keep `key is value` / `query is key` identities: they pick the
             # one-matmul packed projection.
