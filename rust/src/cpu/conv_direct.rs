@@ -21,11 +21,6 @@
 //! register moves of the accumulators use VEX encodings limited to
 //! `zmm0-15`, and the 24 accumulators of a tile spilled to the stack.
 
-// The AVX-512 intrinsics are stable since Rust 1.89, past the declared
-// `rust-version` (1.85); the `gemm` dependency's `x86-v4` feature (pulp,
-// bytemuck's `avx512_simd`) already needs 1.89 to build.
-#![allow(clippy::incompatible_msrv)]
-
 /// Zeros after an image's last padded channel: a vector that starts in the
 /// last line's columns reads up to 15 values past the channel.
 pub const SLACK: usize = 16;

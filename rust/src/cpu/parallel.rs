@@ -254,7 +254,7 @@ impl Pool {
             while self.epoch.load(Ordering::Acquire) == seen {
                 std::hint::spin_loop();
                 spins += 1;
-                if spins % 16 == 0 && start.elapsed() >= SPIN {
+                if spins.is_multiple_of(16) && start.elapsed() >= SPIN {
                     break;
                 }
             }

@@ -1471,7 +1471,7 @@ pub fn rnn_layer(
         ));
     }
     let gh = w_hh.shape()[0];
-    if gh % mode.gates() != 0 || gh == 0 {
+    if !gh.is_multiple_of(mode.gates()) || gh == 0 {
         return Err(Error::Runtime(format!(
             "rnn: weight_hh has {gh} rows, not a positive multiple of {}",
             mode.gates()

@@ -71,12 +71,12 @@ pub fn view_dtype(t: &Tensor, dtype: DType) -> Result<Tensor> {
     } else {
         let ratio = new / old;
         let last = t.shape()[n - 1];
-        if last % ratio != 0 {
+        if !last.is_multiple_of(ratio) {
             return Err(Error::Runtime(format!(
                 "self.size(-1) must be divisible by {ratio} {what}, but got {last}"
             )));
         }
-        if t.offset() % ratio != 0 {
+        if !t.offset().is_multiple_of(ratio) {
             return Err(Error::Runtime(format!(
                 "self.storage_offset() must be divisible by {ratio} {what}, but got {}",
                 t.offset()

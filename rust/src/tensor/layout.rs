@@ -506,7 +506,7 @@ pub fn infer_size(sizes: &[i64], numel: usize) -> Result<Dims> {
     let mut out: Dims = sizes.iter().map(|&s| s.max(0) as usize).collect();
     match infer {
         Some(i) => {
-            if prod == 0 || numel % prod != 0 {
+            if prod == 0 || !numel.is_multiple_of(prod) {
                 return Err(bad());
             }
             out[i] = numel / prod;
