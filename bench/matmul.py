@@ -6,7 +6,9 @@ copy), the attention-score batch (32 x 128x64 @ 64x128) and the LSTM gate
 products (32x256 @ 256x1024, one step; 1600x256 @ 256x1024, all steps of a
 sequence at once). The libraries take turns over several rounds and each
 keeps its best time, so a burst of other load on the machine is less likely
-to land on one library only. Ratios are GFLOP/s over GFLOP/s: above 1.0
+to land on one library only; NumPy goes last in a round, followed by a pause
+(its BLAS threads spin for a while after each product and would steal a core
+from whichever library ran next). Ratios are GFLOP/s over GFLOP/s: above 1.0
 means rtorch is faster.
 
 On machines where OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set (see the env
@@ -62,9 +64,10 @@ def product(lib: Any, x: np.ndarray, y: np.ndarray, trans: str) -> Fn:
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    libs: list[tuple[str, Any]] = [("rtorch", rtorch), ("NumPy", None)]
+    libs: list[tuple[str, Any]] = [("rtorch", rtorch)]
     if torch is not None:
         libs.append(("PyTorch", torch))
+    libs.append(("NumPy", None))
     cases = [
         ("a @ b 256^3", (256, 256), (256, 256), ""),
         ("a @ b 1024^3", (1024, 1024), (1024, 1024), ""),
@@ -91,6 +94,9 @@ def main() -> None:
         for _ in range(3):  # rounds: the libraries take turns
             for lib, fn in fns.items():
                 best[lib] = min(best[lib], seconds(fn, 3, number))
+            # OpenBLAS's threads spin ~0.1 s after each NumPy product (a
+            # core's worth of CPU): let them sleep before the next round.
+            time.sleep(0.15)
         gf = {lib: flops / s / 1e9 for lib, s in best.items()}
         line = [name] + [f"{gf[lib]:.1f}" for lib, _ in libs]
         line.append(f"{gf['rtorch'] / gf['NumPy']:.2f}x")
