@@ -290,3 +290,98 @@ def test_threaded_matmul_works_in_forked_child():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+# --- products split over threads ---
+# A large product is cut into row or column blocks, one `gemm` call each,
+# that the threads claim from a counter; these shapes sit on and around the
+# cut rules (blocks of 16 rows or columns, 2 column blocks per
+# thread, the 256-column and 8192-column limits, batches that are not a
+# multiple of the thread count).
+
+
+@pytest.fixture(params=[2, 3, 4])
+def threads(request):
+    before = rtorch.get_num_threads()
+    rtorch.set_num_threads(request.param)
+    yield request.param
+    rtorch.set_num_threads(before)
+
+
+def check_split(a, b, dtype=np.float32, ta=False, tb=False):
+    """`a @ b` with row-major or transposed storage against NumPy in float64."""
+    x = t(np.swapaxes(a, -1, -2)).mT if ta else t(a)
+    y = t(np.swapaxes(b, -1, -2)).mT if tb else t(b)
+    got = (x @ y).numpy()
+    assert got.dtype == dtype and got.shape == np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (
+        a.shape[-2],
+        b.shape[-1],
+    )
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 2e-4 * np.sqrt(a.shape[-1]) if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(
+    "m,k,n",
+    [
+        (128, 128, 128),  # exactly the parallel threshold
+        (300, 200, 255),  # just under the width that cuts columns of any product
+        (200, 150, 256),
+        (97, 211, 257),  # a last block of one column
+        (513, 67, 640),
+        (1000, 33, 130),  # tall and narrow: rows
+        (48, 700, 1100),  # short and wide: columns, several per thread
+        (4, 32, 40000),  # column blocks capped at 8192
+        (1, 4096, 1024),  # one row
+        (4096, 1024, 1),  # matrix @ vector shape
+    ],
+)
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_split_products_match_numpy(threads, m, k, n, ta, tb):
+    check_split(rand(m, k, dtype=np.float32), rand(k, n, dtype=np.float32), ta=ta, tb=tb)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+def test_split_products_float64_and_strided_views(threads, ta):
+    check_split(rand(333, 190, dtype=np.float64), rand(190, 301), np.float64, ta=ta)
+    big = rand(700, 800, dtype=np.float32)
+    tb = t(big)
+    x, y = tb[::2, 1::3], tb[:267, ::2]  # steps in both dims of both operands
+    np.testing.assert_allclose(
+        (x @ y).numpy(), big[::2, 1::3].astype(np.float64) @ big[:267, ::2], rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        (y.t() @ x.t()).numpy(), (big[::2, 1::3] @ big[:267, ::2]).T, rtol=1e-3, atol=1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    "sa,sb",
+    [
+        ((3, 300, 200), (3, 200, 260)),  # 3 products on 2 or 4 threads: blocks of each
+        ((5, 257, 129), (129, 300)),  # batch @ matrix folds into one product
+        ((3, 1, 160, 96), (1, 2, 96, 300)),  # broadcast batch dims, 6 products
+        ((2, 200, 64), (2, 64, 1000)),  # as many products as threads
+        ((37, 64, 48), (37, 48, 64)),  # many small products, grouped per task
+        ((32, 128, 64), (32, 64, 128)),  # attention scores shape
+    ],
+)
+def test_split_batches_match_numpy(threads, sa, sb):
+    check_split(rand(*sa, dtype=np.float32), rand(*sb, dtype=np.float32))
+    check_split(rand(*sa, dtype=np.float32), rand(*sb, dtype=np.float32), ta=True, tb=True)
+
+
+def test_split_fused_and_integer_products(threads):
+    inp, m1, m2 = rand(300, 1, dtype=np.float32), rand(300, 180), rand(180, 400)
+    m1, m2 = m1.astype(np.float32), m2.astype(np.float32)
+    got = rtorch.addmm(t(inp), t(m1), t(m2), beta=0.5, alpha=2.0).numpy()
+    np.testing.assert_allclose(
+        got, 0.5 * inp + 2 * (m1.astype(np.float64) @ m2), rtol=1e-3, atol=1e-3
+    )
+    b1, b2, bi = rand(3, 150, 140), rand(3, 140, 280), rand(3, 150, 280)
+    close(rtorch.baddbmm(t(bi), t(b1), t(b2), beta=-1, alpha=0.5), 0.5 * (b1 @ b2) - bi)
+    a = RNG.integers(-9, 9, (210, 170)).astype(np.int32)
+    b = RNG.integers(-9, 9, (170, 300)).astype(np.int32)
+    np.testing.assert_array_equal((t(a) @ t(b)).numpy(), a @ b)
+    np.testing.assert_array_equal((t(a.T).t() @ t(b)).numpy(), a @ b)
