@@ -233,7 +233,11 @@ fn plan_split(count: usize, m: usize, n: usize, k: usize, a_cs: isize, threads: 
         blocks: 1,
     };
     let work = m.saturating_mul(n).saturating_mul(k.max(1));
-    if threads <= 1 || work < PARALLEL_FLOPS || count >= 4 * threads || count % threads == 0 {
+    if threads <= 1
+        || work < PARALLEL_FLOPS
+        || count >= 4 * threads
+        || count.is_multiple_of(threads)
+    {
         return whole;
     }
     // Column blocks up to this wide read a row-major `a` in place.
@@ -923,7 +927,10 @@ mod tests {
         );
         // Odd widths round blocks up to 16 columns; the last block is short.
         let s = plan_split(1, 97, 257, 211, 1, 2);
-        assert!(s.cols && s.size % 16 == 0 && covers(s, 97, 257), "{s:?}");
+        assert!(
+            s.cols && s.size.is_multiple_of(16) && covers(s, 97, 257),
+            "{s:?}"
+        );
     }
 
     #[test]
