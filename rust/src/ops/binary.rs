@@ -815,6 +815,32 @@ fn run(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, alpha: Option<Scalar>
     Ok(())
 }
 
+/// The flat kernels' code for `op` (see `fast::op`), if they have one.
+fn flat_code(op: BinaryOp) -> Option<u8> {
+    Some(match op {
+        Add => 0,
+        Sub => 1,
+        Mul => 2,
+        Div => 3,
+        Maximum => 4,
+        Minimum => 5,
+        _ => return None,
+    })
+}
+
+/// An operand of a flat kernel writing the dense `out`: its data address
+/// and whether it is one broadcast scalar (all strides 0), or None when it
+/// is neither that nor laid out like `out`.
+fn flat_operand<T: Element>(t: &Tensor, s: &[isize], out: &Tensor) -> Option<(usize, bool)> {
+    if s.iter().all(|&x| x == 0) {
+        Some((t.data_ptr::<T>() as usize, true))
+    } else if s == out.strides() {
+        Some((t.data_ptr::<T>() as usize, false))
+    } else {
+        None
+    }
+}
+
 /// Vectorised, multi-threaded float32 paths for `+ - * /`, `maximum` and
 /// `minimum` over dense operands laid out like the output, or one of them a
 /// broadcast scalar. False when the case is not covered.
@@ -830,27 +856,13 @@ fn fast_f32(
     if a.dtype() != DType::F32 || b.dtype() != DType::F32 || out.dtype() != DType::F32 {
         return false;
     }
-    let code = match op {
-        Add => 0,
-        Sub => 1,
-        Mul => 2,
-        Div => 3,
-        Maximum => 4,
-        Minimum => 5,
-        _ => return false,
+    let Some(code) = flat_code(op) else {
+        return false;
     };
     let Some(pd) = kernels::dense_span::<f32>(out) else {
         return false;
     };
-    let operand = |t: &Tensor, s: &[isize]| -> Option<(usize, bool)> {
-        if s.iter().all(|&x| x == 0) {
-            Some((t.data_ptr::<f32>() as usize, true))
-        } else if s == out.strides() {
-            kernels::dense_span::<f32>(out).map(|_| (t.data_ptr::<f32>() as usize, false))
-        } else {
-            None
-        }
-    };
+    let operand = |t: &Tensor, s: &[isize]| flat_operand::<f32>(t, s, out);
     let al = alpha.map_or(1.0, |s| s.to_f64() as f32);
     let (Some((pa, a_scalar)), Some((pb, b_scalar))) = (operand(a, sa), operand(b, sb)) else {
         broadcast_f32(code, a, sa, b, sb, out, al);
@@ -916,27 +928,13 @@ fn fast_half_typed<T: crate::cpu::half::Half>(
     out: &Tensor,
     alpha: Option<Scalar>,
 ) -> bool {
-    let code = match op {
-        Add => 0,
-        Sub => 1,
-        Mul => 2,
-        Div => 3,
-        Maximum => 4,
-        Minimum => 5,
-        _ => return false,
+    let Some(code) = flat_code(op) else {
+        return false;
     };
     let Some(pd) = kernels::dense_span::<T>(out) else {
         return false;
     };
-    let operand = |t: &Tensor, s: &[isize]| -> Option<(usize, bool)> {
-        if s.iter().all(|&x| x == 0) {
-            Some((t.data_ptr::<T>() as usize, true))
-        } else if s == out.strides() {
-            Some((t.data_ptr::<T>() as usize, false))
-        } else {
-            None
-        }
-    };
+    let operand = |t: &Tensor, s: &[isize]| flat_operand::<T>(t, s, out);
     let (Some((pa, a_scalar)), Some((pb, b_scalar))) = (operand(a, sa), operand(b, sb)) else {
         return false;
     };
