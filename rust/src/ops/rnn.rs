@@ -1033,7 +1033,9 @@ impl Step {
     }
 }
 
-fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
+/// `(first row, batch)` of each timestep of a packed layer, in processing
+/// order (last step first when `reverse`).
+pub(crate) fn step_order(batch_sizes: &[usize], reverse: bool) -> Vec<(usize, usize)> {
     let mut offs = Vec::with_capacity(batch_sizes.len());
     let mut off = 0;
     for &bs in batch_sizes {
@@ -1043,6 +1045,11 @@ fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
     if reverse {
         offs.reverse();
     }
+    offs
+}
+
+fn steps(batch_sizes: &[usize], reverse: bool) -> Vec<Step> {
+    let offs = step_order(batch_sizes, reverse);
     (0..offs.len())
         .map(|i| {
             let (next_off, next_bs) = offs.get(i + 1).copied().unwrap_or((0, 0));

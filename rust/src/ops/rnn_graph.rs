@@ -11,7 +11,7 @@ use crate::autograd::engine::{run_backward, Options};
 use crate::autograd::GradMode;
 use crate::error::Result;
 use crate::ops::arith::{add, un};
-use crate::ops::rnn::{gru_cell, lstm_cell, Mode};
+use crate::ops::rnn::{gru_cell, lstm_cell, step_order, Mode};
 use crate::ops::unary::Unary;
 use crate::ops::{creation, join, linalg, shape};
 use crate::tensor::{Scalar, Tensor};
@@ -35,15 +35,7 @@ fn layer_graph(
     };
     let w_t = shape::t(w_hh)?;
     let wr_t = w_hr.as_ref().map(shape::t).transpose()?;
-    let mut offs = Vec::with_capacity(sizes.len());
-    let mut off = 0;
-    for &bs in sizes {
-        offs.push((off, bs));
-        off += bs;
-    }
-    if reverse {
-        offs.reverse();
-    }
+    let offs = step_order(sizes, reverse);
     let (mut h, mut c) = (h0.clone(), c0.clone());
     // Rows past a step's batch keep their state: split, step, rejoin.
     let rejoin = |new: Tensor, old: &Tensor, bs: usize| -> Result<Tensor> {
