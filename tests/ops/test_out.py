@@ -137,3 +137,28 @@ def test_nuclear_norm_through_norm():
     np.testing.assert_allclose(got.numpy().ravel(), [np.linalg.norm(m, "nuc") for m in x])
     with pytest.raises(RuntimeError, match="p='nuc' needs a 2-D input"):
         rtorch.from_numpy(x).norm(p="nuc")
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3, 4, 15])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_flat_kernels_into_buffers_at_any_alignment(offset, threads):
+    # The flat kernels split at the output's first cache-line boundary; a
+    # buffer starting anywhere inside a line must still get every element.
+    n = 300_001  # large enough to split over threads
+    rng = np.random.default_rng(offset)
+    a = rng.standard_normal(n + 16).astype(np.float32)[offset : offset + n]
+    b = rng.standard_normal(n + 16).astype(np.float32)[16 - offset : 16 - offset + n]
+    buf = np.full(n + 32, np.nan, np.float32)
+    before = rtorch.get_num_threads()
+    rtorch.set_num_threads(threads)
+    try:
+        out = rtorch.from_numpy(buf[offset : offset + n])
+        rtorch.add(rtorch.from_numpy(a), rtorch.from_numpy(b), alpha=2, out=out)
+        np.testing.assert_allclose(buf[offset : offset + n], a + 2 * b, rtol=1e-6)
+        rtorch.mul(rtorch.from_numpy(a), 3.0, out=out)
+        np.testing.assert_allclose(buf[offset : offset + n], a * 3, rtol=1e-6)
+        rtorch.exp(rtorch.from_numpy(a), out=out)
+        np.testing.assert_allclose(buf[offset : offset + n], np.exp(a), rtol=1e-5)
+    finally:
+        rtorch.set_num_threads(before)
+    assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + n :]).all()

@@ -1215,6 +1215,12 @@ mod fast {
         n: usize,
     ) {
         let f = [add, sub, mul, div, max, min][code as usize];
-        f(x, xs, y, ys, al, d, n)
+        crate::cpu::kernels::split_at_cache_line(d, n, |s, e| {
+            // SAFETY: `s..e` lies within the caller's `n` elements.
+            unsafe {
+                let at = |p: *const f32, scalar: bool| if scalar { p } else { p.add(s) };
+                f(at(x, xs), xs, at(y, ys), ys, al, d.add(s), e - s)
+            }
+        })
     }
 }

@@ -909,15 +909,15 @@ fn run(op: Unary, src: &Tensor, out: &Tensor) {
                 // validated tensors); chunks are disjoint. In place, only
                 // the mutable slice is formed.
                 unsafe {
-                    let dst = std::slice::from_raw_parts_mut((pd as *mut f32).add(s), e - s);
-                    if in_place {
-                        k_(dst);
-                    } else {
-                        k(
-                            std::slice::from_raw_parts((ps as *const f32).add(s), e - s),
-                            dst,
-                        );
-                    }
+                    let (src, dst) = ((ps as *const f32).add(s), (pd as *mut f32).add(s));
+                    kernels::split_at_cache_line(dst, e - s, |a, b| {
+                        let d = std::slice::from_raw_parts_mut(dst.add(a), b - a);
+                        if in_place {
+                            k_(d);
+                        } else {
+                            k(std::slice::from_raw_parts(src.add(a), b - a), d);
+                        }
+                    });
                 }
             });
             return;
