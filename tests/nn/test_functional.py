@@ -237,6 +237,10 @@ def test_normalize_cosine_similarity_pairwise_distance():
     close(F.pairwise_distance(t(a), t(b)), np.linalg.norm(a - b + 1e-6, axis=1), 1e-9)
     close(F.pairwise_distance(t(a), t(b), p=1), np.abs(a - b + 1e-6).sum(1), 1e-9)
     assert F.normalize(rtorch.zeros(2, 3)).abs().sum().item() == 0
+    # p=0 counts the nonzero entries and p=-inf takes the smallest magnitude.
+    close(F.pairwise_distance(t(a), t(b), p=0), np.full(3, 4.0), 1e-12)
+    close(F.normalize(t(a), p=0), a / 4, 1e-9)
+    close(F.normalize(t(a), p=-math.inf), a / np.abs(a).min(1, keepdims=True), 1e-9)
 
 
 def test_normalize_has_zero_gradient_at_zero_vector():
@@ -584,6 +588,8 @@ def test_layer_norm_and_group_norm_match_numpy():
         RuntimeError, match="Expected number of channels in input to be divisible by num_groups"
     ):
         F.group_norm(rtorch.ones(3, 4, 1), 3)
+    with pytest.raises(RuntimeError, match="Expected num groups to be greater than 0, got 0"):
+        F.group_norm(rtorch.ones(3, 4, 1), 0)
 
 
 def test_batch_norm_training_updates_running_stats_and_eval_uses_them():

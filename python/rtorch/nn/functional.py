@@ -17,7 +17,7 @@ from typing import Any
 import rtorch
 from rtorch import _C
 from rtorch._C import Tensor, _activation, _nll_loss
-from rtorch._dtype_info import scalar_name
+from rtorch._dtype_info import scalar_name as _scalar_name
 
 __all__ = [
     "linear", "bilinear", "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu",
@@ -52,6 +52,8 @@ def _norm(x: Tensor, p: float, dim: int, keepdim: bool = False) -> Tensor:
     as ``torch.norm``'s derivative has."""
     if p == math.inf:
         return x.abs().amax(dim, keepdim=keepdim)
+    if p == 0 or p == -math.inf:  # a count and a minimum: no pow(1/p) to guard
+        return rtorch.linalg.vector_norm(x, p, dim, keepdim=keepdim)
     s = x.abs().pow(p).sum(dim, keepdim=keepdim)
     zero = _mask(s == 0, s)
     # pow(1/p) has an infinite slope at 0: evaluate it away from 0, then mask.
@@ -1199,6 +1201,8 @@ def group_norm(
             f"Expected at least 2 dimensions for input tensor but received {input.dim()}"
         )
     c = input.size(1)
+    if num_groups <= 0:
+        raise RuntimeError(f"Expected num groups to be greater than 0, got {num_groups}")
     if c % num_groups:
         raise RuntimeError(
             "Expected number of channels in input to be divisible by num_groups, but got "
@@ -2516,7 +2520,7 @@ def interpolate(
             )  # fmt: skip
             return out.round().clamp(0, 255).to(rtorch.uint8)
         raise NotImplementedError(
-            f"\"interpolate ({mode})\" not implemented for '{scalar_name(input.dtype)}'"
+            f"\"interpolate ({mode})\" not implemented for '{_scalar_name(input.dtype)}'"
         )
     scales = scale_factors if scale_factors is not None else [None] * dim
     ct = _coord_dtype(input)
