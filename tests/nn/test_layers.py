@@ -31,6 +31,8 @@ def test_bilinear_shapes_and_repr():
     m = nn.Bilinear(2, 3, 4)
     assert m(rtorch.randn(5, 2), rtorch.randn(5, 3)).shape == (5, 4)
     assert repr(m) == "Bilinear(in1_features=2, in2_features=3, out_features=4, bias=True)"
+    with pytest.raises(ValueError, match=r"in1_features must be > 0, but got \(in1_features=0\)"):
+        nn.Bilinear(0, 3, 4)
 
 
 def test_calculate_gain_and_errors():
