@@ -64,6 +64,17 @@ pub fn wrap_dim(dim: i64, ndim: usize) -> Result<usize> {
     Ok(d as usize)
 }
 
+/// [`wrap_dim`] for ops that need a real dim to index: a 0-d tensor has
+/// none, and PyTorch says so instead of treating it as 1-d.
+pub fn wrap_dim_strict(dim: i64, ndim: usize) -> Result<usize> {
+    if ndim == 0 {
+        return Err(Error::Index(format!(
+            "Dimension specified as {dim} but tensor has no dimensions"
+        )));
+    }
+    wrap_dim(dim, ndim)
+}
+
 /// A vector with room for `n` items, or `OutOfMemory` instead of aborting.
 pub fn try_vec<T>(n: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();

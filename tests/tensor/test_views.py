@@ -928,3 +928,20 @@ def test_empty_tensor_is_contiguous_whatever_its_strides():
     # NumPy gives empty arrays zero strides; PyTorch calls any empty tensor contiguous.
     assert rtorch.from_numpy(np.zeros((0, 2), np.float32)).is_contiguous()
     assert rtorch.zeros(3, 0).as_strided((3, 0), (5, 7)).is_contiguous()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.unflatten(0, (1,)),
+        lambda s: s.cross(s, 0),
+        lambda s: s.take_along_dim(rtorch.tensor(0), 0),
+        lambda s: s.unbind(-1),
+    ],
+)
+def test_ops_indexing_a_dim_refuse_zero_dim_tensors(call):
+    # A 0-d tensor accepts dim 0 for reductions, but these need a real dim.
+    with pytest.raises(
+        IndexError, match="Dimension specified as (0|-1) but tensor has no dimensions"
+    ):
+        call(rtorch.tensor(1.0))

@@ -499,7 +499,7 @@ pub fn cross(a: &Tensor, b: &Tensor, dim: Option<i64>) -> Result<Tensor> {
     }
     let sh = broadcast_shapes(a.shape(), b.shape())?;
     let d = match dim {
-        Some(d) => wrap_dim(d, sh.len())?,
+        Some(d) => crate::error::wrap_dim_strict(d, sh.len())?,
         None => sh
             .iter()
             .position(|&s| s == 3)

@@ -1088,7 +1088,7 @@ pub fn take_along_dim(t: &Tensor, index: &Tensor, dim: Option<i64>) -> Result<Te
             index.ndim()
         )));
     }
-    let d = wrap_dim(dim, t.ndim())?;
+    let d = crate::error::wrap_dim_strict(dim, t.ndim())?;
     // Broadcast every dim but `d`.
     let mut ts: Vec<usize> = t.shape().to_vec();
     let mut is: Vec<usize> = index.shape().to_vec();

@@ -463,12 +463,7 @@ pub fn tensor_split_indices(t: &Tensor, indices: &[i64], dim: i64) -> Result<Vec
 }
 
 pub fn unbind(t: &Tensor, dim: i64) -> Result<Vec<Tensor>> {
-    if t.ndim() == 0 {
-        return Err(Error::Index(
-            "Dimension specified as 0 but tensor has no dimensions".into(),
-        ));
-    }
-    let d = wrap_dim(dim, t.ndim())?;
+    let d = crate::error::wrap_dim_strict(dim, t.ndim())?;
     (0..t.shape()[d])
         .map(|i| shape::select(t, d as i64, i as i64))
         .collect()

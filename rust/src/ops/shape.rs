@@ -236,7 +236,7 @@ pub fn flatten(t: &Tensor, start: i64, end: i64) -> Result<Tensor> {
 }
 
 pub fn unflatten(t: &Tensor, dim: i64, sizes: &[i64]) -> Result<Tensor> {
-    let d = wrap_dim(dim, t.ndim())?;
+    let d = crate::error::wrap_dim_strict(dim, t.ndim())?;
     if sizes.is_empty() {
         return Err(Error::Runtime("unflatten: sizes must be non-empty".into()));
     }

@@ -39,12 +39,7 @@ pub fn make_size<'py>(py: Python<'py>, dims: &[usize]) -> PyResult<Bound<'py, Py
 }
 
 fn wrap_dim(dim: i64, n: usize) -> PyResult<usize> {
-    if n == 0 {
-        return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-            "Dimension specified as {dim} but tensor has no dimensions"
-        )));
-    }
-    Ok(crate::error::wrap_dim(dim, n)?)
+    Ok(crate::error::wrap_dim_strict(dim, n)?)
 }
 
 /// Sizes passed as `*args` or as one sequence.
