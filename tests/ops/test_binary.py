@@ -305,6 +305,37 @@ def test_half_types_stage_through_float32_kernels(dtype):
     same(z, fx + fy)
 
 
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+def test_half_broadcasts_comparisons_and_other_ops_compute_in_float(dtype):
+    # Cases the flat half kernels do not cover go through float32 whole:
+    # still float32 math rounded once, and comparisons of the half values.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 40)).astype(np.float32) * 10
+    y = rng.standard_normal(40).astype(np.float32)
+    tx, ty = rtorch.from_numpy(x).to(dtype), rtorch.from_numpy(y).to(dtype)
+    fx, fy = tx.float(), ty.float()
+
+    def same(got, want):
+        assert got.dtype == want.dtype or got.dtype == dtype
+        np.testing.assert_array_equal(got.float().numpy(), want.to(got.dtype).float().numpy())
+
+    same(tx + ty, fx + fy)
+    same(rtorch.add(ty, tx, alpha=2), rtorch.add(fy, fx, alpha=2))
+    same(tx.t() * tx.t(), fx.t() * fx.t())
+    same(rtorch.atan2(tx, ty), rtorch.atan2(fx, fy))
+    same(tx.remainder(ty), fx.remainder(fy))
+    for op in ("lt", "le", "gt", "ge", "eq", "ne"):
+        got = getattr(tx, op)(ty)
+        assert got.dtype == rtorch.bool
+        np.testing.assert_array_equal(got.numpy(), getattr(fx, op)(fy).numpy())
+    out = rtorch.empty(64, 40, dtype=dtype).t().contiguous().t()
+    rtorch.mul(tx, ty, out=out)
+    same(out, fx * fy)
+    z = tx.clone()
+    z -= ty
+    same(z, fx - fy)
+
+
 def test_inplace_on_view_of_itself_uses_snapshot():
     t = rtorch.arange(6.0)
     t[1:] += t[:-1]

@@ -64,3 +64,33 @@ def test_softmax_float32_rows_with_nan_or_all_masked(n):
     ref = _softmax(x[:1].astype(np.float64), -1)
     np.testing.assert_allclose(t.softmax(-1).numpy()[:1], ref, rtol=1e-6)
     np.testing.assert_allclose(rtorch.log_softmax(t, -1).numpy()[:1], np.log(ref), rtol=1e-5)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+def test_half_softmax_is_float_math_rounded_once(dtype, log):
+    # PyTorch computes half softmax in float: the result must equal the
+    # float32 kernel's, rounded to the half type, and be close to NumPy's.
+    x = np.random.default_rng(2).standard_normal((40, 3, 50)).astype(np.float32) * 4
+    h = rtorch.from_numpy(x).to(dtype).requires_grad_()
+    fn = rtorch.log_softmax if log else rtorch.softmax
+    for dim in (-1, 1):
+        y = fn(h, dim)
+        assert y.dtype == dtype
+        want = fn(h.detach().float(), dim).to(dtype)
+        np.testing.assert_array_equal(y.detach().float().numpy(), want.float().numpy())
+        ref = _softmax(h.detach().float().numpy().astype(np.float64), dim)
+        ref = np.log(ref) if log else ref
+        np.testing.assert_allclose(y.detach().float().numpy(), ref, rtol=2e-2, atol=2e-2)
+    # The fused backward of the last dim, also in float.
+    g = rtorch.from_numpy(np.random.default_rng(3).standard_normal((40, 3, 50)).astype(np.float32))
+    y = fn(h, -1)
+    (gx,) = rtorch.autograd.grad(y, h, g.to(dtype))
+    yf = y.detach().float().numpy().astype(np.float64)
+    gf = g.to(dtype).float().numpy().astype(np.float64)
+    if log:
+        ref = gf - np.exp(yf) * gf.sum(-1, keepdims=True)
+    else:
+        ref = yf * (gf - (gf * yf).sum(-1, keepdims=True))
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx.float().numpy(), ref, rtol=2e-2, atol=2e-2)

@@ -34,6 +34,12 @@ pub fn copy_(dst: &Tensor, src: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// [`copy_`] without autograd: for kernels filling an output from a
+/// temporary.
+pub fn copy_raw(dst: &Tensor, src: &Tensor) -> Result<()> {
+    copy_impl(dst, src)
+}
+
 fn copy_impl(dst: &Tensor, src: &Tensor) -> Result<()> {
     let shape = broadcast_shapes(dst.shape(), src.shape())?;
     if shape.as_slice() != dst.shape() {

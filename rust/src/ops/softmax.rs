@@ -62,6 +62,12 @@ fn backward_rows(g: &Tensor, y: &Tensor, dim: i64, log: bool) -> Result<Option<T
     {
         return Ok(None);
     }
+    if crate::cpu::half::is_half(y.dtype()) {
+        let wide = |t: &Tensor| copy::to_dtype(t, DType::F32, false);
+        return backward_rows(&wide(g)?, &wide(y)?, dim, log)?
+            .map(|gx| copy::to_dtype(&gx, y.dtype(), false))
+            .transpose();
+    }
     let g = copy::contiguous(g)?;
     let out = Tensor::empty(y.shape(), y.dtype())?;
     let n = y.shape().last().copied().unwrap_or(1);
@@ -122,6 +128,11 @@ fn softmax_impl(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result
             },
             dtype.scalar_name()
         )));
+    }
+    if crate::cpu::half::is_half(dtype) {
+        // Half math in float, as PyTorch: widen, run the f32 kernel, narrow.
+        let wide = softmax_impl(&copy::to_dtype(x, DType::F32, false)?, dim, log, None)?;
+        return copy::to_dtype(&wide, dtype, false);
     }
     let d = wrap_dim(dim, x.ndim())?;
     let last = x.ndim().saturating_sub(1);
