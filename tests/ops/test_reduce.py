@@ -358,6 +358,33 @@ def test_half_precision_sums_accumulate_in_float32():
     assert b.sum().dtype is rtorch.bfloat16 and b.sum().item() == 3008.0  # nearest bf16 of 3000
 
 
+@pytest.mark.parametrize("dtype", [rtorch.float16, rtorch.bfloat16])
+@pytest.mark.parametrize("shape", [(300_007,), (513, 37), (7, 5000), (3, 4, 1024), (40, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_half_sums_and_products_widen_blocks_like_a_float32_cast(dtype, shape, threads):
+    # Full and trailing-dim reductions of half tensors read them in blocks
+    # widened to float32: the float32 reduction of the cast, rounded once.
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    h = rtorch.from_numpy(x).to(dtype)
+    f = h.float()
+    before = rtorch.get_num_threads()
+    rtorch.set_num_threads(threads)
+    try:
+        pairs = [(h.sum(), f.sum()), (h.sum(-1), f.sum(-1)), (h.mean(-1), f.mean(-1))]
+        if len(shape) > 1:
+            pairs.append((h.sum((-2, -1)), f.sum((-2, -1))))
+        pairs.append((h[..., :8].prod(-1), f[..., :8].prod(-1)))
+        for got, want in pairs:
+            assert got.dtype is dtype
+            np.testing.assert_allclose(
+                got.float().numpy(), want.to(dtype).float().numpy(), rtol=1e-2, atol=1e-2
+            )
+        # 10^6 ones sum exactly (pairwise over the widened blocks).
+        assert rtorch.ones(1_000_000, dtype=dtype).sum(dtype=rtorch.float32).item() == 1e6
+    finally:
+        rtorch.set_num_threads(before)
+
+
 # Row lengths around the vectorised row kernels' boundaries: 64 lane
 # accumulators, a 16-wide tail, a scalar rest, 1024-element pairwise leaves.
 ROW_LENGTHS = [1, 2, 15, 16, 17, 63, 64, 65, 100, 1023, 1024, 1025, 2049, 4100]
