@@ -398,6 +398,7 @@ class Tensor:
     def slogdet(self) -> tuple[Tensor, Tensor]: ...
     def addmm(self, mat1: Tensor, mat2: Tensor, *, beta: _Number | None = None, alpha: _Number | None = None) -> Tensor: ...  # fmt: skip
     def addmv(self, mat: Tensor, vec: Tensor, *, beta: _Number | None = None, alpha: _Number | None = None) -> Tensor: ...  # fmt: skip
+    def _addmm_activation(self, mat1: Tensor, mat2: Tensor, *, beta: _Number | None = None, alpha: _Number | None = None, use_gelu: bool = False) -> Tensor: ...  # fmt: skip
     def addbmm(self, batch1: Tensor, batch2: Tensor, *, beta: _Number | None = None, alpha: _Number | None = None) -> Tensor: ...  # fmt: skip
     def baddbmm(self, batch1: Tensor, batch2: Tensor, *, beta: _Number | None = None, alpha: _Number | None = None) -> Tensor: ...  # fmt: skip
 

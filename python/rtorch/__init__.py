@@ -138,6 +138,7 @@ def broadcast_shapes(*shapes: Any) -> Size:
 from rtorch import autograd, cuda, linalg, testing  # noqa: E402
 from rtorch._C import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
 from rtorch._ops import *  # noqa: F403
+from rtorch._ops import _addmm_activation  # noqa: E402,F401
 from rtorch.autograd.grad_mode import (  # noqa: E402
     enable_grad,
     inference_mode,

@@ -31,7 +31,7 @@ roll rot90 tile broadcast_to gather scatter scatter_add scatter_reduce
 index_select index_add index_copy index_fill index_put index_put_ masked_select
 masked_scatter take take_along_dim nonzero argwhere tril triu diag diag_embed trace
 outer ger inner cross kron
-mm bmm mv dot vdot addmm addmv addbmm baddbmm
+mm bmm mv dot vdot addmm addmv addbmm baddbmm _addmm_activation
 sum nansum mean nanmean prod amax amin aminmax max min argmax argmin var std
 var_mean std_mean norm logsumexp cumsum cumprod cummax cummin all any
 count_nonzero median nanmedian mode quantile nanquantile kthvalue topk sort

@@ -345,6 +345,10 @@ SAMPLES["vdot"] = [C(rtorch.vdot, T(4), T(4))]
 SAMPLES["addmm"] = [
     C(lambda a, b, c: rtorch.addmm(a, b, c, beta=0.5, alpha=2.0), T(3, 1), T(3, 4), T(4, 2))
 ]
+SAMPLES["_addmm_activation"] = [
+    C(rtorch._addmm_activation, T(2), T(3, 4), T(4, 2)),
+    C(lambda a, b, c: rtorch._addmm_activation(a, b, c, use_gelu=True), T(2), T(3, 4), T(4, 2)),
+]
 SAMPLES["addmv"] = [C(rtorch.addmv, T(3), T(3, 4), T(4))]
 SAMPLES["addbmm"] = [C(rtorch.addbmm, T(3, 2), T(2, 3, 4), T(2, 4, 2))]
 SAMPLES["baddbmm"] = [C(rtorch.baddbmm, T(2, 3, 2), T(2, 3, 4), T(2, 4, 2))]

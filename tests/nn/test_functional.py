@@ -701,3 +701,17 @@ COMPOSITES = {
 def test_composite_gradcheck(name):
     fn, inputs = COMPOSITES[name]()
     assert gradcheck(fn, inputs)
+
+
+def test_dropout_mask_is_the_uniform_draw_below_keep_probability():
+    # Element i is kept exactly where the same seed's rand() element i falls
+    # below 1 - p, and scaled by 1 / (1 - p) (float32 division).
+    x = rtorch.from_numpy(np.random.default_rng(0).standard_normal((7, 129)).astype(np.float32))
+    rtorch.manual_seed(11)
+    u = rtorch.rand(7, 129).numpy().astype(np.float64)
+    rtorch.manual_seed(11)
+    y = F.dropout(x, 0.3).numpy()
+    keep = u < 0.7
+    np.testing.assert_array_equal(y[~keep], 0.0)
+    expect = x.numpy() * (np.float32(1.0) / np.float32(0.7))
+    np.testing.assert_allclose(y[keep], expect[keep], rtol=1e-7, atol=0)

@@ -122,6 +122,28 @@ def test_layer_norm_matches_numpy(shape, ns, affine):
     )
 
 
+@pytest.mark.parametrize(
+    "rows,k", [(2100, 1024), (700, 3000), (2200, 1000)], ids=["aligned", "long", "k%16"]
+)
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+def test_layer_norm_float32_large_output_matches_numpy(rows, k, affine):
+    # Outputs of 8 MiB and more take the streaming-store path (rows longer
+    # than one 1024 block, and k not a multiple of 16, fall back in parts).
+    x = (RNG.standard_normal((rows, k)) * 2 + 5).astype(np.float32)
+    w = RNG.standard_normal(k).astype(np.float32) if affine in ("both", "weight") else None
+    b = RNG.standard_normal(k).astype(np.float32) if affine in ("both", "bias") else None
+    out = F.layer_norm(t(x), (k,), None if w is None else t(w), None if b is None else t(b))
+    ref = np_norm(x.astype(np.float64), (1,), 1e-5)
+    if w is not None:
+        ref = ref * w
+    if b is not None:
+        ref = ref + b
+    close(out, ref, 2e-4)
+    # The same rows through the small-output path give the same values.
+    small = F.layer_norm(t(x[:64]), (k,), None if w is None else t(w), None if b is None else t(b))
+    assert np.array_equal(small.numpy(), out.numpy()[:64])
+
+
 # ------------------------------------------------------------------ group norm
 
 

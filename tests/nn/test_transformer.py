@@ -293,3 +293,74 @@ def test_loads_pytorch_encoder_layer():
             ref_mask = tl(torch.tensor(x), src_key_padding_mask=torch.tensor(kpm)).numpy()
         close(rl(t(x)), ref, 2e-5)
         close(rl(t(x), src_key_padding_mask=t(kpm)), ref_mask, 2e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("mask", [None, "causal", "padding"])
+def test_encoder_layer_no_grad_path_gives_the_graph_path_values(norm_first, activation, mask):
+    # Without autograd the layer sums residuals in place and fuses the ReLU
+    # into linear1's bias add; the values are those of the composed path
+    # (which a hook forces) bit for bit, and the input is left alone.
+    layer = nn.TransformerEncoderLayer(
+        8, 2, 16, 0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+    randomize(layer)
+    x = t(X.astype(np.float32))
+    before = x.numpy().copy()
+    kw = {}
+    if mask == "causal":
+        kw["src_mask"] = nn.Transformer.generate_square_subsequent_mask(5)
+    elif mask == "padding":
+        kw["src_key_padding_mask"] = t(np.array([[False] * 4 + [True], [False] * 5]))
+    graph = layer(x, **kw)
+    assert graph.requires_grad
+    with rtorch.no_grad():
+        fast = layer(x, **kw)
+        hook = layer.linear2.register_forward_hook(lambda m, i, o: None)
+        composed = layer(x, **kw)
+        hook.remove()
+    assert not fast.requires_grad
+    assert np.array_equal(fast.numpy(), composed.numpy())
+    np.testing.assert_allclose(fast.numpy(), graph.detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert np.array_equal(x.numpy(), before)
+    ref = np_encoder_layer(
+        X,
+        arrays(layer),
+        2,
+        norm_first,
+        {"relu": lambda h: np.maximum(h, 0), "gelu": np_gelu}[activation],
+        None if mask != "causal" else kw["src_mask"].numpy().astype(np.float64),
+    )
+    if mask != "padding":
+        close(fast, ref, 2e-5)
+
+
+def test_encoder_layer_no_grad_falls_back_for_hooks_and_odd_inputs():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True).eval()
+    randomize(layer)
+    x = t(X.astype(np.float32))
+    with rtorch.no_grad():
+        plain = layer(x).numpy()
+        # Hooks run, and the outputs they keep are not overwritten later.
+        seen = []
+        hooks = [
+            layer.linear1.register_forward_hook(lambda m, i, o: seen.append(o)),
+            layer.self_attn.register_forward_hook(lambda m, i, o: seen.append(o[0])),
+        ]
+        hooked = layer(x).numpy()
+        for h in hooks:
+            h.remove()
+        kept = [s.numpy().copy() for s in seen]
+        attn = layer.self_attn(x, x, x)[0]
+        pre_relu = layer.linear1(layer.norm1(x + attn)).numpy()
+        # A non-contiguous input and an unbatched one.
+        strided = layer(t(X.transpose(1, 0, 2).astype(np.float32)).transpose(0, 1)).numpy()
+        single = layer(x[0]).numpy()
+    assert [tuple(s.shape) for s in seen] == [(2, 5, 8), (2, 5, 16)]
+    assert np.array_equal(kept[0], attn.numpy())
+    assert (kept[1] < 0).any()
+    np.testing.assert_allclose(kept[1], pre_relu, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(hooked, plain)
+    np.testing.assert_allclose(strided, plain, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(single, plain[0], rtol=1e-5, atol=1e-6)

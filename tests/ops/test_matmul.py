@@ -2,6 +2,7 @@
 broadcasting, strided operands, integer GEMM, the fused add* forms and
 PyTorch's error messages."""
 
+import math
 import re
 
 import numpy as np
@@ -385,3 +386,66 @@ def test_split_fused_and_integer_products(threads):
     b = RNG.integers(-9, 9, (170, 300)).astype(np.int32)
     np.testing.assert_array_equal((t(a) @ t(b)).numpy(), a @ b)
     np.testing.assert_array_equal((t(a.T).t() @ t(b)).numpy(), a @ b)
+
+
+def _np_relu_addmm(inp, m1, m2, beta=1.0, alpha=1.0):
+    return np.maximum(beta * inp + alpha * (m1.astype(np.float64) @ m2), 0)
+
+
+@pytest.mark.parametrize("alpha", [1.0, -2.0])
+def test_addmm_activation_float32_bias_relu_matches_numpy(alpha):
+    # The fused path: float32, a 1-D bias, beta 1, no autograd.
+    rng = np.random.default_rng(3)
+    m1, m2 = rng.standard_normal((70, 33)), rng.standard_normal((33, 45))
+    bias = rng.standard_normal(45)
+    out = rtorch._addmm_activation(
+        t(bias).float(), t(m1).float(), t(m2).float().t().contiguous().t(), alpha=alpha
+    )
+    assert out.dtype == rtorch.float32 and out.shape == (70, 45)
+    ref = _np_relu_addmm(bias, m1.astype(np.float32), m2.astype(np.float32), alpha=alpha)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5)
+    assert (out.numpy() >= 0).all()
+    # The same values as addmm then relu, bit for bit.
+    two_pass = rtorch.addmm(t(bias).float(), t(m1).float(), t(m2).float(), alpha=alpha).relu()
+    assert np.array_equal(out.numpy(), two_pass.numpy())
+
+
+def test_addmm_activation_relu_rule_for_nan_and_negative_zero():
+    bias = rtorch.tensor([float("nan"), -0.0, -1.0, 2.0])
+    out = rtorch._addmm_activation(bias, rtorch.zeros(2, 3), rtorch.zeros(3, 4))
+    a = out.numpy()
+    assert np.isnan(a[:, 0]).all()
+    assert (a[:, 1] == 0).all() and not np.signbit(a[:, 1]).any()
+    assert a[:, 2:].tolist() == [[0.0, 2.0], [0.0, 2.0]]
+
+
+@pytest.mark.parametrize("case", ["float64", "2-D input", "beta", "gelu"])
+def test_addmm_activation_other_cases_match_numpy(case):
+    # Everything the fused pass does not take: addmm, then the activation.
+    rng = np.random.default_rng(4)
+    m1, m2 = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    inp = rng.standard_normal((5, 4) if case == "2-D input" else (4,))
+    dt = rtorch.float64 if case == "float64" else rtorch.float32
+    beta = 0.5 if case == "beta" else 1.0
+    out = rtorch._addmm_activation(
+        t(inp).to(dt), t(m1).to(dt), t(m2).to(dt), beta=beta, use_gelu=case == "gelu"
+    )
+    pre = beta * inp + m1 @ m2
+    if case == "gelu":
+        erf = np.vectorize(math.erf)
+        ref = 0.5 * pre * (1 + erf(pre / math.sqrt(2)))
+    else:
+        ref = np.maximum(pre, 0)
+    assert out.dtype == dt
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_addmm_activation_gradients_and_errors():
+    rng = np.random.default_rng(5)
+    args = [t(rng.standard_normal(s)).requires_grad_() for s in [(4,), (3, 2), (2, 4)]]
+    assert rtorch.autograd.gradcheck(lambda i, a, b: rtorch._addmm_activation(i, a, b), args)
+    assert rtorch.autograd.gradcheck(
+        lambda i, a, b: rtorch._addmm_activation(i, a, b, use_gelu=True), args
+    )
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        rtorch._addmm_activation(rtorch.zeros(4), rtorch.zeros(3, 2), rtorch.zeros(3, 4))

@@ -94,3 +94,19 @@ def test_half_softmax_is_float_math_rounded_once(dtype, log):
         ref = yf * (gf - (gf * yf).sum(-1, keepdims=True))
     assert gx.dtype == dtype
     np.testing.assert_allclose(gx.float().numpy(), ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("n", [7, 64, 1000])
+def test_softmax_float32_wide_range_rows(n):
+    # Offsets from the row max down to -120 (results through the subnormal
+    # range to zero) and -inf entries: the float32 exp of (x - max).
+    rng = np.random.default_rng(n)
+    x = -rng.uniform(0, 120, (50, n)).astype(np.float32)
+    x[:, 0] = 0.0
+    x[::3, 1] = -np.inf
+    out = rtorch.from_numpy(x).softmax(-1).numpy()
+    ref = _softmax(x.astype(np.float64), -1)
+    normal = ref >= np.finfo(np.float32).tiny
+    np.testing.assert_allclose(out[normal], ref[normal], rtol=2e-6)
+    np.testing.assert_allclose(out[~normal], ref[~normal], rtol=0, atol=2e-45)
+    assert (out[::3, 1] == 0).all()

@@ -889,6 +889,28 @@ def test_bernoulli_of_zero_and_one_is_deterministic():
     assert t.tolist() == [0.0, 1.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize("dtype", [rtorch.float32, rtorch.float64, rtorch.int64, rtorch.bool])
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+def test_bernoulli_in_place_is_uniform_below_p(restore_rng, dtype, p):
+    # Element i keeps the draw of rand's element i: 1 exactly where the
+    # float32 uniform falls below p, whether the tensor is filled in place
+    # (contiguous) or through a copy (a strided view).
+    n = 1003
+    rtorch.manual_seed(7)
+    u = rtorch.rand(n).numpy().astype(np.float64)
+    rtorch.manual_seed(7)
+    t = rtorch.empty(n, dtype=dtype)
+    v = t._version
+    assert t.bernoulli_(p) is t
+    assert t._version > v
+    expect = (u < p).astype(np.float64)
+    np.testing.assert_array_equal(t.numpy().astype(np.float64), expect)
+    rtorch.manual_seed(7)
+    strided = rtorch.zeros(n, 2, dtype=dtype)[:, 0]
+    strided.bernoulli_(p)
+    np.testing.assert_array_equal(strided.numpy().astype(np.float64), expect)
+
+
 def test_uniform_in_place_range_and_returns_self(restore_rng):
     t = rtorch.empty(10_000)
     v = t._version

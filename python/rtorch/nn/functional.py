@@ -386,7 +386,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p)
     if not training or p == 0.0:
         return input
-    scale = _keep_mask(input, p) / (1 - p) if p < 1 else rtorch.zeros_like(input)
+    scale = _keep_mask(input, p).div_(1 - p) if p < 1 else rtorch.zeros_like(input)
     return input.mul_(scale) if inplace else input * scale
 
 

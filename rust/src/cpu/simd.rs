@@ -59,7 +59,7 @@ fn select(c: bool, a: f32, b: f32) -> f32 {
 /// Adding 1.5 * 2^23 puts `n` in the low mantissa bits; integer adds and
 /// shifts on those vectorise, unlike a float-to-int `as` conversion.
 #[inline(always)]
-fn pow2i(n: f32) -> f32 {
+pub fn pow2i(n: f32) -> f32 {
     f32::from_bits((n + 12_582_912.0).to_bits().wrapping_add(127) << 23)
 }
 

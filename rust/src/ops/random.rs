@@ -6,7 +6,7 @@ use crate::cpu::kernels;
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::ops::copy;
-use crate::random::{philox, u32_to_unit_f32, u64_to_unit_f64, Generator};
+use crate::random::{philox, philox16, u32_to_unit_f32, u64_to_unit_f64, Generator};
 use crate::tensor::{DType, Element, Tensor};
 
 /// A fresh contiguous tensor of `dtype` whose element `i` is `f(block, lane)`.
@@ -169,6 +169,18 @@ pub fn bernoulli_scalar_(t: &Tensor, p: f64, gen: &Generator) -> Result<()> {
             "bernoulli_ expects p to be in [0, 1], but got p={p}"
         )));
     }
+    if t.is_contiguous() && !t.requires_grad() {
+        // Straight into `t`: the same draws as the path below, a vectorised
+        // Philox and no temporary.
+        let n = t.numel();
+        let (key, start) = gen.reserve(n.div_ceil(4) as u64);
+        let limit = keep_limit(p);
+        dispatch!(t.dtype(), T => {
+            keep_fill::<T>(t.data_ptr::<T>(), n, key, start, limit, T::from_bool(true), T::from_bool(false));
+        });
+        t.bump_version();
+        return Ok(());
+    }
     let drawn: Tensor;
     dispatch!(t.dtype(), T => {
         drawn = draw::<T>(gen, t.shape(), 4, |b, l| {
@@ -176,6 +188,68 @@ pub fn bernoulli_scalar_(t: &Tensor, p: f64, gen: &Generator) -> Result<()> {
         })?;
     });
     copy::copy_(t, &drawn)
+}
+
+/// The integer form of `u32_to_unit_f32(x) < p`: `(x >> 8) < keep_limit(p)`
+/// (for an integer `u`, `u < y` exactly when `u < ceil(y)`; `p * 2^24` is
+/// exact in f64).
+fn keep_limit(p: f64) -> u32 {
+    (p * 16_777_216.0).ceil().clamp(0.0, 16_777_216.0) as u32
+}
+
+/// Fills the `n` contiguous elements at `out` with `on` where the element's
+/// draw (Philox block `start + i / 4` under `key`, lane `i % 4`, as
+/// [`draw`] with 4 per block) has `(bits >> 8) < limit`, `off` elsewhere.
+fn keep_fill<T: Element>(out: *mut T, n: usize, key: u64, start: u64, limit: u32, on: T, off: T) {
+    let p = out as usize;
+    // About 1.5 ns an element; chunks start on 64-element (16-block) groups.
+    crate::cpu::parallel::for_ranges(n, 2, 64, |s, e| {
+        // SAFETY: `out` holds `n` contiguous elements of T; chunks are disjoint.
+        let dst = unsafe { std::slice::from_raw_parts_mut((p as *mut T).add(s), e - s) };
+        keep_rows(dst, start + (s / 4) as u64, key, limit, on, off);
+    });
+}
+
+/// [`keep_fill`] of one chunk starting on a block boundary, per ISA.
+fn keep_rows<T: Element>(dst: &mut [T], block0: u64, key: u64, limit: u32, on: T, off: T) {
+    #[inline(always)]
+    fn body<T: Element>(dst: &mut [T], block0: u64, key: u64, limit: u32, on: T, off: T) {
+        for (g, chunk) in dst.chunks_mut(64).enumerate() {
+            let b = philox16(block0 + 16 * g as u64, key);
+            let mut keep = [false; 64];
+            for j in 0..16 {
+                for l in 0..4 {
+                    keep[4 * j + l] = (b[l][j] >> 8) < limit;
+                }
+            }
+            for (o, &k) in chunk.iter_mut().zip(&keep) {
+                *o = if k { on } else { off };
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn avx512<T: Element>(d: &mut [T], b: u64, k: u64, l: u32, on: T, off: T) {
+            body(d, b, k, l, on, off)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Element>(d: &mut [T], b: u64, k: u64, l: u32, on: T, off: T) {
+            body(d, b, k, l, on, off)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has the features `avx512` is compiled for.
+            return unsafe { avx512(dst, block0, key, limit, on, off) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features `avx2` is compiled for.
+            return unsafe { avx2(dst, block0, key, limit, on, off) };
+        }
+    }
+    body(dst, block0, key, limit, on, off)
 }
 
 /// `torch.randperm(n)` by Fisher-Yates, in place in the output buffer.

@@ -2,7 +2,7 @@
 //! a vectorised float32 kernel; other dims are moved last first.
 
 use crate::cpu::parallel;
-use crate::cpu::simd::exp_f32;
+use crate::cpu::simd::{exp_f32, pow2i};
 use crate::dispatch;
 use crate::error::{wrap_dim, Error, Result};
 use crate::multiversion;
@@ -77,6 +77,22 @@ fn backward_rows(g: &Tensor, y: &Tensor, dim: i64, log: bool) -> Result<Option<T
         y.raw_ptr() as usize,
         out.raw_ptr() as usize,
     );
+    if y.dtype() == DType::F32 {
+        parallel::for_ranges(rows, n * 4, 1, |s, e| {
+            let len = (e - s) * n;
+            // SAFETY: `g`, `y` and `out` are contiguous `rows * n` float32
+            // buffers; rows [s, e) belong to this chunk only.
+            let (g, y, o) = unsafe {
+                (
+                    std::slice::from_raw_parts((pg as *const f32).add(s * n), len),
+                    std::slice::from_raw_parts((py as *const f32).add(s * n), len),
+                    std::slice::from_raw_parts_mut((po as *mut f32).add(s * n), len),
+                )
+            };
+            backward_rows_f32(g, y, o, n, log);
+        });
+        return Ok(Some(out));
+    }
     dispatch!(y.dtype(), T => {
         parallel::for_ranges(rows, n * 4, 1, |s, e| {
             for r in s..e {
@@ -150,6 +166,20 @@ fn softmax_impl(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result
     let n = x.shape().last().copied().unwrap_or(1);
     let rows = out.numel() / n;
     let (ps, pd) = (src.raw_ptr() as usize, out.raw_ptr() as usize);
+    if dtype == DType::F32 {
+        parallel::for_ranges(rows, n * 4, 1, |s, e| {
+            // SAFETY: `src` and `out` are contiguous `rows * n` float32
+            // buffers; rows [s, e) belong to this chunk only.
+            let (x, y) = unsafe {
+                (
+                    std::slice::from_raw_parts((ps as *const f32).add(s * n), (e - s) * n),
+                    std::slice::from_raw_parts_mut((pd as *mut f32).add(s * n), (e - s) * n),
+                )
+            };
+            rows_f32(x, y, n, log);
+        });
+        return Ok(out);
+    }
     dispatch!(dtype, T => {
         parallel::for_ranges(rows, n * 4, 1, |s, e| {
             for r in s..e {
@@ -166,6 +196,16 @@ fn softmax_impl(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result
         });
     });
     Ok(out)
+}
+
+multiversion! {
+    /// [`row_f32`] over consecutive rows of length `n`, in one call: short
+    /// rows (attention's, 64 long) paid a dispatch per row otherwise.
+    pub fn rows_f32(x: &[f32], y: &mut [f32], n: usize, log: bool) {
+        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            row_body(xr, yr, log);
+        }
+    }
 }
 
 /// One contiguous row.
@@ -186,6 +226,31 @@ fn row<T: Element>(x: &[T], y: &mut [T], log: bool) {
         let z = v.to_f64() - m;
         *o = T::from_f64(if log { z - sum.ln() } else { z.exp() / sum });
     }
+}
+
+/// e^x for the `x - max` of a softmax row (`x <= 0` or -inf, never NaN):
+/// [`exp_f32`]'s range reduction and polynomial without its overflow and
+/// NaN selects, and with fused multiply-adds (each Horner step one
+/// instruction instead of a dependent multiply and add; the softmax of
+/// attention's 64-long rows is mostly this).
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' constants as published, like `exp_f32`.
+fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0;
+    let xc = x.max(-104.0);
+    let n = xc.mul_add(LOG2E, ROUND) - ROUND;
+    let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, xc));
+    let mut p = 1.987_569_1e-4f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5.000_000_1e-1);
+    let y = (p * r).mul_add(r, r) + 1.0;
+    // Scale in two steps so results down to subnormals stay exact.
+    let n1 = (n * 0.5 + ROUND) - ROUND;
+    y * pow2i(n1) * pow2i(n - n1)
 }
 
 /// `f`-reduction of `v`'s lanes as a tree (halves folded onto each other:
@@ -209,6 +274,14 @@ multiversion! {
     /// at the end as a tree: short rows (attention's) cost little beyond
     /// their vectors.
     pub fn row_f32(x: &[f32], y: &mut [f32], log: bool) {
+        row_body(x, y, log)
+    }
+}
+
+/// The body of [`row_f32`], inlined into each instruction-set version.
+#[inline(always)]
+fn row_body(x: &[f32], y: &mut [f32], log: bool) {
+    {
         const L: usize = 16;
         let mut lanes = [f32::NEG_INFINITY; L];
         let mut nan = [false; L];
@@ -235,14 +308,14 @@ multiversion! {
         let n = x.len() - tail.len();
         for (yc, xc) in y[..n].chunks_exact_mut(L).zip(x[..n].chunks_exact(L)) {
             for k in 0..L {
-                let e = exp_f32(xc[k] - m);
+                let e = exp_nonpos(xc[k] - m);
                 yc[k] = e;
                 acc[k] += e;
             }
         }
         let mut sum = tree(acc, |a, b| a + b);
         for (o, &v) in y[n..].iter_mut().zip(tail) {
-            *o = exp_f32(v - m);
+            *o = exp_nonpos(v - m);
             sum += *o;
         }
         if log {
@@ -263,6 +336,23 @@ multiversion! {
     /// One float32 row of the softmax backward: `g - exp(y) * sum(g)` (log)
     /// or `y * (g - sum(g * y))`, sums on 16 lanes so they vectorise.
     pub fn backward_row_f32(g: &[f32], y: &[f32], o: &mut [f32], log: bool) {
+        backward_body(g, y, o, log)
+    }
+}
+
+multiversion! {
+    /// [`backward_row_f32`] over consecutive rows of length `n`, in one call.
+    pub fn backward_rows_f32(g: &[f32], y: &[f32], o: &mut [f32], n: usize, log: bool) {
+        for ((gr, yr), or) in g.chunks_exact(n).zip(y.chunks_exact(n)).zip(o.chunks_exact_mut(n)) {
+            backward_body(gr, yr, or, log);
+        }
+    }
+}
+
+/// The body of [`backward_row_f32`], inlined into each instruction-set version.
+#[inline(always)]
+fn backward_body(g: &[f32], y: &[f32], o: &mut [f32], log: bool) {
+    {
         const L: usize = 16;
         let mut acc = [0.0f32; L];
         let (gc, yc) = (g.chunks_exact(L), y.chunks_exact(L));

@@ -92,6 +92,22 @@ impl PyTensor {
         let (i, x, y) = (self.t.clone(), mat1.t.clone(), mat2.t.clone());
         run(py, x.numel().max(y.numel()), || la::addmm(&i, &x, &y, b, a))
     }
+    #[pyo3(signature = (mat1, mat2, *, beta=None, alpha=None, use_gelu=false))]
+    fn _addmm_activation(
+        &self,
+        py: Python<'_>,
+        mat1: PyRef<'_, PyTensor>,
+        mat2: PyRef<'_, PyTensor>,
+        beta: Option<&Bound<'_, PyAny>>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        use_gelu: bool,
+    ) -> R {
+        let (b, a) = coefs(beta, alpha)?;
+        let (i, x, y) = (self.t.clone(), mat1.t.clone(), mat2.t.clone());
+        run(py, x.numel().max(y.numel()), || {
+            la::addmm_activation(&i, &x, &y, b, a, use_gelu)
+        })
+    }
     #[pyo3(signature = (mat, vec, *, beta=None, alpha=None))]
     fn addmv(
         &self,

@@ -77,6 +77,26 @@ def _activation_code(activation: Any) -> int:
     return 0
 
 
+def _linear_relu_no_grad(linear: Module, x: Tensor) -> Tensor:
+    """``relu(linear(x))`` without autograd and without hooks on ``linear``:
+    one fused bias-and-ReLU pass after the product
+    (``rtorch._addmm_activation``) for a plain :class:`Linear` with a bias
+    on a contiguous input, else the module's output with the ReLU applied in
+    place."""
+    bias = getattr(linear, "bias", None)
+    if (
+        type(linear) is not Linear
+        or bias is None
+        or x.dim() < 2
+        or x.numel() == 0
+        or not x.is_contiguous()
+    ):
+        return F.relu(linear(x), inplace=True)
+    w = linear.weight
+    out = bias._addmm_activation(x.reshape(-1, x.size(-1)), w.t())
+    return out.view(*x.shape[:-1], w.size(0))
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block, each with a residual
     connection and LayerNorm (after the residual by default, before it with
@@ -159,6 +179,11 @@ class TransformerEncoderLayer(Module):
         )
         src_mask = F._canonical_mask(src_mask, "src_mask", None, "", src.dtype, False)
         x = src
+        if not rtorch.is_grad_enabled() and not self._hooked():
+            # No graph to keep and no hook holding a block's output: the
+            # residual sums and the ReLU overwrite the fresh block outputs
+            # instead of allocating (same values).
+            return self._forward_no_grad(x, src_mask, src_key_padding_mask, is_causal)
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
             x = x + self._ff_block(self.norm2(x))
@@ -166,6 +191,34 @@ class TransformerEncoderLayer(Module):
             x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
             x = self.norm2(x + self._ff_block(x))
         return x
+
+    def _hooked(self) -> bool:
+        """Whether a forward hook could keep a block output that
+        :meth:`_forward_no_grad` overwrites."""
+        return any(
+            m._forward_hooks or m._forward_pre_hooks
+            for m in (
+                self.self_attn,
+                self.dropout1,
+                self.linear1,
+                self.dropout,
+                self.linear2,
+                self.dropout2,
+            )
+        )
+
+    def _forward_no_grad(
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None,
+        key_padding_mask: Tensor | None,
+        is_causal: bool,
+    ) -> Tensor:
+        if self.norm_first:
+            x = self._sa_block(self.norm1(x), attn_mask, key_padding_mask, is_causal).add_(x)
+            return self._ff_block(self.norm2(x), inplace=True).add_(x)
+        x = self.norm1(self._sa_block(x, attn_mask, key_padding_mask, is_causal).add_(x))
+        return self.norm2(self._ff_block(x, inplace=True).add_(x))
 
     def _sa_block(
         self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None, is_causal: bool
@@ -181,9 +234,14 @@ class TransformerEncoderLayer(Module):
         )[0]
         return self.dropout1(x)
 
-    def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout2(x)
+    def _ff_block(self, x: Tensor, inplace: bool = False) -> Tensor:
+        # ``inplace``: the caller needs no graph, so the ReLU may overwrite
+        # the fresh linear output, or join its bias add in one pass.
+        if inplace and self.activation is F.relu:
+            h = _linear_relu_no_grad(self.linear1, x)
+        else:
+            h = self.activation(self.linear1(x))
+        return self.dropout2(self.linear2(self.dropout(h)))
 
 
 class TransformerDecoderLayer(Module):

@@ -799,6 +799,68 @@ pub fn addmm(
     Ok(out)
 }
 
+/// `torch._addmm_activation`: `relu(beta * input + alpha * (mat1 @ mat2))`,
+/// or the exact GELU of it with `use_gelu`. Without autograd, a float32
+/// `linear` with a 1-D bias (beta 1) adds the bias and applies the ReLU in
+/// one pass over the product; everything else is `addmm` then the
+/// activation in place.
+pub fn addmm_activation(
+    input: &Tensor,
+    mat1: &Tensor,
+    mat2: &Tensor,
+    beta: Scalar,
+    alpha: Scalar,
+    use_gelu: bool,
+) -> Result<Tensor> {
+    use crate::ops::unary::{unary_, Unary};
+    let fused = !use_gelu
+        && !crate::autograd::needs_grad(&[input, mat1, mat2])
+        && beta.to_f64() == 1.0
+        && mat1.ndim() == 2
+        && mat2.ndim() == 2
+        && input.ndim() == 1
+        && input.is_contiguous()
+        && [input, mat1, mat2].iter().all(|t| t.dtype() == DType::F32)
+        && mat1.shape()[1] == mat2.shape()[0]
+        && input.shape()[0] == mat2.shape()[1];
+    if !fused {
+        let out = addmm(input, mat1, mat2, beta, alpha)?;
+        unary_(if use_gelu { Unary::Gelu } else { Unary::Relu }, &out)?;
+        return Ok(out);
+    }
+    check_coef("alpha", DType::F32, alpha)?;
+    let (m, n) = (mat1.shape()[0], mat2.shape()[1]);
+    let out = Tensor::empty(&[m, n], DType::F32)?;
+    gemm_batched(&out, mat1, mat2, None, alpha)?;
+    if m * n == 0 {
+        return Ok(out);
+    }
+    // SAFETY: `input` is a contiguous float32 vector of `n` elements.
+    let bias = unsafe { std::slice::from_raw_parts(input.raw_ptr() as *const f32, n) };
+    let po = out.raw_ptr() as usize;
+    for_ranges(m, n, 1, |a, b| {
+        // SAFETY: `out` is a fresh contiguous `m x n` float32 buffer; rows
+        // [a, b) belong to this chunk only.
+        let rows =
+            unsafe { std::slice::from_raw_parts_mut((po as *mut f32).add(a * n), (b - a) * n) };
+        bias_relu_rows_f32(rows, bias);
+    });
+    Ok(out)
+}
+
+crate::multiversion! {
+    /// `y = relu(y + bias)` over consecutive rows of `bias.len()`, with
+    /// `relu`'s rule (NaN stays NaN, -0 becomes 0).
+    fn bias_relu_rows_f32(y: &mut [f32], bias: &[f32]) {
+        for row in y.chunks_exact_mut(bias.len()) {
+            for (o, &b) in row.iter_mut().zip(bias) {
+                let v = *o + b;
+                *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
+            }
+        }
+    }
+}
+
 /// `torch.addmv`: `beta * input + alpha * (mat @ vec)`.
 pub fn addmv(
     input: &Tensor,
