@@ -41,7 +41,7 @@ class Workload:
     name: str
     numpy_note: str  # what the NumPy column runs, when it is not the obvious twin
     make: Callable[[Any], Fn]  # module (rtorch or torch) -> callable to time
-    make_np: Callable[[], Fn]
+    make_np: Callable[[], Fn] | None  # None where NumPy has no such function
 
 
 def _workloads() -> list[Workload]:
@@ -106,6 +106,18 @@ def _workloads() -> list[Workload]:
             return lambda: fn(lib, x, y)
 
         return make
+
+    big64 = big.astype(np.float64)
+
+    def elementwise64(fn: Callable[[Any, Any], Any]) -> Callable[[Any], Fn]:
+        def make(lib: Any) -> Fn:
+            x = lib.from_numpy(big64)
+            return lambda: fn(lib, x)
+
+        return make
+
+    def np_gelu_tanh(x: np.ndarray) -> np.ndarray:
+        return 0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x**3)))
 
     def add_out(lib: Any) -> Fn:
         x, y, out = lib.from_numpy(big), lib.from_numpy(big2), lib.from_numpy(big_out)
@@ -204,6 +216,48 @@ def _workloads() -> list[Workload]:
             "np.tanh",
             elementwise(lambda lib, x, y: x.tanh()),
             lambda: lambda: np.tanh(big),
+        ),
+        Workload(
+            "sin(a) (16M float32)",
+            "np.sin",
+            elementwise(lambda lib, x, y: x.sin()),
+            lambda: lambda: np.sin(big),
+        ),
+        Workload(
+            "log1p(a) (16M float32)",
+            "np.log1p",
+            elementwise(lambda lib, x, y: x.log1p()),
+            lambda: lambda: np.log1p(big),
+        ),
+        Workload(
+            "erf(a) (16M float32)",
+            "-",
+            elementwise(lambda lib, x, y: x.erf()),
+            None,
+        ),
+        Workload(
+            "gelu(a) (16M float32)",
+            "-",
+            elementwise(lambda lib, x, y: lib.nn.functional.gelu(x)),
+            None,
+        ),
+        Workload(
+            "gelu(a, 'tanh') (16M float32)",
+            "0.5x(1+tanh(..))",
+            elementwise(lambda lib, x, y: lib.nn.functional.gelu(x, approximate="tanh")),
+            lambda: lambda: np_gelu_tanh(big),
+        ),
+        Workload(
+            "exp(a) (16M float64)",
+            "np.exp",
+            elementwise64(lambda lib, x: x.exp()),
+            lambda: lambda: np.exp(big64),
+        ),
+        Workload(
+            "tanh(a) (16M float64)",
+            "np.tanh",
+            elementwise64(lambda lib, x: x.tanh()),
+            lambda: lambda: np.tanh(big64),
         ),
         Workload("sum (4096x4096)", "", on_square(lambda x: x.sum()), lambda: lambda: sq.sum()),
         Workload(
@@ -304,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.k and args.k.lower() not in w.name.lower():
             continue
         times = {name: best_time(w.make(lib), repeat, target) for name, lib in libs}
-        times["numpy"] = best_time(w.make_np(), repeat, target)
+        times["numpy"] = best_time(w.make_np(), repeat, target) if w.make_np else None
         if "matmul" in w.name:
             # NumPy's OpenBLAS threads spin ~0.1 s after a product, taking a
             # core from whichever library runs next: let them go to sleep.

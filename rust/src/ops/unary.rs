@@ -304,11 +304,10 @@ impl Unary {
                     0.0
                 }
             }
-            Gelu => 0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
-            GeluTanh => {
-                let k = (2.0 / std::f64::consts::PI).sqrt();
-                0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
-            }
+            // x Phi(x) through erfc, which does not cancel for x < 0.
+            Gelu => 0.5 * x * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2),
+            // 0.5 x (1 + tanh u) = x / (1 + e^-2u), which does not cancel.
+            GeluTanh => x / (1.0 + (-2.0 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).exp()),
             Silu => x / (1.0 + (-x).exp()),
             Mish => x * softplus(x, 1.0, 20.0).tanh(),
             Softplus(beta, threshold) => softplus(x, beta, threshold),
@@ -363,7 +362,7 @@ impl Unary {
                     x
                 }
             }
-            LogSigmoid => -softplus(-x, 1.0, 20.0),
+            LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
             IsNan | IsInf | IsFinite | IsNegInf | IsPosInf | Signbit | LogicalNot => {
                 self.test(x) as u8 as f64
             }
@@ -418,23 +417,95 @@ impl Unary {
         }
     }
 
-    /// A vectorised float32 kernel, for the ops hot enough to deserve one.
+    /// A vectorised float32 kernel, for the ops hot enough to deserve one:
+    /// (kernel, in-place kernel, cost in ns per element for threading).
+    /// The kernels take `self.params()`.
     fn fast(self) -> Option<(fast::Kernel, fast::KernelInPlace, usize)> {
-        // (kernel, in-place kernel, cost in ns per element for threading)
+        use fast::*;
         Some(match self {
-            Exp => (fast::exp, fast::exp_, 2),
-            Log => (fast::log, fast::log_, 2),
-            Tanh => (fast::tanh, fast::tanh_, 3),
-            Sigmoid => (fast::sigmoid, fast::sigmoid_, 3),
-            Silu => (fast::silu, fast::silu_, 3),
-            Relu => (fast::relu, fast::relu_, 1),
-            Neg => (fast::neg, fast::neg_, 1),
-            Abs => (fast::abs, fast::abs_, 1),
-            Sqrt => (fast::sqrt, fast::sqrt_, 1),
-            Square => (fast::square, fast::square_, 1),
-            Reciprocal => (fast::reciprocal, fast::reciprocal_, 1),
+            Exp => (exp, exp_, 2),
+            Log => (log, log_, 2),
+            Tanh => (tanh, tanh_, 3),
+            Sigmoid => (sigmoid, sigmoid_, 3),
+            Silu => (silu, silu_, 3),
+            Relu => (relu, relu_, 1),
+            Neg => (neg, neg_, 1),
+            Abs => (abs, abs_, 1),
+            Sqrt => (sqrt, sqrt_, 1),
+            Square => (square, square_, 1),
+            Reciprocal => (reciprocal, reciprocal_, 1),
+            Exp2 => (exp2, exp2_, 3),
+            Expm1 => (expm1, expm1_, 3),
+            Log2 => (log2, log2_, 3),
+            Log10 => (log10, log10_, 3),
+            Log1p => (log1p, log1p_, 4),
+            Sin => (sin, sin_, 4),
+            Cos => (cos, cos_, 4),
+            Tan => (tan, tan_, 4),
+            Atan => (atan, atan_, 4),
+            Sinh => (sinh, sinh_, 4),
+            Cosh => (cosh, cosh_, 4),
+            Erf => (erf, erf_, 4),
+            Erfc => (erfc, erfc_, 4),
+            Gelu => (gelu, gelu_, 4),
+            GeluTanh => (gelu_tanh, gelu_tanh_, 4),
+            Mish => (mish, mish_, 4),
+            Softplus(..) => (softplus, softplus_, 5),
+            Elu(..) => (elu, elu_, 3),
+            LogSigmoid => (logsigmoid, logsigmoid_, 5),
+            LeakyRelu(_) => (leaky_relu, leaky_relu_, 1),
+            Hardtanh(..) => (hardtanh, hardtanh_, 1),
+            Hardsigmoid => (hardsigmoid, hardsigmoid_, 1),
+            Hardswish => (hardswish, hardswish_, 1),
+            Softsign => (softsign, softsign_, 1),
+            Rsqrt => (rsqrt, rsqrt_, 1),
+            Sign => (sign, sign_, 1),
             _ => return None,
         })
+    }
+
+    /// A vectorised float64 kernel (as `fast`).
+    fn fast64(self) -> Option<(fast::Kernel64, fast::KernelInPlace64, usize)> {
+        use fast::*;
+        Some(match self {
+            Exp => (exp64, exp64_, 3),
+            Log => (log64, log64_, 3),
+            Expm1 => (expm164, expm164_, 3),
+            Log1p => (log1p64, log1p64_, 4),
+            Tanh => (tanh64, tanh64_, 4),
+            Sigmoid => (sigmoid64, sigmoid64_, 4),
+            Silu => (silu64, silu64_, 4),
+            Relu => (relu64, relu64_, 1),
+            Neg => (neg64, neg64_, 1),
+            Abs => (abs64, abs64_, 1),
+            Sqrt => (sqrt64, sqrt64_, 2),
+            Square => (square64, square64_, 1),
+            Reciprocal => (reciprocal64, reciprocal64_, 2),
+            GeluTanh => (gelu_tanh64, gelu_tanh64_, 4),
+            Mish => (mish64, mish64_, 4),
+            Softplus(..) => (softplus64, softplus64_, 5),
+            Elu(..) => (elu64, elu64_, 3),
+            LogSigmoid => (logsigmoid64, logsigmoid64_, 5),
+            LeakyRelu(_) => (leaky_relu64, leaky_relu64_, 1),
+            Hardtanh(..) => (hardtanh64, hardtanh64_, 1),
+            Hardsigmoid => (hardsigmoid64, hardsigmoid64_, 1),
+            Hardswish => (hardswish64, hardswish64_, 1),
+            Softsign => (softsign64, softsign64_, 1),
+            Rsqrt => (rsqrt64, rsqrt64_, 2),
+            Sign => (sign64, sign64_, 1),
+            _ => return None,
+        })
+    }
+
+    /// The parameters the fast kernels read.
+    fn params(self) -> [f64; 3] {
+        match self {
+            Softplus(beta, threshold) => [beta, threshold, 0.0],
+            Elu(alpha, scale, input_scale) => [alpha, scale, input_scale],
+            LeakyRelu(slope) => [slope, 0.0, 0.0],
+            Hardtanh(lo, hi) => [lo, hi, 0.0],
+            _ => [0.0; 3],
+        }
     }
 }
 
@@ -446,25 +517,32 @@ fn softplus(x: f64, beta: f64, threshold: f64) -> f64 {
     }
 }
 
-/// Multiversioned float32 slice kernels (see `cpu::simd`).
+/// Multiversioned float32 and float64 slice kernels (see `cpu::simd`).
+/// Each takes the op's `params()`; the float32 forms of the cheap
+/// parametrised ops compute in f64 as `Unary::eval` does, so they agree
+/// with the strided path bit for bit.
 mod fast {
-    use crate::cpu::simd::{exp_f32, log_f32, sigmoid_f32, tanh_f32};
+    use crate::cpu::simd::*;
     use crate::multiversion;
 
-    pub type Kernel = fn(&[f32], &mut [f32]);
-    pub type KernelInPlace = fn(&mut [f32]);
+    pub type Kernel = fn(&[f32], &mut [f32], [f64; 3]);
+    pub type KernelInPlace = fn(&mut [f32], [f64; 3]);
+    pub type Kernel64 = fn(&[f64], &mut [f64], [f64; 3]);
+    pub type KernelInPlace64 = fn(&mut [f64], [f64; 3]);
 
     macro_rules! kernels {
-        ($($name:ident, $inplace:ident => |$x:ident| $e:expr;)*) => {$(
+        ($t:ty; $($name:ident, $inplace:ident => |$x:ident, $p:ident| $e:expr;)*) => {$(
             multiversion! {
-                pub fn $name(src: &[f32], dst: &mut [f32]) {
+                pub fn $name(src: &[$t], dst: &mut [$t], $p: [f64; 3]) {
+                    let _ = $p;
                     for (o, &$x) in dst.iter_mut().zip(src) {
                         *o = $e;
                     }
                 }
             }
             multiversion! {
-                pub fn $inplace(buf: &mut [f32]) {
+                pub fn $inplace(buf: &mut [$t], $p: [f64; 3]) {
+                    let _ = $p;
                     for v in buf.iter_mut() {
                         let $x = *v;
                         *v = $e;
@@ -474,19 +552,178 @@ mod fast {
         )*};
     }
 
-    kernels! {
-        exp, exp_ => |x| exp_f32(x);
-        log, log_ => |x| log_f32(x);
-        tanh, tanh_ => |x| tanh_f32(x);
-        sigmoid, sigmoid_ => |x| sigmoid_f32(x);
-        silu, silu_ => |x| x * sigmoid_f32(x);
-        relu, relu_ => |x| if x > 0.0 || x.is_nan() { x } else { 0.0 };
+    fn relu_of<T: PartialOrd + Default + Copy>(x: T) -> T {
+        #[allow(clippy::eq_op)]
+        let nan = x != x;
+        if x > T::default() || nan {
+            x
+        } else {
+            T::default()
+        }
+    }
 
-        neg, neg_ => |x| -x;
-        abs, abs_ => |x| x.abs();
-        sqrt, sqrt_ => |x| x.sqrt();
-        square, square_ => |x| x * x;
-        reciprocal, reciprocal_ => |x| 1.0 / x;
+    /// 1, -1, or x itself for zeros and NaN (as `Unary::eval`).
+    fn sign_of<T: PartialOrd + Copy + From<i8> + std::ops::Mul<Output = T>>(x: T) -> T {
+        let zero = T::from(0);
+        if x > zero {
+            T::from(1)
+        } else if x < zero {
+            T::from(-1)
+        } else {
+            x * zero
+        }
+    }
+
+    fn hardtanh_of(x: f64, lo: f64, hi: f64) -> f64 {
+        if x < lo {
+            lo
+        } else if x > hi {
+            hi
+        } else {
+            x
+        }
+    }
+
+    kernels! { f32;
+        exp, exp_ => |x, p| exp_f32(x);
+        log, log_ => |x, p| log_f32(x);
+        tanh, tanh_ => |x, p| tanh_f32(x);
+        sigmoid, sigmoid_ => |x, p| sigmoid_f32(x);
+        silu, silu_ => |x, p| x * sigmoid_f32(x);
+        relu, relu_ => |x, p| relu_of(x);
+
+        neg, neg_ => |x, p| -x;
+        abs, abs_ => |x, p| x.abs();
+        sqrt, sqrt_ => |x, p| x.sqrt();
+        square, square_ => |x, p| x * x;
+        reciprocal, reciprocal_ => |x, p| 1.0 / x;
+
+        exp2, exp2_ => |x, p| exp2_f32(x);
+        expm1, expm1_ => |x, p| expm1_f32(x);
+        log2, log2_ => |x, p| log2_f32(x);
+        log10, log10_ => |x, p| log10_f32(x);
+        log1p, log1p_ => |x, p| log1p_f32(x);
+        atan, atan_ => |x, p| atan_f32(x);
+        sinh, sinh_ => |x, p| sinh_f32(x);
+        cosh, cosh_ => |x, p| cosh_f32(x);
+        erf, erf_ => |x, p| erf_f32(x);
+        erfc, erfc_ => |x, p| erfc_f32(x);
+        gelu, gelu_ => |x, p| gelu_f32(x);
+        gelu_tanh, gelu_tanh_ => |x, p| gelu_tanh_f64(x as f64) as f32;
+        mish, mish_ => |x, p| mish_f64(x as f64) as f32;
+        softplus, softplus_ => |x, p| softplus_f64(x as f64, p[0], p[1]) as f32;
+        elu, elu_ => |x, p| elu_f64(x as f64, p[0], p[1], p[2]) as f32;
+        logsigmoid, logsigmoid_ => |x, p| logsigmoid_f64(x as f64) as f32;
+        leaky_relu, leaky_relu_ => |x, p| {
+            let xd = x as f64;
+            (if xd > 0.0 { xd } else { xd * p[0] }) as f32
+        };
+        hardtanh, hardtanh_ => |x, p| hardtanh_of(x as f64, p[0], p[1]) as f32;
+        hardsigmoid, hardsigmoid_ => |x, p| (x as f64 / 6.0 + 0.5).clamp(0.0, 1.0) as f32;
+        hardswish, hardswish_ => |x, p| {
+            let xd = x as f64;
+            (xd * (xd + 3.0).clamp(0.0, 6.0) / 6.0) as f32
+        };
+        softsign, softsign_ => |x, p| {
+            let xd = x as f64;
+            (xd / (1.0 + xd.abs())) as f32
+        };
+        rsqrt, rsqrt_ => |x, p| (1.0 / (x as f64).sqrt()) as f32;
+        sign, sign_ => |x, p| sign_of(x);
+    }
+
+    kernels! { f64;
+        exp64, exp64_ => |x, p| exp_f64(x);
+        log64, log64_ => |x, p| log_f64(x);
+        expm164, expm164_ => |x, p| expm1_f64(x);
+        log1p64, log1p64_ => |x, p| log1p_f64(x);
+        tanh64, tanh64_ => |x, p| tanh_f64(x);
+        sigmoid64, sigmoid64_ => |x, p| sigmoid_f64(x);
+        silu64, silu64_ => |x, p| x / (1.0 + exp_f64(-x));
+        relu64, relu64_ => |x, p| relu_of(x);
+        neg64, neg64_ => |x, p| -x;
+        abs64, abs64_ => |x, p| x.abs();
+        sqrt64, sqrt64_ => |x, p| x.sqrt();
+        square64, square64_ => |x, p| x * x;
+        reciprocal64, reciprocal64_ => |x, p| 1.0 / x;
+        gelu_tanh64, gelu_tanh64_ => |x, p| gelu_tanh_f64(x);
+        mish64, mish64_ => |x, p| mish_f64(x);
+        softplus64, softplus64_ => |x, p| softplus_f64(x, p[0], p[1]);
+        elu64, elu64_ => |x, p| elu_f64(x, p[0], p[1], p[2]);
+        logsigmoid64, logsigmoid64_ => |x, p| logsigmoid_f64(x);
+        leaky_relu64, leaky_relu64_ => |x, p| if x > 0.0 { x } else { x * p[0] };
+        hardtanh64, hardtanh64_ => |x, p| hardtanh_of(x, p[0], p[1]);
+        hardsigmoid64, hardsigmoid64_ => |x, p| (x / 6.0 + 0.5).clamp(0.0, 1.0);
+        hardswish64, hardswish64_ => |x, p| x * (x + 3.0).clamp(0.0, 6.0) / 6.0;
+        softsign64, softsign64_ => |x, p| x / (1.0 + x.abs());
+        rsqrt64, rsqrt64_ => |x, p| 1.0 / x.sqrt();
+        sign64, sign64_ => |x, p| sign_of(x);
+    }
+
+    /// Blocks of 64 holding an element with |x| > `limit` (or a NaN)
+    /// go through `slow` (the scalar f64 path), the others through `fast`.
+    #[inline(always)]
+    fn guarded(
+        src: &[f32],
+        dst: &mut [f32],
+        limit: f32,
+        fast: impl Fn(f32) -> f32,
+        slow: impl Fn(f32) -> f32,
+    ) {
+        for (s, d) in src.chunks(64).zip(dst.chunks_mut(64)) {
+            let wild = s
+                .iter()
+                .fold(false, |w, &x| w | (x.abs() > limit) | x.is_nan());
+            if wild {
+                for (o, &x) in d.iter_mut().zip(s) {
+                    *o = slow(x);
+                }
+            } else {
+                for (o, &x) in d.iter_mut().zip(s) {
+                    *o = fast(x);
+                }
+            }
+        }
+    }
+
+    /// [`guarded`] in place.
+    #[inline(always)]
+    fn guarded_(buf: &mut [f32], limit: f32, fast: impl Fn(f32) -> f32, slow: impl Fn(f32) -> f32) {
+        for b in buf.chunks_mut(64) {
+            let wild = b
+                .iter()
+                .fold(false, |w, &x| w | (x.abs() > limit) | x.is_nan());
+            if wild {
+                for v in b.iter_mut() {
+                    *v = slow(*v);
+                }
+            } else {
+                for v in b.iter_mut() {
+                    *v = fast(*v);
+                }
+            }
+        }
+    }
+
+    macro_rules! trig {
+        ($($name:ident, $inplace:ident => $fast:ident, $slow:ident;)*) => {$(
+            multiversion! {
+                pub fn $name(src: &[f32], dst: &mut [f32], _p: [f64; 3]) {
+                    guarded(src, dst, TRIG_LIMIT, $fast, |x| (x as f64).$slow() as f32)
+                }
+            }
+            multiversion! {
+                pub fn $inplace(buf: &mut [f32], _p: [f64; 3]) {
+                    guarded_(buf, TRIG_LIMIT, $fast, |x| (x as f64).$slow() as f32)
+                }
+            }
+        )*};
+    }
+
+    trig! {
+        sin, sin_ => sin_f32, sin;
+        cos, cos_ => cos_f32, cos;
+        tan, tan_ => tan_f32, tan;
     }
 
     /// `dst = (x <= lo || x >= hi) ? 0 : g` (`g` of length 1: one value
@@ -894,44 +1131,26 @@ pub fn unary_(op: Unary, x: &Tensor) -> Result<()> {
 /// Writes `op(src)` into `out` (same shape; `out`'s dtype is the result dtype
 /// and `src` already has it unless `op` is a predicate).
 fn run(op: Unary, src: &Tensor, out: &Tensor) {
-    let n = out.numel();
-    let same_layout = src.strides() == out.strides();
-    if out.dtype() == DType::F32 && src.dtype() == DType::F32 && same_layout {
-        if let (Some((k, k_, cost)), Some(ps), Some(pd)) = (
-            op.fast(),
-            kernels::dense_span::<f32>(src),
-            kernels::dense_span::<f32>(out),
-        ) {
-            let (ps, pd) = (ps as usize, pd as usize);
-            let in_place = ps == pd;
-            parallel::for_ranges(n, cost, 16, |s, e| {
-                // SAFETY: both spans cover `n` elements (dense layouts of
-                // validated tensors); chunks are disjoint. In place, only
-                // the mutable slice is formed.
-                unsafe {
-                    let (src, dst) = ((ps as *const f32).add(s), (pd as *mut f32).add(s));
-                    kernels::split_at_cache_line(dst, e - s, |a, b| {
-                        let d = std::slice::from_raw_parts_mut(dst.add(a), b - a);
-                        if in_place {
-                            k_(d);
-                        } else {
-                            k(std::slice::from_raw_parts(src.add(a), b - a), d);
-                        }
-                    });
-                }
-            });
+    let same_layout = src.strides() == out.strides() && src.dtype() == out.dtype();
+    if same_layout {
+        let p = op.params();
+        let done = match out.dtype() {
+            DType::F32 => op
+                .fast()
+                .is_some_and(|(k, k_, cost)| run_dense::<f32>(k, k_, cost, p, src, out)),
+            DType::F64 => op
+                .fast64()
+                .is_some_and(|(k, k_, cost)| run_dense::<f64>(k, k_, cost, p, src, out)),
+            DType::F16 => op
+                .fast()
+                .is_some_and(|(k, _, cost)| run_half::<half::f16>(k, cost, p, src, out)),
+            DType::BF16 => op
+                .fast()
+                .is_some_and(|(k, _, cost)| run_half::<half::bf16>(k, cost, p, src, out)),
+            _ => false,
+        };
+        if done {
             return;
-        }
-    }
-    if crate::cpu::half::is_half(out.dtype()) && src.dtype() == out.dtype() && same_layout {
-        if let Some((k, _, cost)) = op.fast() {
-            let done = match out.dtype() {
-                DType::F16 => run_half::<half::f16>(k, cost, src, out),
-                _ => run_half::<half::bf16>(k, cost, src, out),
-            };
-            if done {
-                return;
-            }
         }
     }
     match op.kind() {
@@ -959,11 +1178,47 @@ fn run(op: Unary, src: &Tensor, out: &Tensor) {
     }
 }
 
+/// `op` over dense, same-layout `src` and `out` of one dtype through the
+/// slice kernels `k` / `k_` (in place); false when the layouts are not dense.
+fn run_dense<T: Element>(
+    k: fn(&[T], &mut [T], [f64; 3]),
+    k_: fn(&mut [T], [f64; 3]),
+    cost: usize,
+    p: [f64; 3],
+    src: &Tensor,
+    out: &Tensor,
+) -> bool {
+    let (Some(ps), Some(pd)) = (kernels::dense_span::<T>(src), kernels::dense_span::<T>(out))
+    else {
+        return false;
+    };
+    let (ps, pd) = (ps as usize, pd as usize);
+    let in_place = ps == pd;
+    parallel::for_ranges(out.numel(), cost, 16, |s, e| {
+        // SAFETY: both spans cover `numel` elements (dense layouts of
+        // validated tensors); chunks are disjoint. In place, only the
+        // mutable slice is formed.
+        unsafe {
+            let (src, dst) = ((ps as *const T).add(s), (pd as *mut T).add(s));
+            kernels::split_at_cache_line(dst, e - s, |a, b| {
+                let d = std::slice::from_raw_parts_mut(dst.add(a), b - a);
+                if in_place {
+                    k_(d, p);
+                } else {
+                    k(std::slice::from_raw_parts(src.add(a), b - a), d, p);
+                }
+            });
+        }
+    });
+    true
+}
+
 /// A half-type `op` over dense, same-layout `src` and `out` through the
 /// f32 kernel `k` (`cpu::half`); false when the layouts are not dense.
 fn run_half<T: crate::cpu::half::Half>(
     k: fast::Kernel,
     cost: usize,
+    p: [f64; 3],
     src: &Tensor,
     out: &Tensor,
 ) -> bool {
@@ -982,7 +1237,7 @@ fn run_half<T: crate::cpu::half::Half>(
                 pd as *mut T,
                 s,
                 e,
-                |d, [x]| k(x, d),
+                |d, [x]| k(x, d, p),
             )
         }
     });
