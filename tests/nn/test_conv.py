@@ -409,6 +409,17 @@ DIRECT_CASES = [
     (2, 3, 4, (8, 8), (1, 1), {"padding": 1}),
     (2, 4, 6, (11, 16), (3, 3), {}),
     (5, 16, 16, (16, 16), (3, 3), {"padding": 1}),
+    # Weight gradients with the output channels in the vector lanes (48 or
+    # more, at most a quarter of the last vector unused), each large
+    # enough to run on two threads: 40 channels (8 lanes unused), 80 (a
+    # tile of four vectors, then one of one), 81 (input channel, tap)
+    # pairs (a short last tile), a batch of one (the pairs split over the
+    # threads), dilation, 1-d.
+    (3, 16, 40, (20, 27), (3, 3), {"padding": 1}),
+    (2, 9, 80, (13, 21), (3, 3), {"padding": 1}),
+    (1, 16, 64, (18, 18), (3, 3), {"padding": 1}),
+    (5, 8, 48, (9, 17), (3, 5), {"padding": (1, 2), "dilation": (2, 1)}),
+    (3, 24, 64, (200,), (3,), {"padding": 1}),
 ]
 
 
