@@ -442,6 +442,26 @@ def test_direct_float32_forward_and_grads_match_numpy(threads, n, cin, cout, siz
     np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=1e-4, atol=1e-3)
 
 
+def test_direct_float32_forward_is_the_same_on_any_thread_count():
+    # Threads claim whole images, then parts (ranges of channel blocks) of
+    # the last ones; each output still has one summation order, so the
+    # result does not depend on the split (3 threads: 3 parts of 3 blocks).
+    x = RNG.standard_normal((5, 8, 12, 20))
+    w = RNG.standard_normal((10, 8, 3, 3))
+    xt, wt = _t(x.astype(np.float32)), _t(w.astype(np.float32))
+    before = rtorch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            rtorch.set_num_threads(n)
+            outs.append(F.conv2d(xt, wt, padding=1).numpy())
+    finally:
+        rtorch.set_num_threads(before)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(outs[2], outs[0])
+    np.testing.assert_allclose(outs[0], ref_conv(x, w, padding=1), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "size,kernel,kw",
     [

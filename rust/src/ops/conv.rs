@@ -1014,9 +1014,8 @@ unsafe fn pad_images(
 
 /// Convolution forward on the direct kernels: `x [N, cin, size]` (`isz`
 /// values per channel), weight `w(oc, ic, tap)`, `out [N, cout, grid]`.
-/// Threads claim one image at a time (see [`claim_items`]), or split a
-/// single image's output channels when there are fewer images than
-/// threads.
+/// Threads claim one image at a time (see [`claim_items`]), the last few
+/// split by output channels.
 ///
 /// # Safety
 /// As [`conv_kernel`].
@@ -1041,41 +1040,28 @@ unsafe fn direct_conv(
     }
     let work = cout * plan.cin * plan.offs.len() * l;
     let threads = num_threads();
-    if n >= threads || threads == 1 {
-        let scratch = || Scratch::<f32>::new(img);
-        return claim_items(n, work, scratch, |xp, i| {
-            // SAFETY: image i of `x` and `out`, which this call alone
-            // writes; `xp` holds one padded image.
-            pad_images(f, plan, x, isz, i, 1, xp);
-            conv_direct::forward(
-                plan,
-                1,
-                xp.as_ptr(),
-                &wp,
-                &bv,
-                out.at::<f32>(i * cout * l),
-                0..blocks,
-            )
-        });
-    }
-    let mut xp = Scratch::<f32>::new(img)?;
-    for i in 0..n {
-        pad_images(f, plan, x, isz, i, 1, &mut xp);
-        let xa = Addr::of(xp.as_ptr());
-        for_ranges(blocks, work / blocks / 16 + 1, 1, |b0, b1| {
-            // SAFETY: channel blocks b0..b1 of image i belong to this call.
-            conv_direct::forward(
-                plan,
-                1,
-                xa.at::<f32>(0),
-                &wp,
-                &bv,
-                out.at::<f32>(i * cout * l),
-                b0..b1,
-            )
-        });
-    }
-    Ok(())
+    // Whole images first, then the last `threads` images (all of them in
+    // a smaller batch) in `split` ranges of channel blocks, so that threads
+    // finishing at different times wait at most a part of an image (each
+    // part pads its image again, a small copy).
+    let split = threads.min(blocks).max(1);
+    let tail = if split > 1 { n.min(threads) } else { 0 };
+    let whole = n - tail;
+    let items = whole + tail * split;
+    let scratch = || Scratch::<f32>::new(img);
+    claim_items(items, n * work / items.max(1), scratch, |xp, t| {
+        let (i, b0, b1) = if t < whole {
+            (t, 0, blocks)
+        } else {
+            let (j, q) = ((t - whole) / split, (t - whole) % split);
+            (whole + j, q * blocks / split, (q + 1) * blocks / split)
+        };
+        // SAFETY: image i of `x`; its blocks b0..b1 of `out` belong to
+        // this item alone; `xp` holds one padded image.
+        pad_images(f, plan, x, isz, i, 1, xp);
+        let o = out.at::<f32>(i * cout * l);
+        conv_direct::forward(plan, 1, xp.as_ptr(), &wp, &bv, o, b0..b1)
+    })
 }
 
 /// Items `0..n` (about `work` multiply-adds each) claimed one at a time
