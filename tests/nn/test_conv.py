@@ -409,6 +409,17 @@ DIRECT_CASES = [
     (2, 3, 4, (8, 8), (1, 1), {"padding": 1}),
     (2, 4, 6, (11, 16), (3, 3), {}),
     (5, 16, 16, (16, 16), (3, 3), {"padding": 1}),
+    # Weight gradients with the output channels in the vector lanes (48 or
+    # more, at most a quarter of the last vector unused), each large
+    # enough to run on two threads: 40 channels (8 lanes unused), 80 (a
+    # tile of four vectors, then one of one), 81 (input channel, tap)
+    # pairs (a short last tile), a batch of one (the pairs split over the
+    # threads), dilation, 1-d.
+    (3, 16, 40, (20, 27), (3, 3), {"padding": 1}),
+    (2, 9, 80, (13, 21), (3, 3), {"padding": 1}),
+    (1, 16, 64, (18, 18), (3, 3), {"padding": 1}),
+    (5, 8, 48, (9, 17), (3, 5), {"padding": (1, 2), "dilation": (2, 1)}),
+    (3, 24, 64, (200,), (3,), {"padding": 1}),
 ]
 
 
@@ -429,6 +440,26 @@ def test_direct_float32_forward_and_grads_match_numpy(threads, n, cin, cout, siz
     np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-4, atol=1e-3)
     gb = g.sum(axis=tuple(i for i in range(g.ndim) if i != 1))
     np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=1e-4, atol=1e-3)
+
+
+def test_direct_float32_forward_is_the_same_on_any_thread_count():
+    # Threads claim whole images, then parts (ranges of channel blocks) of
+    # the last ones; each output still has one summation order, so the
+    # result does not depend on the split (3 threads: 3 parts of 3 blocks).
+    x = RNG.standard_normal((5, 8, 12, 20))
+    w = RNG.standard_normal((10, 8, 3, 3))
+    xt, wt = _t(x.astype(np.float32)), _t(w.astype(np.float32))
+    before = rtorch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            rtorch.set_num_threads(n)
+            outs.append(F.conv2d(xt, wt, padding=1).numpy())
+    finally:
+        rtorch.set_num_threads(before)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(outs[2], outs[0])
+    np.testing.assert_allclose(outs[0], ref_conv(x, w, padding=1), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(

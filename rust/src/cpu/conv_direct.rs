@@ -8,14 +8,22 @@
 //! last one masked). A forward tile is up to [`OB`] output channels times
 //! [`RB`] vectors (24 accumulators): per input channel and tap it loads the
 //! `RB` input vectors once and multiplies each into `OB` broadcast weights.
-//! The weight gradient is the same loop turned around: a tile of `OB`
-//! output channels times [`TB`] (input channel, tap) pairs, each
-//! accumulator summing `grad_out * input` over every vector of the batch.
+//! An image's vectors split evenly into tiles (a 16x16 image's 16 as 5, 5,
+//! 6: a short tile of 4 ran the whole image at two thirds of the speed).
 //!
-//! Vectors of several images go into one tile (a 16x16 image is 16 vectors,
-//! not a multiple of 6). Lanes past a line's end compute on whatever follows
-//! in the padded image and are dropped by the masked store; in the weight
-//! gradient both operands load those lanes as zeros.
+//! The weight gradient has two kernels. [`weight_grad`] is the forward
+//! loop turned around: a tile of `OB` output channels times [`TB`] (input
+//! channel, tap) pairs, each accumulator summing `grad_out * input` over
+//! every vector of a few images, then summed across its lanes (vectors of
+//! several images go into one tile; lanes past a line's end load as zeros).
+//! [`weight_grad_lanes`] puts 16 output channels in the lanes instead: the
+//! gradient transposed to `[l, cout]` (see [`transpose_lanes`]), each output
+//! position multiplies its gradient row into broadcast inputs, so there
+//! are neither horizontal sums nor loads across cache lines (64 -> 64
+//! channels: about 165 GFLOP/s on one core, against 125).
+//!
+//! Lanes past a line's end in the forward compute on whatever follows in
+//! the padded image and are dropped by the masked store.
 //!
 //! The kernels are compiled for AVX-512 with VL: without it the zeroing and
 //! register moves of the accumulators use VEX encodings limited to
@@ -53,6 +61,9 @@ pub struct Plan {
     pub offs: Vec<usize>,
     /// The output vectors of one image.
     pub chunks: Vec<Chunk>,
+    /// Every output position of one image: its index in the output
+    /// channel and its offset in the padded input channel.
+    pub pix: Vec<(usize, usize)>,
 }
 
 impl Plan {
@@ -67,7 +78,9 @@ impl Plan {
         offs: Vec<usize>,
     ) -> Plan {
         let mut chunks = Vec::with_capacity(ho * wo.div_ceil(16));
+        let mut pix = Vec::with_capacity(ho * wo);
         for y in 0..ho {
+            pix.extend((0..wo).map(|x| (y * wo + x, y * wp + x)));
             for x0 in (0..wo).step_by(16) {
                 let lanes = (wo - x0).min(16);
                 chunks.push(Chunk {
@@ -84,6 +97,7 @@ impl Plan {
             l: ho * wo,
             offs,
             chunks,
+            pix,
         }
     }
 
@@ -92,27 +106,52 @@ impl Plan {
         self.cin * self.pimg + SLACK
     }
 
+    /// Output channels rounded up to whole vectors, for
+    /// [`weight_grad_lanes`].
+    pub fn cout_lanes(&self) -> usize {
+        self.cout.div_ceil(16) * 16
+    }
+
+    /// Whether [`weight_grad_lanes`] beats [`weight_grad`]: three or more
+    /// vectors of output channels (tiles of fewer run short of loads), at
+    /// most a quarter of their lanes past the last channel, and enough
+    /// (input channel, tap) pairs to pay for transposing the gradient
+    /// (3 -> 64 channels ran 0.8x as fast, 64 -> 64 1.3x as fast).
+    pub fn lanes_fit(&self) -> bool {
+        let cl = self.cout_lanes();
+        cl >= 48 && cl * 4 <= self.cout * 5 && self.cin * self.offs.len() >= 64
+    }
+
     /// Output-channel blocks of [`OB`].
     pub fn blocks(&self) -> usize {
         self.cout.div_ceil(OB)
     }
 
     /// The weights laid out for [`forward`]: `[block][cin][tap][OB]`, from
-    /// `w(oc, ic, tap)`, zero past `cout`.
+    /// `w(oc, ic, tap)`, zero past `cout`. Read in `w`'s own order (an
+    /// output channel's row at a time) and written at stride `OB`.
     pub fn pack(&self, w: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
         let k = self.offs.len();
-        let mut out = Vec::with_capacity(self.blocks() * self.cin * k * OB);
-        for blk in 0..self.blocks() {
+        let mut out = vec![0.0; self.blocks() * self.cin * k * OB];
+        for oc in 0..self.cout {
+            let (blk, o) = (oc / OB, oc % OB);
             for ic in 0..self.cin {
-                for tap in 0..k {
-                    for oc in blk * OB..(blk + 1) * OB {
-                        out.push(if oc < self.cout { w(oc, ic, tap) } else { 0.0 });
-                    }
+                let row = &mut out[(blk * self.cin + ic) * k * OB..][..k * OB];
+                for (tap, v) in row.chunks_exact_mut(OB).enumerate() {
+                    v[o] = w(oc, ic, tap);
                 }
             }
         }
         out
     }
+}
+
+/// `0..total` as `total.div_ceil(max)` consecutive pieces of near-equal
+/// length (16 as 5, 5, 6 rather than 6, 6, 4): a short last tile runs at a
+/// fraction of a full one's speed.
+fn even_pieces(total: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let pieces = total.div_ceil(max.max(1));
+    (0..pieces).map(move |q| (q * total / pieces, (q + 1) * total / pieces))
 }
 
 /// Whether the kernels run on this CPU.
@@ -175,10 +214,121 @@ pub unsafe fn weight_grad(
     let _ = (plan, nb, x, g, dw, blocks);
 }
 
+/// Adds the weight gradient of one image to `dwt [cin * K][cout_lanes]`
+/// (transposed: output channels along a row), for the (input channel,
+/// tap) pairs `pairs`: padded input `x` (one image, as in [`forward`]) and
+/// its output gradient transposed by [`transpose_lanes`]. Output channels
+/// go in the vector lanes, so no horizontal sums; each output position
+/// multiplies one gradient row into broadcast inputs.
+///
+/// # Safety
+/// [`available`] must be true; `x` must hold one padded image, `gt`
+/// `l * cout_lanes` values, `dwt` `cin * K * cout_lanes`, whose rows of
+/// `pairs` no other thread touches.
+pub unsafe fn weight_grad_lanes(
+    plan: &Plan,
+    x: *const f32,
+    gt: *const f32,
+    dwt: *mut f32,
+    pairs: std::ops::Range<usize>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    avx512::weight_grad_lanes(plan, x, gt, dwt, pairs);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (plan, x, gt, dwt, pairs);
+}
+
+/// `gt [l][cout_lanes]` from one image's output gradient `g [cout][l]`,
+/// zero past `cout`.
+///
+/// # Safety
+/// [`available`] must be true; `g` must hold `cout * l` values, `gt`
+/// `l * cout_lanes`.
+pub unsafe fn transpose_lanes(plan: &Plan, g: *const f32, gt: *mut f32) {
+    let (cl, l) = (plan.cout_lanes(), plan.l);
+    transpose(g, plan.cout, l, gt, cl);
+    for p in 0..l {
+        std::slice::from_raw_parts_mut(gt.add(p * cl + plan.cout), cl - plan.cout).fill(0.0);
+    }
+}
+
+/// Where an image's lines go in its padded channel: `h` lines of `w`
+/// values, the first at `at`, lines `wp` apart.
+pub struct Lines {
+    pub h: usize,
+    pub w: usize,
+    pub at: usize,
+    pub wp: usize,
+}
+
+/// One padded image (`plan.img()` values, zero but for the image) from
+/// `src [cin, h, w]`.
+///
+/// # Safety
+/// [`available`] must be true; `src` must hold `cin * h * w` values, and
+/// `lines` fit in a channel of `plan.pimg`.
+pub unsafe fn pad(plan: &Plan, lines: &Lines, src: *const f32, dst: &mut [f32]) {
+    assert!(
+        dst.len() >= plan.img()
+            && lines.at + (lines.h.max(1) - 1) * lines.wp + lines.w <= plan.pimg
+    );
+    #[cfg(target_arch = "x86_64")]
+    avx512::pad(plan, lines, src, dst.as_mut_ptr());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (plan, lines, src, dst);
+}
+
+/// `dst [cols][ld]` (its first `rows` columns) from `src [rows][cols]`.
+///
+/// # Safety
+/// [`available`] must be true; `src` must hold `rows * cols` values, `dst`
+/// `cols * ld` with `ld >= rows`.
+pub unsafe fn transpose(src: *const f32, rows: usize, cols: usize, dst: *mut f32, ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    avx512::transpose(src, rows, cols, dst, ld);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (src, rows, cols, dst, ld);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Plan, OB, RB, TB};
+    use super::{even_pieces, Lines, Plan, OB, RB, SLACK, TB};
     use std::arch::x86_64::*;
+
+    /// The first `n` lanes (at most 16).
+    #[inline]
+    fn lanes(n: usize) -> u16 {
+        (((1u32 << n.min(16)) - 1) & 0xffff) as u16
+    }
+
+    /// `n` zeros at `d`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn zeros(d: *mut f32, n: usize) {
+        for i in (0..n).step_by(16) {
+            _mm512_mask_storeu_ps(d.add(i), lanes(n - i), _mm512_setzero_ps());
+        }
+    }
+
+    /// See [`super::pad`]: each channel zeroed whole, then its lines
+    /// copied in (all in L1; a `memcpy` per short line cost more).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn pad(plan: &Plan, g: &Lines, src: *const f32, dst: *mut f32) {
+        let hw = g.h * g.w;
+        for c in 0..plan.cin {
+            let d = dst.add(c * plan.pimg);
+            zeros(d, plan.pimg);
+            let s = src.add(c * hw);
+            for y in 0..g.h {
+                for x0 in (0..g.w).step_by(16) {
+                    let m = lanes(g.w - x0);
+                    let v = _mm512_maskz_loadu_ps(m, s.add(y * g.w + x0));
+                    _mm512_mask_storeu_ps(d.add(g.at + y * g.wp + x0), m, v);
+                }
+            }
+        }
+        zeros(dst.add(plan.cin * plan.pimg), SLACK);
+    }
 
     /// Where a tile's vectors read and write.
     struct Tile {
@@ -199,10 +349,8 @@ mod avx512 {
     ) {
         let (cpi, img, osz) = (plan.chunks.len(), plan.img(), plan.cout * plan.l);
         let wblock = plan.cin * plan.offs.len() * OB;
-        let total = nb * cpi;
-        let mut j = 0;
-        while j < total {
-            let r = (total - j).min(RB);
+        for (j, j1) in even_pieces(nb * cpi, RB) {
+            let r = j1 - j;
             let mut t = Tile {
                 src: [0; RB],
                 dst: [0; RB],
@@ -229,7 +377,6 @@ mod avx512 {
                     _ => fwd_o::<6>(o, plan, x, &t, wb, bb, ob),
                 }
             }
-            j += r;
         }
     }
 
@@ -319,11 +466,7 @@ mod avx512 {
             let oc0 = blk * OB;
             let o = (plan.cout - oc0).min(OB);
             let gb = g.add(oc0 * plan.l);
-            // Tiles of near-equal size (27 pairs: 5, 5, 6, 5, 6 rather
-            // than four of 6 and one of 3).
-            let tiles = ckk.div_ceil(TB);
-            for q in 0..tiles {
-                let (j0, j1) = (q * ckk / tiles, (q + 1) * ckk / tiles);
+            for (j0, j1) in even_pieces(ckk, TB) {
                 let t = j1 - j0;
                 let mut ins = [0usize; TB];
                 for (q, v) in ins.iter_mut().enumerate().take(t) {
@@ -416,6 +559,169 @@ mod avx512 {
         for (t, row) in acc.iter().enumerate() {
             for (o, v) in row.iter().enumerate() {
                 *a.out.add(o * a.ckk + t) += _mm512_reduce_add_ps(*v);
+            }
+        }
+    }
+
+    /// Output positions per pass of [`weight_grad_lanes`]: their gradient
+    /// rows (`cout_lanes` values each) and input lines stay in L1 while
+    /// every tile runs over them.
+    const PIX: usize = 128;
+
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn weight_grad_lanes(
+        plan: &Plan,
+        x: *const f32,
+        gt: *const f32,
+        dwt: *mut f32,
+        pairs: std::ops::Range<usize>,
+    ) {
+        let k = plan.offs.len();
+        let cl = plan.cout_lanes();
+        let vecs = cl / 16;
+        for px in plan.pix.chunks(PIX) {
+            for v0 in (0..vecs).step_by(4) {
+                let v = (vecs - v0).min(4);
+                // 24 accumulators: `v` vectors times `tb` pairs.
+                let tb = 24 / v;
+                let mut j0 = pairs.start;
+                while j0 < pairs.end {
+                    let t = (pairs.end - j0).min(tb);
+                    // A short last tile repeats its last pair; those sums
+                    // are dropped.
+                    let mut ins = [0usize; 24];
+                    for (q, i) in ins.iter_mut().enumerate().take(tb) {
+                        let j = j0 + q.min(t - 1);
+                        *i = (j / k) * plan.pimg + plan.offs[j % k];
+                    }
+                    let a = LanesTile {
+                        px,
+                        x,
+                        gt: gt.add(v0 * 16),
+                        ins: &ins,
+                        out: dwt.add(j0 * cl + v0 * 16),
+                        ld: cl,
+                        t,
+                    };
+                    match v {
+                        1 => lanes_tile::<1, 24>(&a),
+                        2 => lanes_tile::<2, 12>(&a),
+                        3 => lanes_tile::<3, 8>(&a),
+                        _ => lanes_tile::<4, 6>(&a),
+                    }
+                    j0 += t;
+                }
+            }
+        }
+    }
+
+    /// One tile of [`weight_grad_lanes`]: output positions `px`, the padded
+    /// input, the gradient rows from the tile's first output channel (rows
+    /// `ld` apart, as the sums), the input offsets of its pairs and where
+    /// the sums of its first `t` pairs go.
+    struct LanesTile<'a> {
+        px: &'a [(usize, usize)],
+        x: *const f32,
+        gt: *const f32,
+        ins: &'a [usize; 24],
+        out: *mut f32,
+        ld: usize,
+        t: usize,
+    }
+
+    /// `V` vectors of output channels times `T` pairs, added to the sums.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn lanes_tile<const V: usize, const T: usize>(a: &LanesTile) {
+        let mut acc = [[_mm512_setzero_ps(); V]; T];
+        for (q, row) in acc.iter_mut().enumerate().take(a.t) {
+            for (v, s) in row.iter_mut().enumerate() {
+                *s = _mm512_loadu_ps(a.out.add(q * a.ld + v * 16));
+            }
+        }
+        let mut ins = [0usize; T];
+        ins.copy_from_slice(&a.ins[..T]);
+        for &(po, ps) in a.px {
+            let gp = a.gt.add(po * a.ld);
+            let mut gv = [_mm512_setzero_ps(); V];
+            for (v, g) in gv.iter_mut().enumerate() {
+                *g = _mm512_loadu_ps(gp.add(v * 16));
+            }
+            let xp = a.x.add(ps);
+            for (row, &i) in acc.iter_mut().zip(&ins) {
+                let xb = _mm512_set1_ps(*xp.add(i));
+                for (s, &g) in row.iter_mut().zip(&gv) {
+                    *s = _mm512_fmadd_ps(g, xb, *s);
+                }
+            }
+        }
+        for (q, row) in acc.iter().enumerate().take(a.t) {
+            for (v, s) in row.iter().enumerate() {
+                _mm512_storeu_ps(a.out.add(q * a.ld + v * 16), *s);
+            }
+        }
+    }
+
+    /// `dst [cols][ld]` (its first `rows` columns) from `src [rows][cols]`:
+    /// 16x16 blocks transposed in registers, the edges one value at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose(
+        src: *const f32,
+        rows: usize,
+        cols: usize,
+        dst: *mut f32,
+        ld: usize,
+    ) {
+        let (r16, c16) = (rows / 16 * 16, cols / 16 * 16);
+        for r0 in (0..r16).step_by(16) {
+            for c0 in (0..c16).step_by(16) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(src.add((r0 + i) * cols + c0));
+                }
+                // Pairs of rows interleaved by 32, then by 64 bits: lane k
+                // of b[4j + m] holds column 4k + m of rows 4j..4j + 4.
+                let mut a = [_mm512_setzero_ps(); 16];
+                for i in 0..8 {
+                    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+                }
+                let mut b = [_mm512_setzero_ps(); 16];
+                for j in 0..4 {
+                    let p = |i: usize| _mm512_castps_pd(a[4 * j + i]);
+                    b[4 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(p(0), p(2)));
+                    b[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(p(0), p(2)));
+                    b[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(p(1), p(3)));
+                    b[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(p(1), p(3)));
+                }
+                // Then 128-bit lanes gathered in two rounds.
+                let mut c = [_mm512_setzero_ps(); 16];
+                for m in 0..4 {
+                    for h in 0..2 {
+                        let (x, y) = (b[8 * h + m], b[8 * h + 4 + m]);
+                        c[8 * h + m] = _mm512_shuffle_f32x4::<0x88>(x, y);
+                        c[8 * h + 4 + m] = _mm512_shuffle_f32x4::<0xdd>(x, y);
+                    }
+                }
+                for m in 0..4 {
+                    for q in 0..2 {
+                        let (x, y) = (c[q * 4 + m], c[8 + q * 4 + m]);
+                        let lo = _mm512_shuffle_f32x4::<0x88>(x, y);
+                        let hi = _mm512_shuffle_f32x4::<0xdd>(x, y);
+                        _mm512_storeu_ps(dst.add((c0 + 4 * q + m) * ld + r0), lo);
+                        _mm512_storeu_ps(dst.add((c0 + 8 + 4 * q + m) * ld + r0), hi);
+                    }
+                }
+            }
+        }
+        for r in 0..rows {
+            for c in c16..cols {
+                *dst.add(c * ld + r) = *src.add(r * cols + c);
+            }
+        }
+        for r in r16..rows {
+            for c in 0..c16 {
+                *dst.add(c * ld + r) = *src.add(r * cols + c);
             }
         }
     }

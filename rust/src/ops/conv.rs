@@ -34,6 +34,7 @@ use crate::error::{try_vec, Error, Result};
 use crate::ops::{copy, reduce, shape};
 use crate::tensor::layout::fmt_shape;
 use crate::tensor::{DType, Element, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Most spatial dims handled (PyTorch has 1-d to 3-d convolutions).
@@ -630,6 +631,7 @@ unsafe fn conv_kernel<T: Real>(
     let (k, l, isz) = (g.k(), g.l(), g.img());
     let (og, ckg) = (ch.cout / ch.groups, ch.cin / ch.groups * k);
     let rows = g.rows();
+    let gemms = Gemms::new(ch, k, w, false);
     let identity = g.is_identity();
     // Output columns c0..c1 of image i from its column matrix `src`.
     let product = |i: usize, src: *const T, c0: usize, c1: usize| {
@@ -640,17 +642,7 @@ unsafe fn conv_kernel<T: Real>(
                 std::slice::from_raw_parts_mut(o.add(oc * l + c0), c1 - c0).fill(v);
             }
         }
-        for gi in 0..ch.groups {
-            T::gemm(
-                og,
-                c1 - c0,
-                ckg,
-                (o.add(gi * og * l + c0), l as isize, 1),
-                bias.is_some(),
-                (w.at::<T>(gi * og * ckg), ckg as isize, 1),
-                (src.add(gi * ckg * l + c0), l as isize, 1),
-            );
-        }
+        gemms.run((c1 - c0, l), o.add(c0), bias.is_some(), src.add(c0));
     };
     let work = ch.cout * ckg * l;
     let threads = num_threads();
@@ -666,83 +658,50 @@ unsafe fn conv_kernel<T: Real>(
         return conv_flat::<T>(g, &f, ch, x, w, bias, out);
     }
     if batched {
-        let err = ErrSlot::new();
-        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let b_max = per_gemm.min(e - s);
-            let (mut col, mut tmp) = match (
-                Scratch::<T>::new(rows * b_max * l),
-                Scratch::<T>::new(ch.cout * b_max * l),
-            ) {
-                (Ok(c), Ok(t)) => (c, t),
-                (Err(er), _) | (_, Err(er)) => return err.set(er),
-            };
-            let mut i0 = s;
-            while i0 < e {
-                let nb = b_max.min(e - i0);
-                let ld = nb * l;
-                for b in 0..nb {
-                    // SAFETY: image i0 + b of `x`; `col` is this thread's own.
-                    let img = std::slice::from_raw_parts(
-                        x.at::<T>((i0 + b) * ch.cin * isz),
-                        ch.cin * isz,
-                    );
-                    g.im2col_rows_ld(img, &mut col[b * l..], 0, rows, ld);
-                }
-                for gi in 0..ch.groups {
-                    T::gemm(
-                        og,
-                        ld,
-                        ckg,
-                        (tmp.as_mut_ptr().add(gi * og * ld), ld as isize, 1),
-                        false,
-                        (w.at::<T>(gi * og * ckg), ckg as isize, 1),
-                        (col.as_ptr().add(gi * ckg * ld), ld as isize, 1),
-                    );
-                }
-                for b in 0..nb {
-                    let o = out.at::<T>((i0 + b) * ch.cout * l);
-                    for oc in 0..ch.cout {
-                        // SAFETY: image i0 + b's channel oc of `out` belongs
-                        // to this thread; `tmp` holds cout x ld values.
-                        let dst = std::slice::from_raw_parts_mut(o.add(oc * l), l);
-                        let src = &tmp[oc * ld + b * l..oc * ld + (b + 1) * l];
-                        match bias {
-                            Some(bp) => {
-                                let v = *bp.at::<T>(oc);
-                                for (d, &x) in dst.iter_mut().zip(src) {
-                                    *d = x;
-                                    *d += v;
-                                }
+        let lens = |b: usize| [rows * b * l, ch.cout * b * l];
+        return in_batches::<T, 2>(ch.n, work, per_gemm, lens, |[col, tmp], i0, nb| {
+            let ld = nb * l;
+            for b in 0..nb {
+                // SAFETY: image i0 + b of `x`; `col` is this thread's own.
+                let img =
+                    std::slice::from_raw_parts(x.at::<T>((i0 + b) * ch.cin * isz), ch.cin * isz);
+                g.im2col_rows_ld(img, &mut col[b * l..], 0, rows, ld);
+            }
+            gemms.run((ld, ld), tmp.as_mut_ptr(), false, col.as_ptr());
+            for b in 0..nb {
+                let o = out.at::<T>((i0 + b) * ch.cout * l);
+                for oc in 0..ch.cout {
+                    // SAFETY: image i0 + b's channel oc of `out` belongs
+                    // to this thread; `tmp` holds cout x ld values.
+                    let dst = std::slice::from_raw_parts_mut(o.add(oc * l), l);
+                    let src = &tmp[oc * ld + b * l..oc * ld + (b + 1) * l];
+                    match bias {
+                        Some(bp) => {
+                            let v = *bp.at::<T>(oc);
+                            for (d, &x) in dst.iter_mut().zip(src) {
+                                *d = x;
+                                *d += v;
                             }
-                            None => dst.copy_from_slice(src),
                         }
+                        None => dst.copy_from_slice(src),
                     }
                 }
-                i0 += nb;
             }
         });
-        return err.into_result();
     }
-    if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
-        let err = ErrSlot::new();
-        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let mut col = match Scratch::<T>::new(if identity { 0 } else { rows * l }) {
-                Ok(v) => v,
-                Err(er) => return err.set(er),
+    if by_images {
+        let lens = |_| [if identity { 0 } else { rows * l }];
+        return in_batches::<T, 1>(ch.n, work, 1, lens, |[col], i, _| {
+            // SAFETY: image i of `x`; `col` is this thread's own.
+            let img = std::slice::from_raw_parts(x.at::<T>(i * ch.cin * isz), ch.cin * isz);
+            let src = if identity {
+                img.as_ptr()
+            } else {
+                g.im2col_rows(img, col, 0, rows);
+                col.as_ptr()
             };
-            for i in s..e {
-                // SAFETY: image i of `x`; `col` is this thread's own.
-                let img = std::slice::from_raw_parts(x.at::<T>(i * ch.cin * isz), ch.cin * isz);
-                let src = if identity {
-                    img.as_ptr()
-                } else {
-                    g.im2col_rows(img, &mut col, 0, rows);
-                    col.as_ptr()
-                };
-                product(i, src, 0, l);
-            }
+            product(i, src, 0, l);
         });
-        return err.into_result();
     }
     let mut col = Scratch::<T>::new(if identity { 0 } else { rows * l })?;
     for i in 0..ch.n {
@@ -782,11 +741,9 @@ unsafe fn conv_flat<T: Real>(
     out: Addr,
 ) -> Result<()> {
     let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
-    let (og, ckg, rows) = (ch.cout / ch.groups, ch.cin / ch.groups * k, g.rows());
-    let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
-    let lens = |b: usize| [ch.cin * f.pimg, rows * b * lp, ch.cout * b * lp];
-    in_batches::<T>(ch.n, ch.cout * ckg * l, per_gemm, lens, |bufs, i0, nb| {
-        let [xp, col, tmp] = bufs;
+    let rows = g.rows();
+    let gemms = Gemms::new(ch, k, w, false);
+    flat_batches::<T>(g, f, ch, ch.cin, ch.cout, |[xp, col, tmp], i0, nb| {
         let ld = nb * lp;
         for b in 0..nb {
             // SAFETY: image i0 + b of `x`; the buffers are this thread's.
@@ -797,17 +754,7 @@ unsafe fn conv_flat<T: Real>(
                 col[r * ld + b * lp..][..lp].copy_from_slice(&xp[at..at + lp]);
             }
         }
-        for gi in 0..ch.groups {
-            T::gemm(
-                og,
-                ld,
-                ckg,
-                (tmp.as_mut_ptr().add(gi * og * ld), ld as isize, 1),
-                false,
-                (w.at::<T>(gi * og * ckg), ckg as isize, 1),
-                (col.as_ptr().add(gi * ckg * ld), ld as isize, 1),
-            );
-        }
+        gemms.run((ld, ld), tmp.as_mut_ptr(), false, col.as_ptr());
         for b in 0..nb {
             for oc in 0..ch.cout {
                 let v = bias.map_or(T::ZERO, |bp| *bp.at::<T>(oc));
@@ -838,11 +785,9 @@ unsafe fn conv_transpose_flat<T: Real>(
     out: Addr,
 ) -> Result<()> {
     let (k, l, isz, lp) = (g.k(), g.l(), g.img(), f.lp);
-    let (cg, ckg, rows) = (ch.cin / ch.groups, ch.cout / ch.groups * k, g.rows());
-    let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
-    let lens = |b: usize| [ch.cout * f.pimg, rows * b * lp, ch.cin * b * lp];
-    in_batches::<T>(ch.n, ch.cin * ckg * l, per_gemm, lens, |bufs, i0, nb| {
-        let [xp, col, xb] = bufs;
+    let rows = g.rows();
+    let gemms = Gemms::new(ch, k, w, true);
+    flat_batches::<T>(g, f, ch, ch.cout, ch.cin, |[xp, col, xb], i0, nb| {
         let ld = nb * lp;
         for c in 0..ch.cin {
             for b in 0..nb {
@@ -857,17 +802,7 @@ unsafe fn conv_transpose_flat<T: Real>(
                 }
             }
         }
-        for gi in 0..ch.groups {
-            T::gemm(
-                ckg,
-                ld,
-                cg,
-                (col.as_mut_ptr().add(gi * ckg * ld), ld as isize, 1),
-                false,
-                (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
-                (xb.as_ptr().add(gi * cg * ld), ld as isize, 1),
-            );
-        }
+        gemms.run((ld, ld), col.as_mut_ptr(), false, xb.as_ptr());
         for b in 0..nb {
             xp.fill(T::ZERO);
             for r in 0..rows {
@@ -894,24 +829,109 @@ unsafe fn conv_transpose_flat<T: Real>(
     })
 }
 
-/// Batch chunks for the padded-width kernels: threads take contiguous image
-/// ranges (`work` multiply-adds per image split the batch), each with three
+/// The GEMMs of a convolution, one per group: `dst_g (og x n) = W_g @
+/// src_g` (depth `cin/g * K`), or for a transposed one `dst_g (cout/g * K
+/// x n) = W_g^T @ src_g` (depth `cin/g`).
+#[derive(Clone, Copy)]
+struct Gemms {
+    groups: usize,
+    m: usize,
+    depth: usize,
+    w: Addr,
+    /// W's strides.
+    ws: (isize, isize),
+}
+
+impl Gemms {
+    fn new(ch: Chans, k: usize, w: Addr, transposed: bool) -> Gemms {
+        let (m, depth) = if transposed {
+            (ch.cout / ch.groups * k, ch.cin / ch.groups)
+        } else {
+            (ch.cout / ch.groups, ch.cin / ch.groups * k)
+        };
+        // W is `m x depth` per group, read transposed for a transposed one.
+        let ws = if transposed {
+            (1, m as isize)
+        } else {
+            (depth as isize, 1)
+        };
+        Gemms {
+            groups: ch.groups,
+            m,
+            depth,
+            w,
+            ws,
+        }
+    }
+
+    /// `n` columns of `dst` and `src` (rows `ld` apart), added to `dst`
+    /// with `read_dst`.
+    ///
+    /// # Safety
+    /// The pointers must hold those matrices; `dst` overlaps neither input.
+    unsafe fn run<T: Real>(
+        self,
+        (n, ld): (usize, usize),
+        dst: *mut T,
+        read_dst: bool,
+        src: *const T,
+    ) {
+        let (m, depth) = (self.m, self.depth);
+        for gi in 0..self.groups {
+            T::gemm(
+                m,
+                n,
+                depth,
+                (dst.add(gi * m * ld), ld as isize, 1),
+                read_dst,
+                (self.w.at::<T>(gi * m * depth), self.ws.0, self.ws.1),
+                (src.add(gi * depth * ld), ld as isize, 1),
+            );
+        }
+    }
+}
+
+/// The batches of [`conv_flat`] and [`conv_transpose_flat`]: per thread a
+/// padded image of `padded` channels, and for up to one GEMM's images a
+/// column matrix and a buffer of `other` channels on the padded grid.
+fn flat_batches<T: Real>(
+    g: &Geom,
+    f: &Flat,
+    ch: Chans,
+    padded: usize,
+    other: usize,
+    step: impl Fn(&mut [Scratch<T>; 3], usize, usize) + Sync,
+) -> Result<()> {
+    let (lp, rows) = (f.lp, g.rows());
+    let per_gemm = images_per_gemm::<T>(rows * lp, lp, ch.n).max(1);
+    let lens = |b: usize| [padded * f.pimg, rows * b * lp, other * b * lp];
+    let work = ch.cin * ch.cout / ch.groups.max(1) * g.k() * g.l();
+    in_batches::<T, 3>(ch.n, work, per_gemm, lens, step)
+}
+
+/// Batch chunks for the batched kernels: threads take contiguous image
+/// ranges (`work` multiply-adds per image split the batch), each with `N`
 /// scratch buffers of `lens(b_max)` elements, and call `step(buffers, i0,
 /// nb)` for images `i0..i0 + nb`, at most `per_gemm` at a time.
-fn in_batches<T: Real>(
+fn in_batches<T: Real, const N: usize>(
     n: usize,
     work: usize,
     per_gemm: usize,
-    lens: impl Fn(usize) -> [usize; 3] + Sync,
-    step: impl Fn(&mut [Scratch<T>; 3], usize, usize) + Sync,
+    lens: impl Fn(usize) -> [usize; N] + Sync,
+    step: impl Fn(&mut [Scratch<T>; N], usize, usize) + Sync,
 ) -> Result<()> {
     let err = ErrSlot::new();
     for_ranges(n, work / 16 + 1, 1, |s, e| {
         let b_max = per_gemm.min(e - s);
-        let [a, b, c] = lens(b_max);
-        let mut bufs = match (Scratch::new(a), Scratch::new(b), Scratch::new(c)) {
-            (Ok(a), Ok(b), Ok(c)) => [a, b, c],
-            (Err(er), _, _) | (_, Err(er), _) | (_, _, Err(er)) => return err.set(er),
+        let mut bufs = Vec::with_capacity(N);
+        for len in lens(b_max) {
+            match Scratch::new(len) {
+                Ok(b) => bufs.push(b),
+                Err(er) => return err.set(er),
+            }
+        }
+        let Ok(mut bufs) = <[Scratch<T>; N]>::try_from(bufs) else {
+            return;
         };
         let mut i0 = s;
         while i0 < e {
@@ -980,18 +1000,22 @@ unsafe fn pad_images(
     xp: &mut [f32],
 ) {
     let (cin, img) = (plan.cin, plan.img());
+    let lines = conv_direct::Lines {
+        h: f.h,
+        w: f.w,
+        at: f.ph * f.wp + f.pw,
+        wp: f.wp,
+    };
     for b in 0..nb {
-        let src = std::slice::from_raw_parts(x.at::<f32>((i0 + b) * cin * isz), cin * isz);
         let dst = &mut xp[b * img..(b + 1) * img];
-        f.pad(src, dst, cin);
-        dst[cin * f.pimg..].fill(0.0);
+        conv_direct::pad(plan, &lines, x.at::<f32>((i0 + b) * cin * isz), dst);
     }
 }
 
 /// Convolution forward on the direct kernels: `x [N, cin, size]` (`isz`
 /// values per channel), weight `w(oc, ic, tap)`, `out [N, cout, grid]`.
-/// Threads take images, or a single image's output channels when there
-/// are fewer images than threads.
+/// Threads claim one image at a time (see [`claim_items`]), the last few
+/// split by output channels.
 ///
 /// # Safety
 /// As [`conv_kernel`].
@@ -1016,59 +1040,68 @@ unsafe fn direct_conv(
     }
     let work = cout * plan.cin * plan.offs.len() * l;
     let threads = num_threads();
-    if n >= threads || threads == 1 {
-        let per = (DIRECT_FLOATS / img).clamp(1, 8);
-        let err = ErrSlot::new();
-        for_ranges(n, work / 16 + 1, 1, |s, e| {
-            let nb_max = per.min(e - s);
-            let mut xp = match Scratch::<f32>::new(nb_max * img) {
-                Ok(v) => v,
-                Err(er) => return err.set(er),
-            };
-            let mut i0 = s;
-            while i0 < e {
-                let nb = nb_max.min(e - i0);
-                // SAFETY: images i0..i0 + nb of `x` and `out`, which this
-                // thread alone writes; `xp` holds nb padded images.
-                pad_images(f, plan, x, isz, i0, nb, &mut xp);
-                conv_direct::forward(
-                    plan,
-                    nb,
-                    xp.as_ptr(),
-                    &wp,
-                    &bv,
-                    out.at::<f32>(i0 * cout * l),
-                    0..blocks,
-                );
-                i0 += nb;
+    // Whole images first, then the last `threads` images (all of them in
+    // a smaller batch) in `split` ranges of channel blocks, so that threads
+    // finishing at different times wait at most a part of an image (each
+    // part pads its image again, a small copy).
+    let split = threads.min(blocks).max(1);
+    let tail = if split > 1 { n.min(threads) } else { 0 };
+    let whole = n - tail;
+    let items = whole + tail * split;
+    let scratch = || Scratch::<f32>::new(img);
+    claim_items(items, n * work / items.max(1), scratch, |xp, t| {
+        let (i, b0, b1) = if t < whole {
+            (t, 0, blocks)
+        } else {
+            let (j, q) = ((t - whole) / split, (t - whole) % split);
+            (whole + j, q * blocks / split, (q + 1) * blocks / split)
+        };
+        // SAFETY: image i of `x`; its blocks b0..b1 of `out` belong to
+        // this item alone; `xp` holds one padded image.
+        pad_images(f, plan, x, isz, i, 1, xp);
+        let o = out.at::<f32>(i * cout * l);
+        conv_direct::forward(plan, 1, xp.as_ptr(), &wp, &bv, o, b0..b1)
+    })
+}
+
+/// Items `0..n` (about `work` multiply-adds each) claimed one at a time
+/// from a shared counter by the threads, each with its own state from
+/// `init`: a thread the OS runs late, or one slowed by other work, takes
+/// fewer items instead of holding up the call with a fixed share.
+fn claim_items<S>(
+    n: usize,
+    work: usize,
+    init: impl Fn() -> Result<S> + Sync,
+    item: impl Fn(&mut S, usize) + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let err = ErrSlot::new();
+    let slots = num_threads().clamp(1, n.max(1));
+    for_ranges(slots, n.saturating_mul(work) / 16 / slots + 1, 1, |s, e| {
+        let mut state = match init() {
+            Ok(v) => v,
+            Err(er) => return err.set(er),
+        };
+        for _ in s..e {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                item(&mut state, i);
             }
-        });
-        return err.into_result();
-    }
-    let mut xp = Scratch::<f32>::new(img)?;
-    for i in 0..n {
-        pad_images(f, plan, x, isz, i, 1, &mut xp);
-        let xa = Addr::of(xp.as_ptr());
-        for_ranges(blocks, work / blocks / 16 + 1, 1, |b0, b1| {
-            // SAFETY: channel blocks b0..b1 of image i belong to this call.
-            conv_direct::forward(
-                plan,
-                1,
-                xa.at::<f32>(0),
-                &wp,
-                &bv,
-                out.at::<f32>(i * cout * l),
-                b0..b1,
-            )
-        });
-    }
-    Ok(())
+        }
+    });
+    err.into_result()
 }
 
 /// Weight gradient on the direct kernels: `src [N, cin, size]` (`isz`
 /// values per channel), `gout [N, cout, grid]`, `dw [cout, cin, K]`.
-/// Threads take batch chunks into private sums, or output channels when
-/// there are fewer images than threads.
+/// Threads take batch chunks into private sums, or (input channel, tap)
+/// pairs (output-channel blocks on [`conv_direct::weight_grad`]) when
+/// there are fewer images than threads. With enough output channels the
+/// sums are kept transposed (`[cin * K, cout_lanes]`, see
+/// [`conv_direct::weight_grad_lanes`]) and transposed back at the end.
 ///
 /// # Safety
 /// As [`weight_grad_kernel`].
@@ -1081,41 +1114,54 @@ unsafe fn direct_weight_grad(
     gout: Addr,
     dw: Addr,
 ) -> Result<()> {
-    let (cout, l, img, blocks) = (plan.cout, plan.l, plan.img(), plan.blocks());
-    let size = cout * plan.cin * plan.offs.len();
+    let (cout, l, img) = (plan.cout, plan.l, plan.img());
+    let ckk = plan.cin * plan.offs.len();
+    let lanes = plan.lanes_fit();
+    let cl = plan.cout_lanes();
+    let size = if lanes { ckk * cl } else { cout * ckk };
+    // What a single image splits over threads: pairs (whole tiles of 6),
+    // or channel blocks.
+    let (units, align) = if lanes { (ckk, 6) } else { (plan.blocks(), 1) };
     let threads = num_threads();
     let parts = if n >= threads { threads.max(1) } else { 1 };
     let mut partial = zeroed::<f32>(parts * size)?;
     let pp = Addr::of(partial.as_mut_ptr());
-    // Images per kernel call: the gradient rows of one channel block
-    // (`OB x l` per image) should stay in L1 while the tiles of that block
-    // run over them (3->64 channels at 32x32: one image, 1.5x faster than
-    // sixteen); each call ends in one horizontal sum per accumulator.
-    let per = (WG_FLOATS / (OB * l).max(1))
-        .min(2 * DIRECT_FLOATS / img)
-        .clamp(1, 8);
+    // Images per kernel call on channel blocks: the gradient rows of one
+    // block (`OB x l` per image) should stay in L1 while the tiles of that
+    // block run over them (3->64 channels at 32x32: one image, 1.5x faster
+    // than sixteen); each call ends in one horizontal sum per accumulator.
+    let per = if lanes {
+        1
+    } else {
+        (WG_FLOATS / (OB * l).max(1))
+            .min(2 * DIRECT_FLOATS / img)
+            .clamp(1, 8)
+    };
     let err = ErrSlot::new();
-    // Images i0..i1 into sums `acc`, output-channel blocks b0..b1.
-    let run = |i0: usize, i1: usize, acc: *mut f32, b0: usize, b1: usize| {
+    // Images i0..i1 into sums `acc`, units u0..u1.
+    let run = |i0: usize, i1: usize, acc: *mut f32, u0: usize, u1: usize| {
         let nb_max = per.min(i1 - i0).max(1);
-        let mut xp = match Scratch::<f32>::new(nb_max * img) {
-            Ok(v) => v,
-            Err(er) => return err.set(er),
+        let bufs = (
+            Scratch::<f32>::new(nb_max * img),
+            Scratch::<f32>::new(if lanes { l * cl } else { 0 }),
+        );
+        let (mut xp, mut gt) = match bufs {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(er), _) | (_, Err(er)) => return err.set(er),
         };
         let mut i = i0;
         while i < i1 {
             let nb = nb_max.min(i1 - i);
-            // SAFETY: images i..i + nb of `src` and `gout`; `xp` and the
-            // rows of blocks b0..b1 of `acc` are this call's.
+            // SAFETY: images i..i + nb of `src` and `gout`; the buffers
+            // and the rows of units u0..u1 of `acc` are this call's.
             pad_images(f, plan, src, isz, i, nb, &mut xp);
-            conv_direct::weight_grad(
-                plan,
-                nb,
-                xp.as_ptr(),
-                gout.at::<f32>(i * cout * l),
-                acc,
-                b0..b1,
-            );
+            let g = gout.at::<f32>(i * cout * l);
+            if lanes {
+                conv_direct::transpose_lanes(plan, g, gt.as_mut_ptr());
+                conv_direct::weight_grad_lanes(plan, xp.as_ptr(), gt.as_ptr(), acc, u0..u1);
+            } else {
+                conv_direct::weight_grad(plan, nb, xp.as_ptr(), g, acc, u0..u1);
+            }
             i += nb;
         }
     };
@@ -1128,13 +1174,13 @@ unsafe fn direct_weight_grad(
                     (part + 1) * n / parts,
                     pp.at::<f32>(part * size),
                     0,
-                    blocks,
+                    units,
                 );
             }
         });
     } else {
-        for_ranges(blocks, n * work / blocks / 16 + 1, 1, |b0, b1| {
-            run(0, n, pp.at::<f32>(0), b0, b1)
+        for_ranges(units, n * work / units / 16 + 1, align, |u0, u1| {
+            run(0, n, pp.at::<f32>(0), u0, u1)
         });
     }
     err.into_result()?;
@@ -1144,7 +1190,16 @@ unsafe fn direct_weight_grad(
             *o += v;
         }
     }
-    std::slice::from_raw_parts_mut(dw.at::<f32>(0), size).copy_from_slice(first);
+    let out = std::slice::from_raw_parts_mut(dw.at::<f32>(0), cout * ckk);
+    if lanes {
+        // [cin * K, cout_lanes] -> [cout_lanes, cin * K], then the first
+        // cout rows.
+        let mut t = Scratch::<f32>::new(size)?;
+        conv_direct::transpose(first.as_ptr(), ckk, cl, t.as_mut_ptr(), ckk);
+        out.copy_from_slice(&t[..cout * ckk]);
+    } else {
+        out.copy_from_slice(first);
+    }
     Ok(())
 }
 
@@ -1164,19 +1219,15 @@ unsafe fn conv_transpose_kernel<T: Real>(
     let (k, l, isz) = (g.k(), g.l(), g.img());
     let (cg, ckg) = (ch.cin / ch.groups, ch.cout / ch.groups * k);
     let rows = g.rows();
+    let gemms = Gemms::new(ch, k, w, true);
     // Columns c0..c1 of image i's column matrix into `col`.
     let product = |i: usize, col: *mut T, c0: usize, c1: usize| {
-        for gi in 0..ch.groups {
-            T::gemm(
-                ckg,
-                c1 - c0,
-                cg,
-                (col.add(gi * ckg * l + c0), l as isize, 1),
-                false,
-                (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
-                (x.at::<T>((i * ch.cin + gi * cg) * l + c0), l as isize, 1),
-            );
-        }
+        gemms.run(
+            (c1 - c0, l),
+            col.add(c0),
+            false,
+            x.at::<T>(i * ch.cin * l + c0),
+        );
     };
     let init =
         |i: usize, c0: usize, c1: usize| init_channels::<T>(out, bias, ch.cout, isz, i, c0, c1);
@@ -1191,62 +1242,36 @@ unsafe fn conv_transpose_kernel<T: Real>(
         return conv_transpose_flat::<T>(g, &f, ch, x, w, bias, out);
     }
     if batched {
-        let err = ErrSlot::new();
-        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let b_max = per_gemm.min(e - s);
-            let (mut col, mut xb) = match (
-                Scratch::<T>::new(rows * b_max * l),
-                Scratch::<T>::new(ch.cin * b_max * l),
-            ) {
-                (Ok(c), Ok(t)) => (c, t),
-                (Err(er), _) | (_, Err(er)) => return err.set(er),
-            };
-            let mut i0 = s;
-            while i0 < e {
-                let nb = b_max.min(e - i0);
-                let ld = nb * l;
-                for c in 0..ch.cin {
-                    for b in 0..nb {
-                        // SAFETY: channel c of image i0 + b of `x`.
-                        let from =
-                            std::slice::from_raw_parts(x.at::<T>(((i0 + b) * ch.cin + c) * l), l);
-                        xb[c * ld + b * l..c * ld + (b + 1) * l].copy_from_slice(from);
-                    }
-                }
-                for gi in 0..ch.groups {
-                    T::gemm(
-                        ckg,
-                        ld,
-                        cg,
-                        (col.as_mut_ptr().add(gi * ckg * ld), ld as isize, 1),
-                        false,
-                        (w.at::<T>(gi * cg * ckg), 1, ckg as isize),
-                        (xb.as_ptr().add(gi * cg * ld), ld as isize, 1),
-                    );
-                }
+        let lens = |b: usize| [rows * b * l, ch.cin * b * l];
+        return in_batches::<T, 2>(ch.n, work, per_gemm, lens, |[col, xb], i0, nb| {
+            let ld = nb * l;
+            for c in 0..ch.cin {
                 for b in 0..nb {
-                    // SAFETY: image i0 + b of `out` belongs to this thread.
-                    g.col2im_channels_ld(&col[b * l..], init(i0 + b, 0, ch.cout), 0, ch.cout, ld);
+                    // SAFETY: channel c of image i0 + b of `x`.
+                    let from =
+                        std::slice::from_raw_parts(x.at::<T>(((i0 + b) * ch.cin + c) * l), l);
+                    xb[c * ld + b * l..c * ld + (b + 1) * l].copy_from_slice(from);
                 }
-                i0 += nb;
+            }
+            gemms.run((ld, ld), col.as_mut_ptr(), false, xb.as_ptr());
+            for b in 0..nb {
+                // SAFETY: image i0 + b of `out` belongs to this thread.
+                g.col2im_channels_ld(&col[b * l..], init(i0 + b, 0, ch.cout), 0, ch.cout, ld);
             }
         });
-        return err.into_result();
     }
-    if ch.n >= threads || work < SPLIT_WORK || threads == 1 {
-        let err = ErrSlot::new();
-        for_ranges(ch.n, work / 16 + 1, 1, |s, e| {
-            let mut col = match Scratch::<T>::new(rows * l) {
-                Ok(v) => v,
-                Err(er) => return err.set(er),
-            };
-            for i in s..e {
+    if by_images {
+        return in_batches::<T, 1>(
+            ch.n,
+            work,
+            1,
+            |_| [rows * l],
+            |[col], i, _| {
                 product(i, col.as_mut_ptr(), 0, l);
                 // SAFETY: image i of `out` belongs to this thread.
-                g.col2im_channels(&col, init(i, 0, ch.cout), 0, ch.cout);
-            }
-        });
-        return err.into_result();
+                g.col2im_channels(col, init(i, 0, ch.cout), 0, ch.cout);
+            },
+        );
     }
     let mut col = Scratch::<T>::new(rows * l)?;
     let c = Addr::of(col.as_mut_ptr());
