@@ -17,6 +17,7 @@
 //! | `sin_f32`, `cos_f32`, `tan_f32` (\|x\| <= 1e6) | 0.50 | f64 libm |
 //! | `exp2_f32`, `expm1_f32`, `log1p_f32`, `log2_f32`, `log10_f32` | 0.50 | f64 libm |
 //! | `sinh_f32`, `cosh_f32`, `atan_f32` | 0.50 | f64 libm |
+//! | `asin_f32`, `acos_f32`, `asinh_f32`, `acosh_f32`, `atanh_f32` | 0.50 | f64 libm |
 //! | `erf_f32`, `erfc_f32`, `gelu_f32` | 0.52 | f64 libm `erf`, `erfc` |
 //!
 //! | float64 | max ULP | reference |
@@ -377,8 +378,13 @@ pub fn tan_f32(x: f32) -> f32 {
 /// pi/4 + atan((x-1)/(x+1))), then its series to t^25.
 #[inline(always)]
 pub fn atan_f32(x: f32) -> f32 {
+    (atan_wide((x as f64).abs()) as f32).copysign(x)
+}
+
+/// atan(a) for a >= 0 (or NaN), about 2e-12 relative: `atan_f32`'s core.
+#[inline(always)]
+fn atan_wide(a: f64) -> f64 {
     use std::f64::consts::{FRAC_PI_2, FRAC_PI_4};
-    let a = (x as f64).abs();
     let big = a > 2.414_213_562_373_095;
     let mid = a > 0.414_213_562_373_095_1;
     let t = select64(big, -1.0 / a, select64(mid, (a - 1.0) / (a + 1.0), a));
@@ -396,8 +402,47 @@ pub fn atan_f32(x: f32) -> f32 {
     p = p * z + 1.0 / 7.0;
     p = p * z - 1.0 / 5.0;
     p = p * z + 1.0 / 3.0;
-    let y = y0 + (t - t * z * p);
-    (y as f32).copysign(x)
+    y0 + (t - t * z * p)
+}
+
+/// asin(x) = atan(|x| / sqrt((1 - |x|)(1 + |x|))), signed; the factors
+/// are exact in f64, so the result keeps `atan_wide`'s accuracy up to 1.
+#[inline(always)]
+pub fn asin_f32(x: f32) -> f32 {
+    let a = (x as f64).abs();
+    (atan_wide(a / ((1.0 - a) * (1.0 + a)).sqrt()) as f32).copysign(x)
+}
+
+/// acos(x) = 2 atan(sqrt((1 - x) / (1 + x))): accurate at both ends.
+#[inline(always)]
+pub fn acos_f32(x: f32) -> f32 {
+    let x = x as f64;
+    (2.0 * atan_wide(((1.0 - x) / (1.0 + x)).sqrt())) as f32
+}
+
+/// asinh(x) = ln(1 + a + a^2 / (1 + sqrt(1 + a^2))) with a = |x|, signed
+/// (the log1p form keeps small arguments exact).
+#[inline(always)]
+pub fn asinh_f32(x: f32) -> f32 {
+    let a = (x as f64).abs();
+    let y = log1p_f64(a + a * a / (1.0 + (1.0 + a * a).sqrt()));
+    (select64(a == f64::INFINITY, a, y) as f32).copysign(x)
+}
+
+/// acosh(x) = ln(1 + t + sqrt(t (2 + t))) with t = x - 1 (exact in f64);
+/// NaN below 1.
+#[inline(always)]
+pub fn acosh_f32(x: f32) -> f32 {
+    let t = x as f64 - 1.0;
+    let y = log1p_f64(t + (t * (2.0 + t)).sqrt());
+    select64(t < 0.0, f64::NAN, y) as f32
+}
+
+/// atanh(x) = ln(1 + 2a / (1 - a)) / 2 with a = |x|, signed.
+#[inline(always)]
+pub fn atanh_f32(x: f32) -> f32 {
+    let a = (x as f64).abs();
+    ((0.5 * log1p_f64(2.0 * a / (1.0 - a))) as f32).copysign(x)
 }
 
 /// 2^x.
@@ -789,6 +834,42 @@ mod tests {
         ));
         check("atan", w, 1.0);
         assert_eq!(atan_f32(f32::INFINITY), std::f32::consts::FRAC_PI_2);
+        for (name, f, r, lo, hi) in [
+            (
+                "asin",
+                asin_f32 as fn(f32) -> f32,
+                f64::asin as fn(f64) -> f64,
+                -1.0,
+                1.0,
+            ),
+            ("acos", acos_f32, f64::acos, -1.0, 1.0),
+            ("atanh", atanh_f32, f64::atanh, -0.999_999_94, 0.999_999_94),
+            ("asinh", asinh_f32, f64::asinh, -100.0, 100.0),
+            ("acosh", acosh_f32, f64::acosh, 1.0, 100.0),
+        ] {
+            let mut w = worst(lo, hi, f, r, 1.0);
+            if name != "acos" && name != "acosh" {
+                w = w.max(sweep_log(1e-40, hi.min(3e38), true, f, r));
+            }
+            check(name, w, 1.0);
+            assert!(f(f32::NAN).is_nan() && f(hi * 2.0 + 3.0).is_nan() == (hi < 2.0));
+        }
+        let w = sweep_log(1e-40, 3e38, true, asinh_f32, f64::asinh)
+            .max(sweep_log(1.0, 3e38, false, acosh_f32, f64::acosh))
+            .max(sweep_log(
+                1e-40,
+                1.0,
+                false,
+                |x| acosh_f32(1.0 + x),
+                |x| ((1.0 + x as f32) as f64).acosh(),
+            ));
+        check("asinh/acosh wide", w, 1.0);
+        assert_eq!(asinh_f32(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert_eq!(acosh_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(atanh_f32(-1.0), f32::NEG_INFINITY);
+        assert_eq!(acos_f32(-1.0), std::f32::consts::PI);
+        assert_eq!(asin_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert!(acosh_f32(0.5).is_nan() && acosh_f32(-3.0).is_nan() && atanh_f32(1.5).is_nan());
         assert_eq!(atan_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert!(atan_f32(f32::NAN).is_nan());
     }

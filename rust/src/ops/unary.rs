@@ -443,6 +443,11 @@ impl Unary {
             Cos => (cos, cos_, 4),
             Tan => (tan, tan_, 4),
             Atan => (atan, atan_, 4),
+            Asin => (asin, asin_, 4),
+            Acos => (acos, acos_, 4),
+            Asinh => (asinh, asinh_, 4),
+            Acosh => (acosh, acosh_, 4),
+            Atanh => (atanh, atanh_, 4),
             Sinh => (sinh, sinh_, 4),
             Cosh => (cosh, cosh_, 4),
             Erf => (erf, erf_, 4),
@@ -604,6 +609,11 @@ mod fast {
         log10, log10_ => |x, p| log10_f32(x);
         log1p, log1p_ => |x, p| log1p_f32(x);
         atan, atan_ => |x, p| atan_f32(x);
+        asin, asin_ => |x, p| asin_f32(x);
+        acos, acos_ => |x, p| acos_f32(x);
+        asinh, asinh_ => |x, p| asinh_f32(x);
+        acosh, acosh_ => |x, p| acosh_f32(x);
+        atanh, atanh_ => |x, p| atanh_f32(x);
         sinh, sinh_ => |x, p| sinh_f32(x);
         cosh, cosh_ => |x, p| cosh_f32(x);
         erf, erf_ => |x, p| erf_f32(x);
