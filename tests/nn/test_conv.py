@@ -528,7 +528,9 @@ WINOGRAD_CASES = [
     # batch of one; no padding and padding 2 or (1, 2); one input channel
     # past the threshold; three 16x16 images (blocks of two images, then
     # one); a 40x70 image (blocks of tile rows, lines of 35 tiles: two
-    # vectors and a short one); 4x4 images (one tile row of two tiles).
+    # vectors and a short one); 4x4 images (one tile row of two tiles); two
+    # 14x14 images (a small batch: blocks of 4 and 3 tile rows, for the
+    # threads).
     (2, 32, 32, (16, 16), 1),
     (1, 32, 40, (7, 9), 0),
     (3, 33, 32, (5, 11), 2),
@@ -536,6 +538,7 @@ WINOGRAD_CASES = [
     (3, 32, 32, (16, 16), 1),
     (1, 32, 32, (40, 70), 1),
     (6, 40, 36, (4, 4), 1),
+    (2, 48, 32, (14, 14), 1),
 ]
 
 

@@ -9,7 +9,8 @@
 //! `M_e [cout x tiles] = U_e [cout x cin] @ V_e [cin x tiles]`, each a GEMM.
 //!
 //! The tiles are processed in blocks ([`Plan::blocks`]): whole images, or
-//! the tile rows of one large image, about [`TILES`] tiles each, so that
+//! the tile rows of one large image, about [`TILES`] tiles each (fewer in
+//! a small batch, for the threads), so that
 //! the transformed inputs and products of a block (`16 * (cin + cout) *
 //! tiles` floats) stay in L2. A block is transformed, multiplied and
 //! transformed back by one thread; blocks do not depend on the thread
@@ -30,6 +31,14 @@
 /// 64 -> 64 convolution is 1 MiB (64 to 512 ran within 10% of each other
 /// on 16x16 and 56x56 images, 128 the steadiest).
 pub const TILES: usize = 128;
+
+/// Blocks a batch splits into at least (for the threads), as long as they
+/// keep [`MIN_TILES`] tiles: 2 images of 512 channels at 14x14 (98 tiles)
+/// made one block, all on one thread.
+const MIN_BLOCKS: usize = 8;
+/// Fewest tiles a block is cut to for [`MIN_BLOCKS`] (narrower GEMMs run
+/// short of columns).
+const MIN_TILES: usize = 32;
 
 /// Zeros after a block's padded lines: the input transform reads up to 34
 /// values from a tile row's start (two vectors and two columns), past the
@@ -56,6 +65,11 @@ pub struct Plan {
     pub wo: usize,
     pub th: usize,
     pub tw: usize,
+    /// Images in the batch.
+    pub n: usize,
+    /// Most tiles per block: [`TILES`], less for small batches (see
+    /// [`MIN_BLOCKS`]).
+    cap: usize,
 }
 
 /// A block of tiles: images `b0..b0 + nb`, tile rows `ty0..ty1` of each.
@@ -75,11 +89,19 @@ impl Block {
 }
 
 impl Plan {
-    /// The plan of a 3x3 convolution on `h x w` images padded by `ph, pw`,
-    /// None when the output would be empty.
-    pub fn new(cin: usize, cout: usize, h: usize, w: usize, ph: usize, pw: usize) -> Option<Plan> {
+    /// The plan of a 3x3 convolution on a batch of `n` images of `h x w`
+    /// padded by `ph, pw`, None when the output would be empty.
+    pub fn new(
+        n: usize,
+        cin: usize,
+        cout: usize,
+        (h, w): (usize, usize),
+        (ph, pw): (usize, usize),
+    ) -> Option<Plan> {
         let ho = (h + 2 * ph).checked_sub(2).filter(|&v| v > 0)?;
         let wo = (w + 2 * pw).checked_sub(2).filter(|&v| v > 0)?;
+        let (th, tw) = (ho.div_ceil(2), wo.div_ceil(2));
+        let cap = TILES.min((n * th * tw / MIN_BLOCKS).max(MIN_TILES));
         Some(Plan {
             cin,
             cout,
@@ -89,8 +111,10 @@ impl Plan {
             pw,
             ho,
             wo,
-            th: ho.div_ceil(2),
-            tw: wo.div_ceil(2),
+            th,
+            tw,
+            n,
+            cap,
         })
     }
 
@@ -102,20 +126,20 @@ impl Plan {
     /// Most tiles in one block.
     pub fn max_tiles(&self) -> usize {
         let per_image = self.th * self.tw;
-        if per_image <= TILES {
-            (TILES / per_image).max(1) * per_image
+        if per_image <= self.cap {
+            (self.cap / per_image).max(1) * per_image
         } else {
-            (TILES / self.tw).max(1) * self.tw
+            (self.cap / self.tw).clamp(1, self.th) * self.tw
         }
     }
 
-    /// The blocks of a batch of `n` images: whole images when one has at
-    /// most [`TILES`] tiles, else runs of tile rows of one image.
-    pub fn blocks(&self, n: usize) -> Vec<Block> {
-        let per_image = self.th * self.tw;
+    /// The blocks of the batch: whole images when one has at most `cap`
+    /// tiles, else runs of tile rows of one image.
+    pub fn blocks(&self) -> Vec<Block> {
+        let (n, per_image) = (self.n, self.th * self.tw);
         let mut out = Vec::new();
-        if per_image <= TILES {
-            let ipb = (TILES / per_image).max(1);
+        if per_image <= self.cap {
+            let ipb = (self.cap / per_image).max(1);
             for b0 in (0..n).step_by(ipb) {
                 out.push(Block {
                     b0,
@@ -125,7 +149,7 @@ impl Plan {
                 });
             }
         } else {
-            let rpb = (TILES / self.tw).max(1);
+            let rpb = (self.cap / self.tw).max(1);
             for b0 in 0..n {
                 for ty0 in (0..self.th).step_by(rpb) {
                     out.push(Block {

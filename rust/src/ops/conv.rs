@@ -1068,11 +1068,17 @@ unsafe fn direct_conv(
     })
 }
 
-/// The Winograd plan of a convolution on `g` (`cin` channels in, `cout`
-/// out), when one applies: 2-d, 3x3 kernel, stride and dilation 1, one
+/// The Winograd plan of a convolution of `n` images on `g` (`cin` channels
+/// in, `cout` out), when one applies: 2-d, 3x3 kernel, stride and dilation 1, one
 /// group, AVX-512 (as the direct kernels) and channels enough to pay for
 /// the transforms (see [`winograd`]).
-fn winograd_plan(g: &Geom, cin: usize, cout: usize, groups: usize) -> Option<winograd::Plan> {
+fn winograd_plan(
+    g: &Geom,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+) -> Option<winograd::Plan> {
     let fits = groups == 1
         && g.size.len() == 2
         && g.kernel == [3, 3]
@@ -1083,7 +1089,7 @@ fn winograd_plan(g: &Geom, cin: usize, cout: usize, groups: usize) -> Option<win
     if !fits || !conv_direct::available() {
         return None;
     }
-    let plan = winograd::Plan::new(cin, cout, g.size[0], g.size[1], g.pad[0], g.pad[1])?;
+    let plan = winograd::Plan::new(n, cin, cout, (g.size[0], g.size[1]), (g.pad[0], g.pad[1]))?;
     (plan.ho == g.out[0] && plan.wo == g.out[1]).then_some(plan)
 }
 
@@ -1102,7 +1108,6 @@ const WINOGRAD_CHANNELS: usize = 32;
 /// As [`conv_kernel`].
 unsafe fn winograd_conv(
     plan: &winograd::Plan,
-    n: usize,
     x: Addr,
     w: impl Fn(usize, usize, usize) -> f32,
     bias: Option<Addr>,
@@ -1117,7 +1122,7 @@ unsafe fn winograd_conv(
             *v = *b.at::<f32>(oc);
         }
     }
-    let blocks = plan.blocks(n);
+    let blocks = plan.blocks();
     let work = 16 * cin * cout * plan.max_tiles();
     let scratch = || Scratch::<f32>::new(plan.scratch());
     claim_items(blocks.len(), work, scratch, |s, i| {
@@ -2107,9 +2112,10 @@ fn conv_forward(
         let wino = if cd != DType::F32 {
             None
         } else if p.transposed {
-            transposed_as_conv(&geom, p, cin).and_then(|e| winograd_plan(&e, cin, cout, p.groups))
+            transposed_as_conv(&geom, p, cin)
+                .and_then(|e| winograd_plan(&e, n, cin, cout, p.groups))
         } else {
-            winograd_plan(&geom, cin, cout, p.groups)
+            winograd_plan(&geom, n, cin, cout, p.groups)
         };
         if let Some(plan) = wino {
             if p.transposed {
@@ -2117,10 +2123,10 @@ fn conv_forward(
                 let w = |oc: usize, ic: usize, t: usize| {
                     *wa.at::<f32>((ic * cout + oc) * k + (k - 1 - t))
                 };
-                winograd_conv(&plan, n, xa, w, ba, oa)?;
+                winograd_conv(&plan, xa, w, ba, oa)?;
             } else {
                 let w = |oc: usize, ic: usize, t: usize| *wa.at::<f32>((oc * cin + ic) * k + t);
-                winograd_conv(&plan, n, xa, w, ba, oa)?;
+                winograd_conv(&plan, xa, w, ba, oa)?;
             }
             return copy::to_dtype(&out, dtype, false);
         }
