@@ -515,6 +515,93 @@ def test_float32_lanes_past_a_line_end_stay_out_of_results(threads):
     np.testing.assert_allclose(wt.grad.numpy()[..., 2], gw[..., 2], rtol=1e-4, atol=1e-3)
 
 
+# ------------------------------------------------------------------------ Winograd F(2x2, 3x3)
+
+# float32 3x3 stride-1 convolutions with 32 or more channels in and out run on
+# Winograd F(2x2, 3x3): it rounds differently from a direct sum, within a
+# small multiple of the rounding of the sum of |w| |x| (checked at 1e-5 of it).
+WINOGRAD_RTOL = 1e-5
+
+WINOGRAD_CASES = [
+    # (batch, cin, cout, spatial size, padding): at the channel threshold;
+    # odd sizes (the last tile row and column half outside the output); a
+    # batch of one; no padding and padding 2 or (1, 2); one input channel
+    # past the threshold; three 16x16 images (blocks of two images, then
+    # one); a 40x70 image (blocks of tile rows, lines of 35 tiles: two
+    # vectors and a short one); 4x4 images (one tile row of two tiles); two
+    # 14x14 images (a small batch: blocks of 4 and 3 tile rows, for the
+    # threads).
+    (2, 32, 32, (16, 16), 1),
+    (1, 32, 40, (7, 9), 0),
+    (3, 33, 32, (5, 11), 2),
+    (2, 32, 48, (13, 12), (1, 2)),
+    (3, 32, 32, (16, 16), 1),
+    (1, 32, 32, (40, 70), 1),
+    (6, 40, 36, (4, 4), 1),
+    (2, 48, 32, (14, 14), 1),
+]
+
+
+def _winograd_check(got, x, w, conv, **kw):
+    """|got - conv(x, w)| within WINOGRAD_RTOL of conv(|x|, |w|)."""
+    ref = conv(x, w, **kw)
+    scale = conv(np.abs(x), np.abs(w), **kw)
+    err = np.abs(got - ref)
+    assert got.shape == ref.shape
+    assert np.all(err <= WINOGRAD_RTOL * scale + 1e-6), float((err / (scale + 1e-30)).max())
+
+
+@pytest.mark.parametrize("n,cin,cout,size,padding", WINOGRAD_CASES)
+def test_winograd_float32_forward_and_grads_match_numpy(threads, n, cin, cout, size, padding):
+    x = RNG.standard_normal((n, cin, *size))
+    w = RNG.standard_normal((cout, cin, 3, 3))
+    b = RNG.standard_normal(cout)
+    xt, wt, bt = (_t(a.astype(np.float32), True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, padding=padding)
+    _winograd_check(y.detach().numpy() - b.reshape(1, -1, 1, 1), x, w, ref_conv, padding=padding)
+    g = RNG.standard_normal(tuple(y.shape))
+    y.backward(_t(g.astype(np.float32)))
+    # The input gradient is the transposed convolution: Winograd on the
+    # flipped, transposed weight.
+    _winograd_check(xt.grad.numpy(), g, w, ref_conv_transpose, padding=padding)
+    gw = ref_weight_grad(x, g, (3, 3), padding)
+    np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(bt.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_winograd_float32_conv_transpose_matches_numpy(threads, padding):
+    # Stride-1 transposed convolutions with padding up to 2 are
+    # convolutions with padding 2 - p: Winograd.
+    x = RNG.standard_normal((2, 32, 9, 14))
+    w = RNG.standard_normal((32, 34, 3, 3))
+    b = RNG.standard_normal(34)
+    got = F.conv_transpose2d(*(_t(a.astype(np.float32)) for a in (x, w, b)), padding=padding)
+    got = got.numpy() - b.reshape(1, -1, 1, 1)
+    _winograd_check(got, x, w, ref_conv_transpose, padding=padding)
+
+
+def test_winograd_float32_is_the_same_on_any_thread_count():
+    # Blocks of tiles are fixed by the shape, each computed by one thread:
+    # the result does not depend on how many threads share them.
+    x = RNG.standard_normal((5, 32, 12, 20))
+    w = RNG.standard_normal((40, 32, 3, 3))
+    xt, wt = _t(x.astype(np.float32)), _t(w.astype(np.float32))
+    big = _t(RNG.standard_normal((1, 32, 40, 70)).astype(np.float32))
+    before = rtorch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            rtorch.set_num_threads(n)
+            outs.append((F.conv2d(xt, wt, padding=1).numpy(), F.conv2d(big, wt).numpy()))
+    finally:
+        rtorch.set_num_threads(before)
+    for small, large in outs[1:]:
+        np.testing.assert_array_equal(small, outs[0][0])
+        np.testing.assert_array_equal(large, outs[0][1])
+    _winograd_check(outs[0][0], x, w, ref_conv, padding=1)
+
+
 # ------------------------------------------------------------------------ modules
 
 

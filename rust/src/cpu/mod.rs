@@ -2,6 +2,7 @@
 //! tensor layer validated against their storages.
 
 pub mod conv_direct;
+pub mod conv_winograd;
 pub mod half;
 pub mod iter;
 pub mod kernels;
