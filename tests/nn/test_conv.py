@@ -581,6 +581,28 @@ def test_winograd_float32_conv_transpose_matches_numpy(threads, padding):
     _winograd_check(got, x, w, ref_conv_transpose, padding=padding)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_inputs_reach_only_the_outputs_that_read_them(bad):
+    # Winograd would spread an inf over its whole tile; such inputs take the
+    # direct kernels, so outputs whose 3x3 window misses it stay finite.
+    x = RNG.standard_normal((2, 32, 8, 8)).astype(np.float32)
+    x[1, 5, 3, 3] = bad
+    w = RNG.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    got = F.conv2d(_t(x), _t(w), padding=1).numpy()
+    with np.errstate(invalid="ignore"):
+        ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding=1)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+    assert np.isfinite(got[0]).all() and np.isfinite(got[1][:, [0, 1, 5, 6, 7]]).all()
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-4, atol=1e-3)
+    # A non-finite weight, and inputs so large that products overflow.
+    x[1, 5, 3, 3] = 3e38
+    w[3, 2, 0, 0] = bad
+    got = F.conv2d(_t(x), _t(w), padding=1).numpy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = ref_conv(x.astype(np.float64), w.astype(np.float64), padding=1).astype(np.float32)
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+
+
 def test_winograd_float32_is_the_same_on_any_thread_count():
     # Blocks of tiles are fixed by the shape, each computed by one thread:
     # the result does not depend on how many threads share them.

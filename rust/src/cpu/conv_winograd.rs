@@ -24,8 +24,9 @@
 //! Rounding: `U` is computed in f64 and rounded once; `V` and the output
 //! transform add up to 4 values of each other's size in f32, so the error
 //! exceeds the direct sum's by a few ulps of those partial sums (measured
-//! within `4e-7 * sum |w| |x|`). Non-finite inputs spread further than in
-//! a direct sum: an infinity makes NaN of the other outputs of its tiles.
+//! within `4e-7 * sum |w| |x|`). Non-finite inputs would spread further
+//! than in a direct sum (an infinity makes NaN of the other outputs of its
+//! tiles), so the caller sends those to the direct kernels.
 
 /// Tiles per block (one 16x16 image has 64): the transformed block of a
 /// 64 -> 64 convolution is 1 MiB (64 to 512 ran within 10% of each other

@@ -246,3 +246,31 @@ pub fn split_at_cache_line<T>(dst: *const T, n: usize, mut f: impl FnMut(usize, 
     }
     f(head, n);
 }
+
+crate::multiversion! {
+    /// Sets `*top` to the largest exponent field (bits 23..31) in `x`: one
+    /// vectorised pass with no early exit.
+    fn max_exponent_f32(x: &[f32], top: &mut u32) {
+        *top = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7f80_0000)) >> 23;
+    }
+}
+
+/// Whether every element of the dense float32 span `x..x + n` is below
+/// 2^`log2` in magnitude (so finite, not NaN), checked over threads.
+///
+/// # Safety
+/// `x` is valid for reads of `n` elements.
+pub unsafe fn all_below_f32(x: *const f32, n: usize, log2: u32) -> bool {
+    let x = x as usize;
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    crate::cpu::parallel::for_ranges(n, 1, 16, |s, e| {
+        let mut top = 0;
+        // SAFETY: `s..e` lies within the caller's `n` elements.
+        let span = unsafe { std::slice::from_raw_parts((x as *const f32).add(s), e - s) };
+        max_exponent_f32(span, &mut top);
+        if top >= 127 + log2 {
+            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    !bad.into_inner()
+}

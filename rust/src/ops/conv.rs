@@ -2117,7 +2117,13 @@ fn conv_forward(
         } else {
             winograd_plan(&geom, n, cin, cout, p.groups)
         };
-        if let Some(plan) = wino {
+        // Winograd's transforms mix a tile's inputs, so an inf or NaN (or a
+        // product overflowing there) would spread to outputs whose windows
+        // never read it: inputs or weights of 2^60 and more take the direct
+        // kernels, which keep PyTorch's values.
+        let finite =
+            |t: &Tensor| crate::cpu::kernels::all_below_f32(t.data_ptr::<f32>(), t.numel(), 60);
+        if let Some(plan) = wino.filter(|_| finite(&xc) && finite(&wc)) {
             if p.transposed {
                 // The transposed weight [cin, cout, K], flipped.
                 let w = |oc: usize, ic: usize, t: usize| {
